@@ -91,6 +91,7 @@ fi
 
 # --- build ---------------------------------------------------------------------
 say "building stylize (release)"
+source scripts/env.sh
 cargo build --release --quiet --bins || { echo "setup: cargo build failed" >&2; exit 1; }
 
 # --- samples (generated, never downloaded) -------------------------------------

@@ -1,1 +1,54 @@
 //! stylize-media: FFmpeg edges — probe, decode to RGB frames, encode H.264, mux with the audio copied.
+//!
+//! The pipeline sees four things: [`probe`] a file into a [`VideoInfo`], pull
+//! [`DecodedFrame`]s from a [`FrameReader`], push them into a [`VideoWriter`],
+//! and [`VideoWriter::finish`]. Everything FFmpeg-specific (time bases, colour
+//! matrices, muxer quirks, audio interleaving) stays inside this crate.
+//!
+//! Policies a caller should know:
+//! - Frames are packed RGB24 at the coded size; rotation stays metadata and is
+//!   copied to the output (MP4/MOV; FFmpeg 5.1's Matroska muxer has no field for
+//!   it, so a rotated input refuses .mkv rather than play sideways).
+//! - Colour: YUV is read with the stream's tagged matrix and range (untagged
+//!   means BT.601, FFmpeg's own convention); the output keeps the input's tags
+//!   when swscale supports its matrix, otherwise it is written and tagged BT.709,
+//!   always limited range.
+//! - Audio streams are copied packet for packet; subtitle, data and attachment
+//!   streams are dropped.
+//! - Odd sizes: see [`encoded_size`].
+
+mod color;
+mod error;
+mod probe;
+mod reader;
+mod scale;
+mod writer;
+
+pub use error::MediaError;
+pub use probe::{probe, AudioStreamInfo, Rational, VideoInfo};
+pub use reader::{DecodedFrame, FrameReader, RgbFrame};
+pub use writer::{encoded_size, EncodeOptions, PixelFormatChoice, VideoWriter, WriteSummary};
+
+use std::sync::OnceLock;
+
+/// Initialises FFmpeg once per process and silences its own log: every failure reaches the
+/// caller as a `MediaError` naming the file, so FFmpeg's lines would only repeat it less clearly.
+/// Set `STYLIZE_FFMPEG_LOG=1` to see them when debugging.
+///
+/// Every other entry point calls this itself, so calling it is optional; it is
+/// public so a binary can fail early with a clear message.
+pub fn init() -> Result<(), MediaError> {
+    static INIT: OnceLock<Result<(), String>> = OnceLock::new();
+    INIT.get_or_init(|| {
+        ffmpeg_next::init().map_err(|e| e.to_string())?;
+        let level = if std::env::var_os("STYLIZE_FFMPEG_LOG").is_some() {
+            ffmpeg_next::util::log::Level::Error
+        } else {
+            ffmpeg_next::util::log::Level::Quiet
+        };
+        ffmpeg_next::util::log::set_level(level);
+        Ok(())
+    })
+    .clone()
+    .map_err(|reason| MediaError::Init { reason })
+}

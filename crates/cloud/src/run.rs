@@ -1,0 +1,137 @@
+//! Run-level operations over a blob store: publishing the manifest once, reading progress from markers, resuming, cleaning.
+
+use crate::{
+    protocol::{frame_number_of, job_index_of, FailedMarker, RunId, RunManifest},
+    store::BlobStore,
+    Error, Result,
+};
+use bytes::Bytes;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Writes the run's manifest unless one exists, and returns the manifest in
+/// force: the new one, or on a re-run the one written first (whose job split
+/// the queued jobs and markers follow, so a resumed run must use it).
+pub async fn publish_manifest(blobs: &dyn BlobStore, manifest: &RunManifest) -> Result<RunManifest> {
+    let key = manifest.run_id.manifest_key();
+    if blobs.put_if_absent(&key, Bytes::from(manifest.to_json())).await? {
+        return Ok(manifest.clone());
+    }
+    load_manifest(blobs, &manifest.run_id).await
+}
+
+/// Reads a run's manifest.
+pub async fn load_manifest(blobs: &dyn BlobStore, run: &RunId) -> Result<RunManifest> {
+    let key = run.manifest_key();
+    let bytes = blobs.get(&key).await?;
+    RunManifest::from_json(&bytes).map_err(|e| match e {
+        Error::Json { source, .. } => Error::json(key, source),
+        other => other,
+    })
+}
+
+/// Every run in the store, found by its manifest.
+pub async fn list_runs(blobs: &dyn BlobStore) -> Result<Vec<RunId>> {
+    let mut runs = Vec::new();
+    for entry in blobs.list("runs/").await? {
+        let mut parts = entry.key.split('/');
+        if let (Some("runs"), Some(id), Some("manifest.json"), None) = (parts.next(), parts.next(), parts.next(), parts.next()) {
+            if let Ok(run) = RunId::parse(id) {
+                runs.push(run);
+            }
+        }
+    }
+    Ok(runs)
+}
+
+/// The frame numbers present under a prefix such as [`RunId::frames_prefix`]
+/// or [`RunId::styled_prefix`]: what a resumed coordinator need not upload
+/// again, or what a redelivered job need not style again.
+pub async fn existing_frames(blobs: &dyn BlobStore, prefix: &str) -> Result<BTreeSet<u32>> {
+    Ok(blobs
+        .list(prefix)
+        .await?
+        .into_iter()
+        .filter(|e| e.size > 0)
+        .filter_map(|e| frame_number_of(&e.key))
+        .collect())
+}
+
+/// Where a run stands, from its done and failed markers.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RunProgress {
+    /// Jobs with a done marker.
+    pub done: BTreeSet<u32>,
+    /// Jobs given up on, with why.
+    pub failed: BTreeMap<u32, FailedMarker>,
+    /// Number of jobs in the run.
+    pub job_count: u32,
+    /// Frames covered by done jobs.
+    pub frames_done: u64,
+}
+
+impl RunProgress {
+    /// Reads the markers of `manifest`'s run (one listing per marker kind,
+    /// plus one read per failed job).
+    pub async fn load(blobs: &dyn BlobStore, manifest: &RunManifest) -> Result<RunProgress> {
+        let run = &manifest.run_id;
+        let done: BTreeSet<u32> = blobs
+            .list(&run.done_prefix())
+            .await?
+            .into_iter()
+            .filter_map(|e| job_index_of(&e.key))
+            .filter(|&j| j < manifest.job_count)
+            .collect();
+        let mut failed = BTreeMap::new();
+        for entry in blobs.list(&run.failed_prefix()).await? {
+            let Some(job) = job_index_of(&entry.key) else { continue };
+            // A job that failed once and later succeeded counts as done.
+            if done.contains(&job) || job >= manifest.job_count {
+                continue;
+            }
+            let marker = FailedMarker::from_json(&blobs.get(&entry.key).await?)?;
+            failed.insert(job, marker);
+        }
+        let frames_done = done
+            .iter()
+            .filter_map(|&j| manifest.job_spec(j))
+            .map(|spec| u64::from(spec.frames.len()))
+            .sum();
+        Ok(RunProgress {
+            done,
+            failed,
+            job_count: manifest.job_count,
+            frames_done,
+        })
+    }
+
+    /// Jobs neither done nor failed.
+    pub fn pending(&self) -> Vec<u32> {
+        (0..self.job_count)
+            .filter(|j| !self.done.contains(j) && !self.failed.contains_key(j))
+            .collect()
+    }
+
+    /// Whether every job is done or failed (nothing left to wait for).
+    pub fn is_settled(&self) -> bool {
+        self.done.len() + self.failed.len() >= self.job_count as usize
+    }
+
+    /// Whether every job is done.
+    pub fn is_complete(&self) -> bool {
+        self.done.len() >= self.job_count as usize
+    }
+}
+
+/// Deletes every blob of a run; returns how many there were.
+pub async fn delete_run(blobs: &dyn BlobStore, run: &RunId) -> Result<usize> {
+    let entries = blobs.list(&run.prefix()).await?;
+    let mut deleted = 0;
+    // The manifest goes last, so an interrupted clean still lists as a run.
+    let (manifest, rest): (Vec<_>, Vec<_>) = entries.into_iter().partition(|e| e.key == run.manifest_key());
+    for entry in rest.into_iter().chain(manifest) {
+        if blobs.delete(&entry.key).await? {
+            deleted += 1;
+        }
+    }
+    Ok(deleted)
+}

@@ -1,0 +1,60 @@
+//! Signing account SAS tokens from an account key, since the Azure SDK 1.x has no shared-key client.
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use time::{format_description::FormatItem, macros::format_description, OffsetDateTime};
+
+/// The SAS version signed. From 2020-12-06 on, the string to sign ends with
+/// the (empty) encryption scope.
+pub const SAS_VERSION: &str = "2022-11-02";
+
+const EXPIRY_FORMAT: &[FormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+
+/// An account SAS for the blob and queue services: service, container and
+/// object level; read, write, delete, list, add, create, update, process.
+/// Returned as query pairs in order; the caller form-encodes them.
+pub fn account_sas(account: &str, key: &[u8], expiry: OffsetDateTime) -> Vec<(&'static str, String)> {
+    const PERMISSIONS: &str = "rwdlacup";
+    const SERVICES: &str = "bq";
+    const RESOURCE_TYPES: &str = "sco";
+    let expiry = expiry
+        .to_offset(time::UtcOffset::UTC)
+        .format(EXPIRY_FORMAT)
+        .unwrap_or_else(|_| unreachable!("a UTC time always formats"));
+    // Fields: account, permissions, services, resource types, start, expiry,
+    // IP range, protocol, version, encryption scope, and a final newline.
+    let string_to_sign = format!("{account}\n{PERMISSIONS}\n{SERVICES}\n{RESOURCE_TYPES}\n\n{expiry}\n\n\n{SAS_VERSION}\n\n");
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    mac.update(string_to_sign.as_bytes());
+    let sig = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, mac.finalize().into_bytes());
+    vec![
+        ("sv", SAS_VERSION.to_owned()),
+        ("ss", SERVICES.to_owned()),
+        ("srt", RESOURCE_TYPES.to_owned()),
+        ("sp", PERMISSIONS.to_owned()),
+        ("se", expiry),
+        ("sig", sig),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+
+    #[test]
+    fn signature_matches_an_independent_computation() {
+        // Expected value computed with Python's hmac/hashlib over the documented
+        // string-to-sign for the Azurite well-known key.
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(crate::config::DEV_ACCOUNT_KEY)
+            .unwrap();
+        let expiry = OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap();
+        let pairs = account_sas("devstoreaccount1", &key, expiry);
+        let get = |k: &str| pairs.iter().find(|(n, _)| *n == k).unwrap().1.clone();
+        assert_eq!(get("se"), "2030-03-17T17:46:40Z");
+        assert_eq!(get("sv"), SAS_VERSION);
+        assert_eq!(get("sig"), "yt2WcpE8nP/5YXftdkp69Zk6W0WIUGGfF+Xfs+rJUDo=");
+    }
+}

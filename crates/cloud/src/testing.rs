@@ -1,0 +1,225 @@
+//! A real Azurite for tests: started on free loopback ports with a fresh data folder, killed by PID on drop.
+//!
+//! Enabled by the `testing` feature, so the binary's tests can use it too:
+//!
+//! ```no_run
+//! # async fn demo() -> stylize_cloud::Result<()> {
+//! let Some(azurite) = stylize_cloud::testing::Azurite::start_or_skip()? else { return Ok(()) };
+//! let cloud = stylize_cloud::Cloud::open(&azurite.config())?;
+//! cloud.create_if_missing().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Azurite comes from `scripts/azurite.sh path` (which installs the pinned
+//! version into the cache on first use), or from `$STYLIZE_AZURITE_JS` when
+//! set. If it cannot be installed or started, tests fail with the reason;
+//! only `STYLIZE_SKIP_AZURITE=1` skips them.
+
+use crate::{CloudConfig, Error, Result};
+use std::{
+    fs,
+    net::{SocketAddr, TcpListener, TcpStream},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{Mutex, OnceLock},
+    time::{Duration, Instant},
+};
+
+/// Set to `1` to skip Azurite-backed tests (they print that they were skipped).
+pub const SKIP_VAR: &str = "STYLIZE_SKIP_AZURITE";
+/// Path of Azurite's `azurite.js`, to use instead of the cached install.
+pub const ENTRY_VAR: &str = "STYLIZE_AZURITE_JS";
+
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A running Azurite process, blob and queue services on 127.0.0.1.
+#[derive(Debug)]
+pub struct Azurite {
+    child: Child,
+    blob_port: u16,
+    queue_port: u16,
+    // Held so the data folder lives as long as the process and is removed after it.
+    data: tempfile::TempDir,
+}
+
+impl Azurite {
+    /// Starts Azurite, or returns `None` when `STYLIZE_SKIP_AZURITE=1`.
+    /// Any other failure is an error, so a broken setup cannot pass silently.
+    pub fn start_or_skip() -> Result<Option<Azurite>> {
+        if std::env::var(SKIP_VAR).is_ok_and(|v| v == "1") {
+            eprintln!("{SKIP_VAR}=1: skipping a test that needs Azurite");
+            return Ok(None);
+        }
+        Azurite::start().map(Some)
+    }
+
+    /// Starts Azurite on free ports with a fresh data folder and waits until
+    /// both services accept connections.
+    pub fn start() -> Result<Azurite> {
+        let entry = entry_script()?;
+        let mut last_error = None;
+        // Free ports are found by binding and releasing them, so another
+        // process can grab one in between; a second attempt gets new ones.
+        for _ in 0..3 {
+            match Self::start_once(&entry) {
+                Ok(a) => return Ok(a),
+                Err(e) => last_error = Some(e),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| other("Azurite did not start")))
+    }
+
+    fn start_once(entry: &Path) -> Result<Azurite> {
+        let data = tempfile::Builder::new()
+            .prefix("stylize-azurite-")
+            .tempdir()
+            .map_err(|e| Error::io("creating", std::env::temp_dir(), e))?;
+        let ports = free_ports(3)?;
+        let (blob_port, queue_port, table_port) = (ports[0], ports[1], ports[2]);
+        let log_path = data.path().join("azurite.log");
+        let log = fs::File::create(&log_path).map_err(|e| Error::io("creating", &log_path, e))?;
+        let log_err = log.try_clone().map_err(|e| Error::io("opening", &log_path, e))?;
+        let location = data.path().join("data");
+        fs::create_dir_all(&location).map_err(|e| Error::io("creating", &location, e))?;
+        // `node` runs the entry script itself, so the child's PID is Azurite's
+        // (an npx or shell wrapper would leave the server running on kill).
+        let mut child = Command::new("node")
+            .arg(entry)
+            .arg("--location")
+            .arg(&location)
+            .args(["--blobHost", "127.0.0.1", "--blobPort", &blob_port.to_string()])
+            .args(["--queueHost", "127.0.0.1", "--queuePort", &queue_port.to_string()])
+            .args(["--tableHost", "127.0.0.1", "--tablePort", &table_port.to_string()])
+            .args(["--skipApiVersionCheck", "--disableTelemetry", "--silent"])
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            .spawn()
+            .map_err(|e| Error::io("starting node for", entry, e))?;
+
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                let log = fs::read_to_string(&log_path).unwrap_or_default();
+                return Err(other(&format!("Azurite exited with {status} before it was ready:\n{log}")));
+            }
+            if accepts(blob_port) && accepts(queue_port) {
+                return Ok(Azurite {
+                    child,
+                    blob_port,
+                    queue_port,
+                    data,
+                });
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                let log = fs::read_to_string(&log_path).unwrap_or_default();
+                return Err(other(&format!("Azurite not ready after {READY_TIMEOUT:?}:\n{log}")));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The process id of Azurite itself.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Blob service URL, path-style with the account: `http://127.0.0.1:PORT/devstoreaccount1`.
+    pub fn blob_endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}/{}", self.blob_port, crate::config::DEV_ACCOUNT)
+    }
+
+    /// Queue service URL.
+    pub fn queue_endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}/{}", self.queue_port, crate::config::DEV_ACCOUNT)
+    }
+
+    /// A connection string for this instance (the emulator's public development key).
+    pub fn connection_string(&self) -> String {
+        format!(
+            "DefaultEndpointsProtocol=http;AccountName={};AccountKey={};BlobEndpoint={};QueueEndpoint={}",
+            crate::config::DEV_ACCOUNT,
+            crate::config::DEV_ACCOUNT_KEY,
+            self.blob_endpoint(),
+            self.queue_endpoint()
+        )
+    }
+
+    /// The [`CloudConfig`] for this instance, default container and queue.
+    pub fn config(&self) -> CloudConfig {
+        CloudConfig::azurite(&self.blob_endpoint(), &self.queue_endpoint())
+            .unwrap_or_else(|e| unreachable!("the Azurite connection string is well-formed: {e}"))
+    }
+
+    /// The data folder (`--location`) and log live under this path.
+    pub fn data_dir(&self) -> &Path {
+        self.data.path()
+    }
+}
+
+impl Drop for Azurite {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `azurite.js` to run: `$STYLIZE_AZURITE_JS`, or `scripts/azurite.sh path`
+/// (installing once per process; concurrent tests wait for the first).
+pub fn entry_script() -> Result<PathBuf> {
+    static ENTRY: OnceLock<Mutex<Option<PathBuf>>> = OnceLock::new();
+    let mut cached = ENTRY.get_or_init(|| Mutex::new(None)).lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(p) = cached.as_ref() {
+        return Ok(p.clone());
+    }
+    let path = match std::env::var_os(ENTRY_VAR) {
+        Some(p) => PathBuf::from(p),
+        None => {
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/azurite.sh");
+            let out = Command::new("bash")
+                .arg(&script)
+                .arg("path")
+                .stderr(Stdio::inherit())
+                .output()
+                .map_err(|e| Error::io("running", &script, e))?;
+            if !out.status.success() {
+                return Err(other(&format!(
+                    "{} path failed ({}); install Node.js and npm, or set {SKIP_VAR}=1 to skip Azurite tests",
+                    script.display(),
+                    out.status
+                )));
+            }
+            let text = String::from_utf8_lossy(&out.stdout);
+            PathBuf::from(text.lines().last().unwrap_or_default().trim())
+        }
+    };
+    if !path.is_file() {
+        return Err(other(&format!("Azurite entry script {} does not exist", path.display())));
+    }
+    *cached = Some(path.clone());
+    Ok(path)
+}
+
+fn free_ports(n: usize) -> Result<Vec<u16>> {
+    // All listeners stay open until every port is chosen, so the n ports differ.
+    let listeners = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").map_err(|e| Error::io("binding", "127.0.0.1:0", e)))
+        .collect::<Result<Vec<_>>>()?;
+    listeners
+        .iter()
+        .map(|l| l.local_addr().map(|a| a.port()).map_err(|e| Error::io("binding", "127.0.0.1:0", e)))
+        .collect()
+}
+
+fn accepts(port: u16) -> bool {
+    TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_millis(200)).is_ok()
+}
+
+fn other(message: &str) -> Error {
+    Error::Other {
+        operation: "starting Azurite".into(),
+        message: message.to_owned(),
+    }
+}

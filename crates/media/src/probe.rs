@@ -1,0 +1,297 @@
+//! Probing: what a video file holds (size, frame rate, time base, rotation, audio streams), read once up front.
+
+use std::path::{Path, PathBuf};
+
+use ff::ffi;
+use ff::format::context::Input;
+use ff::format::stream::Disposition;
+use ff::media;
+use ffmpeg_next as ff;
+
+use crate::MediaError;
+
+/// An exact fraction, as FFmpeg keeps frame rates and time bases (30000/1001 stays 30000/1001).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rational {
+    pub num: i32,
+    pub den: i32,
+}
+
+impl Rational {
+    pub const fn new(num: i32, den: i32) -> Self {
+        Rational { num, den }
+    }
+
+    /// The value as a float; 0.0 when the denominator is 0.
+    pub fn as_f64(self) -> f64 {
+        if self.den == 0 {
+            0.0
+        } else {
+            f64::from(self.num) / f64::from(self.den)
+        }
+    }
+
+    /// Both parts positive: usable as a rate or a time base.
+    pub fn is_positive(self) -> bool {
+        self.num > 0 && self.den > 0
+    }
+
+    /// The reciprocal (a frame rate's frame duration, a time base's tick rate).
+    pub fn invert(self) -> Self {
+        Rational {
+            num: self.den,
+            den: self.num,
+        }
+    }
+
+    pub(crate) fn to_ff(self) -> ff::Rational {
+        ff::Rational(self.num, self.den)
+    }
+
+    pub(crate) fn from_ff(r: ff::Rational) -> Self {
+        Rational {
+            num: r.numerator(),
+            den: r.denominator(),
+        }
+    }
+
+    pub(crate) fn from_av(r: ffi::AVRational) -> Self {
+        Rational {
+            num: r.num,
+            den: r.den,
+        }
+    }
+}
+
+impl std::fmt::Display for Rational {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.num, self.den)
+    }
+}
+
+/// One audio stream of the input, copied unchanged to the output.
+#[derive(Clone, Debug)]
+pub struct AudioStreamInfo {
+    /// The stream's index in the input file (as in ffprobe's `Stream #0:N`).
+    pub index: usize,
+    /// FFmpeg's codec name (`aac`, `opus`, `pcm_s16le`, ...).
+    pub codec: String,
+    pub channels: u16,
+    pub sample_rate: u32,
+}
+
+/// What the pipeline needs to know about an input video before decoding it.
+#[derive(Clone, Debug)]
+pub struct VideoInfo {
+    pub path: PathBuf,
+    /// Coded size after the codec's cropping, before any rotation.
+    pub width: u32,
+    pub height: u32,
+    /// FFmpeg's codec name of the video stream (`h264`, `hevc`, `vp9`, ...).
+    pub codec: String,
+    /// FFmpeg's best guess (`av_guess_frame_rate`: r_frame_rate unless the
+    /// average is clearly the real one); 25/1 when the file gives none.
+    pub frame_rate: Rational,
+    /// The input video stream's time base; [`crate::DecodedFrame::pts`] counts in it.
+    pub time_base: Rational,
+    /// From the container when it records it (see `frame_count_exact`), else
+    /// estimated as duration × frame rate; for progress and sanity checks.
+    pub frame_count: Option<u64>,
+    /// True when `frame_count` is the container's own count rather than an estimate.
+    /// Even then, edit lists can make the decoded count differ slightly.
+    pub frame_count_exact: bool,
+    pub duration_secs: f64,
+    /// The display matrix's rotation in degrees counter-clockwise, as
+    /// `av_display_rotation_get` and ffprobe report it (0, 90, -90, 180); 0 when none.
+    pub rotation_degrees: i32,
+    pub audio: Vec<AudioStreamInfo>,
+    pub video_stream_index: usize,
+}
+
+/// Opens a media file for demuxing, mapping FFmpeg's failure to the file's problem.
+pub(crate) fn open_input(path: &Path) -> Result<Input, MediaError> {
+    crate::init()?;
+    ff::format::input(&path).map_err(|e| MediaError::open_failed(path, e))
+}
+
+/// The stream to decode: FFmpeg's best video stream, skipping cover pictures
+/// (an attached picture is a one-frame "video" stream that is not the video).
+pub(crate) fn pick_video_stream(ictx: &Input) -> Option<usize> {
+    let is_real_video = |s: &ff::Stream| {
+        s.parameters().medium() == media::Type::Video
+            && !s.disposition().contains(Disposition::ATTACHED_PIC)
+    };
+    if let Some(best) = ictx.streams().best(media::Type::Video) {
+        if is_real_video(&best) {
+            return Some(best.index());
+        }
+    }
+    ictx.streams().find(|s| is_real_video(s)).map(|s| s.index())
+}
+
+/// The stream's 3×3 display matrix (16.16 fixed point, as stored in MP4/MOV), if any.
+pub(crate) fn display_matrix(stream: &ff::Stream) -> Option<[u8; 36]> {
+    stream
+        .side_data()
+        .find(|sd| sd.kind() == ff::codec::packet::side_data::Type::DisplayMatrix)
+        .and_then(|sd| <[u8; 36]>::try_from(sd.data()).ok())
+}
+
+pub(crate) fn rotation_of(matrix: &[u8; 36]) -> i32 {
+    let mut words = [0i32; 9];
+    for (w, chunk) in words.iter_mut().zip(matrix.chunks_exact(4)) {
+        *w = i32::from_ne_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+    }
+    // SAFETY: av_display_rotation_get only reads the nine words it is given.
+    let degrees = unsafe { ffi::av_display_rotation_get(words.as_ptr()) };
+    if degrees.is_finite() {
+        degrees.round() as i32
+    } else {
+        0
+    }
+}
+
+/// Reads a file's streams and returns what the pipeline needs, without decoding any frame.
+pub fn probe(path: &Path) -> Result<VideoInfo, MediaError> {
+    let ictx = open_input(path)?;
+    let video_index = pick_video_stream(&ictx).ok_or_else(|| MediaError::NoVideoStream {
+        path: path.to_path_buf(),
+    })?;
+    let stream = ictx.stream(video_index).expect("index from this context");
+    let params = stream.parameters();
+
+    // SAFETY: codecpar belongs to the open stream and outlives this read.
+    let (width, height) = unsafe {
+        let par = params.as_ptr();
+        ((*par).width.max(0) as u32, (*par).height.max(0) as u32)
+    };
+    if width == 0 || height == 0 {
+        return Err(MediaError::Decoder {
+            path: path.to_path_buf(),
+            reason: "the video stream has no frame size".into(),
+        });
+    }
+
+    let frame_rate = guess_frame_rate(&ictx, video_index);
+    let time_base = {
+        let tb = Rational::from_ff(stream.time_base());
+        if tb.is_positive() {
+            tb
+        } else {
+            frame_rate.invert()
+        }
+    };
+
+    let duration_secs = if stream.duration() > 0 {
+        stream.duration() as f64 * time_base.as_f64()
+    } else if ictx.duration() > 0 {
+        ictx.duration() as f64 / f64::from(ffi::AV_TIME_BASE)
+    } else {
+        0.0
+    };
+
+    let (frame_count, frame_count_exact) = if stream.frames() > 0 {
+        (Some(stream.frames() as u64), true)
+    } else if duration_secs > 0.0 {
+        (
+            Some((duration_secs * frame_rate.as_f64()).round() as u64),
+            false,
+        )
+    } else {
+        (None, false)
+    };
+
+    let rotation_degrees = display_matrix(&stream)
+        .map(|m| rotation_of(&m))
+        .unwrap_or(0);
+
+    let audio = ictx
+        .streams()
+        .filter(|s| s.parameters().medium() == media::Type::Audio)
+        .map(|s| {
+            let p = s.parameters();
+            // SAFETY: as above; ch_layout is the FFmpeg 5.1 channel field.
+            let (channels, sample_rate) = unsafe {
+                let par = p.as_ptr();
+                (
+                    (*par).ch_layout.nb_channels.max(0) as u16,
+                    (*par).sample_rate.max(0) as u32,
+                )
+            };
+            AudioStreamInfo {
+                index: s.index(),
+                codec: p.id().name().to_string(),
+                channels,
+                sample_rate,
+            }
+        })
+        .collect();
+
+    Ok(VideoInfo {
+        path: path.to_path_buf(),
+        width,
+        height,
+        codec: params.id().name().to_string(),
+        frame_rate,
+        time_base,
+        frame_count,
+        frame_count_exact,
+        duration_secs,
+        rotation_degrees,
+        audio,
+        video_stream_index: video_index,
+    })
+}
+
+fn guess_frame_rate(ictx: &Input, index: usize) -> Rational {
+    // SAFETY: both pointers come from the open context; a null frame is allowed.
+    let guessed = unsafe {
+        let ctx = ictx.as_ptr() as *mut ffi::AVFormatContext;
+        let st = *(*ctx).streams.add(index);
+        Rational::from_av(ffi::av_guess_frame_rate(ctx, st, std::ptr::null_mut()))
+    };
+    if guessed.is_positive() {
+        reduce(guessed)
+    } else {
+        // FFmpeg's own fallback when a stream states no rate.
+        Rational::new(25, 1)
+    }
+}
+
+fn reduce(r: Rational) -> Rational {
+    fn gcd(a: i64, b: i64) -> i64 {
+        if b == 0 {
+            a.abs()
+        } else {
+            gcd(b, a % b)
+        }
+    }
+    let g = gcd(i64::from(r.num), i64::from(r.den)).max(1);
+    Rational::new((i64::from(r.num) / g) as i32, (i64::from(r.den) / g) as i32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reduce_keeps_ntsc_exact() {
+        assert_eq!(
+            reduce(Rational::new(60000, 2002)),
+            Rational::new(30000, 1001)
+        );
+        assert_eq!(reduce(Rational::new(30, 1)), Rational::new(30, 1));
+    }
+
+    #[test]
+    fn rotation_of_identity_is_zero() {
+        let mut m = [0u8; 36];
+        for (i, v) in [0x10000i32, 0, 0, 0, 0x10000, 0, 0, 0, 0x4000_0000]
+            .iter()
+            .enumerate()
+        {
+            m[i * 4..i * 4 + 4].copy_from_slice(&v.to_ne_bytes());
+        }
+        assert_eq!(rotation_of(&m), 0);
+    }
+}

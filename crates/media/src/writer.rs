@@ -1,0 +1,717 @@
+//! Encoding and muxing: RGB frames to H.264 (libx264) in MP4/MKV/MOV, with the input's audio copied alongside.
+//!
+//! Timestamps pass through: each frame keeps its input pts, the stream keeps
+//! the input's frame rate and rotation. Audio is read from a second handle on
+//! the input and interleaved as video packets come out of the encoder, so
+//! memory stays flat however long the video is. Subtitle, data and attachment
+//! streams are not copied.
+
+use std::path::{Path, PathBuf};
+
+use ff::ffi;
+use ff::format::context::{Input, Output};
+use ff::util::error::EAGAIN;
+use ffmpeg_next as ff;
+
+use crate::color::{output_color, OutputColor};
+use crate::probe::{display_matrix, open_input, rotation_of};
+use crate::scale::Scaler;
+use crate::{DecodedFrame, MediaError, Rational, VideoInfo};
+
+/// The YUV layout of the H.264 output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PixelFormatChoice {
+    /// 4:2:0, what every player decodes; needs even width and height.
+    Yuv420p,
+    /// 4:4:4 (High 4:4:4 profile), full chroma; keeps odd sizes; fewer players.
+    Yuv444p,
+}
+
+impl PixelFormatChoice {
+    fn av(self) -> ffi::AVPixelFormat {
+        match self {
+            PixelFormatChoice::Yuv420p => ffi::AVPixelFormat::AV_PIX_FMT_YUV420P,
+            PixelFormatChoice::Yuv444p => ffi::AVPixelFormat::AV_PIX_FMT_YUV444P,
+        }
+    }
+}
+
+/// How to encode: x264's constant rate factor and preset, and the pixel format.
+#[derive(Clone, Debug)]
+pub struct EncodeOptions {
+    /// 0 (lossless) to 51; 18 is visually lossless, 23 is x264's default.
+    pub crf: f32,
+    /// An x264 preset name: ultrafast ... medium ... veryslow, placebo.
+    pub preset: String,
+    pub pixel_format: PixelFormatChoice,
+}
+
+impl Default for EncodeOptions {
+    fn default() -> Self {
+        EncodeOptions {
+            crf: 18.0,
+            preset: "medium".into(),
+            pixel_format: PixelFormatChoice::Yuv420p,
+        }
+    }
+}
+
+const X264_PRESETS: [&str; 10] = [
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+    "placebo",
+];
+
+/// The size the output is encoded at.
+///
+/// 4:2:0 chroma covers 2×2 pixels, so yuv420p cannot hold an odd width or
+/// height: the last column and/or row is dropped (rounded down to even) rather
+/// than scaling every pixel or inventing a padded edge. yuv444p keeps the
+/// exact size.
+pub fn encoded_size(width: u32, height: u32, pix: PixelFormatChoice) -> (u32, u32) {
+    match pix {
+        PixelFormatChoice::Yuv420p => (width & !1, height & !1),
+        PixelFormatChoice::Yuv444p => (width, height),
+    }
+}
+
+/// What [`VideoWriter::finish`] wrote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WriteSummary {
+    /// Video frames (encoded packets) written.
+    pub frames: u64,
+    /// Audio packets copied, all streams together.
+    pub audio_packets: u64,
+}
+
+/// The muxer for an output file name, by extension.
+fn muxer_for(container_of: &Path) -> Result<(&'static str, String), MediaError> {
+    let ext = container_of
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(|e| e.to_ascii_lowercase())
+        .unwrap_or_default();
+    let muxer = match ext.as_str() {
+        "mp4" => "mp4",
+        "mov" => "mov",
+        "mkv" => "matroska",
+        _ => {
+            return Err(MediaError::UnsupportedContainer {
+                path: container_of.to_path_buf(),
+            })
+        }
+    };
+    Ok((muxer, ext))
+}
+
+/// Encodes frames to H.264 and writes them, with the input's audio, into one file.
+///
+/// `Send`: create it on one thread, write from another; its scaler is created
+/// on the first frame.
+pub struct VideoWriter {
+    /// The final output name, used in messages (the bytes go to a temporary name).
+    name: PathBuf,
+    octx: Output,
+    video_ost: usize,
+    encoder: ff::encoder::Video,
+    packet: ff::Packet,
+    /// Input size (what frames arrive at) and encode size (after the odd-size policy).
+    src_size: (u32, u32),
+    enc_size: (u32, u32),
+    pix: ffi::AVPixelFormat,
+    color: OutputColor,
+    in_tb: Rational,
+    enc_tb: Rational,
+    ost_tb: ff::Rational,
+    /// One frame's duration in the encoder's and in the output stream's time base.
+    frame_dur_enc: i64,
+    frame_dur_ost: i64,
+    staging: Option<ff::frame::Video>,
+    yuv: Option<ff::frame::Video>,
+    scaler: Option<Scaler>,
+    last_pts: Option<i64>,
+    frames_in: u64,
+    packets_out: u64,
+    audio: Option<AudioCopier>,
+}
+
+impl VideoWriter {
+    /// Opens `path` for writing and sets up the encoder and the audio copy.
+    ///
+    /// `path` is where bytes go (a temporary name the caller renames later);
+    /// `container_of` is the final output path, whose extension picks the
+    /// muxer (.mp4, .mkv, .mov) and which names the file in errors.
+    pub fn create(
+        path: &Path,
+        container_of: &Path,
+        input: &VideoInfo,
+        opts: &EncodeOptions,
+    ) -> Result<Self, MediaError> {
+        crate::init()?;
+        let name = container_of.to_path_buf();
+        let (muxer, ext) = muxer_for(container_of)?;
+        let invalid = |reason: String| MediaError::InvalidOptions {
+            path: name.clone(),
+            reason,
+        };
+        if !(0.0..=51.0).contains(&opts.crf) {
+            return Err(invalid(format!("CRF {} is outside 0–51", opts.crf)));
+        }
+        if !X264_PRESETS.contains(&opts.preset.as_str()) {
+            return Err(invalid(format!(
+                "unknown x264 preset {:?} (use one of {})",
+                opts.preset,
+                X264_PRESETS.join(", ")
+            )));
+        }
+        let enc_size = encoded_size(input.width, input.height, opts.pixel_format);
+        if enc_size.0 < 2 || enc_size.1 < 2 {
+            return Err(invalid(format!(
+                "{}x{} is too small to encode",
+                input.width, input.height
+            )));
+        }
+        let frame_rate = if input.frame_rate.is_positive() {
+            input.frame_rate
+        } else {
+            Rational::new(25, 1)
+        };
+        let in_tb = if input.time_base.is_positive() {
+            input.time_base
+        } else {
+            frame_rate.invert()
+        };
+        // The input's own time base lets timestamps pass through unchanged.
+        let enc_tb = in_tb;
+
+        // A second handle on the input: colour tags, rotation and aspect of the
+        // video stream, and the audio packets to copy.
+        let mut ictx = open_input(&input.path)?;
+        let video_in = ictx
+            .stream(input.video_stream_index)
+            .filter(|s| s.parameters().medium() == ff::media::Type::Video)
+            .ok_or_else(|| MediaError::NoVideoStream {
+                path: input.path.clone(),
+            })?;
+        let matrix = display_matrix(&video_in);
+        if let (Some(m), "matroska") = (&matrix, muxer) {
+            let degrees = rotation_of(m);
+            if degrees != 0 {
+                return Err(MediaError::RotationNotSupported {
+                    path: name.clone(),
+                    container: ext.clone(),
+                    degrees,
+                });
+            }
+        }
+        // SAFETY: codecpar of an open stream; plain field reads.
+        let (color, sar) = unsafe {
+            let par = &*video_in.parameters().as_ptr();
+            (
+                output_color(par.color_space, par.color_primaries, par.color_trc),
+                par.sample_aspect_ratio,
+            )
+        };
+        let video_lang = video_in.metadata().get("language").map(str::to_owned);
+
+        let write_err = |e: ff::Error| MediaError::Write {
+            path: name.clone(),
+            reason: e.to_string(),
+        };
+        let muxer_c = std::ffi::CString::new(muxer).expect("static name");
+        // SAFETY: looks up a static muxer description by name; no allocation.
+        let oformat =
+            unsafe { ffi::av_guess_format(muxer_c.as_ptr(), std::ptr::null(), std::ptr::null()) };
+        if oformat.is_null() {
+            return Err(MediaError::UnsupportedContainer { path: name.clone() });
+        }
+
+        // Refuse audio the container cannot carry before the output file exists.
+        let audio_streams: Vec<usize> = ictx
+            .streams()
+            .filter(|s| s.parameters().medium() == ff::media::Type::Audio)
+            .map(|s| s.index())
+            .collect();
+        for &i in &audio_streams {
+            let params = ictx.stream(i).expect("listed above").parameters();
+            // SAFETY: a static muxer description and a codec id; 1 = can store, 0 = cannot, <0 = unknown.
+            let fits = unsafe {
+                ffi::avformat_query_codec(oformat, params.id().into(), ffi::FF_COMPLIANCE_NORMAL)
+            };
+            if fits == 0 {
+                return Err(MediaError::AudioNotSupported {
+                    path: name.clone(),
+                    container: ext.clone(),
+                    stream: i,
+                    codec: params.id().name().to_string(),
+                });
+            }
+        }
+        let mut octx = ff::format::output_as(&path, muxer).map_err(write_err)?;
+
+        // Video: libx264 by name (the H.264 id may resolve to another encoder).
+        let codec = ff::encoder::find_by_name("libx264")
+            .ok_or_else(|| MediaError::EncoderUnavailable { path: name.clone() })?;
+        let global_header = octx
+            .format()
+            .flags()
+            .contains(ff::format::Flags::GLOBAL_HEADER);
+        let mut enc = ff::codec::context::Context::new_with_codec(codec)
+            .encoder()
+            .video()
+            .map_err(|e| MediaError::Encode {
+                path: name.clone(),
+                reason: e.to_string(),
+            })?;
+        enc.set_width(enc_size.0);
+        enc.set_height(enc_size.1);
+        enc.set_format(opts.pixel_format.av().into());
+        enc.set_time_base(enc_tb.to_ff());
+        enc.set_frame_rate(Some(frame_rate.to_ff()));
+        if sar.num > 0 && sar.den > 0 {
+            enc.set_aspect_ratio(Rational::from_av(sar).to_ff());
+        }
+        if global_header {
+            enc.set_flags(ff::codec::Flags::GLOBAL_HEADER);
+        }
+        // SAFETY: the encoder is not open yet; these fields are read by avcodec_open2.
+        unsafe {
+            let raw = enc.as_mut_ptr();
+            (*raw).colorspace = color.space;
+            (*raw).color_primaries = color.primaries;
+            (*raw).color_trc = color.transfer;
+            (*raw).color_range = ffi::AVColorRange::AVCOL_RANGE_MPEG;
+            (*raw).thread_count = 0;
+        }
+        let mut x264_opts = ff::Dictionary::new();
+        x264_opts.set("preset", &opts.preset);
+        x264_opts.set("crf", &opts.crf.to_string());
+        let encoder = enc.open_with(x264_opts).map_err(|e| MediaError::Encode {
+            path: name.clone(),
+            reason: format!("opening libx264: {e}"),
+        })?;
+
+        let video_ost = {
+            let mut ost = octx.add_stream(codec).map_err(write_err)?;
+            ost.set_parameters(&encoder);
+            ost.set_time_base(enc_tb.to_ff());
+            ost.set_avg_frame_rate(frame_rate.to_ff());
+            ost.set_rate(frame_rate.to_ff());
+            let mut meta = ff::Dictionary::new();
+            if let Some(lang) = &video_lang {
+                meta.set("language", lang);
+            }
+            ost.set_metadata(meta);
+            // SAFETY: the stream belongs to octx; side data is copied into a
+            // buffer FFmpeg allocates and frees with the stream.
+            unsafe {
+                let st = ost.as_mut_ptr();
+                if sar.num > 0 && sar.den > 0 {
+                    (*st).sample_aspect_ratio = sar;
+                }
+                if let Some(m) = matrix {
+                    let dst = ffi::av_stream_new_side_data(
+                        st,
+                        ffi::AVPacketSideDataType::AV_PKT_DATA_DISPLAYMATRIX,
+                        m.len(),
+                    );
+                    if dst.is_null() {
+                        return Err(write_err(ff::Error::Other {
+                            errno: ff::util::error::ENOMEM,
+                        }));
+                    }
+                    std::ptr::copy_nonoverlapping(m.as_ptr(), dst, m.len());
+                }
+            }
+            ost.index()
+        };
+
+        // Audio: stream copy, parameters as they are, codec tag cleared so the
+        // new container picks its own.
+        let mut audio_map = vec![None; ictx.nb_streams() as usize];
+        for &i in &audio_streams {
+            let ist = ictx.stream(i).expect("listed above");
+            let mut ost = octx
+                .add_stream(ff::encoder::find(ff::codec::Id::None))
+                .map_err(write_err)?;
+            ost.set_parameters(ist.parameters());
+            ost.set_time_base(ist.time_base());
+            let mut meta = ff::Dictionary::new();
+            for key in ["language", "title", "handler_name"] {
+                if let Some(v) = ist.metadata().get(key) {
+                    meta.set(key, v);
+                }
+            }
+            ost.set_metadata(meta);
+            // SAFETY: both streams are live; plain field writes on the new one.
+            unsafe {
+                let st = ost.as_mut_ptr();
+                (*(*st).codecpar).codec_tag = 0;
+                (*st).disposition = (*ist.as_ptr()).disposition;
+            }
+            audio_map[i] = Some(AudioRoute {
+                ost: ost.index(),
+                ist_tb: ist.time_base(),
+                ost_tb: ff::Rational(0, 1),
+            });
+        }
+
+        let mut meta = ff::Dictionary::new();
+        for (k, v) in ictx.metadata().iter() {
+            // Brands and the encoder name describe the old file, not this one.
+            if !matches!(
+                k,
+                "major_brand" | "minor_version" | "compatible_brands" | "encoder"
+            ) {
+                meta.set(k, v);
+            }
+        }
+        octx.set_metadata(meta);
+
+        let mut header_opts = ff::Dictionary::new();
+        if muxer != "matroska" {
+            // Index up front, so players and browsers can start before the end arrives.
+            header_opts.set("movflags", "+faststart");
+        }
+        octx.write_header_with(header_opts).map_err(write_err)?;
+
+        // The muxer may have changed every time base while writing the header.
+        let ost_tb = octx.stream(video_ost).expect("added above").time_base();
+        for route in audio_map.iter_mut().flatten() {
+            route.ost_tb = octx.stream(route.ost).expect("added above").time_base();
+        }
+        let frame_dur_enc = rescale(1, frame_rate.invert().to_ff(), enc_tb.to_ff()).max(1);
+        let frame_dur_ost = rescale(1, frame_rate.invert().to_ff(), ost_tb).max(1);
+
+        let audio = if audio_streams.is_empty() {
+            None
+        } else {
+            // SAFETY: discard is a plain field the demuxer checks on each read.
+            unsafe {
+                let ctx = ictx.as_mut_ptr();
+                for (i, route) in audio_map.iter().enumerate() {
+                    if route.is_none() {
+                        (**(*ctx).streams.add(i)).discard = ffi::AVDiscard::AVDISCARD_ALL;
+                    }
+                }
+            }
+            Some(AudioCopier {
+                path: input.path.clone(),
+                input: ictx,
+                routes: audio_map,
+                pending: None,
+                done: false,
+                packets: 0,
+            })
+        };
+
+        Ok(VideoWriter {
+            name,
+            octx,
+            video_ost,
+            encoder,
+            packet: ff::Packet::empty(),
+            src_size: (input.width, input.height),
+            enc_size,
+            pix: opts.pixel_format.av(),
+            color,
+            in_tb,
+            enc_tb,
+            ost_tb,
+            frame_dur_enc,
+            frame_dur_ost,
+            staging: None,
+            yuv: None,
+            scaler: None,
+            last_pts: None,
+            frames_in: 0,
+            packets_out: 0,
+            audio,
+        })
+    }
+
+    /// Encodes one frame: RGB at the input size, cropped and converted here.
+    pub fn write(&mut self, frame: &DecodedFrame) -> Result<(), MediaError> {
+        let (sw, sh) = self.src_size;
+        let img = &frame.image;
+        if img.width != sw || img.height != sh || img.data.len() != sw as usize * sh as usize * 3 {
+            return Err(MediaError::FrameMismatch {
+                path: self.name.clone(),
+                frame: frame.index,
+                got: format!("{}x{} ({} bytes)", img.width, img.height, img.data.len()),
+                expected: format!("{sw}x{sh} RGB24"),
+            });
+        }
+        self.prepare_buffers()?;
+        let pts = self.next_pts(frame);
+        let (ew, eh) = (self.enc_size.0 as usize, self.enc_size.1 as usize);
+
+        // Copy into an FFmpeg-allocated (aligned, padded) frame: swscale's SIMD
+        // may read past the end of a row, which a bare Vec does not allow.
+        let staging = self.staging.as_mut().expect("prepared");
+        let stride = staging.stride(0);
+        let dst = staging.data_mut(0);
+        let src_row = sw as usize * 3;
+        for y in 0..eh {
+            dst[y * stride..y * stride + ew * 3]
+                .copy_from_slice(&img.data[y * src_row..y * src_row + ew * 3]);
+        }
+
+        let yuv = self.yuv.as_mut().expect("prepared");
+        // SAFETY: the encoder may still reference the previous frame's buffers;
+        // make_writable gives us fresh ones in that case.
+        let rc = unsafe { ffi::av_frame_make_writable(yuv.as_mut_ptr()) };
+        if rc < 0 {
+            return Err(MediaError::Encode {
+                path: self.name.clone(),
+                reason: ff::Error::from(rc).to_string(),
+            });
+        }
+        let scaler = self.scaler.as_mut().expect("prepared");
+        // SAFETY: staging and yuv were allocated at the scaler's shapes.
+        unsafe { scaler.run(&*staging.as_ptr(), &mut *yuv.as_mut_ptr()) };
+
+        yuv.set_pts(Some(pts));
+        self.encoder
+            .send_frame(yuv)
+            .map_err(|e| MediaError::Encode {
+                path: self.name.clone(),
+                reason: format!("frame {}: {e}", frame.index),
+            })?;
+        self.frames_in += 1;
+        self.drain()
+    }
+
+    /// Flushes the encoder and the remaining audio, and writes the trailer.
+    pub fn finish(mut self) -> Result<WriteSummary, MediaError> {
+        self.encoder.send_eof().map_err(|e| MediaError::Encode {
+            path: self.name.clone(),
+            reason: format!("flush: {e}"),
+        })?;
+        self.drain()?;
+        if let Some(audio) = self.audio.as_mut() {
+            audio.copy_until(&mut self.octx, &self.name, None)?;
+        }
+        self.octx.write_trailer().map_err(|e| MediaError::Write {
+            path: self.name.clone(),
+            reason: e.to_string(),
+        })?;
+        Ok(WriteSummary {
+            frames: self.packets_out,
+            audio_packets: self.audio.as_ref().map_or(0, |a| a.packets),
+        })
+    }
+
+    /// Allocates the reusable frames and the scaler on first use (on the writing thread).
+    fn prepare_buffers(&mut self) -> Result<(), MediaError> {
+        if self.scaler.is_some() {
+            return Ok(());
+        }
+        let (ew, eh) = self.enc_size;
+        let oom = || MediaError::Encode {
+            path: self.name.clone(),
+            reason: "out of memory for frame buffers".into(),
+        };
+        let staging = ff::frame::Video::new(ff::format::Pixel::RGB24, ew, eh);
+        let yuv = ff::frame::Video::new(self.pix.into(), ew, eh);
+        // SAFETY: reading data pointers of frames we own.
+        if unsafe { (*staging.as_ptr()).data[0].is_null() || (*yuv.as_ptr()).data[0].is_null() } {
+            return Err(oom());
+        }
+        let scaler = Scaler::new(
+            (ffi::AVPixelFormat::AV_PIX_FMT_RGB24, ew as i32, eh as i32),
+            (self.pix, ew as i32, eh as i32),
+            self.color.encode_conversion(),
+        )
+        .ok_or_else(oom)?;
+        self.staging = Some(staging);
+        self.yuv = Some(yuv);
+        self.scaler = Some(scaler);
+        Ok(())
+    }
+
+    /// The frame's pts in the encoder time base: its own when it has one,
+    /// otherwise one frame after the last; always strictly increasing, which
+    /// the encoder and muxers require.
+    fn next_pts(&mut self, frame: &DecodedFrame) -> i64 {
+        let wanted = match (frame.pts, self.last_pts) {
+            (Some(p), _) => rescale(p, self.in_tb.to_ff(), self.enc_tb.to_ff()),
+            (None, Some(last)) => last + self.frame_dur_enc,
+            (None, None) => frame.index as i64 * self.frame_dur_enc,
+        };
+        let pts = match self.last_pts {
+            Some(last) if wanted <= last => last + 1,
+            _ => wanted,
+        };
+        self.last_pts = Some(pts);
+        pts
+    }
+
+    /// Writes every packet the encoder has ready, and the audio up to each one's time.
+    fn drain(&mut self) -> Result<(), MediaError> {
+        loop {
+            match self.encoder.receive_packet(&mut self.packet) {
+                Ok(()) => {}
+                Err(ff::Error::Other { errno }) if errno == EAGAIN => return Ok(()),
+                Err(ff::Error::Eof) => return Ok(()),
+                Err(e) => {
+                    return Err(MediaError::Encode {
+                        path: self.name.clone(),
+                        reason: e.to_string(),
+                    })
+                }
+            }
+            self.packet.set_stream(self.video_ost);
+            self.packet.rescale_ts(self.enc_tb.to_ff(), self.ost_tb);
+            // libx264 leaves durations at 0, which would cut the last frame short.
+            if self.packet.duration() <= 0 {
+                self.packet.set_duration(self.frame_dur_ost);
+            }
+            let watermark = self.packet.dts().or(self.packet.pts());
+            self.packet
+                .write_interleaved(&mut self.octx)
+                .map_err(|e| MediaError::Write {
+                    path: self.name.clone(),
+                    reason: e.to_string(),
+                })?;
+            self.packets_out += 1;
+            if let (Some(audio), Some(ts)) = (self.audio.as_mut(), watermark) {
+                audio.copy_until(&mut self.octx, &self.name, Some((ts, self.ost_tb)))?;
+            }
+        }
+    }
+}
+
+/// Where one copied audio stream goes and the time bases on each side.
+#[derive(Clone, Copy)]
+struct AudioRoute {
+    ost: usize,
+    ist_tb: ff::Rational,
+    ost_tb: ff::Rational,
+}
+
+/// Reads audio packets from a second handle on the input and writes them in
+/// step with the video, holding at most one packet back.
+struct AudioCopier {
+    path: PathBuf,
+    input: Input,
+    /// Indexed by input stream; `None` for streams not copied.
+    routes: Vec<Option<AudioRoute>>,
+    pending: Option<(ff::Packet, AudioRoute)>,
+    done: bool,
+    packets: u64,
+}
+
+impl AudioCopier {
+    /// Writes audio packets whose dts is at or before `limit` (all of them when `None`).
+    fn copy_until(
+        &mut self,
+        octx: &mut Output,
+        out_name: &Path,
+        limit: Option<(i64, ff::Rational)>,
+    ) -> Result<(), MediaError> {
+        loop {
+            if self.pending.is_none() {
+                if self.done {
+                    return Ok(());
+                }
+                self.pending = self.read_next()?;
+                if self.pending.is_none() {
+                    self.done = true;
+                    return Ok(());
+                }
+            }
+            let (packet, route) = self.pending.as_mut().expect("filled above");
+            if let (Some((ts, tb)), Some(at)) = (limit, packet.dts().or(packet.pts())) {
+                // SAFETY: pure arithmetic on two timestamps.
+                if unsafe { ffi::av_compare_ts(at, route.ist_tb.into(), ts, tb.into()) } > 0 {
+                    return Ok(());
+                }
+            }
+            packet.rescale_ts(route.ist_tb, route.ost_tb);
+            packet.set_position(-1);
+            packet.set_stream(route.ost);
+            packet
+                .write_interleaved(octx)
+                .map_err(|e| MediaError::Write {
+                    path: out_name.to_path_buf(),
+                    reason: format!("audio: {e}"),
+                })?;
+            self.packets += 1;
+            self.pending = None;
+        }
+    }
+
+    fn read_next(&mut self) -> Result<Option<(ff::Packet, AudioRoute)>, MediaError> {
+        let mut invalid_in_a_row = 0u32;
+        loop {
+            let mut packet = ff::Packet::empty();
+            match packet.read(&mut self.input) {
+                Ok(()) => {
+                    if let Some(Some(route)) = self.routes.get(packet.stream()) {
+                        return Ok(Some((packet, *route)));
+                    }
+                }
+                Err(ff::Error::Eof) => return Ok(None),
+                // A damaged stretch: the demuxer resyncs, the reader reports the damage.
+                Err(ff::Error::InvalidData) if invalid_in_a_row < 10_000 => invalid_in_a_row += 1,
+                Err(e) => {
+                    return Err(MediaError::AudioRead {
+                        path: self.path.clone(),
+                        reason: e.to_string(),
+                    })
+                }
+            }
+        }
+    }
+}
+
+fn rescale(ts: i64, from: ff::Rational, to: ff::Rational) -> i64 {
+    // SAFETY: pure arithmetic.
+    unsafe { ffi::av_rescale_q(ts, from.into(), to.into()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send>() {}
+
+    #[test]
+    fn writer_is_send() {
+        assert_send::<VideoWriter>();
+    }
+
+    #[test]
+    fn odd_sizes_round_down_for_420_only() {
+        assert_eq!(
+            encoded_size(321, 241, PixelFormatChoice::Yuv420p),
+            (320, 240)
+        );
+        assert_eq!(
+            encoded_size(321, 241, PixelFormatChoice::Yuv444p),
+            (321, 241)
+        );
+        assert_eq!(
+            encoded_size(720, 720, PixelFormatChoice::Yuv420p),
+            (720, 720)
+        );
+    }
+
+    #[test]
+    fn containers_by_extension() {
+        assert_eq!(muxer_for(Path::new("a.MP4")).unwrap().0, "mp4");
+        assert_eq!(muxer_for(Path::new("a.mkv")).unwrap().0, "matroska");
+        assert_eq!(muxer_for(Path::new("a.mov")).unwrap().0, "mov");
+        let e = muxer_for(Path::new("out.avi")).unwrap_err().to_string();
+        assert_eq!(e, "out.avi: unsupported container (use .mp4, .mkv or .mov)");
+        assert!(muxer_for(Path::new("noext")).is_err());
+    }
+}

@@ -1,0 +1,194 @@
+//! Colour fidelity: solid colours survive RGB → YUV → RGB, and decoding agrees with FFmpeg's own reading of the tags.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+use stylize_media::{
+    probe, DecodedFrame, EncodeOptions, FrameReader, PixelFormatChoice, RgbFrame, VideoWriter,
+};
+
+const COLOURS: [[u8; 3]; 6] = [
+    [0x33, 0x66, 0xcc],
+    [128, 128, 128],
+    [200, 30, 40],
+    [20, 180, 60],
+    [235, 235, 235],
+    [16, 16, 16],
+];
+
+/// Frames decoded by the ffmpeg CLI as packed RGB24 (it applies the stream's colour tags itself).
+fn ffmpeg_rgb(path: &Path) -> Vec<u8> {
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-i"])
+        .arg(path)
+        .args(["-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    out.stdout
+}
+
+fn max_diff(a: &[u8], b: &[u8]) -> u8 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| x.abs_diff(*y))
+        .max()
+        .unwrap_or(0)
+}
+
+fn our_rgb(path: &Path) -> Vec<u8> {
+    let info = probe(path).unwrap();
+    FrameReader::open(&info)
+        .unwrap()
+        .flat_map(|f| f.unwrap().image.data)
+        .collect()
+}
+
+/// Writes one solid frame per colour through our writer on top of `base`'s stream settings.
+fn write_solids(base: &Path, out: &Path, pix: PixelFormatChoice) {
+    let info = probe(base).unwrap();
+    let opts = EncodeOptions {
+        crf: 18.0,
+        preset: "fast".into(),
+        pixel_format: pix,
+    };
+    let mut w = VideoWriter::create(out, out, &info, &opts).unwrap();
+    for (i, c) in COLOURS.iter().enumerate() {
+        let frame = DecodedFrame {
+            index: i as u64,
+            pts: None,
+            image: RgbFrame::solid(info.width, info.height, *c),
+        };
+        w.write(&frame).unwrap();
+    }
+    assert_eq!(w.finish().unwrap().frames, COLOURS.len() as u64);
+}
+
+fn assert_solids(rgb: &[u8], frame_len: usize, tolerance: u8, who: &str) {
+    assert_eq!(rgb.len(), frame_len * COLOURS.len(), "{who}");
+    for (i, c) in COLOURS.iter().enumerate() {
+        let frame = &rgb[i * frame_len..(i + 1) * frame_len];
+        let expect: Vec<u8> = c.iter().copied().cycle().take(frame_len).collect();
+        let d = max_diff(frame, &expect);
+        assert!(d <= tolerance, "{who}: colour {c:?} off by {d}");
+    }
+}
+
+#[test]
+fn solid_colours_round_trip_untagged_input() {
+    let d = tempdir();
+    let base = p(&d, "base.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=64x48:rate=25:duration=0.2",
+        "-c:v",
+        "libx264",
+        base.to_str().unwrap(),
+    ]);
+    for (name, pix) in [
+        ("o420.mp4", PixelFormatChoice::Yuv420p),
+        ("o444.mkv", PixelFormatChoice::Yuv444p),
+    ] {
+        let out = p(&d, name);
+        write_solids(&base, &out, pix);
+        assert_eq!(
+            video_field(&out, "color_space"),
+            "bt709",
+            "untagged input is written as BT.709"
+        );
+        assert_eq!(video_field(&out, "color_range"), "tv");
+        assert_eq!(video_field(&out, "color_primaries"), "bt709");
+        assert_solids(&our_rgb(&out), 64 * 48 * 3, 3, "our reader");
+        assert_solids(&ffmpeg_rgb(&out), 64 * 48 * 3, 3, "ffmpeg CLI");
+    }
+}
+
+#[test]
+fn tagged_inputs_keep_their_tags_and_colours() {
+    let d = tempdir();
+    // BT.601-tagged (smpte170m) and BT.709-tagged inputs, converted by FFmpeg with the matching matrix.
+    for (name, matrix, tag) in [
+        ("b601.mp4", "bt601", "smpte170m"),
+        ("b709.mp4", "bt709", "bt709"),
+    ] {
+        let base = p(&d, name);
+        ffmpeg(&[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=64x48:rate=25:duration=0.2",
+            "-vf",
+            &format!("scale=out_color_matrix={matrix}:out_range=tv,format=yuv420p"),
+            "-colorspace",
+            tag,
+            "-color_primaries",
+            tag,
+            "-color_trc",
+            tag,
+            "-c:v",
+            "libx264",
+            base.to_str().unwrap(),
+        ]);
+        let out = p(&d, &format!("out_{name}"));
+        write_solids(&base, &out, PixelFormatChoice::Yuv420p);
+        assert_eq!(video_field(&out, "color_space"), tag);
+        assert_eq!(video_field(&out, "color_primaries"), tag);
+        assert_solids(&our_rgb(&out), 64 * 48 * 3, 3, name);
+        assert_solids(&ffmpeg_rgb(&out), 64 * 48 * 3, 3, name);
+    }
+}
+
+#[test]
+fn decoding_agrees_with_ffmpeg() {
+    let d = tempdir();
+    let cases: [(&str, &[&str]); 3] = [
+        ("untagged.mp4", &["-pix_fmt", "yuv420p"]),
+        (
+            "bt709.mp4",
+            &[
+                "-vf",
+                "scale=out_color_matrix=bt709,format=yuv420p",
+                "-colorspace",
+                "bt709",
+            ],
+        ),
+        (
+            "full.mp4",
+            &[
+                "-vf",
+                "scale=out_range=pc,format=yuvj420p",
+                "-color_range",
+                "pc",
+            ],
+        ),
+    ];
+    for (name, extra) in cases {
+        let clip = p(&d, name);
+        let mut args = vec![
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=96x64:rate=25:duration=0.2",
+        ];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["-c:v", "libx264", "-crf", "10", clip.to_str().unwrap()]);
+        ffmpeg(&args);
+        let ours = our_rgb(&clip);
+        let theirs = ffmpeg_rgb(&clip);
+        // Mean difference over a test pattern: chroma upsampling filters differ slightly at edges.
+        let mean = ours
+            .iter()
+            .zip(&theirs)
+            .map(|(a, b)| f64::from(a.abs_diff(*b)))
+            .sum::<f64>()
+            / ours.len() as f64;
+        assert_eq!(ours.len(), theirs.len());
+        assert!(mean < 2.0, "{name}: mean difference {mean}");
+    }
+}

