@@ -23,8 +23,17 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// List the built-in style presets
+    /// List the built-in style presets; with --sheet, paint a picture in every one of them
     Styles(StylesArgs),
+    /// Reproduce the reference sample: style the orangutan clip (or the bundled sample offline;
+    /// default style: the starry-blue preset) into a styled video, a side-by-side video and a contact sheet
+    Demo(DemoArgs),
+    /// Style a few frames spread through a video, in seconds, into a before/after sheet
+    Preview(PreviewArgs),
+    /// Take styling jobs from the cloud queue until stopped (run one per GPU)
+    Worker(crate::cloud::WorkerArgs),
+    /// List cloud runs and their progress, or delete one (`runs clean RUN`)
+    Runs(crate::cloud::RunsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -32,6 +41,21 @@ pub struct StylesArgs {
     /// Print the list as JSON
     #[arg(long)]
     pub json: bool,
+    /// Paint this picture (or a frame from the middle of this video) in every preset, as one labelled grid
+    #[arg(long, value_name = "PICTURE")]
+    pub sheet: Option<PathBuf>,
+    /// Where the sheet goes (default: `<picture>.styles.png` beside the picture)
+    #[arg(short, long, value_name = "FILE", requires = "sheet")]
+    pub output: Option<PathBuf>,
+    /// Replace existing files
+    #[arg(long, requires = "sheet")]
+    pub overwrite: bool,
+    /// Long side, in pixels, at which the presets paint the picture (the sheet shows it smaller)
+    #[arg(long, default_value_t = 512, value_name = "PIXELS", requires = "sheet")]
+    pub size: u32,
+    /// Also write one small JPEG per preset into this folder (how styles/thumbs is made)
+    #[arg(long, value_name = "DIR", requires = "sheet", hide = true)]
+    pub thumbs: Option<PathBuf>,
 }
 
 /// Everything that shapes how frames are styled; shared by local runs and (later) previews.
@@ -77,6 +101,10 @@ pub struct StyleArgs {
     /// Replace an existing output file
     #[arg(long)]
     pub overwrite: bool,
+    /// Also write a side-by-side video (original | styled, original audio) beside each output,
+    /// named `<output>.compare.<ext>`
+    #[arg(long)]
+    pub compare: bool,
     /// x264 constant rate factor (lower is better quality, larger files)
     #[arg(long, default_value_t = 18.0, value_name = "0..51")]
     pub crf: f32,
@@ -90,6 +118,8 @@ pub struct StyleArgs {
     /// No progress bar and no summary
     #[arg(short, long)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub cloud: crate::cloud::CloudArgs,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -111,4 +141,72 @@ pub enum PrecisionArg {
 pub enum PixelFormatArg {
     Yuv420p,
     Yuv444p,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// The style (default: the demo's preset); anything `--style` takes in a normal run
+    #[command(flatten)]
+    pub look: LookArgs,
+    /// Folder for the styled video, the side-by-side video and the contact sheet (created if missing)
+    #[arg(long, value_name = "DIR", default_value = "stylize-demo")]
+    pub out_dir: PathBuf,
+    /// Replace existing output files
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Do not try to download the reference clip; use the bundled sample
+    #[arg(long)]
+    pub offline: bool,
+    /// Where the reference clip is downloaded from
+    #[arg(long, value_name = "URL", default_value = crate::showcase::demo::REFERENCE_URL)]
+    pub url: String,
+    /// Style only the first N frames (quick checks and tests)
+    #[arg(long, value_name = "N", hide = true)]
+    pub frames: Option<u64>,
+    /// Fetch or generate the demo clip, print its path, and stop
+    #[arg(long, hide = true)]
+    pub print_input: bool,
+    /// No progress bars
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PreviewArgs {
+    /// The video to preview
+    #[arg(value_name = "INPUT")]
+    pub input: PathBuf,
+    /// A picture, a preset (`preset:N` or a name from `stylize styles`), or a blend, as in a full run
+    #[arg(short, long, value_name = "STYLE", required = true)]
+    pub style: String,
+    /// Strengths to show side by side, 0 to 1: repeat the option or separate values with commas
+    #[arg(long, value_delimiter = ',', default_value = "1", value_name = "0..1")]
+    pub strength: Vec<f32>,
+    /// Keep the original colours; take only texture and brightness from the style
+    #[arg(long)]
+    pub preserve_colors: bool,
+    /// Cap the long side for styling, as in a full run
+    #[arg(long, value_name = "PIXELS")]
+    pub max_size: Option<u32>,
+    /// How many moments of the video to show, spread evenly through it
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub frames: usize,
+    /// Where the sheet goes (default: `<input>.preview.png` beside the input)
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Replace an existing sheet
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Where to run the network
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+    pub device: DeviceArg,
+    /// Numeric precision (auto: bf16 on CPUs that compute it natively, fp16 on CUDA)
+    #[arg(long, value_enum, default_value_t = PrecisionArg::Auto)]
+    pub precision: PrecisionArg,
+    /// CPU threads for the network (default: all cores)
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Print only where the sheet went
+    #[arg(short, long)]
+    pub quiet: bool,
 }

@@ -1,10 +1,12 @@
 //! The `stylize` binary: parses the command line, dispatches, and turns errors into one line and an exit code.
 mod cli;
+mod cloud;
 mod config;
 mod output;
 mod pipeline;
 mod progress;
 mod run;
+mod showcase;
 mod style;
 
 use std::process::ExitCode;
@@ -14,6 +16,7 @@ use clap::Parser;
 use crate::cli::{Cli, Command};
 
 fn main() -> ExitCode {
+    prefer_passive_openmp();
     let cli = Cli::parse();
     if let Err(e) = stylize_media::init() {
         eprintln!("error: {e}");
@@ -22,7 +25,14 @@ fn main() -> ExitCode {
     install_ctrl_c();
     let result = match cli.command {
         Some(Command::Styles(args)) => commands::styles(&args).map(|()| 0),
-        None => config::run_config(&cli.style).and_then(run::run),
+        Some(Command::Demo(args)) => showcase::demo::run(&args).map(|()| 0),
+        Some(Command::Preview(args)) => showcase::preview::run(&args).map(|()| 0),
+        Some(Command::Worker(args)) => cloud::worker(&args),
+        Some(Command::Runs(args)) => cloud::runs(&args),
+        None if cli.style.cloud.cloud.is_some() => {
+            config::run_config(&cli.style).and_then(|config| cloud::coordinate(config, &cli.style.cloud))
+        }
+        None => config::run_config(&cli.style).and_then(|config| run::run(config, cli.style.compare)),
     };
     match result {
         Ok(_) if pipeline::cancelled() => ExitCode::from(130),
@@ -33,6 +43,21 @@ fn main() -> ExitCode {
             ExitCode::from(if pipeline::cancelled() { 130 } else { 1 })
         }
     }
+}
+
+/// LibTorch's OpenMP workers spin while they wait, taking the cores the decoder and x264 need
+/// (measured: 3× slower per frame under load). libgomp reads its wait policy only when it loads,
+/// before `main`, so set it and re-run ourselves once; a user's own setting is kept.
+fn prefer_passive_openmp() {
+    use std::os::unix::process::CommandExt;
+    if std::env::var_os("OMP_WAIT_POLICY").is_some() {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else { return };
+    let mut args = std::env::args_os();
+    let argv0 = args.next().unwrap_or_else(|| exe.clone().into_os_string());
+    // exec only returns on failure; then run on with the default policy.
+    let _ = std::process::Command::new(exe).arg0(argv0).args(args).env("OMP_WAIT_POLICY", "PASSIVE").exec();
 }
 
 /// First Ctrl-C: stop after the current frame and clean up. Second: leave at once.
@@ -52,6 +77,9 @@ mod commands {
     use crate::cli::StylesArgs;
 
     pub fn styles(args: &StylesArgs) -> Result<()> {
+        if let Some(picture) = &args.sheet {
+            return crate::showcase::presets::sheet(picture, args);
+        }
         let presets = crate::style::presets();
         if args.json {
             println!("{}", serde_json::to_string_pretty(&presets)?);

@@ -10,6 +10,7 @@ use stylize_model::{Engine, PreparedStyle, RgbImage};
 
 use crate::output::{OutputPlan, TempGuard};
 use crate::progress::Progress;
+use crate::showcase::compare;
 
 /// Frames in flight between stages: enough to keep each stage busy, few enough that memory stays flat.
 const CHANNEL_DEPTH: usize = 4;
@@ -36,25 +37,38 @@ pub enum StyleForVideo<'a> {
     FromFirstFrame(&'a dyn Fn(&RgbImage) -> Result<PreparedStyle>),
 }
 
-/// Styles one video into `plan`'s output. Nothing is left behind on error or Ctrl-C.
+/// A styled frame on its way to the encoder, with its original when a side-by-side video is wanted
+/// (`None` otherwise, so a plain run copies no pixels).
+struct Styled {
+    frame: DecodedFrame,
+    original: Option<RgbFrame>,
+}
+
+/// Styles one video into `plan`'s output, and with `compare` also writes the side-by-side video
+/// (original | styled) there. Nothing is left behind on error or Ctrl-C.
 pub fn style_video(
     engine: &Engine,
     style: StyleForVideo<'_>,
     info: &VideoInfo,
     plan: &OutputPlan,
+    compare: Option<&OutputPlan>,
     encode: &EncodeOptions,
     progress: &Progress,
 ) -> Result<VideoOutcome> {
     let started = Instant::now();
     let temp = TempGuard::new(plan.temp_path());
+    let compare_temp = compare.map(|c| TempGuard::new(c.temp_path()));
     progress.start(info);
     let (decoded_tx, decoded_rx) = bounded::<Result<DecodedFrame>>(CHANNEL_DEPTH);
-    let (styled_tx, styled_rx) = bounded::<DecodedFrame>(CHANNEL_DEPTH);
+    let (styled_tx, styled_rx) = bounded::<Styled>(CHANNEL_DEPTH);
 
     let (decoded, styling, encoded) = std::thread::scope(|scope| {
         let decoder = scope.spawn(|| decode_stage(info, decoded_tx));
-        let encoder = scope.spawn(|| encode_stage(temp.path(), &plan.final_path, info, encode, styled_rx, progress));
-        let styling = style_stage(engine, style, decoded_rx, styled_tx);
+        let side_target = compare.zip(compare_temp.as_ref()).map(|(c, t)| (t.path(), c.final_path.as_path()));
+        let (temp_path, final_path) = (temp.path(), &plan.final_path);
+        let encoder = scope
+            .spawn(move || encode_stage(temp_path, final_path, side_target, info, encode, styled_rx, progress));
+        let styling = style_stage(engine, style, compare.is_some(), decoded_rx, styled_tx);
         let decoded = decoder.join().unwrap_or_else(|_| Err(anyhow!("decoder thread panicked")));
         let encoded = encoder.join().unwrap_or_else(|_| Err(anyhow!("encoder thread panicked")));
         (decoded, styling, encoded)
@@ -83,6 +97,9 @@ pub fn style_video(
         bail!("{}: encoded {written} frames but decoded {decoded_frames}", plan.final_path.display());
     }
     plan.commit(&temp.take())?;
+    if let (Some(compare), Some(temp)) = (compare, compare_temp) {
+        compare.commit(&temp.take())?;
+    }
     Ok(VideoOutcome { output: plan.final_path.clone(), frames: written, elapsed: started.elapsed() })
 }
 
@@ -113,8 +130,9 @@ fn decode_stage(info: &VideoInfo, out: Sender<Result<DecodedFrame>>) -> Result<u
 fn style_stage(
     engine: &Engine,
     style: StyleForVideo<'_>,
+    keep_originals: bool,
     input: Receiver<Result<DecodedFrame>>,
-    out: Sender<DecodedFrame>,
+    out: Sender<Styled>,
 ) -> Result<()> {
     let batch_size = engine.preferred_batch().max(1);
     let mut owned_style: Option<PreparedStyle> = None;
@@ -156,11 +174,14 @@ fn style_stage(
                 owned_style.as_ref().expect("prepared above")
             }
         };
+        // The side-by-side video needs the original beside the styled frame: the one copy compare costs.
+        let mut originals: Vec<Option<RgbFrame>> =
+            pending.iter().map(|f| keep_originals.then(|| f.image.clone())).collect();
         let images: Vec<RgbImage> = pending.iter_mut().map(|f| take_image(&mut f.image)).collect();
         let styled = engine.stylize(prepared, &images)?;
-        for (mut frame, image) in pending.drain(..).zip(styled) {
+        for ((mut frame, image), original) in pending.drain(..).zip(styled).zip(originals.drain(..)) {
             frame.image = RgbFrame { width: image.width, height: image.height, data: image.data };
-            if out.send(frame).is_err() {
+            if out.send(Styled { frame, original }).is_err() {
                 return Ok(()); // the encoder stopped and reports why
             }
         }
@@ -168,26 +189,45 @@ fn style_stage(
     Ok(())
 }
 
+/// `side` is the side-by-side video's (temporary, final) path when one is wanted.
 fn encode_stage(
     temp: &Path,
     final_path: &Path,
+    side: Option<(&Path, &Path)>,
     info: &VideoInfo,
     encode: &EncodeOptions,
-    input: Receiver<DecodedFrame>,
+    input: Receiver<Styled>,
     progress: &Progress,
 ) -> Result<u64> {
     let mut writer = VideoWriter::create(temp, final_path, info, encode)?;
-    for frame in input {
+    let mut side = match side {
+        Some((temp, path)) => Some((
+            VideoWriter::create(temp, path, &compare::wide_info(info), encode)?,
+            compare::SideBySide::default(),
+        )),
+        None => None,
+    };
+    for styled in input {
         if cancelled() {
             return Ok(0);
         }
-        writer.write(&frame)?;
+        writer.write(&styled.frame)?;
+        if let (Some((side_writer, composer)), Some(original)) = (side.as_mut(), &styled.original) {
+            side_writer.write(composer.compose(original, &styled.frame))?;
+        }
         progress.frame_done();
     }
     if cancelled() {
         return Ok(0);
     }
-    Ok(writer.finish()?.frames)
+    let frames = writer.finish()?.frames;
+    if let Some((side_writer, _)) = side {
+        let side_frames = side_writer.finish()?.frames;
+        if side_frames != frames {
+            bail!("side-by-side video: encoded {side_frames} frames but the styled video has {frames}");
+        }
+    }
+    Ok(frames)
 }
 
 /// Moves the pixels out without copying; the frame keeps its index and timestamp.

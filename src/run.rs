@@ -38,6 +38,7 @@ impl LoadedLook {
         &self,
         info: &VideoInfo,
         plan: &crate::output::OutputPlan,
+        compare: Option<&crate::output::OutputPlan>,
         encode: &stylize_media::EncodeOptions,
         progress: &Progress,
     ) -> Result<VideoOutcome> {
@@ -46,22 +47,33 @@ impl LoadedLook {
             Some(prepared) => StyleForVideo::Ready(prepared),
             None => StyleForVideo::FromFirstFrame(&prepare),
         };
-        style_video(&self.engine, style, info, plan, encode, progress)
+        style_video(&self.engine, style, info, plan, compare, encode, progress)
     }
 }
 
 /// Runs every job; returns the process exit code (0 only if every input succeeded).
-pub fn run(config: RunConfig) -> Result<i32> {
+/// With `compare`, each input also gets its side-by-side video (`--compare`).
+pub fn run(config: RunConfig, compare: bool) -> Result<i32> {
     let progress = Progress::new(config.quiet);
     // Refuse bad inputs before paying for the network: probe everything first.
     let mut probed = Vec::new();
+    // Side-by-side names must not collide with any styled output of this run either.
+    let mut claimed: Vec<std::path::PathBuf> =
+        config.jobs.iter().filter_map(|j| j.plan.as_ref().ok()).map(|p| p.final_path.clone()).collect();
     for job in &config.jobs {
         let checked = job.plan.clone().map_err(|e| anyhow!(e)).and_then(|plan| {
             if !job.input.exists() {
                 anyhow::bail!("{}: no such file", job.input.display());
             }
+            let side = if compare {
+                let side = crate::showcase::compare::plan_for(&job.input, &plan, &claimed)?;
+                claimed.push(side.final_path.clone());
+                Some(side)
+            } else {
+                None
+            };
             let info = stylize_media::probe(&job.input)?;
-            Ok((info, plan))
+            Ok((info, plan, side))
         });
         probed.push(checked);
     }
@@ -74,10 +86,11 @@ pub fn run(config: RunConfig) -> Result<i32> {
                 results.push(Err(anyhow!("interrupted")));
                 continue;
             }
-            let outcome = checked.and_then(|(info, plan)| {
-                let outcome = loaded.style_video(&info, &plan, &config.encode, &progress)?;
+            let outcome = checked.and_then(|(info, plan, side)| {
+                let outcome = loaded.style_video(&info, &plan, side.as_ref(), &config.encode, &progress)?;
+                let side_note = side.map(|s| format!(" (side by side: {})", s.final_path.display())).unwrap_or_default();
                 progress.say(&format!(
-                    "{} → {}: {} frames in {} ({:.1} fps), style {}, {}",
+                    "{} → {}{side_note}: {} frames in {} ({:.1} fps), style {}, {}",
                     info.path.display(),
                     outcome.output.display(),
                     outcome.frames,

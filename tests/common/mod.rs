@@ -6,6 +6,8 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+pub mod showcase;
+
 pub fn stylize() -> Command {
     Command::new(env!("CARGO_BIN_EXE_stylize"))
 }

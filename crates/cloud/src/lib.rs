@@ -4,7 +4,8 @@
 //! hash ([`RunId::derive`]). The coordinator uploads frames to
 //! `runs/<run>/frames/`, writes `runs/<run>/manifest.json` once
 //! ([`publish_manifest`]) and enqueues one [`JobSpec`] per range of frames
-//! ([`split_jobs`], [`default_frames_per_job`]). Workers receive jobs
+//! ([`split_jobs`], [`default_frames_per_job`]), noting each queued job in
+//! `runs/<run>/queued/` so a resumed coordinator does not queue it twice. Workers receive jobs
 //! ([`JobQueue::receive`]), keep them invisible while they work
 //! ([`MessageLease`]), write `runs/<run>/styled/` frames and then a
 //! [`DoneMarker`], and only then delete the message. A message delivered too
@@ -84,6 +85,7 @@ pub struct Cloud {
     /// `<queue>-poison`.
     pub poison: Arc<dyn JobQueue>,
     description: String,
+    config: CloudConfig,
 }
 
 impl Cloud {
@@ -108,7 +110,29 @@ impl Cloud {
             jobs,
             poison,
             description: config.to_string(),
+            config: config.clone(),
         })
+    }
+
+    /// Another container of the same account and credentials (a run's
+    /// separate output container, see [`RunManifest::output_container`]).
+    pub fn container(&self, name: &str) -> Result<Arc<dyn BlobStore>> {
+        if name == self.config.container {
+            return Ok(self.blobs.clone());
+        }
+        Ok(match &self.config.backend {
+            Backend::Local { root } => Arc::new(local::LocalBlobStore::new(root, name)?),
+            Backend::Azure(account) => Arc::new(azure::AzureBlobStore::new(account, name)?),
+        })
+    }
+
+    /// Where a run's outputs (styled frames, markers) live: its output
+    /// container, or the run container itself.
+    pub fn outputs_of(&self, output_container: Option<&str>) -> Result<Arc<dyn BlobStore>> {
+        match output_container {
+            Some(name) => self.container(name),
+            None => Ok(self.blobs.clone()),
+        }
     }
 
     /// Creates the container and both queues where missing (the coordinator

@@ -102,6 +102,17 @@ impl RunId {
         format!("runs/{}/done/{job:05}.json", self.0)
     }
 
+    /// `runs/<run>/queued/`: one marker per job the coordinator has put on the queue.
+    pub fn queued_prefix(&self) -> String {
+        format!("runs/{}/queued/", self.0)
+    }
+
+    /// `runs/<run>/queued/<job:05>.json`, written by the coordinator right after it
+    /// sends the job's message, so a resumed coordinator does not queue it twice.
+    pub fn queued_key(&self, job: u32) -> String {
+        format!("runs/{}/queued/{job:05}.json", self.0)
+    }
+
     /// `runs/<run>/failed/`: one marker per job given up on.
     pub fn failed_prefix(&self) -> String {
         format!("runs/{}/failed/", self.0)
@@ -311,6 +322,11 @@ pub struct RunManifest {
     /// When the run was created.
     #[serde(with = "time::serde::rfc3339")]
     pub created: OffsetDateTime,
+    /// The container that receives `styled/`, `queued/`, `done/` and `failed/`
+    /// when it is not the one holding the manifest and the input frames
+    /// (inputs and outputs under separate grants).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_container: Option<String>,
 }
 
 impl RunManifest {
@@ -351,7 +367,15 @@ impl RunManifest {
             style,
             params,
             created: OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or(OffsetDateTime::UNIX_EPOCH),
+            output_container: None,
         })
+    }
+
+    /// Sends the run's outputs (styled frames and markers) to another container.
+    pub fn with_output_container(mut self, container: &str) -> Result<RunManifest> {
+        crate::store::validate_resource_name("output container", container)?;
+        self.output_container = Some(container.to_owned());
+        Ok(self)
     }
 
     /// The jobs of this run, in order.
@@ -379,6 +403,7 @@ impl RunManifest {
             height: self.height,
             style: self.style.clone(),
             params: self.params.clone(),
+            output_container: self.output_container.clone(),
         }
     }
 
@@ -427,6 +452,9 @@ pub struct JobSpec {
     pub style: serde_json::Value,
     /// The styling parameters (as in the manifest).
     pub params: serde_json::Value,
+    /// Where the outputs go when not beside the inputs (as in the manifest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_container: Option<String>,
 }
 
 impl JobSpec {
@@ -444,6 +472,10 @@ impl JobSpec {
                 "job format version {} (this build reads {FORMAT_VERSION})",
                 spec.version
             )));
+        }
+        if let Some(container) = &spec.output_container {
+            crate::store::validate_resource_name("output container", container)
+                .map_err(|e| Error::MalformedMessage(e.to_string()))?;
         }
         if spec.frames.is_empty() {
             return Err(Error::MalformedMessage(format!(
@@ -672,6 +704,8 @@ mod tests {
         assert_eq!(run.styled_key(822, FrameFormat::Jpeg), "runs/0123456789abcdef/styled/000822.jpg");
         assert_eq!(run.done_key(3), "runs/0123456789abcdef/done/00003.json");
         assert_eq!(run.failed_key(12), "runs/0123456789abcdef/failed/00012.json");
+        assert_eq!(run.queued_key(4), "runs/0123456789abcdef/queued/00004.json");
+        assert_eq!(job_index_of(&run.queued_key(4)), Some(4));
         assert_eq!(frame_number_of(&run.styled_key(822, FrameFormat::Webp)), Some(822));
         assert_eq!(job_index_of(&run.done_key(3)), Some(3));
         assert_eq!(frame_number_of("runs/x/frames/7.png"), None);
@@ -724,6 +758,12 @@ mod tests {
         }
         assert_eq!(m.job_spec(16).unwrap(), jobs[16]);
         assert!(m.job_spec(17).is_none());
+        let split = m.clone().with_output_container("styled-out").unwrap();
+        let job = JobSpec::from_message(&split.jobs()[3].to_message()).unwrap();
+        assert_eq!(job.output_container.as_deref(), Some("styled-out"));
+        assert_eq!(RunManifest::from_json(&split.to_json()).unwrap(), split);
+        assert!(!String::from_utf8(m.to_json()).unwrap().contains("output_container"), "absent when unused");
+        assert!(m.clone().with_output_container("Bad_Name").is_err());
         let keys: Vec<_> = jobs[16].styled_keys().collect();
         assert_eq!(keys.len(), 23);
         assert_eq!(keys[0], (800, m.run_id.styled_key(800, FrameFormat::Png)));

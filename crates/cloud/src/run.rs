@@ -61,6 +61,8 @@ pub async fn existing_frames(blobs: &dyn BlobStore, prefix: &str) -> Result<BTre
 pub struct RunProgress {
     /// Jobs with a done marker.
     pub done: BTreeSet<u32>,
+    /// Jobs the coordinator has queued (done, failed or still waiting).
+    pub queued: BTreeSet<u32>,
     /// Jobs given up on, with why.
     pub failed: BTreeMap<u32, FailedMarker>,
     /// Number of jobs in the run.
@@ -76,6 +78,13 @@ impl RunProgress {
         let run = &manifest.run_id;
         let done: BTreeSet<u32> = blobs
             .list(&run.done_prefix())
+            .await?
+            .into_iter()
+            .filter_map(|e| job_index_of(&e.key))
+            .filter(|&j| j < manifest.job_count)
+            .collect();
+        let queued: BTreeSet<u32> = blobs
+            .list(&run.queued_prefix())
             .await?
             .into_iter()
             .filter_map(|e| job_index_of(&e.key))
@@ -98,6 +107,7 @@ impl RunProgress {
             .sum();
         Ok(RunProgress {
             done,
+            queued,
             failed,
             job_count: manifest.job_count,
             frames_done,
@@ -109,6 +119,11 @@ impl RunProgress {
         (0..self.job_count)
             .filter(|j| !self.done.contains(j) && !self.failed.contains_key(j))
             .collect()
+    }
+
+    /// Pending jobs not queued yet: what a (resumed) coordinator still has to send.
+    pub fn unqueued(&self) -> Vec<u32> {
+        self.pending().into_iter().filter(|j| !self.queued.contains(j)).collect()
     }
 
     /// Whether every job is done or failed (nothing left to wait for).

@@ -1,0 +1,237 @@
+//! Downloading the reference clip: resumable (HTTP Range), with a progress bar, cached, and checked.
+//!
+//! The file grows as `<name>.part` next to its final place and is renamed only
+//! when complete, so an interrupted download resumes where it stopped and a
+//! half file is never taken for the clip. The server's validator (ETag or
+//! Last-Modified) is kept beside the part and sent as `If-Range`, so a file
+//! changed on the server restarts instead of being spliced. A sha256 of the
+//! finished file is stored beside it; a cached copy that no longer matches is
+//! fetched again.
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use sha2::{Digest, Sha256};
+
+/// How long to wait for the server to accept the connection: an offline machine should not hang.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(4);
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Bounds a stalled transfer; what arrived is kept and the next run resumes.
+const BODY_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+/// Why the file could not be had; `Display` is one line meant for the user.
+#[derive(Debug)]
+pub enum FetchError {
+    /// Nothing came back: no route, no name, refused, timed out, or an HTTP error status.
+    Unreachable(String),
+    /// The transfer started but stopped; what arrived is kept for the next run.
+    Interrupted { bytes: u64, reason: String },
+    /// The local side failed (cache folder, disk).
+    Local(String),
+}
+
+impl std::fmt::Display for FetchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FetchError::Unreachable(reason) => write!(f, "unreachable ({reason})"),
+            FetchError::Interrupted { bytes, reason } => {
+                write!(f, "download stopped after {} ({reason}; the next run resumes)", megabytes(*bytes))
+            }
+            FetchError::Local(reason) => write!(f, "cannot be stored ({reason})"),
+        }
+    }
+}
+
+/// Where the file came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Cache,
+    Network,
+}
+
+/// `dest` when it is already complete, else downloads `url` into it.
+pub fn fetch(url: &str, dest: &Path, quiet: bool) -> Result<Origin, FetchError> {
+    let local = |e: std::io::Error| FetchError::Local(e.to_string());
+    if dest.exists() {
+        if cached_copy_is_intact(dest).map_err(local)? {
+            return Ok(Origin::Cache);
+        }
+        // Damaged since it was fetched: fetch it again from the start.
+        let _ = std::fs::remove_file(dest);
+    }
+    if let Some(dir) = dest.parent() {
+        std::fs::create_dir_all(dir).map_err(local)?;
+    }
+    let part = with_suffix(dest, ".part");
+    let validator_path = with_suffix(dest, ".part.validator");
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_connect(Some(CONNECT_TIMEOUT))
+        .timeout_recv_response(Some(RESPONSE_TIMEOUT))
+        .timeout_recv_body(Some(BODY_TIMEOUT))
+        .http_status_as_error(false)
+        .user_agent(concat!("stylize/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .into();
+
+    let offset = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
+    let validator = std::fs::read_to_string(&validator_path).ok().filter(|v| !v.trim().is_empty());
+    let mut request = agent.get(url);
+    if offset > 0 {
+        request = request.header("Range", format!("bytes={offset}-"));
+        if let Some(v) = &validator {
+            request = request.header("If-Range", v.trim());
+        }
+    }
+    let response = request.call().map_err(|e| FetchError::Unreachable(describe(&e, url)))?;
+    let status = response.status().as_u16();
+    let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let (start, total) = match status {
+        206 => match header("content-range").as_deref().and_then(parse_content_range) {
+            Some((start, total)) if start == offset => (start, total),
+            // The server resumed somewhere else: start over rather than splice.
+            _ => {
+                let _ = std::fs::remove_file(&part);
+                return Err(FetchError::Interrupted { bytes: 0, reason: "the server resumed at the wrong place".into() });
+            }
+        },
+        200 => (0, header("content-length").and_then(|v| v.parse().ok())),
+        416 => {
+            // Our part is not a prefix of what the server has now: drop it; the next run starts clean.
+            let _ = std::fs::remove_file(&part);
+            return Err(FetchError::Interrupted { bytes: 0, reason: "the partial download no longer matches".into() });
+        }
+        code => return Err(FetchError::Unreachable(format!("HTTP {code}"))),
+    };
+    let new_validator = header("etag").or_else(|| header("last-modified"));
+    let mut file = if start == 0 {
+        File::create(&part).map_err(local)?
+    } else {
+        OpenOptions::new().append(true).open(&part).map_err(local)?
+    };
+    match &new_validator {
+        Some(v) => std::fs::write(&validator_path, v).map_err(local)?,
+        None => {
+            let _ = std::fs::remove_file(&validator_path);
+        }
+    }
+
+    let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(total.unwrap_or(0)) };
+    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let template = if total.is_some() {
+        "downloading {prefix} [{bar:32.cyan/blue}] {bytes}/{total_bytes}  {bytes_per_sec}  ETA {eta}"
+    } else {
+        "downloading {prefix} {spinner} {bytes}  {bytes_per_sec}"
+    };
+    bar.set_style(ProgressStyle::with_template(template).expect("valid template").progress_chars("=> "));
+    bar.set_prefix(name);
+    bar.set_position(start);
+    let mut got = start;
+    let mut reader = response.into_body().into_reader();
+    let mut buffer = vec![0u8; 256 * 1024];
+    loop {
+        if crate::pipeline::cancelled() {
+            bar.abandon();
+            return Err(FetchError::Interrupted { bytes: got, reason: "interrupted".into() });
+        }
+        let n = match reader.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                bar.abandon();
+                return Err(FetchError::Interrupted { bytes: got, reason: e.to_string() });
+            }
+        };
+        file.write_all(&buffer[..n]).map_err(local)?;
+        got += n as u64;
+        bar.set_position(got);
+    }
+    file.sync_all().map_err(local)?;
+    drop(file);
+    bar.finish_and_clear();
+    if let Some(total) = total {
+        if got != total {
+            return Err(FetchError::Interrupted { bytes: got, reason: format!("expected {}", megabytes(total)) });
+        }
+    }
+    let digest = sha256_of(&part).map_err(local)?;
+    std::fs::rename(&part, dest).map_err(local)?;
+    std::fs::write(with_suffix(dest, ".sha256"), format!("{digest}  {}\n", dest.display())).map_err(local)?;
+    let _ = std::fs::remove_file(&validator_path);
+    Ok(Origin::Network)
+}
+
+/// True unless a stored sha256 says the file changed since it was downloaded.
+fn cached_copy_is_intact(path: &Path) -> std::io::Result<bool> {
+    let Ok(record) = std::fs::read_to_string(with_suffix(path, ".sha256")) else {
+        return Ok(true);
+    };
+    let expected = record.split_whitespace().next().unwrap_or_default();
+    Ok(sha256_of(path)? == expected)
+}
+
+pub fn sha256_of(path: &Path) -> std::io::Result<String> {
+    let mut hasher = Sha256::new();
+    let mut file = File::open(path)?;
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+    }
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// `bytes 100-199/1000` → (100, Some(1000)); `bytes 100-199/*` → (100, None).
+fn parse_content_range(value: &str) -> Option<(u64, Option<u64>)> {
+    let rest = value.trim().strip_prefix("bytes ")?;
+    let (range, total) = rest.split_once('/')?;
+    let start = range.split_once('-')?.0.trim().parse().ok()?;
+    let total = if total.trim() == "*" { None } else { Some(total.trim().parse().ok()?) };
+    Some((start, total))
+}
+
+/// The user's words for why nothing came back.
+fn describe(e: &ureq::Error, url: &str) -> String {
+    let host = url.split("://").nth(1).and_then(|r| r.split(['/', ':']).next()).unwrap_or(url);
+    match e {
+        ureq::Error::HostNotFound => format!("cannot resolve {host}"),
+        ureq::Error::Timeout(_) => format!("no answer from {host} within {} s", CONNECT_TIMEOUT.as_secs()),
+        ureq::Error::ConnectionFailed => format!("cannot connect to {host}"),
+        ureq::Error::Io(io) => match io.kind() {
+            std::io::ErrorKind::ConnectionRefused => format!("connection to {host} refused"),
+            std::io::ErrorKind::TimedOut => format!("no answer from {host} within {} s", CONNECT_TIMEOUT.as_secs()),
+            // The resolver's failure arrives as a plain I/O error; say it the way a user thinks of it.
+            _ if io.to_string().contains("lookup address") => format!("cannot resolve {host}"),
+            _ => format!("{host}: {io}"),
+        },
+        ureq::Error::BadUri(_) => format!("{url} is not a valid address"),
+        other => other.to_string(),
+    }
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(suffix);
+    path.with_file_name(name)
+}
+
+fn megabytes(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_range_parses() {
+        assert_eq!(parse_content_range("bytes 100-199/1000"), Some((100, Some(1000))));
+        assert_eq!(parse_content_range("bytes 5-9/*"), Some((5, None)));
+        assert_eq!(parse_content_range("items 1-2/3"), None);
+    }
+}

@@ -1,0 +1,180 @@
+//! `stylize preview INPUT --style X`: a few frames spread through the video, styled in seconds, as a before/after sheet.
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Context, Result};
+use stylize_media::{RgbFrame, VideoInfo};
+use stylize_model::{Engine, PreparedStyle, RgbImage};
+
+use super::canvas::from_frame;
+use super::sheet::{tile_box, to_png, Sheet, Tile};
+use super::{files, frames};
+use crate::cli::{LookArgs, PreviewArgs};
+use crate::config::{look_config, LookConfig};
+
+const MAX_FRAMES: usize = 12;
+const MAX_STRENGTHS: usize = 6;
+
+pub fn run(args: &PreviewArgs) -> Result<()> {
+    if args.frames == 0 || args.frames > MAX_FRAMES {
+        bail!("--frames {} is out of range: show 1 to {MAX_FRAMES} moments", args.frames);
+    }
+    if args.strength.len() > MAX_STRENGTHS {
+        bail!("{} strengths given: compare at most {MAX_STRENGTHS} at once", args.strength.len());
+    }
+    // One look per strength, validated exactly as a full run would validate it.
+    let looks = args
+        .strength
+        .iter()
+        .map(|&strength| {
+            look_config(&LookArgs {
+                style: Some(args.style.clone()),
+                strength,
+                preserve_colors: args.preserve_colors,
+                max_size: args.max_size,
+                device: args.device,
+                precision: args.precision,
+                threads: args.threads,
+            })
+        })
+        .collect::<Result<Vec<LookConfig>>>()?;
+    if !args.input.exists() {
+        bail!("{}: no such file", args.input.display());
+    }
+    let output = args.output.clone().unwrap_or_else(|| files::sibling(&args.input, ".preview.png"));
+    super::presets::require_png(&output)?;
+    files::check_free(&output, args.overwrite)?;
+    let info = stylize_media::probe(&args.input)?;
+
+    let started = Instant::now();
+    let count = estimated_frames(&info);
+    let picks = frames::spread(count, args.frames);
+    // Frame 0 rides along: an image style below full strength blends with the first frame's own
+    // style, as the full run does, so the preview must use the same one.
+    let mut wanted = picks.clone();
+    if wanted.first() != Some(&0) {
+        wanted.insert(0, 0);
+    }
+    let mut grabbed = frames::grab(&info, &wanted)?;
+    let first = to_model(&grabbed[0].1);
+    if picks.first() != Some(&0) && grabbed.len() > 1 {
+        grabbed.remove(0);
+    }
+
+    let engine = Engine::new(&looks[0].engine).context("cannot start the style network")?;
+    let prepared = looks
+        .iter()
+        .map(|look| {
+            engine
+                .prepare(&look.style, &look.params, Some(&first))
+                .with_context(|| format!("style {}", look.style_spec))
+        })
+        .collect::<Result<Vec<PreparedStyle>>>()?;
+    let originals: Vec<(u64, RgbImage)> = grabbed.into_iter().map(|(i, f)| (i, from_frame(f))).collect();
+    let mut rows: Vec<Vec<RgbImage>> = Vec::with_capacity(prepared.len());
+    for style in &prepared {
+        let mut row = Vec::with_capacity(originals.len());
+        for (_, frame) in &originals {
+            let mut out = engine.stylize(style, std::slice::from_ref(frame))?;
+            row.push(out.pop().ok_or_else(|| anyhow!("the network returned no picture"))?);
+            if crate::pipeline::cancelled() {
+                bail!("interrupted; nothing written");
+            }
+        }
+        rows.push(row);
+    }
+    let elapsed = started.elapsed();
+
+    let style_label = crate::style::describe(&looks[0].style_spec, &looks[0].style);
+    let row_labels: Vec<String> = if args.strength.len() == 1 && args.strength[0] == 1.0 {
+        vec!["styled".into()]
+    } else {
+        args.strength.iter().map(|s| format!("strength {s}")).collect()
+    };
+    let sheet = build_sheet(
+        &info,
+        &format!("stylize preview: {} with {style_label}", file_name(&args.input)),
+        &format!("{} · {:.1} s to style {} frames on {}", describe_video(&info), elapsed.as_secs_f64(), originals.len() * rows.len(), engine.describe()),
+        &originals,
+        &row_labels,
+        rows,
+    );
+    let (png, layout) = to_png(&sheet)?;
+    files::write_new(&output, &png, args.overwrite)?;
+    println!(
+        "wrote {} ({}×{}: {} moments × original + {} styled rows)",
+        output.display(),
+        layout.width,
+        layout.height,
+        originals.len(),
+        row_labels.len()
+    );
+    if !args.quiet {
+        eprintln!("a full run styles every frame: stylize {} --style {}", args.input.display(), args.style);
+    }
+    Ok(())
+}
+
+/// The before/after grid shared with the demo: one column per moment, the originals on the first
+/// row, then one row per styled version (`row_labels` name them).
+pub fn build_sheet(
+    info: &VideoInfo,
+    title: &str,
+    subtitle: &str,
+    originals: &[(u64, RgbImage)],
+    row_labels: &[String],
+    rows: Vec<Vec<RgbImage>>,
+) -> Sheet {
+    let columns = originals.len();
+    let (w, h) = (info.width, info.height);
+    // Wide enough to judge brush strokes, narrow enough that the sheet fits a screen (~1600 px).
+    let long_side = ((1600 - 56 - 16 * (columns as u32 - 1)) / columns as u32).clamp(160, 360);
+    let mut slots = Vec::new();
+    for (index, image) in originals {
+        slots.push(Some(Tile {
+            image: image.clone(),
+            prefix: String::new(),
+            label: "original".into(),
+            detail: frames::timestamp(*index, info),
+            role: "original".into(),
+        }));
+    }
+    for (label, row) in row_labels.iter().zip(rows) {
+        for ((index, _), image) in originals.iter().zip(row) {
+            slots.push(Some(Tile {
+                image,
+                prefix: String::new(),
+                label: label.clone(),
+                detail: frames::timestamp(*index, info),
+                role: "styled".into(),
+            }));
+        }
+    }
+    Sheet { title: title.into(), subtitle: subtitle.into(), columns, tile_box: tile_box(w, h, long_side), slots }
+}
+
+/// `720×720 · 30 fps · 823 frames · 27.4 s`
+pub fn describe_video(info: &VideoInfo) -> String {
+    let rate = info.frame_rate.as_f64();
+    let rate = if (rate - rate.round()).abs() < 0.01 { format!("{rate:.0}") } else { format!("{rate:.2}") };
+    let frames = match info.frame_count {
+        Some(n) if info.frame_count_exact => format!("{n} frames"),
+        Some(n) => format!("~{n} frames"),
+        None => "? frames".into(),
+    };
+    format!("{}×{} · {rate} fps · {frames} · {:.1} s", info.width, info.height, info.duration_secs)
+}
+
+/// The container's frame count, or duration × rate, or 1 when the file says neither.
+fn estimated_frames(info: &VideoInfo) -> u64 {
+    info.frame_count.unwrap_or_else(|| (info.duration_secs * info.frame_rate.as_f64()).round().max(1.0) as u64)
+}
+
+fn to_model(frame: &RgbFrame) -> RgbImage {
+    RgbImage { width: frame.width, height: frame.height, data: frame.data.clone() }
+}
+
+pub fn file_name(path: &Path) -> String {
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string())
+}
+

@@ -1,0 +1,125 @@
+//! The deployment files agree with the code: the Kubernetes Deployment and KEDA ScaledObject parse,
+//! name the image the Dockerfile builds, the queue and the connection-string variable the worker
+//! uses, and their worker arguments are ones the real binary accepts.
+mod common;
+
+use std::path::Path;
+
+use serde_yaml::Value;
+use stylize_cloud::config::{CONNECTION_STRING_VAR, DEFAULT_QUEUE};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn yaml(path: &str) -> Value {
+    let text = std::fs::read_to_string(root().join(path)).unwrap();
+    serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn s(v: &Value) -> &str {
+    v.as_str().unwrap_or_else(|| panic!("not a string: {v:?}"))
+}
+
+/// The value after `flag` in an argument list.
+fn flag<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
+    args.iter().position(|a| a == flag).map(|i| args[i + 1].as_str())
+}
+
+fn image_tag() -> String {
+    format!("stylize-worker:{}", env!("CARGO_PKG_VERSION"))
+}
+
+#[test]
+fn deployment_and_scaler_match_the_code_defaults() {
+    let deployment = yaml("deploy/kubernetes/worker.yaml");
+    let scaler = yaml("deploy/kubernetes/keda.yaml");
+    assert_eq!(s(&deployment["kind"]), "Deployment");
+    assert_eq!(s(&scaler["kind"]), "ScaledObject");
+    assert_eq!(s(&scaler["apiVersion"]), "keda.sh/v1alpha1");
+
+    let pod = &deployment["spec"]["template"]["spec"];
+    let containers = pod["containers"].as_sequence().unwrap();
+    assert_eq!(containers.len(), 1);
+    let worker = &containers[0];
+    assert_eq!(s(&worker["image"]), image_tag(), "the image the Dockerfile's build line tags");
+    let dockerfile = std::fs::read_to_string(root().join("deploy/Dockerfile")).unwrap();
+    assert!(dockerfile.contains(&format!("-t {}", image_tag())), "Dockerfile documents building {}", image_tag());
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    assert!(readme.contains(&format!("-t {}", image_tag())), "README builds {}", image_tag());
+
+    // One GPU per pod.
+    assert_eq!(worker["resources"]["limits"]["nvidia.com/gpu"].as_u64(), Some(1));
+    assert_eq!(worker["resources"]["requests"]["nvidia.com/gpu"].as_u64(), Some(1));
+
+    // The connection string reaches the variable `--cloud env` reads, from a Secret.
+    let args: Vec<String> = worker["args"].as_sequence().unwrap().iter().map(|a| s(a).to_string()).collect();
+    assert_eq!(args[0], "worker");
+    assert_eq!(flag(&args, "--cloud"), Some("env"));
+    let env = worker["env"].as_sequence().unwrap();
+    let var = env.iter().find(|e| s(&e["name"]) == CONNECTION_STRING_VAR).expect("connection string variable");
+    let secret = &var["valueFrom"]["secretKeyRef"];
+    assert!(secret["name"].is_string() && secret["key"].is_string(), "from a Secret: {var:?}");
+
+    // The scaler watches the queue the workers take from, with the same credentials, down to zero.
+    let queue = flag(&args, "--queue").unwrap_or(DEFAULT_QUEUE);
+    assert_eq!(queue, DEFAULT_QUEUE);
+    assert_eq!(s(&scaler["spec"]["scaleTargetRef"]["name"]), s(&deployment["metadata"]["name"]));
+    assert_eq!(scaler["spec"]["minReplicaCount"].as_u64(), Some(0), "scale to zero");
+    let triggers = scaler["spec"]["triggers"].as_sequence().unwrap();
+    assert_eq!(triggers.len(), 1);
+    assert_eq!(s(&triggers[0]["type"]), "azure-queue");
+    assert_eq!(s(&triggers[0]["metadata"]["queueName"]), queue);
+    assert_eq!(s(&triggers[0]["metadata"]["connectionFromEnv"]), CONNECTION_STRING_VAR);
+
+    // A pod told to stop gets longer than the worker's drain time before SIGKILL.
+    let grace = pod["terminationGracePeriodSeconds"].as_f64().unwrap();
+    let drain: f64 = flag(&args, "--drain-timeout").unwrap_or("20").parse().unwrap();
+    assert!(grace > drain + 5.0, "grace {grace} s must exceed --drain-timeout {drain} s");
+    // Renewals every third of the visibility timeout must fit well inside it.
+    let visibility: u64 = flag(&args, "--visibility-timeout").unwrap_or("60").parse().unwrap();
+    assert!(visibility >= 15, "{visibility}");
+}
+
+/// The Deployment's arguments, run by the real binary (on a local folder, with the test stylizer
+/// so no GPU is needed), start a worker that finds the queue empty and exits cleanly.
+#[test]
+fn deployment_arguments_are_accepted_by_the_worker() {
+    let deployment = yaml("deploy/kubernetes/worker.yaml");
+    let worker = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let mut args: Vec<String> = worker["args"].as_sequence().unwrap().iter().map(|a| s(a).to_string()).collect();
+    args.extend(["--test-stylizer-ms", "1", "--idle-exit", "0"].map(String::from));
+    let dir = tempfile::tempdir().unwrap();
+    let out = common::stylize()
+        .args(&args)
+        .env(CONNECTION_STRING_VAR, format!("dir:{}", dir.path().display()))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{args:?}: {stderr}");
+    assert!(stderr.contains("processed 0 frames"), "{stderr}");
+}
+
+/// The systemd unit in the README runs a worker with arguments the binary accepts.
+#[test]
+fn readme_systemd_unit_runs_a_worker() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let exec = readme.lines().find(|l| l.starts_with("ExecStart=")).expect("a systemd unit with ExecStart= in README.md");
+    let mut words = exec.trim_start_matches("ExecStart=").split_whitespace();
+    assert!(words.next().unwrap().ends_with("/stylize"));
+    let mut args: Vec<String> = words.map(String::from).collect();
+    assert_eq!(args[0], "worker");
+    assert_eq!(flag(&args, "--cloud"), Some("env"), "the key stays in the environment file, off the command line");
+    // Replace the unit's own idle exit (if any) so the test ends at once.
+    if let Some(i) = args.iter().position(|a| a == "--idle-exit") {
+        args.drain(i..i + 2);
+    }
+    args.extend(["--test-stylizer-ms", "1", "--idle-exit", "0"].map(String::from));
+    let dir = tempfile::tempdir().unwrap();
+    let out = common::stylize()
+        .args(&args)
+        .env(CONNECTION_STRING_VAR, format!("dir:{}", dir.path().display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
