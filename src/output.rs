@@ -42,6 +42,9 @@ impl OutputPlan {
                 ext
             );
         }
+        if final_path.is_dir() {
+            bail!("{}: is a folder; give a file name for the output", final_path.display());
+        }
         if same_file(input, &final_path) {
             bail!("{}: output would replace the input; choose another name", final_path.display());
         }
@@ -63,14 +66,25 @@ impl OutputPlan {
         self.final_path.with_file_name(format!(".{name}.stylize-tmp-{}.{ext}", std::process::id()))
     }
 
-    /// Moves the finished temporary into place; refuses if someone created the output meanwhile.
-    pub fn commit(&self, temp: &Path) -> Result<()> {
-        if self.final_path.exists() && !self.overwrite {
-            let _ = std::fs::remove_file(temp);
-            bail!("{}: output appeared while styling; not replacing it (add --overwrite)", self.final_path.display());
-        }
-        std::fs::rename(temp, &self.final_path)
-            .with_context(|| format!("{}: cannot move the finished video into place", self.final_path.display()))
+    /// Moves the finished temporary into place. Without `--overwrite` this never replaces a file,
+    /// even one created while we worked (a hard link fails if the name exists, unlike a rename).
+    /// The temporary is removed whatever happens.
+    pub fn commit(&self, temp: TempGuard) -> Result<()> {
+        let moved = if self.overwrite {
+            std::fs::rename(temp.path(), &self.final_path)
+        } else {
+            match std::fs::hard_link(temp.path(), &self.final_path) {
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    bail!("{}: output appeared while styling; not replacing it (add --overwrite)", self.final_path.display())
+                }
+                // Filesystems without hard links: fall back to a checked rename.
+                Err(_) if !self.final_path.exists() => std::fs::rename(temp.path(), &self.final_path),
+                other => other,
+            }
+        };
+        moved.with_context(|| format!("{}: cannot move the finished video into place", self.final_path.display()))?;
+        drop(temp); // after a hard link this removes the temporary name; after a rename it is already gone
+        Ok(())
     }
 
     fn check_writable(&self) -> Result<()> {
@@ -102,7 +116,7 @@ fn extension_of(path: &Path) -> String {
     path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default()
 }
 
-fn same_file(a: &Path, b: &Path) -> bool {
+pub fn same_file(a: &Path, b: &Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
         _ => absolute(a) == absolute(b),
@@ -113,25 +127,39 @@ fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
-/// Removes a temporary file when dropped unless it was handed over; covers errors and Ctrl-C alike.
-pub struct TempGuard(Option<PathBuf>);
+/// Temporaries being written, so a second Ctrl-C (which exits at once) can still remove them.
+static LIVE_TEMPS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Removes every temporary still being written; called on the way out of an abrupt exit.
+pub fn remove_live_temps() {
+    if let Ok(temps) = LIVE_TEMPS.lock() {
+        for path in temps.iter() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Removes a temporary file when dropped, whether the work failed, was interrupted or succeeded
+/// (after a successful commit there is nothing left to remove).
+pub struct TempGuard(PathBuf);
 
 impl TempGuard {
     pub fn new(path: PathBuf) -> Self {
-        TempGuard(Some(path))
+        if let Ok(mut temps) = LIVE_TEMPS.lock() {
+            temps.push(path.clone());
+        }
+        TempGuard(path)
     }
     pub fn path(&self) -> &Path {
-        self.0.as_deref().expect("temp path taken")
-    }
-    pub fn take(mut self) -> PathBuf {
-        self.0.take().expect("temp path taken")
+        &self.0
     }
 }
 
 impl Drop for TempGuard {
     fn drop(&mut self) {
-        if let Some(path) = self.0.take() {
-            let _ = std::fs::remove_file(path);
+        let _ = std::fs::remove_file(&self.0);
+        if let Ok(mut temps) = LIVE_TEMPS.lock() {
+            temps.retain(|p| p != &self.0);
         }
     }
 }
@@ -160,6 +188,38 @@ mod tests {
         assert!(OutputPlan::new(&input, None, None, true, &[]).is_ok());
         let err = OutputPlan::new(&input, Some(&dir.path().join("x.avi")), None, false, &[]).unwrap_err();
         assert!(format!("{err:#}").contains("unsupported output container"));
+    }
+
+    #[test]
+    fn commit_never_replaces_without_overwrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("a.mp4");
+        std::fs::write(&input, b"x").unwrap();
+        let plan = OutputPlan::new(&input, None, None, false, &[]).unwrap();
+        let temp = TempGuard::new(plan.temp_path());
+        std::fs::write(temp.path(), b"new").unwrap();
+        let temp_path = temp.path().to_path_buf();
+        std::fs::write(&plan.final_path, b"appeared meanwhile").unwrap();
+        assert!(format!("{:#}", plan.commit(temp).unwrap_err()).contains("appeared while styling"));
+        assert_eq!(std::fs::read(&plan.final_path).unwrap(), b"appeared meanwhile");
+        assert!(!temp_path.exists(), "temporary removed on failure");
+        std::fs::remove_file(&plan.final_path).unwrap();
+        let temp = TempGuard::new(plan.temp_path());
+        std::fs::write(temp.path(), b"new").unwrap();
+        plan.commit(temp).unwrap();
+        assert_eq!(std::fs::read(&plan.final_path).unwrap(), b"new");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2, "input and output only");
+    }
+
+    #[test]
+    fn refuses_a_folder_as_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("a.mp4");
+        std::fs::write(&input, b"x").unwrap();
+        let folder = dir.path().join("out.mp4");
+        std::fs::create_dir(&folder).unwrap();
+        let err = OutputPlan::new(&input, Some(&folder), None, true, &[]).unwrap_err();
+        assert!(format!("{err:#}").contains("is a folder"));
     }
 
     #[test]

@@ -96,10 +96,12 @@ pub fn style_video(
     if written != decoded_frames {
         bail!("{}: encoded {written} frames but decoded {decoded_frames}", plan.final_path.display());
     }
-    plan.commit(&temp.take())?;
+    // The side-by-side video goes first: if it cannot be placed, the run fails with no styled
+    // video claimed as done either.
     if let (Some(compare), Some(temp)) = (compare, compare_temp) {
-        compare.commit(&temp.take())?;
+        compare.commit(temp)?;
     }
+    plan.commit(temp)?;
     Ok(VideoOutcome { output: plan.final_path.clone(), frames: written, elapsed: started.elapsed() })
 }
 
@@ -203,7 +205,7 @@ fn encode_stage(
     let mut side = match side {
         Some((temp, path)) => Some((
             VideoWriter::create(temp, path, &compare::wide_info(info), encode)?,
-            compare::SideBySide::default(),
+            compare::SideBySide::for_video(info),
         )),
         None => None,
     };

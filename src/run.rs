@@ -65,6 +65,9 @@ pub fn run(config: RunConfig, compare: bool) -> Result<i32> {
             if !job.input.exists() {
                 anyhow::bail!("{}: no such file", job.input.display());
             }
+            if job.input.is_dir() {
+                anyhow::bail!("{}: folder holds no videos ({})", job.input.display(), crate::config::VIDEO_EXTENSIONS.join(", "));
+            }
             let side = if compare {
                 let side = crate::showcase::compare::plan_for(&job.input, &plan, &claimed)?;
                 claimed.push(side.final_path.clone());

@@ -49,7 +49,10 @@ fn parse_presets(spec: &str) -> Result<Vec<(usize, f32)>> {
                     .trim()
                     .parse()
                     .map_err(|_| anyhow!("style {spec:?}: weight {weight:?} is not a number"))?;
-                if !(weight.is_finite() && weight >= 0.0) {
+                if !weight.is_finite() {
+                    bail!("style {spec:?}: weight {weight} is not a finite number");
+                }
+                if weight < 0.0 {
                     bail!("style {spec:?}: weight {weight} must be zero or more");
                 }
                 (name.trim(), weight)

@@ -216,3 +216,32 @@ fn send_sigint(pid: u32) {
     let ok = std::process::Command::new("kill").args(["-INT", &pid.to_string()]).status().unwrap();
     assert!(ok.success());
 }
+
+#[test]
+fn an_empty_folder_is_one_failed_row_not_the_end_of_the_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = scene_clip(dir.path(), "good.mp4", "64x48", "30", 3, &[], &[]);
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let out = dir.path().join("out");
+    let (code, _, stderr) =
+        run(&[clip.to_str().unwrap(), empty.to_str().unwrap(), "--style", "preset:1", "--out-dir", out.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(listing(&out), vec!["good.styled.mp4"]);
+    assert!(stderr.contains("folder holds no videos") && stderr.contains("1 of 2 inputs styled"), "{stderr}");
+}
+
+#[test]
+fn a_clip_cut_without_reencoding_is_styled_whole() {
+    // `-ss` with stream copy leaves an edit list and a start offset: a valid file, not a truncated one.
+    let dir = tempfile::tempdir().unwrap();
+    let source = scene_clip(dir.path(), "source.mp4", "96x64", "30", 90, &["sine=f=440:sample_rate=48000"], &[]);
+    let cut = ffmpeg_clip(dir.path(), "cut.mp4", &["-ss", "1.5", "-i", source.to_str().unwrap(), "-c", "copy"]);
+    let (code, _, stderr) = run(&[cut.to_str().unwrap(), "--style", "preset:2"]);
+    assert_eq!(code, 0, "{stderr}");
+    let output = dir.path().join("cut.styled.mp4");
+    let (pi, po) = (ffprobe(&cut), ffprobe(&output));
+    assert_eq!(video_stream(&po)["nb_read_frames"], video_stream(&pi)["nb_read_frames"], "frames as players show them");
+    let (di, dout) = (num(&pi["format"]["duration"]), num(&po["format"]["duration"]));
+    assert!((di - dout).abs() <= 0.1, "duration {dout} vs input {di}");
+}

@@ -1,6 +1,7 @@
 //! `--compare` on a normal run: the side-by-side video beside the output, original | styled, audio copied.
 mod common;
 
+use common::showcase::*;
 use common::*;
 
 #[test]
@@ -49,4 +50,37 @@ fn compare_writes_original_and_styled_side_by_side() {
     let (code, _, stderr) = run(&[input.to_str().unwrap(), "--style", "preset:4", "--compare", "-o", out.to_str().unwrap()]);
     assert_eq!(code, 0, "{stderr}");
     assert!(dir.path().join("mine.compare.mkv").exists());
+}
+
+#[test]
+fn compare_of_a_rotated_video_is_side_by_side_as_displayed() {
+    let dir = tempfile::tempdir().unwrap();
+    // 200×120 coded, shown 120×200 (turned 90° counter-clockwise).
+    let input = rotated_clip(dir.path(), "rot.mp4", "200x120", 10);
+    let (code, _, stderr) = run(&[input.to_str().unwrap(), "--style", "preset:4", "--compare"]);
+    assert_eq!(code, 0, "{stderr}");
+    let styled = dir.path().join("rot.styled.mp4");
+    let side = dir.path().join("rot.styled.compare.mp4");
+
+    // Stacked in coded space, rotation kept: a player shows it 240×200, two upright pictures across.
+    let probe = ffprobe(&side);
+    let v = video_stream(&probe);
+    assert_eq!((v["width"].as_u64(), v["height"].as_u64()), (Some(200), Some(240)));
+    assert_eq!(rotation(v), 90);
+
+    for n in [0, 5, 9] {
+        let (w, h, wide) = displayed_frame_rgb(&side, n);
+        assert_eq!((w, h), (240, 200));
+        let (ow, oh, original) = displayed_frame_rgb(&input, n);
+        let (_, _, painted) = displayed_frame_rgb(&styled, n);
+        assert_eq!((ow, oh), (120, 200));
+        let (left, right) = (columns(w, &wide, 0, 120), columns(w, &wide, 120, 120));
+        let (lo, ls) = (mean_abs_diff(&left, &original), mean_abs_diff(&left, &painted));
+        let (rs, ro) = (mean_abs_diff(&right, &painted), mean_abs_diff(&right, &original));
+        assert!(lo < 6.0 && lo < ls / 3.0, "frame {n}: left half is not the original ({lo:.1} vs {ls:.1})");
+        assert!(rs < 8.0 && rs < ro / 3.0, "frame {n}: right half is not the styled frame ({rs:.1} vs {ro:.1})");
+        // Upright, not merely the right halves: the original turned the other way would not match.
+        let flipped: Vec<u8> = original.chunks_exact(3).rev().flatten().copied().collect();
+        assert!(mean_abs_diff(&left, &flipped) > 3.0 * lo.max(1.0), "frame {n}: left half upside down");
+    }
 }

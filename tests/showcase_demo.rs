@@ -61,6 +61,9 @@ fn offline_demo_falls_back_to_the_bundled_sample_and_writes_three_files() {
     assert!(notes[0].starts_with("orangutan.mp4 unreachable ("), "{}", notes[0]);
     assert!(notes[0].ends_with("); using the bundled sample instead"), "{}", notes[0]);
 
+    // The summary counts the frames really styled.
+    assert!(stderr.contains(": 24 frames in "), "stderr: {stderr}");
+
     let styled = out.join("stylize-sample.styled.mp4");
     let side = out.join("stylize-sample.styled.compare.mp4");
     let sheet = out.join("stylize-sample.styled.sheet.png");

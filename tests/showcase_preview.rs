@@ -72,3 +72,48 @@ fn preview_refuses_bad_input_in_one_line() {
         assert!(stderr.contains(expect), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn preview_of_a_rotated_video_shows_it_upright() {
+    let dir = tempfile::tempdir().unwrap();
+    // 200×120 coded, shown 120×200.
+    let clip = rotated_clip(dir.path(), "rot.mp4", "200x120", 20);
+    let (code, _, stderr) = run(&["preview", clip.to_str().unwrap(), "--style", "preset:7", "--frames", "2"]);
+    assert_eq!(code, 0, "{stderr}");
+    let png = read_sheet(&dir.path().join("rot.preview.png"));
+    png.assert_grid(4, 2, 120.0 / 200.0);
+    // spread(20, 2) picks frames 5 and 15; each original tile is that frame as displayed.
+    for (column, n) in [(0, 5), (1, 15)] {
+        let (tw, th, tile) = png.tile(column);
+        let (w, h, frame) = displayed_frame_rgb(&clip, n);
+        let upright = resized(w, h, frame.clone(), tw, th);
+        let upside_down = resized(w, h, frame.chunks_exact(3).rev().flatten().copied().collect(), tw, th);
+        let (good, bad) = (mean_abs_diff(&tile, &upright), mean_abs_diff(&tile, &upside_down));
+        assert!(good < 4.0 && good < bad / 3.0, "moment {column}: tile is not the displayed frame ({good:.1} vs {bad:.1})");
+    }
+}
+
+#[test]
+fn preview_seeks_to_exactly_the_picked_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    // Every frame its own flat colour (from its number), keyframes every 2 s: the picks lie
+    // inside groups of pictures, so a seek that stopped at the keyframe would show.
+    let source = "color=c=black:s=64x48:r=25:d=25,geq=r='mod(N*7,256)':g='mod(N*13,256)':b='mod(N*29,256)'";
+    let clip = ffmpeg_clip(dir.path(), "numbered.mp4", &["-f", "lavfi", "-i", source, "-c:v", "libx264", "-g", "50", "-pix_fmt", "yuv420p"]);
+    let (code, _, stderr) = run(&["preview", clip.to_str().unwrap(), "--style", "preset:1", "--frames", "4"]);
+    assert_eq!(code, 0, "{stderr}");
+    let png = read_sheet(&dir.path().join("numbered.preview.png"));
+    png.assert_grid(8, 4, 64.0 / 48.0);
+    let colour = |n: u64| [(n * 7 % 256) as f64, (n * 13 % 256) as f64, (n * 29 % 256) as f64];
+    // 625 frames in four stretches: the middles.
+    for (column, want) in [78u64, 234, 390, 546].into_iter().enumerate() {
+        let (w, h, tile) = png.tile(column);
+        let centre = ((h / 2 * w + w / 2) * 3) as usize;
+        let got = [tile[centre] as f64, tile[centre + 1] as f64, tile[centre + 2] as f64];
+        let distance = |n: u64| colour(n).iter().zip(&got).map(|(a, b)| (a - b).abs()).sum::<f64>();
+        // Colours repeat every 256 frames; a keyframe interval either side is the room for mistakes.
+        let nearest = (want - 60..want + 60).min_by(|&a, &b| distance(a).total_cmp(&distance(b))).unwrap();
+        assert_eq!(nearest, want, "moment {column}: shows frame {nearest} (colour {got:?})");
+    }
+    assert!(png.tiles()[0]["label"].as_str().unwrap().ends_with("0:03.1"), "{}", png.tiles()[0]["label"]);
+}

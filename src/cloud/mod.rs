@@ -68,13 +68,15 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 /// Sends job `job` of a run to the queue, then notes it as queued.
 async fn enqueue(cloud: &Cloud, manifest: &RunManifest, job: u32) -> Result<()> {
-    let spec = manifest.job_spec(job).ok_or_else(|| anyhow!("job {job} is past the run's end"))?;
+    let mut spec = manifest.job_spec(job).ok_or_else(|| anyhow!("job {job} is past the run's end"))?;
+    // Workers started with another --container still find the run.
+    spec.container = Some(cloud.container_name().to_owned());
     cloud.jobs.send(&spec.to_message()).await.with_context(|| format!("queueing job {job}"))?;
     // After the send: a crash in between costs at worst a duplicate message,
     // which workers drop once the job is done; never a job that is not queued.
     let marker = serde_json::json!({ "job": job, "queue": cloud.jobs.name() });
     cloud
-        .blobs
+        .outputs_of(manifest.output_container.as_deref())?
         .put(&manifest.run_id.queued_key(job), Bytes::from(marker.to_string()))
         .await
         .with_context(|| format!("noting job {job} as queued"))

@@ -43,8 +43,18 @@ pub fn run(args: &RunsArgs) -> Result<i32> {
         Some(RunsAction::Clean { runs }) => rt.block_on(async {
             let ids = runs.iter().map(|r| RunId::parse(r.trim())).collect::<Result<Vec<_>, _>>()?;
             for run in ids {
-                // Works without a manifest too, so a half-cleaned run can be finished off.
-                let n = delete_run(cloud.blobs.as_ref(), &run).await.with_context(|| format!("cleaning run {run}"))?;
+                // Outputs first: the manifest, which says where they are, goes last. Works
+                // without a manifest too, so a half-cleaned run can be finished off.
+                let mut n = 0;
+                match load_manifest(cloud.blobs.as_ref(), &run).await {
+                    Ok(manifest) if manifest.output_container.is_some() => {
+                        let outputs = cloud.outputs_of(manifest.output_container.as_deref())?;
+                        n += delete_run(outputs.as_ref(), &run).await.with_context(|| format!("cleaning run {run}'s outputs"))?;
+                    }
+                    Ok(_) | Err(CloudError::NotFound(_)) => {}
+                    Err(e) => return Err(anyhow::Error::from(e).context(format!("run {run}"))),
+                }
+                n += delete_run(cloud.blobs.as_ref(), &run).await.with_context(|| format!("cleaning run {run}"))?;
                 if n == 0 {
                     eprintln!("run {run}: nothing stored");
                 } else {
@@ -58,9 +68,10 @@ pub fn run(args: &RunsArgs) -> Result<i32> {
             cloud.jobs.create_if_missing().await.with_context(|| format!("cannot use {config}"))?;
             for run in ids {
                 let manifest = load_manifest(cloud.blobs.as_ref(), &run).await.with_context(|| format!("run {run}"))?;
-                let progress = RunProgress::load(cloud.blobs.as_ref(), &manifest).await?;
+                let outputs = cloud.outputs_of(manifest.output_container.as_deref())?;
+                let progress = RunProgress::load(outputs.as_ref(), &manifest).await?;
                 for &job in progress.failed.keys() {
-                    cloud.blobs.delete(&run.failed_key(job)).await?;
+                    outputs.delete(&run.failed_key(job)).await?;
                 }
                 let unfinished: Vec<u32> = (0..manifest.job_count).filter(|j| !progress.done.contains(j)).collect();
                 // Sent side by side: a long run has thousands of jobs, each one round trip.
@@ -98,9 +109,10 @@ pub fn run(args: &RunsArgs) -> Result<i32> {
                         continue;
                     }
                 };
-                let progress = RunProgress::load(cloud.blobs.as_ref(), &manifest).await?;
+                let outputs = cloud.outputs_of(manifest.output_container.as_deref())?;
+                let progress = RunProgress::load(outputs.as_ref(), &manifest).await?;
                 let frames = cloud.blobs.list(&run.frames_prefix()).await?;
-                let styled_blobs = cloud.blobs.list(&run.styled_prefix()).await?;
+                let styled_blobs = outputs.list(&run.styled_prefix()).await?;
                 let size = |entries: &[stylize_cloud::BlobEntry]| entries.iter().map(|e| e.size).sum::<u64>();
                 // Counted as `existing_frames` counts: numbered, non-empty frame blobs.
                 let count = |entries: &[stylize_cloud::BlobEntry]| {
@@ -119,7 +131,7 @@ pub fn run(args: &RunsArgs) -> Result<i32> {
                 let done_jobs = if args.details {
                     let mut reads = tokio::task::JoinSet::new();
                     for &job in &progress.done {
-                        let (blobs, key) = (cloud.blobs.clone(), run.done_key(job));
+                        let (blobs, key) = (outputs.clone(), run.done_key(job));
                         reads.spawn(async move { blobs.get(&key).await.map_err(anyhow::Error::from).and_then(|b| Ok(DoneMarker::from_json(&b)?)) });
                     }
                     let mut markers = Vec::new();

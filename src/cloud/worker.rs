@@ -5,14 +5,14 @@
 //! message is deleted only after the done marker is written. A job that keeps
 //! failing is marked failed and moved to the poison queue on its last allowed
 //! delivery; a message that is not a job is moved there at once.
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use futures::StreamExt as _;
 use stylize_cloud::{
-    dead_letter, existing_frames, Bytes, Cloud, DoneMarker, Error as CloudError, FailedMarker, JobSpec, MessageLease,
+    dead_letter, existing_frames, BlobStore, Bytes, Cloud, DoneMarker, Error as CloudError, FailedMarker, JobSpec, MessageLease,
     ReceivedMessage, RunId,
 };
 use stylize_model::{DeviceChoice, Engine, EngineOptions, ModelError, Precision, RgbImage, StyleParams};
@@ -57,6 +57,7 @@ pub fn run(args: &WorkerArgs) -> Result<i32> {
             prefetch: (args.transfers as usize).max(2),
             drain: Duration::from_secs_f64(args.drain_timeout),
             drain_started: Mutex::new(None),
+            outputs: Mutex::new(HashMap::new()),
         }),
         poll: Duration::from_secs_f64(args.poll_interval),
         idle_exit: args.idle_exit.map(Duration::from_secs_f64),
@@ -102,6 +103,8 @@ struct Jobs {
     drain: Duration,
     /// When SIGTERM arrived: the current jobs may run `drain` past it.
     drain_started: Mutex<Option<Instant>>,
+    /// Clients for runs' separate output containers, made once each.
+    outputs: Mutex<HashMap<String, Arc<dyn BlobStore>>>,
 }
 
 /// How one delivery of a job ended, when it did not succeed.
@@ -215,6 +218,27 @@ impl Worker {
 }
 
 impl Jobs {
+    /// Where a job's run lives (manifest, input frames).
+    fn inputs_for(&self, spec: &JobSpec) -> Result<Arc<dyn BlobStore>> {
+        self.store(spec.container.as_deref())
+    }
+
+    /// Where a job's styled frames and markers go.
+    fn outputs_for(&self, spec: &JobSpec) -> Result<Arc<dyn BlobStore>> {
+        self.store(spec.outputs_container())
+    }
+
+    fn store(&self, container: Option<&str>) -> Result<Arc<dyn BlobStore>> {
+        let Some(name) = container else { return Ok(self.cloud.blobs.clone()) };
+        let mut cache = self.outputs.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(store) = cache.get(name) {
+            return Ok(store.clone());
+        }
+        let store = self.cloud.container(name)?;
+        cache.insert(name.to_owned(), store.clone());
+        Ok(store)
+    }
+
     /// One delivery: never returns an error, because nothing a single message
     /// holds may stop the worker; every outcome is logged.
     async fn handle(&self, message: ReceivedMessage, near_end: mpsc::UnboundedSender<()>) -> Handled {
@@ -228,6 +252,14 @@ impl Jobs {
             }
         };
         let tag = format!("run {} job {}", spec.run_id, spec.job);
+        let stores = self.inputs_for(&spec).and_then(|i| Ok((i, self.outputs_for(&spec)?)));
+        let (inputs, outputs) = match stores {
+            Ok(stores) => stores,
+            Err(e) => {
+                self.move_aside(&message, &format!("{tag}: {e:#}")).await;
+                return totals;
+            }
+        };
         let look = StyleDoc::from_value(&spec.style).and_then(|s| Ok((s, ParamsDoc::from_value(&spec.params)?)));
         let (style, params) = match look {
             Ok(look) => look,
@@ -239,7 +271,7 @@ impl Jobs {
                 return totals;
             }
         };
-        match self.cloud.blobs.exists(&spec.run_id.manifest_key()).await {
+        match inputs.exists(&spec.run_id.manifest_key()).await {
             Ok(true) => {}
             Ok(false) => {
                 eprintln!("worker {id}: dropped {tag}: the run was cleaned (no manifest)");
@@ -251,7 +283,7 @@ impl Jobs {
                 return totals;
             }
         }
-        match self.cloud.blobs.exists(&spec.done_key()).await {
+        match outputs.exists(&spec.done_key()).await {
             Ok(false) => {}
             Ok(true) => {
                 eprintln!("worker {id}: dropped {tag}: already done (a duplicate delivery)");
@@ -276,12 +308,12 @@ impl Jobs {
         let dequeue_count = message.dequeue_count;
         let lease = MessageLease::start(self.cloud.jobs.clone(), message, self.visibility);
         let started = Instant::now();
-        let outcome = self.style_job(&spec, &style, &params.to_params(), &lease, &near_end).await;
+        let outcome = self.style_job(&spec, &style, &params.to_params(), (&inputs, &outputs), &lease, &near_end).await;
         let outcome = match outcome {
             // The marker goes last: its presence says every styled frame is there.
             Ok(stats) => {
                 let marker = DoneMarker::new(&spec, &id, started.elapsed().as_secs_f64());
-                match self.cloud.blobs.put(&spec.done_key(), Bytes::from(marker.to_json())).await {
+                match outputs.put(&spec.done_key(), Bytes::from(marker.to_json())).await {
                     Ok(()) => Ok(stats),
                     Err(e) => Err(JobError::from(anyhow::Error::from(e).context("writing the done marker"))),
                 }
@@ -347,7 +379,11 @@ impl Jobs {
 
     async fn mark_failed(&self, spec: &JobSpec, reason: &str, dequeue_count: u32) {
         let marker = FailedMarker::new(spec, reason, dequeue_count, &self.id);
-        if let Err(e) = self.cloud.blobs.put(&spec.failed_key(), Bytes::from(marker.to_json())).await {
+        let written = match self.outputs_for(spec) {
+            Ok(outputs) => outputs.put(&spec.failed_key(), Bytes::from(marker.to_json())).await.map_err(anyhow::Error::from),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
             eprintln!("worker {}: run {} job {}: could not write its failed marker: {e}", self.id, spec.run_id, spec.job);
         }
     }
@@ -388,15 +424,16 @@ impl Jobs {
         spec: &JobSpec,
         style: &StyleDoc,
         params: &StyleParams,
+        (inputs, outputs): (&Arc<dyn BlobStore>, &Arc<dyn BlobStore>),
         lease: &MessageLease,
         near_end: &mpsc::UnboundedSender<()>,
     ) -> Result<JobStats, JobError> {
-        let blobs = self.cloud.blobs.clone();
+        let blobs = inputs.clone();
         let (width, height, format) = (spec.width, spec.height, spec.frame_format);
         let first_key = spec.run_id.styled_key(spec.frames.start, format);
         let last_key = spec.run_id.styled_key(spec.frames.end - 1, format);
         // One listing of the keys this range shares a prefix with, not one request per frame.
-        let done: BTreeSet<u32> = existing_frames(blobs.as_ref(), common_prefix(&first_key, &last_key))
+        let done: BTreeSet<u32> = existing_frames(outputs.as_ref(), common_prefix(&first_key, &last_key))
             .await
             .context("listing styled frames")?
             .into_iter()
@@ -468,7 +505,7 @@ impl Jobs {
             let (numbers, images): (Vec<u32>, Vec<RgbImage>) = batch.into_iter().unzip();
             let styled = self.compute.style(&spec.run_id, &style, params, images).await?;
             for (n, image) in numbers.into_iter().zip(styled) {
-                let (blobs, transfers, key) = (blobs.clone(), self.transfers.clone(), spec.run_id.styled_key(n, format));
+                let (blobs, transfers, key) = (outputs.clone(), self.transfers.clone(), spec.run_id.styled_key(n, format));
                 uploads.spawn(async move {
                     let bytes = tokio::task::spawn_blocking(move || codec::encode(format, image.width, image.height, &image.data))
                         .await

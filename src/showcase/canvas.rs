@@ -88,6 +88,54 @@ pub fn from_frame(frame: RgbFrame) -> RgbImage {
     RgbImage { width: frame.width, height: frame.height, data: frame.data }
 }
 
+/// A display rotation (degrees counter-clockwise, as `VideoInfo::rotation_degrees` and ffprobe give
+/// it) as quarter turns counter-clockwise, 0–3. Players only honour multiples of 90°, so an odd angle
+/// counts as the nearest one.
+pub fn quarter_turns(degrees: i32) -> u8 {
+    ((degrees as f64 / 90.0).round() as i64).rem_euclid(4) as u8
+}
+
+/// The size a player shows a `width` × `height` coded picture at under `degrees` of rotation.
+pub fn displayed_size(width: u32, height: u32, degrees: i32) -> (u32, u32) {
+    if quarter_turns(degrees) % 2 == 1 {
+        (height, width)
+    } else {
+        (width, height)
+    }
+}
+
+/// A decoded frame (coded orientation) turned the way a player shows it: frames are decoded as
+/// stored, and the display matrix only tells the player to rotate them, so a sheet must do the same.
+pub fn displayed(frame: RgbFrame, degrees: i32) -> RgbImage {
+    rotate_ccw(from_frame(frame), quarter_turns(degrees))
+}
+
+/// Maps source pixel (x, y) of a w × h picture to its place in the turned one.
+type Placement = fn(usize, usize, usize, usize) -> (usize, usize);
+
+/// `img` turned `turns` quarter turns counter-clockwise.
+pub fn rotate_ccw(img: RgbImage, turns: u8) -> RgbImage {
+    let (w, h) = (img.width as usize, img.height as usize);
+    // The output's size, and where source pixel (x, y) of a w × h picture lands.
+    let (out_w, out_h, place): (usize, usize, Placement) = match turns % 4 {
+        0 => return img,
+        // Counter-clockwise: the top-right corner becomes the top-left.
+        1 => (h, w, |x, y, w, _| (y, w - 1 - x)),
+        2 => (w, h, |x, y, w, h| (w - 1 - x, h - 1 - y)),
+        // Clockwise: the top-left corner becomes the top-right.
+        _ => (h, w, |x, y, _, h| (h - 1 - y, x)),
+    };
+    let mut data = vec![0u8; img.data.len()];
+    for y in 0..h {
+        for x in 0..w {
+            let (dx, dy) = place(x, y, w, h);
+            let (src, dst) = ((y * w + x) * 3, (dy * out_w + dx) * 3);
+            data[dst..dst + 3].copy_from_slice(&img.data[src..src + 3]);
+        }
+    }
+    RgbImage { width: out_w as u32, height: out_h as u32, data }
+}
+
 /// PNG bytes; `text` adds one UTF-8 metadata chunk (keyword, value) that tools can read back.
 pub fn encode_png(img: &RgbImage, text: Option<(&str, &str)>) -> Result<Vec<u8>> {
     let mut bytes = Vec::new();
@@ -125,6 +173,28 @@ mod tests {
         assert_eq!(fit_size(1920, 1080, 320, 320), (320, 180));
         assert_eq!(fit_size(720, 720, 240, 200), (200, 200));
         assert_eq!(fit_size(1, 5000, 100, 100), (1, 100));
+    }
+
+    #[test]
+    fn rotations_turn_counter_clockwise() {
+        // 2×1: red | green.
+        let img = RgbImage { width: 2, height: 1, data: vec![255, 0, 0, 0, 255, 0] };
+        // A quarter turn counter-clockwise puts the right-hand pixel on top.
+        let ccw = rotate_ccw(img.clone(), 1);
+        assert_eq!((ccw.width, ccw.height, ccw.data.as_slice()), (1, 2, [0, 255, 0, 255, 0, 0].as_slice()));
+        let cw = rotate_ccw(img.clone(), 3);
+        assert_eq!((cw.width, cw.height, cw.data.as_slice()), (1, 2, [255, 0, 0, 0, 255, 0].as_slice()));
+        assert_eq!(rotate_ccw(img.clone(), 2).data, vec![0, 255, 0, 255, 0, 0]);
+        assert_eq!(rotate_ccw(rotate_ccw(img.clone(), 1), 3).data, img.data);
+        assert_eq!([quarter_turns(0), quarter_turns(90), quarter_turns(-90), quarter_turns(180), quarter_turns(-180)], [0, 1, 3, 2, 2]);
+        // 2×2 [a b; c d]: counter-clockwise [b d; a c], clockwise [c a; d b], half [d c; b a].
+        let square = RgbImage { width: 2, height: 2, data: [1u8, 2, 3, 4].iter().flat_map(|&v| [v; 3]).collect() };
+        let firsts = |img: RgbImage| img.data.iter().step_by(3).copied().collect::<Vec<u8>>();
+        assert_eq!(firsts(rotate_ccw(square.clone(), 1)), vec![2, 4, 1, 3]);
+        assert_eq!(firsts(rotate_ccw(square.clone(), 3)), vec![3, 1, 4, 2]);
+        assert_eq!(firsts(rotate_ccw(square, 2)), vec![4, 3, 2, 1]);
+        assert_eq!(quarter_turns(271), 3);
+        assert_eq!(displayed_size(200, 120, -90), (120, 200));
     }
 
     #[test]

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use stylize_media::{DecodedFrame, RgbFrame, VideoInfo};
 
+use super::canvas::quarter_turns;
 use crate::output::OutputPlan;
 
 /// `clip.styled.mp4` → `clip.styled.compare.mp4`: beside the styled output, named after it, and
@@ -18,36 +19,94 @@ pub fn plan_for(input: &Path, styled: &OutputPlan, claimed: &[PathBuf]) -> Resul
     OutputPlan::new(input, Some(&compare_path(&styled.final_path)), None, styled.overwrite, claimed)
 }
 
-/// The encoder's view of the side-by-side video: the input, twice as wide. Everything else (rate,
-/// timestamps, rotation, colour, the audio to copy) stays the input's.
+/// The encoder's view of the side-by-side video: the input, twice as wide *as displayed*. The
+/// writer copies the input's display matrix, so under a quarter-turn rotation the two pictures are
+/// stacked in coded space (twice as tall) and a player turning it shows them side by side.
+/// Everything else (rate, timestamps, rotation, colour, the audio to copy) stays the input's.
 pub fn wide_info(info: &VideoInfo) -> VideoInfo {
-    VideoInfo { width: info.width * 2, ..info.clone() }
+    let (width, height) = wide_size(info.width, info.height, info.rotation_degrees);
+    VideoInfo { width, height, ..info.clone() }
 }
 
-/// Builds wide frames in one reused buffer: the original on the left, the styled frame on the right.
-pub struct SideBySide {
-    frame: DecodedFrame,
-}
-
-impl Default for SideBySide {
-    fn default() -> Self {
-        SideBySide { frame: DecodedFrame { index: 0, pts: None, image: RgbFrame { width: 0, height: 0, data: Vec::new() } } }
+/// The coded size of the side-by-side frame for `width` × `height` frames under `degrees` of rotation.
+fn wide_size(width: u32, height: u32, degrees: i32) -> (u32, u32) {
+    match Placement::for_rotation(degrees) {
+        Placement::Left | Placement::Right => (width * 2, height),
+        Placement::Top | Placement::Bottom => (width, height * 2),
     }
 }
 
+/// Where the original goes in the coded wide frame so that it is on the left once a player applies
+/// the rotation (the styled frame takes the other half).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Placement {
+    Left,
+    Right,
+    Top,
+    Bottom,
+}
+
+impl Placement {
+    /// The coded edge that ends up on the displayed left: turning a picture counter-clockwise by a
+    /// quarter brings its top to the left, by a half its right, by three quarters its bottom.
+    fn for_rotation(degrees: i32) -> Self {
+        match quarter_turns(degrees) {
+            0 => Placement::Left,
+            1 => Placement::Top,
+            2 => Placement::Right,
+            _ => Placement::Bottom,
+        }
+    }
+}
+
+/// Builds wide frames in one reused buffer: the original on the (displayed) left, the styled frame
+/// on the right.
+pub struct SideBySide {
+    placement: Placement,
+    frame: DecodedFrame,
+}
+
 impl SideBySide {
+    /// For frames of `info` (its rotation decides how the halves are laid out in coded space).
+    pub fn for_video(info: &VideoInfo) -> Self {
+        Self::for_rotation(info.rotation_degrees)
+    }
+
+    fn for_rotation(degrees: i32) -> Self {
+        SideBySide {
+            placement: Placement::for_rotation(degrees),
+            frame: DecodedFrame { index: 0, pts: None, image: RgbFrame { width: 0, height: 0, data: Vec::new() } },
+        }
+    }
+
     /// The wide frame for `styled` (which keeps its index and timestamp) and its `original`.
     pub fn compose(&mut self, original: &RgbFrame, styled: &DecodedFrame) -> &DecodedFrame {
         let (w, h) = (original.width as usize, original.height as usize);
         debug_assert_eq!((styled.image.width, styled.image.height), (original.width, original.height));
         let image = &mut self.frame.image;
-        image.width = original.width * 2;
-        image.height = original.height;
-        image.data.resize(w * 2 * h * 3, 0);
-        for (y, row) in image.data.chunks_exact_mut(w * 6).enumerate() {
-            let src = y * w * 3..(y + 1) * w * 3;
-            row[..w * 3].copy_from_slice(&original.data[src.clone()]);
-            row[w * 3..].copy_from_slice(&styled.image.data[src]);
+        let (first, second) = match self.placement {
+            Placement::Left | Placement::Top => (&original.data, &styled.image.data),
+            Placement::Right | Placement::Bottom => (&styled.image.data, &original.data),
+        };
+        match self.placement {
+            Placement::Left | Placement::Right => {
+                image.width = original.width * 2;
+                image.height = original.height;
+                image.data.resize(w * 2 * h * 3, 0);
+                for (y, row) in image.data.chunks_exact_mut(w * 6).enumerate() {
+                    let src = y * w * 3..(y + 1) * w * 3;
+                    row[..w * 3].copy_from_slice(&first[src.clone()]);
+                    row[w * 3..].copy_from_slice(&second[src]);
+                }
+            }
+            Placement::Top | Placement::Bottom => {
+                // Packed rows without padding: stacking is one picture's bytes after the other's.
+                image.width = original.width;
+                image.height = original.height * 2;
+                image.data.clear();
+                image.data.extend_from_slice(first);
+                image.data.extend_from_slice(second);
+            }
         }
         self.frame.index = styled.index;
         self.frame.pts = styled.pts;
@@ -62,6 +121,8 @@ fn extension(path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::showcase::canvas::rotate_ccw;
+    use stylize_model::RgbImage;
 
     #[test]
     fn compare_names_follow_the_output() {
@@ -69,15 +130,40 @@ mod tests {
         assert_eq!(compare_path(Path::new("out.mkv")), Path::new("out.compare.mkv"));
     }
 
-    #[test]
-    fn composes_original_left_styled_right() {
+    /// The wide frame for a 3×2 original of one colour and a styled frame of another.
+    fn wide(rotation: i32) -> (u32, u32, Vec<u8>) {
         let original = RgbFrame::solid(3, 2, [10, 20, 30]);
         let styled = DecodedFrame { index: 7, pts: Some(70), image: RgbFrame::solid(3, 2, [200, 100, 0]) };
-        let mut sbs = SideBySide::default();
+        let mut sbs = SideBySide::for_rotation(rotation);
         let wide = sbs.compose(&original, &styled);
-        assert_eq!((wide.image.width, wide.image.height, wide.index, wide.pts), (6, 2, 7, Some(70)));
-        let row: Vec<u8> = wide.image.data[..18].to_vec();
+        assert_eq!((wide.index, wide.pts), (7, Some(70)));
+        assert_eq!(wide_size(3, 2, rotation), (wide.image.width, wide.image.height), "encoder size");
+        (wide.image.width, wide.image.height, wide.image.data.clone())
+    }
+
+    #[test]
+    fn composes_original_left_styled_right() {
+        let (w, h, data) = wide(0);
+        assert_eq!((w, h), (6, 2));
+        let row: Vec<u8> = data[..18].to_vec();
         assert_eq!(&row[..9], &[10, 20, 30, 10, 20, 30, 10, 20, 30]);
         assert_eq!(&row[9..], &[200, 100, 0, 200, 100, 0, 200, 100, 0]);
+    }
+
+    #[test]
+    fn rotated_videos_show_the_original_on_the_left_once_turned() {
+        for rotation in [0, 90, 180, -90, 270] {
+            let (w, h, data) = wide(rotation);
+            assert_eq!((w, h), if rotation % 180 == 0 { (6, 2) } else { (3, 4) }, "{rotation}°");
+            // What a player shows: the coded frame turned by the rotation.
+            let shown = rotate_ccw(RgbImage { width: w, height: h, data }, quarter_turns(rotation));
+            let (sw, sh) = (shown.width as usize, shown.height as usize);
+            assert!(sw > sh, "{rotation}°: displayed {sw}×{sh} is not wide");
+            for y in 0..sh {
+                let px = |x: usize| &shown.data[(y * sw + x) * 3..(y * sw + x) * 3 + 3];
+                assert_eq!(px(0), &[10, 20, 30], "{rotation}°: left is the original");
+                assert_eq!(px(sw - 1), &[200, 100, 0], "{rotation}°: right is the styled frame");
+            }
+        }
     }
 }

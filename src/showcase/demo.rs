@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use stylize_media::{EncodeOptions, PixelFormatChoice, VideoInfo};
 
-use super::canvas::from_frame;
+use super::canvas::displayed;
 use super::fetch::{self, Origin};
 use super::{compare, files, frames, preview, sample};
 use crate::cli::DemoArgs;
@@ -71,11 +71,10 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     let encode = EncodeOptions { crf: 18.0, preset: "fast".into(), pixel_format: PixelFormatChoice::Yuv420p };
     let style_label = crate::style::describe(&look.style_spec, &look.style);
     let started = Instant::now();
-    let engine_description = match Backend::Local {
+    let (engine_description, frames_styled) = match Backend::Local {
         Backend::Local => style_locally(&look, &info, &plan, &side, &encode, &progress)?,
     };
     let elapsed = started.elapsed();
-    let frames_styled = info.frame_count.unwrap_or(0);
     progress.say(&format!(
         "styled {} with {style_label}: {frames_styled} frames in {} ({:.1} fps), {engine_description}",
         preview::file_name(&clip),
@@ -91,7 +90,8 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     Ok(())
 }
 
-/// The local pipeline, with the side-by-side video written in the same pass.
+/// The local pipeline, with the side-by-side video written in the same pass. Returns the engine's
+/// description and the frames really styled (the container's count can be an estimate).
 fn style_locally(
     look: &LookConfig,
     info: &VideoInfo,
@@ -99,10 +99,10 @@ fn style_locally(
     side: &OutputPlan,
     encode: &EncodeOptions,
     progress: &Progress,
-) -> Result<String> {
+) -> Result<(String, u64)> {
     let loaded = LoadedLook::load(look)?;
-    loaded.style_video(info, plan, Some(side), encode, progress)?;
-    Ok(loaded.engine.describe())
+    let outcome = loaded.style_video(info, plan, Some(side), encode, progress)?;
+    Ok((loaded.engine.describe(), outcome.frames))
 }
 
 /// The reference clip when it can be had (cached or downloaded), else the bundled sample.
@@ -208,8 +208,13 @@ fn contact_sheet(
 ) -> Result<Vec<u8>> {
     let styled_info = stylize_media::probe(styled_path)?;
     let picks = frames::spread(info.frame_count.unwrap_or(1), SHEET_MOMENTS);
-    let originals: Vec<_> = frames::grab(info, &picks)?.into_iter().map(|(i, f)| (i, from_frame(f))).collect();
-    let styled: Vec<_> = frames::grab(&styled_info, &picks)?.into_iter().map(|(_, f)| from_frame(f)).collect();
+    // Each file turned by its own display matrix, so the sheet shows both as a player would.
+    let originals: Vec<_> =
+        frames::grab(info, &picks)?.into_iter().map(|(i, f)| (i, displayed(f, info.rotation_degrees))).collect();
+    let styled: Vec<_> = frames::grab(&styled_info, &picks)?
+        .into_iter()
+        .map(|(_, f)| displayed(f, styled_info.rotation_degrees))
+        .collect();
     if styled.len() != originals.len() {
         bail!("{}: fewer frames than the clip it was made from", styled_path.display());
     }

@@ -1,6 +1,6 @@
 //! Picking a handful of frames spread through a video, for sheets and previews.
 use anyhow::Result;
-use stylize_media::{FrameReader, RgbFrame, VideoInfo};
+use stylize_media::{DecodedFrame, FrameReader, RgbFrame, VideoInfo};
 
 /// `n` frame indices spread evenly through `count` frames: the middle of `n` equal stretches,
 /// so neither the first black frame nor the fade-out at the very end is picked.
@@ -11,38 +11,78 @@ pub fn spread(count: u64, n: usize) -> Vec<u64> {
     picks
 }
 
-/// Decodes `info` from the start and keeps the frames at `indices` (ascending), stopping after the
-/// last one, so a preview of the first minutes of a long video costs only those minutes.
+/// The frames at `indices` (ascending), one seek each: the reader jumps to the keyframe before a
+/// pick and decodes forward to it without converting the frames it passes, so a preview of a long
+/// video costs a few keyframe intervals per moment, not every frame up to the last one.
 ///
 /// When the video ends before an index (its frame count was an estimate), the last frame stands in
 /// for the first missing pick instead, so the sheet still shows the end.
 pub fn grab(info: &VideoInfo, indices: &[u64]) -> Result<Vec<(u64, RgbFrame)>> {
-    let mut wanted = indices.iter().copied().peekable();
+    let rate = frame_rate(info);
+    let mut reader = FrameReader::open(info)?;
     let mut picked = Vec::with_capacity(indices.len());
-    let mut last: Option<(u64, RgbFrame)> = None;
-    for frame in FrameReader::open(info)? {
-        let Some(&next) = wanted.peek() else { break };
-        let frame = frame?;
-        if frame.index == next {
-            picked.push((frame.index, frame.image.clone()));
-            wanted.next();
+    for &index in indices {
+        reader.seek_to(index as f64 / rate)?;
+        match first_from(&mut reader, index)? {
+            Some(frame) => picked.push((frame.index, frame.image)),
+            None => {
+                if let Some(last) = last_frame(&mut reader, index as f64 / rate)? {
+                    if picked.last().map(|(i, _)| *i) != Some(last.index) {
+                        picked.push((last.index, last.image));
+                    }
+                }
+                break;
+            }
         }
-        last = Some((frame.index, frame.image));
         if crate::pipeline::cancelled() {
             anyhow::bail!("interrupted");
-        }
-    }
-    if wanted.peek().is_some() {
-        if let Some((index, image)) = last {
-            if picked.last().map(|(i, _)| *i) != Some(index) {
-                picked.push((index, image));
-            }
         }
     }
     if picked.is_empty() {
         anyhow::bail!("{}: no video frames could be decoded", info.path.display());
     }
     Ok(picked)
+}
+
+/// The first frame numbered `index` or later. The seek lands on the first frame at or after the
+/// time asked for, which is the frame itself in a constant-rate video whose timeline starts with
+/// it; when audio starts earlier the timeline does too, and the few frames before it are skipped here.
+fn first_from(reader: &mut FrameReader, index: u64) -> Result<Option<DecodedFrame>> {
+    for frame in reader {
+        let frame = frame?;
+        if frame.index >= index {
+            return Ok(Some(frame));
+        }
+    }
+    Ok(None)
+}
+
+/// The video's last frame, for a pick past its end at `beyond` seconds: seeks back a second, then
+/// twice as far each time nothing is left from there, and reads to the end.
+fn last_frame(reader: &mut FrameReader, beyond: f64) -> Result<Option<DecodedFrame>> {
+    let mut back = 1.0;
+    loop {
+        let from = (beyond - back).max(0.0);
+        reader.seek_to(from)?;
+        let mut last = None;
+        for frame in &mut *reader {
+            last = Some(frame?);
+        }
+        if last.is_some() || from == 0.0 {
+            return Ok(last);
+        }
+        back *= 2.0;
+    }
+}
+
+/// The rate that turns frame numbers into seconds (the reader's own fallback when the file states none).
+fn frame_rate(info: &VideoInfo) -> f64 {
+    let rate = info.frame_rate.as_f64();
+    if rate > 0.0 {
+        rate
+    } else {
+        25.0
+    }
 }
 
 /// A frame's time as `m:ss.s`, from its index and the frame rate.

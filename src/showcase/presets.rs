@@ -6,7 +6,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use stylize_model::{Engine, EngineOptions, RgbImage, StyleParams, StyleSource};
 
-use super::canvas::{encode_jpeg, from_frame, resize_to_fit};
+use super::canvas::{displayed, encode_jpeg, resize_to_fit};
 use super::sheet::{tile_box, to_png, Sheet, Tile};
 use super::{files, frames};
 use crate::cli::StylesArgs;
@@ -136,5 +136,6 @@ fn load_source(path: &Path) -> Result<RgbImage> {
         .map_err(|e| anyhow!("{}: neither a picture nor a readable video ({e})", path.display()))?;
     let middle = info.frame_count.unwrap_or(1) / 2;
     let (_, frame) = frames::grab(&info, &[middle])?.pop().expect("grab returns at least one frame");
-    Ok(from_frame(frame))
+    // Upright as a player shows it: the sheet and thumbnails are pictures, with no matrix to honour.
+    Ok(displayed(frame, info.rotation_degrees))
 }

@@ -6,7 +6,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use stylize_media::{RgbFrame, VideoInfo};
 use stylize_model::{Engine, PreparedStyle, RgbImage};
 
-use super::canvas::from_frame;
+use super::canvas::{displayed_size, from_frame, quarter_turns, rotate_ccw};
 use super::sheet::{tile_box, to_png, Sheet, Tile};
 use super::{files, frames};
 use crate::cli::{LookArgs, PreviewArgs};
@@ -70,13 +70,17 @@ pub fn run(args: &PreviewArgs) -> Result<()> {
                 .with_context(|| format!("style {}", look.style_spec))
         })
         .collect::<Result<Vec<PreparedStyle>>>()?;
-    let originals: Vec<(u64, RgbImage)> = grabbed.into_iter().map(|(i, f)| (i, from_frame(f))).collect();
+    // Styled as decoded, like the full run (which keeps the rotation as metadata); turned to the
+    // displayed orientation only for the sheet.
+    let coded: Vec<(u64, RgbImage)> = grabbed.into_iter().map(|(i, f)| (i, from_frame(f))).collect();
+    let turns = quarter_turns(info.rotation_degrees);
     let mut rows: Vec<Vec<RgbImage>> = Vec::with_capacity(prepared.len());
     for style in &prepared {
-        let mut row = Vec::with_capacity(originals.len());
-        for (_, frame) in &originals {
+        let mut row = Vec::with_capacity(coded.len());
+        for (_, frame) in &coded {
             let mut out = engine.stylize(style, std::slice::from_ref(frame))?;
-            row.push(out.pop().ok_or_else(|| anyhow!("the network returned no picture"))?);
+            let styled = out.pop().ok_or_else(|| anyhow!("the network returned no picture"))?;
+            row.push(rotate_ccw(styled, turns));
             if crate::pipeline::cancelled() {
                 bail!("interrupted; nothing written");
             }
@@ -84,6 +88,7 @@ pub fn run(args: &PreviewArgs) -> Result<()> {
         rows.push(row);
     }
     let elapsed = started.elapsed();
+    let originals: Vec<(u64, RgbImage)> = coded.into_iter().map(|(i, f)| (i, rotate_ccw(f, turns))).collect();
 
     let style_label = crate::style::describe(&looks[0].style_spec, &looks[0].style);
     let row_labels: Vec<String> = if args.strength.len() == 1 && args.strength[0] == 1.0 {
@@ -116,7 +121,8 @@ pub fn run(args: &PreviewArgs) -> Result<()> {
 }
 
 /// The before/after grid shared with the demo: one column per moment, the originals on the first
-/// row, then one row per styled version (`row_labels` name them).
+/// row, then one row per styled version (`row_labels` name them). Every picture comes already turned
+/// to how a player shows `info` (see [`displayed`](super::canvas::displayed)), so tiles of rotated videos stand upright.
 pub fn build_sheet(
     info: &VideoInfo,
     title: &str,
@@ -126,7 +132,7 @@ pub fn build_sheet(
     rows: Vec<Vec<RgbImage>>,
 ) -> Sheet {
     let columns = originals.len();
-    let (w, h) = (info.width, info.height);
+    let (w, h) = displayed_size(info.width, info.height, info.rotation_degrees);
     // Wide enough to judge brush strokes, narrow enough that the sheet fits a screen (~1600 px).
     let long_side = ((1600 - 56 - 16 * (columns as u32 - 1)) / columns as u32).clamp(160, 360);
     let mut slots = Vec::new();
@@ -153,8 +159,9 @@ pub fn build_sheet(
     Sheet { title: title.into(), subtitle: subtitle.into(), columns, tile_box: tile_box(w, h, long_side), slots }
 }
 
-/// `720×720 · 30 fps · 823 frames · 27.4 s`
+/// `720×720 · 30 fps · 823 frames · 27.4 s`, with the size as displayed (what the tiles show).
 pub fn describe_video(info: &VideoInfo) -> String {
+    let (width, height) = displayed_size(info.width, info.height, info.rotation_degrees);
     let rate = info.frame_rate.as_f64();
     let rate = if (rate - rate.round()).abs() < 0.01 { format!("{rate:.0}") } else { format!("{rate:.2}") };
     let frames = match info.frame_count {
@@ -162,7 +169,7 @@ pub fn describe_video(info: &VideoInfo) -> String {
         Some(n) => format!("~{n} frames"),
         None => "? frames".into(),
     };
-    format!("{}×{} · {rate} fps · {frames} · {:.1} s", info.width, info.height, info.duration_secs)
+    format!("{width}×{height} · {rate} fps · {frames} · {:.1} s", info.duration_secs)
 }
 
 /// The container's frame count, or duration × rate, or 1 when the file says neither.

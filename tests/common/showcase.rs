@@ -158,3 +158,41 @@ pub fn serve(body: Vec<u8>, connections: usize, cut_first: usize, name: &str) ->
     });
     (url, handle)
 }
+
+/// A `size` test-pattern clip with a display matrix turning it 90° counter-clockwise (ffprobe's
+/// `rotation=90`). FFmpeg 5.1 writes the matrix only on a stream copy, so a plain clip is made first.
+pub fn rotated_clip(dir: &Path, name: &str, size: &str, frames: u32) -> PathBuf {
+    let plain = super::scene_clip(dir, &format!("plain-{name}"), size, "25", frames, &[], &[]);
+    let rotated = super::ffmpeg_clip(dir, name, &["-i", plain.to_str().unwrap(), "-c", "copy", "-metadata:s:v:0", "rotate=90"]);
+    std::fs::remove_file(&plain).unwrap();
+    assert_eq!(super::rotation(super::video_stream(&super::ffprobe(&rotated))), 90, "display matrix written");
+    rotated
+}
+
+/// Frame `index` as a player shows it (ffmpeg's autorotate applies the display matrix).
+pub fn displayed_frame_rgb(path: &Path, index: u32) -> (u32, u32, Vec<u8>) {
+    let probe = super::ffprobe(path);
+    let v = super::video_stream(&probe);
+    let (w, h) = (v["width"].as_u64().unwrap() as u32, v["height"].as_u64().unwrap() as u32);
+    let (w, h) = if super::rotation(v).rem_euclid(180) == 90 { (h, w) } else { (w, h) };
+    let out = Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-i"])
+        .arg(path)
+        .args(["-vf", &format!("select=eq(n\\,{index})"), "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+        .output()
+        .expect("run ffmpeg frame");
+    assert!(out.status.success());
+    assert_eq!(out.stdout.len(), (w * h * 3) as usize, "displayed frame {index} of {}", path.display());
+    (w, h, out.stdout)
+}
+
+/// Columns `x0..x0 + width` of a packed RGB picture `w` pixels wide.
+pub fn columns(w: u32, rgb: &[u8], x0: u32, width: u32) -> Vec<u8> {
+    rgb.chunks_exact(w as usize * 3).flat_map(|row| row[x0 as usize * 3..(x0 + width) as usize * 3].to_vec()).collect()
+}
+
+/// A packed RGB picture resized (Lanczos, as the sheets do) to `width` × `height`.
+pub fn resized(w: u32, h: u32, rgb: Vec<u8>, width: u32, height: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_raw(w, h, rgb).unwrap();
+    image::imageops::resize(&img, width, height, image::imageops::FilterType::Lanczos3).into_raw()
+}

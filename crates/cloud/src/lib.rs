@@ -114,6 +114,11 @@ impl Cloud {
         })
     }
 
+    /// The run container's name.
+    pub fn container_name(&self) -> &str {
+        &self.config.container
+    }
+
     /// Another container of the same account and credentials (a run's
     /// separate output container, see [`RunManifest::output_container`]).
     pub fn container(&self, name: &str) -> Result<Arc<dyn BlobStore>> {

@@ -404,6 +404,7 @@ impl RunManifest {
             style: self.style.clone(),
             params: self.params.clone(),
             output_container: self.output_container.clone(),
+            container: None,
         }
     }
 
@@ -455,6 +456,11 @@ pub struct JobSpec {
     /// Where the outputs go when not beside the inputs (as in the manifest).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_container: Option<String>,
+    /// The container holding the run (manifest, input frames), set by the
+    /// coordinator so one worker pool serves runs of any container; absent,
+    /// the worker's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
 }
 
 impl JobSpec {
@@ -473,9 +479,8 @@ impl JobSpec {
                 spec.version
             )));
         }
-        if let Some(container) = &spec.output_container {
-            crate::store::validate_resource_name("output container", container)
-                .map_err(|e| Error::MalformedMessage(e.to_string()))?;
+        for container in [&spec.container, &spec.output_container].into_iter().flatten() {
+            crate::store::validate_resource_name("container", container).map_err(|e| Error::MalformedMessage(e.to_string()))?;
         }
         if spec.frames.is_empty() {
             return Err(Error::MalformedMessage(format!(
@@ -494,6 +499,12 @@ impl JobSpec {
     /// Blob names of this job's styled frames, in order.
     pub fn styled_keys(&self) -> impl Iterator<Item = (u32, String)> + '_ {
         self.frames.frames().map(|n| (n, self.run_id.styled_key(n, self.frame_format)))
+    }
+
+    /// The container of the run's outputs: its output container, else the
+    /// run's own (`container`), else `None` for the worker's default.
+    pub fn outputs_container(&self) -> Option<&str> {
+        self.output_container.as_deref().or(self.container.as_deref())
     }
 
     /// This job's done marker.

@@ -15,24 +15,36 @@ const EXPIRY_FORMAT: &[FormatItem<'static>] =
 /// object level; read, write, delete, list, add, create, update, process.
 /// Returned as query pairs in order; the caller form-encodes them.
 pub fn account_sas(account: &str, key: &[u8], expiry: OffsetDateTime) -> Vec<(&'static str, String)> {
-    const PERMISSIONS: &str = "rwdlacup";
+    account_sas_with(account, key, expiry, "sco", "rwdlacup")
+}
+
+/// An account SAS for the blob and queue services with the given resource
+/// types (`s`ervice, `c`ontainer, `o`bject) and permissions (e.g. `rwlaup`
+/// for a worker that must not create or delete anything): what an operator
+/// hands to a less trusted node.
+pub fn account_sas_with(
+    account: &str,
+    key: &[u8],
+    expiry: OffsetDateTime,
+    resource_types: &str,
+    permissions: &str,
+) -> Vec<(&'static str, String)> {
     const SERVICES: &str = "bq";
-    const RESOURCE_TYPES: &str = "sco";
     let expiry = expiry
         .to_offset(time::UtcOffset::UTC)
         .format(EXPIRY_FORMAT)
         .unwrap_or_else(|_| unreachable!("a UTC time always formats"));
     // Fields: account, permissions, services, resource types, start, expiry,
     // IP range, protocol, version, encryption scope, and a final newline.
-    let string_to_sign = format!("{account}\n{PERMISSIONS}\n{SERVICES}\n{RESOURCE_TYPES}\n\n{expiry}\n\n\n{SAS_VERSION}\n\n");
+    let string_to_sign = format!("{account}\n{permissions}\n{SERVICES}\n{resource_types}\n\n{expiry}\n\n\n{SAS_VERSION}\n\n");
     let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
     mac.update(string_to_sign.as_bytes());
     let sig = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, mac.finalize().into_bytes());
     vec![
         ("sv", SAS_VERSION.to_owned()),
         ("ss", SERVICES.to_owned()),
-        ("srt", RESOURCE_TYPES.to_owned()),
-        ("sp", PERMISSIONS.to_owned()),
+        ("srt", resource_types.to_owned()),
+        ("sp", permissions.to_owned()),
         ("se", expiry),
         ("sig", sig),
     ]

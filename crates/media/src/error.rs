@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 /// Everything that can go wrong while probing, decoding or encoding a video.
 ///
 /// Messages carry FFmpeg's own reason in parentheses instead of a `source()`,
-/// so an `anyhow` chain printed with `{:#}` does not repeat it.
+/// so an `anyhow` chain printed with `{:#}` does not repeat it; where FFmpeg
+/// logged an error line while failing, that line follows the errno text after a
+/// `;` (`Invalid argument; mov: opus only supported in MP4.`).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum MediaError {
@@ -57,6 +59,18 @@ pub enum MediaError {
         codec: String,
     },
 
+    /// An input audio stream whose parameters FFmpeg could not work out (no
+    /// sample rate or no channel count, typically a stream declared in an
+    /// MPEG-TS program whose packets come too late or never); copying it would
+    /// make an unplayable track. `path` is the input file.
+    #[error("{}: audio stream {stream} ({codec}) cannot be copied: {reason}", .path.display())]
+    AudioUnusable {
+        path: PathBuf,
+        stream: usize,
+        codec: String,
+        reason: String,
+    },
+
     /// The libx264 encoder is missing from the FFmpeg build.
     #[error("{}: FFmpeg has no libx264 encoder (install an FFmpeg built with --enable-libx264)", .path.display())]
     EncoderUnavailable { path: PathBuf },
@@ -105,12 +119,12 @@ impl MediaError {
             // Plain errno values (EACCES, EIO, EISDIR) are about the file, not its content.
             MediaError::Open {
                 path: path_buf,
-                reason: err.to_string(),
+                reason: crate::log::reason(err),
             }
         } else {
             MediaError::NotAVideo {
                 path: path_buf,
-                reason: err.to_string(),
+                reason: crate::log::reason(err),
             }
         }
     }

@@ -19,6 +19,7 @@
 
 mod color;
 mod error;
+mod log;
 mod probe;
 mod reader;
 mod scale;
@@ -31,9 +32,10 @@ pub use writer::{encoded_size, EncodeOptions, PixelFormatChoice, VideoWriter, Wr
 
 use std::sync::OnceLock;
 
-/// Initialises FFmpeg once per process and silences its own log: every failure reaches the
-/// caller as a `MediaError` naming the file, so FFmpeg's lines would only repeat it less clearly.
-/// Set `STYLIZE_FFMPEG_LOG=1` to see them when debugging.
+/// Initialises FFmpeg once per process and keeps its log off the terminal: every
+/// failure reaches the caller as a `MediaError` naming the file, with FFmpeg's
+/// own last error line appended. Set `STYLIZE_FFMPEG_LOG=1` to also see FFmpeg's
+/// error lines as they happen when debugging.
 ///
 /// Every other entry point calls this itself, so calling it is optional; it is
 /// public so a binary can fail early with a clear message.
@@ -41,12 +43,10 @@ pub fn init() -> Result<(), MediaError> {
     static INIT: OnceLock<Result<(), String>> = OnceLock::new();
     INIT.get_or_init(|| {
         ffmpeg_next::init().map_err(|e| e.to_string())?;
-        let level = if std::env::var_os("STYLIZE_FFMPEG_LOG").is_some() {
-            ffmpeg_next::util::log::Level::Error
-        } else {
-            ffmpeg_next::util::log::Level::Quiet
-        };
-        ffmpeg_next::util::log::set_level(level);
+        // The callback sees every level; the level still matters to code in
+        // FFmpeg that checks it before building expensive messages.
+        ffmpeg_next::util::log::set_level(ffmpeg_next::util::log::Level::Error);
+        log::install(std::env::var_os("STYLIZE_FFMPEG_LOG").is_some());
         Ok(())
     })
     .clone()

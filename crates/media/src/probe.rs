@@ -96,11 +96,28 @@ pub struct VideoInfo {
     pub time_base: Rational,
     /// From the container when it records it (see `frame_count_exact`), else
     /// estimated as duration × frame rate; for progress and sanity checks.
+    /// When an MP4/MOV edit list hides frames (a file cut with `-c copy`), the
+    /// count of frames it presents, which is what [`crate::FrameReader`] yields.
     pub frame_count: Option<u64>,
-    /// True when `frame_count` is the container's own count rather than an estimate.
-    /// Even then, edit lists can make the decoded count differ slightly.
+    /// True when `frame_count` is the container's own count rather than an
+    /// estimate; false too when an edit list hides some of the stored frames
+    /// (the container's own count then includes frames never shown).
     pub frame_count_exact: bool,
+    /// The video stream's duration, else the container's; 0.0 when neither is known.
     pub duration_secs: f64,
+    /// The container's duration (ffprobe's `format=duration`: from the earliest
+    /// start to the latest end over all streams), `None` when the file gives none.
+    /// Matroska records it in its header, so a cut file still claims the full
+    /// length: compare with [`crate::FrameReader::decoded_duration_secs`]. MPEG-TS
+    /// has no such field and FFmpeg estimates it from the last packets present,
+    /// so a cut TS file looks complete by this measure.
+    pub container_duration_secs: Option<f64>,
+    /// Where the video's timeline starts, in seconds of the input's clock: the
+    /// earliest first timestamp of the video and audio streams (MPEG-TS usually
+    /// starts near 1.4 s; edit lists are already applied, so a cut MP4 starts at 0).
+    /// [`crate::VideoWriter`] subtracts it so the output starts at 0, as ffmpeg does;
+    /// [`crate::FrameReader::open_at`] and `decoded_duration_secs` count from it.
+    pub start_secs: f64,
     /// The display matrix's rotation in degrees counter-clockwise, as
     /// `av_display_rotation_get` and ffprobe report it (0, 90, -90, 180); 0 when none.
     pub rotation_degrees: i32,
@@ -111,6 +128,7 @@ pub struct VideoInfo {
 /// Opens a media file for demuxing, mapping FFmpeg's failure to the file's problem.
 pub(crate) fn open_input(path: &Path) -> Result<Input, MediaError> {
     crate::init()?;
+    crate::log::clear();
     ff::format::input(&path).map_err(|e| MediaError::open_failed(path, e))
 }
 
@@ -190,7 +208,9 @@ pub fn probe(path: &Path) -> Result<VideoInfo, MediaError> {
         0.0
     };
 
-    let (frame_count, frame_count_exact) = if stream.frames() > 0 {
+    let (frame_count, frame_count_exact) = if let Some(shown) = frames_shown_by_edit_list(&stream) {
+        (Some(shown), false)
+    } else if stream.frames() > 0 {
         (Some(stream.frames() as u64), true)
     } else if duration_secs > 0.0 {
         (
@@ -227,6 +247,12 @@ pub fn probe(path: &Path) -> Result<VideoInfo, MediaError> {
         })
         .collect();
 
+    let container_duration_secs =
+        (ictx.duration() > 0).then(|| ictx.duration() as f64 / f64::from(ffi::AV_TIME_BASE));
+    let start_secs = presentation_start(&ictx, video_index).map_or(0.0, |(ts, tb)| {
+        ts as f64 * f64::from(tb.numerator()) / f64::from(tb.denominator())
+    });
+
     Ok(VideoInfo {
         path: path.to_path_buf(),
         width,
@@ -237,10 +263,68 @@ pub fn probe(path: &Path) -> Result<VideoInfo, MediaError> {
         frame_count,
         frame_count_exact,
         duration_secs,
+        container_duration_secs,
+        start_secs,
         rotation_degrees,
         audio,
         video_stream_index: video_index,
     })
+}
+
+/// A stream's first presented timestamp (FFmpeg's `start_time`, edit lists
+/// applied), `None` when unknown or when the time base is unusable.
+pub(crate) fn stream_start(stream: &ff::Stream) -> Option<(i64, ff::Rational)> {
+    let tb = stream.time_base();
+    (stream.start_time() != ffi::AV_NOPTS_VALUE && tb.numerator() > 0 && tb.denominator() > 0)
+        .then(|| (stream.start_time(), tb))
+}
+
+/// The earliest first timestamp of the video stream and the audio streams, with
+/// its time base: the origin ffmpeg subtracts (`-ic->start_time`) so an output
+/// starts at 0. Subtitle and data streams are left out because they are not
+/// copied. `None` when the video's own start is unknown: shifting by the audio
+/// alone could put the video anywhere.
+pub(crate) fn presentation_start(ictx: &Input, video_index: usize) -> Option<(i64, ff::Rational)> {
+    let mut earliest = stream_start(&ictx.stream(video_index)?)?;
+    for s in ictx
+        .streams()
+        .filter(|s| s.parameters().medium() == media::Type::Audio)
+    {
+        if let Some((ts, tb)) = stream_start(&s) {
+            // SAFETY: pure arithmetic on two timestamps with positive time bases.
+            let earlier = unsafe {
+                ffi::av_compare_ts(ts, tb.into(), earliest.0, earliest.1.into()) < 0
+            };
+            if earlier {
+                earliest = (ts, tb);
+            }
+        }
+    }
+    Some(earliest)
+}
+
+/// How many of the stream's frames an edit list lets through, when it hides any.
+///
+/// The MP4/MOV demuxer keeps every stored sample in the stream's index and marks
+/// those outside the edit list `AVINDEX_DISCARD_FRAME`; their packets carry
+/// `AV_PKT_FLAG_DISCARD` and the decoder drops their frames. `nb_frames` counts
+/// them all (a file cut with `-ss 1.5 -c copy` keeps the whole first GOP), so the
+/// presented count is the index's unmarked entries. `None` when nothing is hidden
+/// (no index, a keyframe-only index as in Matroska, or an edit list that only shifts).
+fn frames_shown_by_edit_list(stream: &ff::Stream) -> Option<u64> {
+    // SAFETY: the stream belongs to an open context; the index is only read.
+    unsafe {
+        let st = stream.as_ptr() as *mut ffi::AVStream;
+        let entries = ffi::avformat_index_get_entries_count(st);
+        let mut hidden = 0u64;
+        for i in 0..entries {
+            let entry = ffi::avformat_index_get_entry(st, i);
+            if !entry.is_null() && (*entry).flags() & ffi::AVINDEX_DISCARD_FRAME != 0 {
+                hidden += 1;
+            }
+        }
+        (hidden > 0).then(|| entries as u64 - hidden)
+    }
 }
 
 fn guess_frame_rate(ictx: &Input, index: usize) -> Rational {

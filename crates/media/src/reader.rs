@@ -8,9 +8,9 @@ use ff::util::error::EAGAIN;
 use ffmpeg_next as ff;
 
 use crate::color::decode_conversion;
-use crate::probe::open_input;
+use crate::probe::{open_input, presentation_start, stream_start};
 use crate::scale::Scaler;
-use crate::{MediaError, VideoInfo};
+use crate::{MediaError, Rational, VideoInfo};
 
 /// A picture as packed RGB24 rows, top to bottom, no padding: `data.len() == width * height * 3`.
 #[derive(Clone, Debug)]
@@ -37,10 +37,15 @@ impl RgbFrame {
     }
 }
 
-/// One decoded frame: its position in decode output order, its timestamp, its picture.
+/// One decoded frame: its position in presentation order, its timestamp, its picture.
 #[derive(Debug)]
 pub struct DecodedFrame {
-    /// 0, 1, 2, ... in presentation order.
+    /// 0, 1, 2, ... in presentation order, counted from the first frame of the video.
+    ///
+    /// After a seek ([`FrameReader::open_at`], [`FrameReader::seek_to`]) the first
+    /// frame's index is computed as `round((pts − video start) × frame rate)` and
+    /// the following frames count on from it: the frame's true index for
+    /// constant-frame-rate video, an estimate for variable-rate video.
     pub index: u64,
     /// Presentation time in the input stream's time base ([`VideoInfo::time_base`]);
     /// FFmpeg's best-effort timestamp, `None` when the file gives none.
@@ -67,7 +72,12 @@ const MAX_INVALID_READS_IN_A_ROW: u32 = 10_000;
 /// truncated or corrupt, every frame that can be decoded is yielded first and
 /// a [`MediaError::Corrupt`] comes last, so a caller may keep what it got. A
 /// file that simply ends early (a cut Matroska file) ends cleanly: compare
-/// [`FrameReader::frames_read`] with [`VideoInfo::frame_count`].
+/// [`FrameReader::frames_read`] with [`VideoInfo::frame_count`], or
+/// [`FrameReader::decoded_duration_secs`] with [`VideoInfo::container_duration_secs`].
+///
+/// For previews, [`FrameReader::open_at`] starts at a given time instead of the
+/// beginning: it seeks to the keyframe before it and decodes forward, without
+/// converting the frames it passes over.
 ///
 /// `Send`: it can be opened on one thread and consumed on another; the
 /// scaler is created on the first frame.
@@ -82,9 +92,38 @@ pub struct FrameReader {
     rgb: Option<ff::frame::Video>,
     scaler: Option<(Scaler, ScalerKey)>,
     packet: ff::Packet,
+    /// The index the next yielded frame gets (see [`DecodedFrame::index`]).
     next_index: u64,
+    /// Frames yielded since opening or the last seek.
+    delivered: u64,
     state: State,
     first_error: Option<String>,
+    /// The video stream's time base, frame rate and its own first pts (0 when unknown).
+    time_base: ff::Rational,
+    frame_rate: Rational,
+    video_start: i64,
+    /// The timeline's origin ([`VideoInfo::start_secs`]) in the video's time base.
+    origin: i64,
+    /// The latest pts decoded since opening or the last seek.
+    max_pts: Option<i64>,
+    seek: Option<Seek>,
+}
+
+/// A seek in progress: frames are decoded but not converted until one reaches `target`.
+struct Seek {
+    /// The wanted pts, in the video's time base.
+    target: i64,
+    /// Where the demuxer was last asked to go (at or before `target`).
+    from: i64,
+    /// Demuxers that seek by byte position (MPEG-TS) land on any packet; the
+    /// decoder gets nothing until a keyframe, so it starts from a clean picture.
+    need_key: bool,
+    /// Whether the first frame after the demuxer seek has been checked for overshoot.
+    checked_first: bool,
+    /// How far before `target` the next retry goes, in seconds, doubling each time.
+    backoff_secs: f64,
+    /// The next yielded frame takes its index from its pts.
+    index_from_pts: bool,
 }
 
 /// What a scaler was built for; a change in any part needs a new one.
@@ -111,9 +150,12 @@ impl FrameReader {
             .stream(stream_index)
             .filter(|s| s.parameters().medium() == ff::media::Type::Video)
             .ok_or_else(|| MediaError::NoVideoStream { path: path.clone() })?;
-        let time_base = stream.time_base();
+        let time_base = match stream.time_base() {
+            tb if tb.numerator() > 0 && tb.denominator() > 0 => tb,
+            _ => info.frame_rate.invert().to_ff(),
+        };
         let mut ctx = ff::codec::context::Context::from_parameters(stream.parameters())
-            .map_err(|e| decoder_err(e.to_string()))?;
+            .map_err(|e| decoder_err(crate::log::reason(e)))?;
         // SAFETY: the context is not open yet; these fields are read by avcodec_open2.
         unsafe {
             let raw = ctx.as_mut_ptr();
@@ -128,19 +170,13 @@ impl FrameReader {
             ff::Error::DecoderNotFound => {
                 decoder_err(format!("no {codec_name} decoder in this FFmpeg"))
             }
-            e => decoder_err(format!("{codec_name}: {e}")),
+            e => decoder_err(format!("{codec_name}: {}", crate::log::reason(e))),
         })?;
 
-        // The demuxer then skips the other streams' payloads instead of reading them.
-        // SAFETY: stream pointers belong to the open context; discard is a plain field.
-        unsafe {
-            let ctx = input.as_mut_ptr();
-            for i in 0..(*ctx).nb_streams as usize {
-                if i != stream_index {
-                    (**(*ctx).streams.add(i)).discard = ffi::AVDiscard::AVDISCARD_ALL;
-                }
-            }
-        }
+        let video_start = stream_start(&stream).map_or(0, |(ts, _)| ts);
+        let origin = presentation_start(&input, stream_index)
+            .map_or(0, |(ts, tb)| rescale(ts, tb, time_base));
+        discard_other_streams(&mut input, stream_index);
 
         Ok(FrameReader {
             path,
@@ -154,19 +190,156 @@ impl FrameReader {
             scaler: None,
             packet: ff::Packet::empty(),
             next_index: 0,
+            delivered: 0,
             state: State::Reading,
             first_error: None,
+            time_base,
+            frame_rate: if info.frame_rate.is_positive() {
+                info.frame_rate
+            } else {
+                Rational::new(25, 1)
+            },
+            video_start,
+            origin,
+            max_pts: None,
+            seek: None,
         })
     }
 
-    /// Frames delivered so far.
+    /// Opens the file and positions it at `seconds` from the start of the video's
+    /// timeline ([`VideoInfo::start_secs`], as ffmpeg's `-ss` counts): the first
+    /// frame yielded is the first whose pts is at or after that time. See [`FrameReader::seek_to`].
+    pub fn open_at(info: &VideoInfo, seconds: f64) -> Result<Self, MediaError> {
+        let mut reader = FrameReader::open(info)?;
+        reader.seek_to(seconds)?;
+        Ok(reader)
+    }
+
+    /// Moves to `seconds` from the start of the timeline (negative means 0): the
+    /// demuxer jumps to the keyframe at or before that time, and the frames decoded
+    /// from there up to it are dropped without being converted to RGB. Past the
+    /// end, the reader simply ends.
+    ///
+    /// Seeking is only a shortcut: where the container cannot seek, the file is
+    /// read again from the start, so the frames are the same either way. Errors
+    /// only when reopening the file fails. [`FrameReader::frames_read`] and
+    /// [`FrameReader::decoded_duration_secs`] start again from the new position.
+    pub fn seek_to(&mut self, seconds: f64) -> Result<(), MediaError> {
+        let seconds = if seconds.is_finite() { seconds.max(0.0) } else { 0.0 };
+        let ticks = (seconds * f64::from(self.time_base.denominator())
+            / f64::from(self.time_base.numerator()))
+        .round() as i64;
+        let target = self.origin.saturating_add(ticks);
+        self.delivered = 0;
+        self.max_pts = None;
+        self.seek = Some(Seek {
+            target,
+            from: target,
+            need_key: true,
+            checked_first: false,
+            backoff_secs: 1.0,
+            index_from_pts: true,
+        });
+        self.seek_demuxer(target)
+    }
+
+    /// Frames delivered since opening (or since the last seek).
     pub fn frames_read(&self) -> u64 {
-        self.next_index
+        self.delivered
+    }
+
+    /// How far into the timeline decoding has got: the end of the latest frame
+    /// decoded (its pts plus one frame at [`VideoInfo::frame_rate`]), in seconds
+    /// from [`VideoInfo::start_secs`]; 0.0 before any frame.
+    ///
+    /// After reading to the end, a complete file gives about
+    /// [`VideoInfo::container_duration_secs`] (which also covers audio, so it may
+    /// be longer by an audio packet or so); a file that ends early without an
+    /// error (cut Matroska) gives much less. Frames without timestamps count as
+    /// one frame each from the start.
+    pub fn decoded_duration_secs(&self) -> f64 {
+        let frame = 1.0 / self.frame_rate.as_f64();
+        match self.max_pts {
+            Some(pts) => {
+                let tb = f64::from(self.time_base.numerator())
+                    / f64::from(self.time_base.denominator());
+                (pts - self.origin) as f64 * tb + frame
+            }
+            None => self.next_index as f64 * frame,
+        }
+    }
+
+    /// Asks the demuxer for the keyframe at or before `ts` and resets the decoder;
+    /// reopens the file when the container cannot seek.
+    fn seek_demuxer(&mut self, ts: i64) -> Result<(), MediaError> {
+        crate::log::clear();
+        // SAFETY: the context is open; min/max bound the result to at or before `ts`.
+        let rc = unsafe {
+            ffi::avformat_seek_file(
+                self.input.as_mut_ptr(),
+                self.stream_index as i32,
+                i64::MIN,
+                ts,
+                ts,
+                0,
+            )
+        };
+        if rc < 0 {
+            // Reading from the start reaches the same frames, only slower.
+            let mut input = open_input(&self.path)?;
+            discard_other_streams(&mut input, self.stream_index);
+            self.input = input;
+            if let Some(seek) = self.seek.as_mut() {
+                seek.from = i64::MIN;
+                seek.need_key = false;
+            }
+        }
+        self.decoder.flush();
+        self.state = State::Reading;
+        self.first_error = None;
+        Ok(())
+    }
+
+    /// Called on the first frame after a demuxer seek: when it is already past the
+    /// target (a byte-position seek landed after the keyframe that was needed),
+    /// seeks further back and returns true; false when it is usable.
+    fn overshot(&mut self, pts: Option<i64>) -> Result<bool, MediaError> {
+        let Some(seek) = self.seek.as_mut() else {
+            return Ok(false);
+        };
+        seek.checked_first = true;
+        match pts {
+            Some(pts) if pts > seek.target => self.back_off(),
+            _ => Ok(false),
+        }
+    }
+
+    /// Seeks again further before the target (1 s, then 2, 4, ...), waiting for a
+    /// keyframe; false when the last try already started at the beginning.
+    fn back_off(&mut self) -> Result<bool, MediaError> {
+        let tb = self.time_base;
+        let floor = self.origin.min(self.video_start);
+        let Some(seek) = self.seek.as_mut() else {
+            return Ok(false);
+        };
+        if seek.from <= floor {
+            return Ok(false);
+        }
+        let back = (seek.backoff_secs * f64::from(tb.denominator()) / f64::from(tb.numerator()))
+            as i64;
+        seek.backoff_secs *= 2.0;
+        // Past the start, asking for the start itself lets the demuxer settle on the first keyframe.
+        seek.from = seek.target.saturating_sub(back).max(floor);
+        seek.checked_first = false;
+        seek.need_key = true;
+        let from = seek.from;
+        self.seek_demuxer(from)?;
+        Ok(true)
     }
 
     fn note_error(&mut self, what: &str, err: ff::Error) {
         if self.first_error.is_none() {
-            self.first_error = Some(format!("{what} ({err})"));
+            self.first_error = Some(format!("{what} ({})", crate::log::reason(err)));
         }
     }
 
@@ -178,6 +351,12 @@ impl FrameReader {
                 Ok(()) => {
                     if self.packet.stream() != self.stream_index {
                         continue;
+                    }
+                    if let Some(seek) = self.seek.as_mut().filter(|s| s.need_key) {
+                        if !self.packet.is_key() {
+                            continue;
+                        }
+                        seek.need_key = false;
                     }
                     match self.decoder.send_packet(&self.packet) {
                         Ok(()) => return,
@@ -269,6 +448,7 @@ impl FrameReader {
 
         let index = self.next_index;
         self.next_index += 1;
+        self.delivered += 1;
         Ok(DecodedFrame {
             index,
             pts: self.decoded.timestamp(),
@@ -278,6 +458,29 @@ impl FrameReader {
                 data,
             },
         })
+    }
+
+    /// The index of the frame at `pts` in a constant-rate video (see [`DecodedFrame::index`]).
+    fn index_at(&self, pts: i64) -> u64 {
+        let secs = (pts - self.video_start) as f64 * f64::from(self.time_base.numerator())
+            / f64::from(self.time_base.denominator());
+        (secs * self.frame_rate.as_f64()).round().max(0.0) as u64
+    }
+
+    /// Starts over from the first packet, keeping the seek's target, with no keyframe wait.
+    fn reopen_from_start(&mut self) -> Result<(), MediaError> {
+        let mut input = open_input(&self.path)?;
+        discard_other_streams(&mut input, self.stream_index);
+        self.input = input;
+        self.decoder.flush();
+        self.state = State::Reading;
+        self.first_error = None;
+        if let Some(seek) = self.seek.as_mut() {
+            seek.from = i64::MIN;
+            seek.need_key = false;
+            seek.checked_first = true;
+        }
+        Ok(())
     }
 
     fn corrupt(&self, reason: String) -> MediaError {
@@ -293,12 +496,38 @@ impl Iterator for FrameReader {
     type Item = Result<DecodedFrame, MediaError>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        crate::log::clear();
         loop {
             if self.state == State::Done {
                 return None;
             }
             match self.decoder.receive_frame(&mut self.decoded) {
                 Ok(()) => {
+                    let pts = self.decoded.timestamp();
+                    if self.seek.as_ref().is_some_and(|s| !s.checked_first) {
+                        match self.overshot(pts) {
+                            Ok(true) => continue,
+                            Ok(false) => {}
+                            Err(e) => {
+                                self.state = State::Done;
+                                return Some(Err(e));
+                            }
+                        }
+                    }
+                    if let Some(p) = pts {
+                        self.max_pts = Some(self.max_pts.map_or(p, |m| m.max(p)));
+                    }
+                    if let Some(seek) = &self.seek {
+                        if pts.is_some_and(|p| p < seek.target) {
+                            // Before the target: decoded for its references, never converted.
+                            continue;
+                        }
+                        if seek.index_from_pts {
+                            let at = pts.unwrap_or(seek.target);
+                            self.next_index = self.index_at(at);
+                        }
+                        self.seek = None;
+                    }
                     let out = self.convert();
                     if out.is_err() {
                         self.state = State::Done;
@@ -312,6 +541,29 @@ impl Iterator for FrameReader {
                 }
                 // A draining decoder that asks for input has nothing more: treat it as the end.
                 Err(ff::Error::Eof) | Err(ff::Error::Other { errno: EAGAIN }) => {
+                    // Nothing at all decoded after a seek: a byte-position seek near
+                    // the end landed after the last keyframe, so go back further. Once
+                    // at the beginning, no packet was flagged as a keyframe (some
+                    // streams flag none): reading from the start without waiting for
+                    // one still finds the frames.
+                    if self.seek.as_ref().is_some_and(|s| !s.checked_first) {
+                        let retried = match self.back_off() {
+                            Ok(true) => Ok(true),
+                            Ok(false) if self.seek.as_ref().is_some_and(|s| s.from != i64::MIN) => {
+                                self.reopen_from_start().map(|()| true)
+                            }
+                            Ok(false) => Ok(false),
+                            Err(e) => Err(e),
+                        };
+                        match retried {
+                            Ok(true) => continue,
+                            Ok(false) => {}
+                            Err(e) => {
+                                self.state = State::Done;
+                                return Some(Err(e));
+                            }
+                        }
+                    }
                     self.state = State::Done;
                     return self
                         .first_error
@@ -329,6 +581,24 @@ impl Iterator for FrameReader {
             }
         }
     }
+}
+
+/// Makes the demuxer skip the other streams' payloads instead of reading them.
+fn discard_other_streams(input: &mut Input, keep: usize) {
+    // SAFETY: stream pointers belong to the open context; discard is a plain field.
+    unsafe {
+        let ctx = input.as_mut_ptr();
+        for i in 0..(*ctx).nb_streams as usize {
+            if i != keep {
+                (**(*ctx).streams.add(i)).discard = ffi::AVDiscard::AVDISCARD_ALL;
+            }
+        }
+    }
+}
+
+fn rescale(ts: i64, from: ff::Rational, to: ff::Rational) -> i64 {
+    // SAFETY: pure arithmetic.
+    unsafe { ffi::av_rescale_q(ts, from.into(), to.into()) }
 }
 
 #[cfg(test)]

@@ -1,11 +1,15 @@
 //! Encoding and muxing: RGB frames to H.264 (libx264) in MP4/MKV/MOV, with the input's audio copied alongside.
 //!
-//! Timestamps pass through: each frame keeps its input pts, the stream keeps
-//! the input's frame rate and rotation. Audio is read from a second handle on
+//! Timestamps pass through, moved to start at 0: each frame keeps its input pts
+//! minus the input's start ([`VideoInfo::start_secs`], the earliest first
+//! timestamp of the video and audio, as ffmpeg subtracts), audio packets shift
+//! by the same amount so they stay in sync, and the stream keeps the input's
+//! frame rate and rotation. Audio is read from a second handle on
 //! the input and interleaved as video packets come out of the encoder, so
 //! memory stays flat however long the video is. Subtitle, data and attachment
 //! streams are not copied.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
 use ff::ffi;
@@ -14,7 +18,7 @@ use ff::util::error::EAGAIN;
 use ffmpeg_next as ff;
 
 use crate::color::{output_color, OutputColor};
-use crate::probe::{display_matrix, open_input, rotation_of};
+use crate::probe::{display_matrix, open_input, presentation_start, rotation_of};
 use crate::scale::Scaler;
 use crate::{DecodedFrame, MediaError, Rational, VideoInfo};
 
@@ -128,6 +132,8 @@ pub struct VideoWriter {
     pix: ffi::AVPixelFormat,
     color: OutputColor,
     in_tb: Rational,
+    /// The input's start ([`VideoInfo::start_secs`]) in `in_tb`, subtracted from every frame's pts.
+    in_origin: i64,
     enc_tb: Rational,
     ost_tb: ff::Rational,
     /// One frame's duration in the encoder's and in the output stream's time base.
@@ -155,6 +161,7 @@ impl VideoWriter {
         opts: &EncodeOptions,
     ) -> Result<Self, MediaError> {
         crate::init()?;
+        crate::log::clear();
         let name = container_of.to_path_buf();
         let (muxer, ext) = muxer_for(container_of)?;
         let invalid = |reason: String| MediaError::InvalidOptions {
@@ -223,7 +230,7 @@ impl VideoWriter {
 
         let write_err = |e: ff::Error| MediaError::Write {
             path: name.clone(),
-            reason: e.to_string(),
+            reason: crate::log::reason(e),
         };
         let muxer_c = std::ffi::CString::new(muxer).expect("static name");
         // SAFETY: looks up a static muxer description by name; no allocation.
@@ -241,6 +248,28 @@ impl VideoWriter {
             .collect();
         for &i in &audio_streams {
             let params = ictx.stream(i).expect("listed above").parameters();
+            // SAFETY: codecpar of an open stream; plain field reads.
+            let (channels, sample_rate) = unsafe {
+                let par = params.as_ptr();
+                ((*par).ch_layout.nb_channels, (*par).sample_rate)
+            };
+            if channels <= 0 || sample_rate <= 0 {
+                // The muxer would refuse it with a bare "Invalid argument" naming the
+                // output, or write a track nothing can play; the fault is the input's.
+                let missing = match (sample_rate <= 0, channels <= 0) {
+                    (true, true) => "sample rate and channel count",
+                    (true, false) => "sample rate",
+                    _ => "channel count",
+                };
+                return Err(MediaError::AudioUnusable {
+                    path: input.path.clone(),
+                    stream: i,
+                    codec: params.id().name().to_string(),
+                    reason: format!(
+                        "its {missing} could not be determined (its packets may be missing or start too late)"
+                    ),
+                });
+            }
             // SAFETY: a static muxer description and a codec id; 1 = can store, 0 = cannot, <0 = unknown.
             let fits = unsafe {
                 ffi::avformat_query_codec(oformat, params.id().into(), ffi::FF_COMPLIANCE_NORMAL)
@@ -268,7 +297,7 @@ impl VideoWriter {
             .video()
             .map_err(|e| MediaError::Encode {
                 path: name.clone(),
-                reason: e.to_string(),
+                reason: crate::log::reason(e),
             })?;
         enc.set_width(enc_size.0);
         enc.set_height(enc_size.1);
@@ -295,7 +324,7 @@ impl VideoWriter {
         x264_opts.set("crf", &opts.crf.to_string());
         let encoder = enc.open_with(x264_opts).map_err(|e| MediaError::Encode {
             path: name.clone(),
-            reason: format!("opening libx264: {e}"),
+            reason: format!("opening libx264: {}", crate::log::reason(e)),
         })?;
 
         let video_ost = {
@@ -333,6 +362,16 @@ impl VideoWriter {
             ost.index()
         };
 
+        // Everything moves back by the input's start so the output starts at 0,
+        // the same amount for every stream so audio stays in sync with the video.
+        let origin = presentation_start(&ictx, input.video_stream_index);
+        let shift_in = |tb: ff::Rational| origin.map_or(0, |(ts, otb)| rescale(ts, otb, tb));
+        let in_origin = shift_in(in_tb.to_ff());
+        // MP4/MOV hide audio that starts before the video behind an edit list;
+        // other muxers shift the whole file to make it fit, moving the video too.
+        // SAFETY: a static muxer description; flags is a plain field.
+        let negative_ts_ok = unsafe { (*oformat).flags & ffi::AVFMT_TS_NEGATIVE != 0 };
+
         // Audio: stream copy, parameters as they are, codec tag cleared so the
         // new container picks its own.
         let mut audio_map = vec![None; ictx.nb_streams() as usize];
@@ -360,6 +399,7 @@ impl VideoWriter {
                 ost: ost.index(),
                 ist_tb: ist.time_base(),
                 ost_tb: ff::Rational(0, 1),
+                shift: shift_in(ist.time_base()),
             });
         }
 
@@ -402,11 +442,15 @@ impl VideoWriter {
                     }
                 }
             }
+            let streams = audio_map.len();
             Some(AudioCopier {
                 path: input.path.clone(),
                 input: ictx,
                 routes: audio_map,
                 pending: None,
+                ready: VecDeque::new(),
+                preroll: (0..streams).map(|_| None).collect(),
+                started: vec![negative_ts_ok; streams],
                 done: false,
                 packets: 0,
             })
@@ -423,6 +467,7 @@ impl VideoWriter {
             pix: opts.pixel_format.av(),
             color,
             in_tb,
+            in_origin,
             enc_tb,
             ost_tb,
             frame_dur_enc,
@@ -439,6 +484,7 @@ impl VideoWriter {
 
     /// Encodes one frame: RGB at the input size, cropped and converted here.
     pub fn write(&mut self, frame: &DecodedFrame) -> Result<(), MediaError> {
+        crate::log::clear();
         let (sw, sh) = self.src_size;
         let img = &frame.image;
         if img.width != sw || img.height != sh || img.data.len() != sw as usize * sh as usize * 3 {
@@ -471,7 +517,7 @@ impl VideoWriter {
         if rc < 0 {
             return Err(MediaError::Encode {
                 path: self.name.clone(),
-                reason: ff::Error::from(rc).to_string(),
+                reason: crate::log::reason(ff::Error::from(rc)),
             });
         }
         let scaler = self.scaler.as_mut().expect("prepared");
@@ -483,7 +529,7 @@ impl VideoWriter {
             .send_frame(yuv)
             .map_err(|e| MediaError::Encode {
                 path: self.name.clone(),
-                reason: format!("frame {}: {e}", frame.index),
+                reason: format!("frame {}: {}", frame.index, crate::log::reason(e)),
             })?;
         self.frames_in += 1;
         self.drain()
@@ -491,9 +537,10 @@ impl VideoWriter {
 
     /// Flushes the encoder and the remaining audio, and writes the trailer.
     pub fn finish(mut self) -> Result<WriteSummary, MediaError> {
+        crate::log::clear();
         self.encoder.send_eof().map_err(|e| MediaError::Encode {
             path: self.name.clone(),
-            reason: format!("flush: {e}"),
+            reason: format!("flush: {}", crate::log::reason(e)),
         })?;
         self.drain()?;
         if let Some(audio) = self.audio.as_mut() {
@@ -501,7 +548,7 @@ impl VideoWriter {
         }
         self.octx.write_trailer().map_err(|e| MediaError::Write {
             path: self.name.clone(),
-            reason: e.to_string(),
+            reason: crate::log::reason(e),
         })?;
         Ok(WriteSummary {
             frames: self.packets_out,
@@ -542,7 +589,11 @@ impl VideoWriter {
     /// the encoder and muxers require.
     fn next_pts(&mut self, frame: &DecodedFrame) -> i64 {
         let wanted = match (frame.pts, self.last_pts) {
-            (Some(p), _) => rescale(p, self.in_tb.to_ff(), self.enc_tb.to_ff()),
+            (Some(p), _) => rescale(
+                p.saturating_sub(self.in_origin),
+                self.in_tb.to_ff(),
+                self.enc_tb.to_ff(),
+            ),
             (None, Some(last)) => last + self.frame_dur_enc,
             (None, None) => frame.index as i64 * self.frame_dur_enc,
         };
@@ -564,7 +615,7 @@ impl VideoWriter {
                 Err(e) => {
                     return Err(MediaError::Encode {
                         path: self.name.clone(),
-                        reason: e.to_string(),
+                        reason: crate::log::reason(e),
                     })
                 }
             }
@@ -579,7 +630,7 @@ impl VideoWriter {
                 .write_interleaved(&mut self.octx)
                 .map_err(|e| MediaError::Write {
                     path: self.name.clone(),
-                    reason: e.to_string(),
+                    reason: crate::log::reason(e),
                 })?;
             self.packets_out += 1;
             if let (Some(audio), Some(ts)) = (self.audio.as_mut(), watermark) {
@@ -595,16 +646,35 @@ struct AudioRoute {
     ost: usize,
     ist_tb: ff::Rational,
     ost_tb: ff::Rational,
+    /// The input's start in `ist_tb`, subtracted from the packets' timestamps.
+    shift: i64,
 }
 
 /// Reads audio packets from a second handle on the input and writes them in
-/// step with the video, holding at most one packet back.
+/// step with the video, holding at most one packet back (plus, for containers
+/// without negative timestamps, one pre-roll packet per stream).
+///
+/// Pre-roll: a file cut with `-ss … -c copy` keeps the audio from the video
+/// keyframe before the cut, up to seconds of it, hidden by an edit list. MP4 and
+/// MOV outputs keep it hidden the same way, so every packet is copied. A
+/// container without negative timestamps (Matroska) would instead move the whole
+/// file later by that much, video included; there, of the packets that start
+/// before 0 only the last one of each stream is kept: the one the decoder needs
+/// to prime (AAC's encoder-delay packet) or that straddles the start.
 struct AudioCopier {
     path: PathBuf,
     input: Input,
     /// Indexed by input stream; `None` for streams not copied.
     routes: Vec<Option<AudioRoute>>,
+    /// Shifted already, waiting for the video to catch up.
     pending: Option<(ff::Packet, AudioRoute)>,
+    /// Shifted packets to hand out before reading more (a pre-roll packet and the one after it).
+    ready: VecDeque<(ff::Packet, AudioRoute)>,
+    /// Per input stream: the latest packet starting before 0, while none at or after 0 has come.
+    preroll: Vec<Option<(ff::Packet, AudioRoute)>>,
+    /// Per input stream: a packet at or after 0 has been seen, or every packet is
+    /// copied anyway (the container takes negative timestamps).
+    started: Vec<bool>,
     done: bool,
     packets: u64,
 }
@@ -629,6 +699,7 @@ impl AudioCopier {
                 }
             }
             let (packet, route) = self.pending.as_mut().expect("filled above");
+            // Timestamps were shifted on reading, so they compare with the output's.
             if let (Some((ts, tb)), Some(at)) = (limit, packet.dts().or(packet.pts())) {
                 // SAFETY: pure arithmetic on two timestamps.
                 if unsafe { ffi::av_compare_ts(at, route.ist_tb.into(), ts, tb.into()) } > 0 {
@@ -642,30 +713,54 @@ impl AudioCopier {
                 .write_interleaved(octx)
                 .map_err(|e| MediaError::Write {
                     path: out_name.to_path_buf(),
-                    reason: format!("audio: {e}"),
+                    reason: format!("audio: {}", crate::log::reason(e)),
                 })?;
             self.packets += 1;
             self.pending = None;
         }
     }
 
+    /// The next packet to write, its timestamps moved by the input's start.
     fn read_next(&mut self) -> Result<Option<(ff::Packet, AudioRoute)>, MediaError> {
+        if let Some(next) = self.ready.pop_front() {
+            return Ok(Some(next));
+        }
         let mut invalid_in_a_row = 0u32;
         loop {
             let mut packet = ff::Packet::empty();
             match packet.read(&mut self.input) {
                 Ok(()) => {
-                    if let Some(Some(route)) = self.routes.get(packet.stream()) {
-                        return Ok(Some((packet, *route)));
+                    let stream = packet.stream();
+                    let Some(Some(route)) = self.routes.get(stream).copied() else {
+                        continue;
+                    };
+                    packet.set_pts(packet.pts().map(|t| t.saturating_sub(route.shift)));
+                    packet.set_dts(packet.dts().map(|t| t.saturating_sub(route.shift)));
+                    if self.started[stream] {
+                        return Ok(Some((packet, route)));
+                    }
+                    if packet.pts().or(packet.dts()).is_some_and(|t| t < 0) {
+                        // Replacing drops the earlier one: only the last before 0 is kept.
+                        self.preroll[stream] = Some((packet, route));
+                        continue;
+                    }
+                    self.started[stream] = true;
+                    match self.preroll[stream].take() {
+                        Some(pre) => {
+                            self.ready.push_back((packet, route));
+                            return Ok(Some(pre));
+                        }
+                        None => return Ok(Some((packet, route))),
                     }
                 }
+                // Pre-roll with nothing after it precedes the video entirely; it is left out.
                 Err(ff::Error::Eof) => return Ok(None),
                 // A damaged stretch: the demuxer resyncs, the reader reports the damage.
                 Err(ff::Error::InvalidData) if invalid_in_a_row < 10_000 => invalid_in_a_row += 1,
                 Err(e) => {
                     return Err(MediaError::AudioRead {
                         path: self.path.clone(),
-                        reason: e.to_string(),
+                        reason: crate::log::reason(e),
                     })
                 }
             }

@@ -218,3 +218,117 @@ fn bad_encode_options_and_frames() {
         )
     );
 }
+
+#[test]
+fn ffmpegs_own_reason_is_appended() {
+    let d = tempdir();
+    let input = p(&d, "in.mkv");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=64x64:rate=25:duration=0.2",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=sample_rate=48000:duration=0.2",
+        "-c:v",
+        "libx264",
+        "-c:a",
+        "libopus",
+        input.to_str().unwrap(),
+    ]);
+    let info = probe(&input).unwrap();
+    let out = p(&d, "o.mov");
+    let err = VideoWriter::create(&out, &out, &info, &opts(PixelFormatChoice::Yuv420p))
+        .err()
+        .expect("MOV cannot hold Opus");
+    // The errno alone ("Invalid argument") says nothing; the muxer's log line says why.
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: cannot write output (Invalid argument; mov: opus only supported in MP4.)",
+            out.display()
+        )
+    );
+
+    // A line is only blamed on the operation that logged it: the next one starts clean.
+    let ok = p(&d, "o.mkv");
+    let writer = VideoWriter::create(&ok, &ok, &info, &opts(PixelFormatChoice::Yuv420p)).unwrap();
+    writer.finish().unwrap();
+    let e = probe(&p(&d, "missing.mp4")).unwrap_err();
+    assert_eq!(e.to_string(), format!("{}: no such file", p(&d, "missing.mp4").display()));
+}
+
+#[test]
+fn audio_without_parameters_is_refused_naming_the_input() {
+    let d = tempdir();
+    let input = p(&d, "late.ts");
+    // The audio's packets start 10 s in, after FFmpeg has stopped probing: the
+    // stream is declared but its sample rate and channels stay unknown.
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=160x120:rate=25:duration=12",
+        "-itsoffset",
+        "10",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=sample_rate=48000:duration=2",
+        "-map",
+        "0:v",
+        "-map",
+        "1:a",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-c:a",
+        "aac",
+        input.to_str().unwrap(),
+    ]);
+    let info = probe(&input).unwrap();
+    assert_eq!(info.audio.len(), 1);
+    assert_eq!((info.audio[0].sample_rate, info.audio[0].channels), (0, 0));
+    for name in ["out.mp4", "out.mkv"] {
+        let out = p(&d, name);
+        let tmp = p(&d, "out.tmp");
+        let err = VideoWriter::create(&tmp, &out, &info, &opts(PixelFormatChoice::Yuv420p))
+            .err()
+            .expect("must refuse");
+        assert!(matches!(err, MediaError::AudioUnusable { stream: 1, .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}: audio stream 1 (aac) cannot be copied: its sample rate and channel count \
+                 could not be determined (its packets may be missing or start too late)",
+                input.display()
+            )
+        );
+        assert!(!tmp.exists(), "nothing written on refusal");
+    }
+}
+
+#[test]
+fn a_file_that_is_not_a_video_says_what_ffmpeg_found() {
+    let d = tempdir();
+    let path = p(&d, "clip.mp4");
+    // An MP4 header with nothing after it: the demuxer opens it and then finds no index.
+    std::fs::write(
+        &path,
+        [
+            &[0u8, 0, 0, 24][..],
+            b"ftypisom",
+            &[0, 0, 2, 0],
+            b"isomiso2",
+        ]
+        .concat(),
+    )
+    .unwrap();
+    let err = probe(&path).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("moov atom not found"), "{msg}");
+    assert_eq!(msg.lines().count(), 1);
+}

@@ -202,3 +202,103 @@ pub fn ratio(s: &str) -> (i32, i32) {
     let (a, b) = s.split_once('/').unwrap();
     (a.parse().unwrap(), b.parse().unwrap())
 }
+
+/// `format=start_time` in seconds (0 when ffprobe reports none).
+pub fn format_start(path: &Path) -> f64 {
+    ffprobe(
+        &[
+            "-show_entries",
+            "format=start_time",
+            "-of",
+            "default=nw=1:nk=1",
+        ],
+        path,
+    )
+    .trim()
+    .parse()
+    .unwrap_or(0.0)
+}
+
+/// When the first video frame is shown, in seconds, as ffprobe decodes it
+/// (edit lists applied, frames they hide dropped).
+pub fn first_frame_time(path: &Path) -> f64 {
+    ffprobe(
+        &[
+            "-select_streams",
+            "v:0",
+            // A time span, not a packet count: the first packets may all be audio.
+            "-read_intervals",
+            "%+2",
+            "-show_entries",
+            "frame=best_effort_timestamp_time",
+            "-of",
+            "default=nw=1:nk=1",
+        ],
+        path,
+    )
+    .lines()
+    .next()
+    .and_then(|l| l.trim().parse().ok())
+    .expect("a video frame in the first 2 s")
+}
+
+/// Audio stream `n`'s packets in file order: pts in seconds and the MD5 of the payload.
+pub fn audio_packets(path: &Path, n: usize) -> Vec<(f64, String)> {
+    let out = ffprobe(
+        &[
+            "-select_streams",
+            &format!("a:{n}"),
+            "-show_data_hash",
+            "md5",
+            "-show_entries",
+            "packet=pts_time,data_hash",
+            "-of",
+            "default=nw=1",
+        ],
+        path,
+    );
+    let mut packets = Vec::new();
+    let mut pts = None;
+    for line in out.lines() {
+        if let Some(v) = line.strip_prefix("pts_time=") {
+            pts = Some(v.parse().unwrap_or(f64::NAN));
+        } else if let Some(v) = line.strip_prefix("data_hash=") {
+            packets.push((pts.take().expect("pts_time before data_hash"), v.to_string()));
+        }
+    }
+    packets
+}
+
+/// Frames ffprobe decodes from the first video stream (what a player shows).
+pub fn decoded_frame_count(path: &Path) -> u64 {
+    ffprobe(
+        &[
+            "-select_streams",
+            "v:0",
+            "-count_frames",
+            "-show_entries",
+            "stream=nb_read_frames",
+            "-of",
+            "default=nw=1:nk=1",
+        ],
+        path,
+    )
+    .trim()
+    .parse()
+    .unwrap()
+}
+
+/// Runs the ffmpeg CLI and returns what it wrote to stdout.
+pub fn ffmpeg_stdout(args: &[&str]) -> Vec<u8> {
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin"])
+        .args(args)
+        .output()
+        .expect("ffmpeg CLI on PATH");
+    assert!(
+        out.status.success(),
+        "ffmpeg {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
