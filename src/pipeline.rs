@@ -78,7 +78,7 @@ pub fn style_video(
         bail!("{}: interrupted; no output written", info.path.display());
     }
     // The first stage to fail explains the others (they stop because a channel closed).
-    let decoded_frames = decoded?;
+    let (decoded_frames, decoded_secs) = decoded?;
     styling?;
     let written = encoded?;
     if decoded_frames == 0 {
@@ -89,6 +89,17 @@ pub fn style_video(
         if decoded_frames + 1 < expected {
             bail!(
                 "{}: truncated or damaged: decoded {decoded_frames} of {expected} frames; no output written",
+                info.path.display()
+            );
+        }
+    }
+    if let Some(container_secs) = info.container_duration_secs {
+        // A cut Matroska file ends early without any error but still states its full length. The
+        // slack allows audio that legitimately runs on past the last picture.
+        let slack = (container_secs * 0.1).max(1.0);
+        if decoded_secs + slack < container_secs {
+            bail!(
+                "{}: truncated or damaged: the picture ends at {decoded_secs:.1} s of {container_secs:.1} s; no output written",
                 info.path.display()
             );
         }
@@ -105,10 +116,11 @@ pub fn style_video(
     Ok(VideoOutcome { output: plan.final_path.clone(), frames: written, elapsed: started.elapsed() })
 }
 
-fn decode_stage(info: &VideoInfo, out: Sender<Result<DecodedFrame>>) -> Result<u64> {
-    let reader = FrameReader::open(info)?;
+/// Returns the frames decoded and how far into the video they reach, in seconds.
+fn decode_stage(info: &VideoInfo, out: Sender<Result<DecodedFrame>>) -> Result<(u64, f64)> {
+    let mut reader = FrameReader::open(info)?;
     let mut count = 0;
-    for frame in reader {
+    while let Some(frame) = reader.next() {
         if cancelled() {
             break;
         }
@@ -126,7 +138,7 @@ fn decode_stage(info: &VideoInfo, out: Sender<Result<DecodedFrame>>) -> Result<u
             }
         }
     }
-    Ok(count)
+    Ok((count, reader.decoded_duration_secs()))
 }
 
 fn style_stage(

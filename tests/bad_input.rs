@@ -99,3 +99,15 @@ fn unsupported_output_container() {
     expect_error(&[clip.to_str().unwrap(), "--style", "preset:1", "-o", out.to_str().unwrap()], "out.avi", "unsupported output container");
     assert_eq!(listing(dir.path()), vec!["good.mp4"]);
 }
+
+#[test]
+fn matroska_cut_short_without_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let whole = scene_clip(dir.path(), "whole.mkv", "128x96", "30", 150, &[], &[]);
+    let bytes = std::fs::read(&whole).unwrap();
+    let cut = dir.path().join("cut.mkv");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    std::fs::remove_file(&whole).unwrap();
+    expect_error(&[cut.to_str().unwrap(), "--style", "preset:1"], "cut.mkv", "truncated");
+    assert_eq!(listing(dir.path()), vec!["cut.mkv"]);
+}

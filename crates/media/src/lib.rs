@@ -14,7 +14,13 @@
 //!   when swscale supports its matrix, otherwise it is written and tagged BT.709,
 //!   always limited range.
 //! - Audio streams are copied packet for packet; subtitle, data and attachment
-//!   streams are dropped.
+//!   streams are dropped. An audio stream FFmpeg could not work out (no sample
+//!   rate or channels) is refused, naming the input.
+//! - Timeline: the output starts at 0. Every timestamp moves back by
+//!   [`VideoInfo::start_secs`] (MPEG-TS starts near 1.4 s), video and audio alike,
+//!   so they stay in sync. Edit lists (an MP4 cut with `-c copy`) are honoured:
+//!   the frames they hide are neither decoded nor counted.
+//! - Errors carry FFmpeg's own last error line; nothing is printed.
 //! - Odd sizes: see [`encoded_size`].
 
 mod color;

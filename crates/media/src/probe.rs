@@ -292,9 +292,8 @@ pub(crate) fn presentation_start(ictx: &Input, video_index: usize) -> Option<(i6
     {
         if let Some((ts, tb)) = stream_start(&s) {
             // SAFETY: pure arithmetic on two timestamps with positive time bases.
-            let earlier = unsafe {
-                ffi::av_compare_ts(ts, tb.into(), earliest.0, earliest.1.into()) < 0
-            };
+            let earlier =
+                unsafe { ffi::av_compare_ts(ts, tb.into(), earliest.0, earliest.1.into()) < 0 };
             if earlier {
                 earliest = (ts, tb);
             }

@@ -222,10 +222,15 @@ impl FrameReader {
     ///
     /// Seeking is only a shortcut: where the container cannot seek, the file is
     /// read again from the start, so the frames are the same either way. Errors
-    /// only when reopening the file fails. [`FrameReader::frames_read`] and
-    /// [`FrameReader::decoded_duration_secs`] start again from the new position.
+    /// only when reopening the file fails. [`FrameReader::frames_read`] counts
+    /// again from the new position; [`FrameReader::decoded_duration_secs`] still
+    /// measures from the start of the timeline, up to the latest frame decoded since.
     pub fn seek_to(&mut self, seconds: f64) -> Result<(), MediaError> {
-        let seconds = if seconds.is_finite() { seconds.max(0.0) } else { 0.0 };
+        let seconds = if seconds.is_finite() {
+            seconds.max(0.0)
+        } else {
+            0.0
+        };
         let ticks = (seconds * f64::from(self.time_base.denominator())
             / f64::from(self.time_base.numerator()))
         .round() as i64;
@@ -261,8 +266,8 @@ impl FrameReader {
         let frame = 1.0 / self.frame_rate.as_f64();
         match self.max_pts {
             Some(pts) => {
-                let tb = f64::from(self.time_base.numerator())
-                    / f64::from(self.time_base.denominator());
+                let tb =
+                    f64::from(self.time_base.numerator()) / f64::from(self.time_base.denominator());
                 (pts - self.origin) as f64 * tb + frame
             }
             None => self.next_index as f64 * frame,
@@ -325,8 +330,8 @@ impl FrameReader {
         if seek.from <= floor {
             return Ok(false);
         }
-        let back = (seek.backoff_secs * f64::from(tb.denominator()) / f64::from(tb.numerator()))
-            as i64;
+        let back =
+            (seek.backoff_secs * f64::from(tb.denominator()) / f64::from(tb.numerator())) as i64;
         seek.backoff_secs *= 2.0;
         // Past the start, asking for the start itself lets the demuxer settle on the first keyframe.
         seek.from = seek.target.saturating_sub(back).max(floor);

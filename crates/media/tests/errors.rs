@@ -257,7 +257,10 @@ fn ffmpegs_own_reason_is_appended() {
     let writer = VideoWriter::create(&ok, &ok, &info, &opts(PixelFormatChoice::Yuv420p)).unwrap();
     writer.finish().unwrap();
     let e = probe(&p(&d, "missing.mp4")).unwrap_err();
-    assert_eq!(e.to_string(), format!("{}: no such file", p(&d, "missing.mp4").display()));
+    assert_eq!(
+        e.to_string(),
+        format!("{}: no such file", p(&d, "missing.mp4").display())
+    );
 }
 
 #[test]
@@ -298,7 +301,10 @@ fn audio_without_parameters_is_refused_naming_the_input() {
         let err = VideoWriter::create(&tmp, &out, &info, &opts(PixelFormatChoice::Yuv420p))
             .err()
             .expect("must refuse");
-        assert!(matches!(err, MediaError::AudioUnusable { stream: 1, .. }), "{err:?}");
+        assert!(
+            matches!(err, MediaError::AudioUnusable { stream: 1, .. }),
+            "{err:?}"
+        );
         assert_eq!(
             err.to_string(),
             format!(

@@ -57,7 +57,10 @@ fn seeking_lands_on_the_frame_ffmpeg_picks() {
     let f = first_at(&info, 5.3).unwrap();
     assert_eq!(f.index, 133, "the frame's index in the whole video");
     assert_eq!(f.pts, all[133].pts);
-    assert_eq!(f.image.data, all[133].image.data, "same decode as reading from the start");
+    assert_eq!(
+        f.image.data, all[133].image.data,
+        "same decode as reading from the start"
+    );
 
     // ffmpeg's accurate input seeking picks the same frame (its RGB conversion
     // rounds differently, so compare closely, not exactly, and against the neighbours).
@@ -77,7 +80,10 @@ fn seeking_lands_on_the_frame_ffmpeg_picks() {
     let here = mean_abs_diff(&f.image.data, &ff);
     for other in [132, 134] {
         let there = mean_abs_diff(&all[other].image.data, &ff);
-        assert!(here * 4.0 < there, "frame 133 differs by {here}, frame {other} by {there}");
+        assert!(
+            here * 4.0 < there,
+            "frame 133 differs by {here}, frame {other} by {there}"
+        );
     }
     assert!(here < 2.0, "{here}");
 
@@ -111,7 +117,13 @@ fn seeking_works_in_matroska_and_mpegts() {
     // lands between keyframes; its timeline starts near 1.4 s, not 0.
     for name in ["in.mkv", "in.ts"] {
         let other = p(&d, name);
-        ffmpeg(&["-i", mp4.to_str().unwrap(), "-c", "copy", other.to_str().unwrap()]);
+        ffmpeg(&[
+            "-i",
+            mp4.to_str().unwrap(),
+            "-c",
+            "copy",
+            other.to_str().unwrap(),
+        ]);
         let oinfo = probe(&other).unwrap();
         for (secs, index) in [(6.5, 163u64), (0.5, 13), (9.0, 225)] {
             let f = first_at(&oinfo, secs).unwrap();

@@ -40,7 +40,11 @@ fn assert_rebased(input: &Path, output: &Path) -> usize {
     assert_eq!(video_packets(output), decoded);
 
     let start_out = format_start(output);
-    assert!(start_out.abs() < 1e-3, "{}: starts at {start_out}", output.display());
+    assert!(
+        start_out.abs() < 1e-3,
+        "{}: starts at {start_out}",
+        output.display()
+    );
     let (v_in, v_out) = (first_frame_time(input), first_frame_time(output));
     assert!(
         (v_out - (v_in - info.start_secs)).abs() < frame,
@@ -81,14 +85,27 @@ fn mpegts_input_starts_at_zero_in_sync() {
     let mp4 = p(&d, "src.mp4");
     let ts = p(&d, "in.ts");
     make_clip(&mp4, 3);
-    ffmpeg(&["-i", mp4.to_str().unwrap(), "-c", "copy", ts.to_str().unwrap()]);
+    ffmpeg(&[
+        "-i",
+        mp4.to_str().unwrap(),
+        "-c",
+        "copy",
+        ts.to_str().unwrap(),
+    ]);
 
     let info = probe(&ts).unwrap();
     let start = format_start(&ts);
     assert!(start > 1.0, "the TS muxer's usual offset, got {start}");
-    assert!((info.start_secs - start).abs() < 1e-3, "{} vs {start}", info.start_secs);
+    assert!(
+        (info.start_secs - start).abs() < 1e-3,
+        "{} vs {start}",
+        info.start_secs
+    );
     let container = info.container_duration_secs.unwrap();
-    assert!((container - format_duration(&ts)).abs() < 1e-3, "{container}");
+    assert!(
+        (container - format_duration(&ts)).abs() < 1e-3,
+        "{container}"
+    );
 
     // MPEG-TS carries AAC with ADTS headers, which MP4 and Matroska store
     // without: the payloads to compare are FFmpeg's own ADTS-stripped ones.
@@ -138,7 +155,10 @@ fn cut_mp4_with_an_edit_list_starts_at_zero_in_sync() {
     assert_eq!(info.frame_count, Some(shown), "frames the edit list shows");
     assert!(!info.frame_count_exact);
     let mut reader = FrameReader::open(&info).unwrap();
-    let yielded = reader.by_ref().map(|f| f.unwrap().index).collect::<Vec<_>>();
+    let yielded = reader
+        .by_ref()
+        .map(|f| f.unwrap().index)
+        .collect::<Vec<_>>();
     assert_eq!(yielded, (0..shown).collect::<Vec<_>>());
     let full_info = probe(&full).unwrap();
     assert!(full_info.frame_count_exact);
@@ -173,7 +193,13 @@ fn decoded_duration_matches_the_container_when_complete() {
     let mkv = p(&d, "in.mkv");
     let ts = p(&d, "in.ts");
     for out in [&mkv, &ts] {
-        ffmpeg(&["-i", mp4.to_str().unwrap(), "-c", "copy", out.to_str().unwrap()]);
+        ffmpeg(&[
+            "-i",
+            mp4.to_str().unwrap(),
+            "-c",
+            "copy",
+            out.to_str().unwrap(),
+        ]);
     }
     for input in [&mp4, &mkv, &ts] {
         let info = probe(input).unwrap();

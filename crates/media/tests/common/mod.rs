@@ -263,7 +263,10 @@ pub fn audio_packets(path: &Path, n: usize) -> Vec<(f64, String)> {
         if let Some(v) = line.strip_prefix("pts_time=") {
             pts = Some(v.parse().unwrap_or(f64::NAN));
         } else if let Some(v) = line.strip_prefix("data_hash=") {
-            packets.push((pts.take().expect("pts_time before data_hash"), v.to_string()));
+            packets.push((
+                pts.take().expect("pts_time before data_hash"),
+                v.to_string(),
+            ));
         }
     }
     packets
