@@ -8,7 +8,8 @@
 # Every worker runs the TEST-ONLY stylizer (`stylize worker --test-stylizer-ms MS`): it sleeps MS
 # per frame and inverts the colours instead of running the network, so the only other costs are the
 # protocol's: queue receives, lease renewals, frame downloads and uploads with their PNG/JPEG/WebP
-# coding, done markers. Against a local Azurite (started here on free loopback ports, stopped by PID).
+# coding, done markers. Against a local Azurite (started here for each measurement on free loopback
+# ports with a fresh data folder, stopped by PID).
 #
 # For each measurement the coordinator first uploads the frames and queues the jobs on a side queue
 # (`--no-wait`, not timed); N workers start and wait on the empty main queue; `stylize runs requeue`
@@ -36,29 +37,42 @@ ENTRY=$(scripts/azurite.sh path)
 WORK=$(mktemp -d /tmp/stylize-bench-cloud.XXXXXX)
 AZURITE_PID=
 cleanup() {
-    [[ -n "$AZURITE_PID" ]] && kill "$AZURITE_PID" 2>/dev/null && wait "$AZURITE_PID" 2>/dev/null
+    stop_azurite
     rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-read -r BLOB_PORT QUEUE_PORT TABLE_PORT < <(python3 -c '
+# A fresh Azurite (new data folder, free ports) for every measurement: the emulator keeps all
+# metadata in one in-process database that slows down as earlier runs pile up in it, which a
+# storage account does not.
+start_azurite() {
+    local blob_port queue_port table_port
+    read -r blob_port queue_port table_port < <(python3 -c '
 import socket
 socks = [socket.socket() for _ in range(3)]
 for s in socks: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in socks])')
-mkdir -p "$WORK/azurite"
-node "$ENTRY" --location "$WORK/azurite" --blobHost 127.0.0.1 --blobPort "$BLOB_PORT" \
-    --queueHost 127.0.0.1 --queuePort "$QUEUE_PORT" --tableHost 127.0.0.1 --tablePort "$TABLE_PORT" \
-    --skipApiVersionCheck --disableTelemetry --silent >"$WORK/azurite.log" 2>&1 &
-AZURITE_PID=$!
-for _ in $(seq 100); do
-    (echo >/dev/tcp/127.0.0.1/"$BLOB_PORT") 2>/dev/null && (echo >/dev/tcp/127.0.0.1/"$QUEUE_PORT") 2>/dev/null && break
-    sleep 0.1
-done
-KEY=$(scripts/azurite.sh connection-string | sed 's/.*AccountKey=\([^;]*\);.*/\1/')
-CS="DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=$KEY;BlobEndpoint=http://127.0.0.1:$BLOB_PORT/devstoreaccount1;QueueEndpoint=http://127.0.0.1:$QUEUE_PORT/devstoreaccount1"
-# The key travels in the environment (`--cloud env`), never on a command line.
-export AZURE_STORAGE_CONNECTION_STRING=$CS
+    rm -rf "$WORK/azurite" && mkdir -p "$WORK/azurite"
+    node "$ENTRY" --location "$WORK/azurite" --blobHost 127.0.0.1 --blobPort "$blob_port" \
+        --queueHost 127.0.0.1 --queuePort "$queue_port" --tableHost 127.0.0.1 --tablePort "$table_port" \
+        --skipApiVersionCheck --disableTelemetry --silent >"$WORK/azurite.log" 2>&1 &
+    AZURITE_PID=$!
+    for _ in $(seq 100); do
+        (echo >/dev/tcp/127.0.0.1/"$blob_port") 2>/dev/null && (echo >/dev/tcp/127.0.0.1/"$queue_port") 2>/dev/null && break
+        sleep 0.1
+    done
+    local key
+    key=$(scripts/azurite.sh connection-string | sed 's/.*AccountKey=\([^;]*\);.*/\1/')
+    # The key travels in the environment (`--cloud env`), never on a command line.
+    export AZURE_STORAGE_CONNECTION_STRING="DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=$key;BlobEndpoint=http://127.0.0.1:$blob_port/devstoreaccount1;QueueEndpoint=http://127.0.0.1:$queue_port/devstoreaccount1"
+}
+stop_azurite() {
+    if [[ -n "$AZURITE_PID" ]]; then
+        kill "$AZURITE_PID" 2>/dev/null || true
+        wait "$AZURITE_PID" 2>/dev/null || true
+    fi
+    AZURITE_PID=
+}
 
 # Real-looking frames: the bundled sample scaled to SIZE and looped to FRAMES frames.
 CLIP=$WORK/clip.mp4
@@ -70,6 +84,9 @@ now() { date +%s.%N; }
 # measure FORMAT N → prints "seconds moved_bytes_per_frame input_bytes_per_frame styled_bytes_per_frame"
 measure() {
     local fmt=$1 n=$2 name="b-$1-$2"
+    # measure runs in a subshell, which does not inherit the EXIT trap.
+    trap stop_azurite EXIT
+    start_azurite
     # Frames up and jobs on a side queue first, while no worker runs: the upload is not timed.
     "$BIN" "$CLIP" --style preset:0 --cloud env --container "$name" --queue "$name-stage" \
         --frame-format "$fmt" --frames-per-job "$FRAMES_PER_JOB" --no-wait --quiet
@@ -93,6 +110,7 @@ measure() {
     done_frames=$(cat "$WORK/$name"-*.log | sed -n 's/.* processed \([0-9]*\) frames.*/\1/p' | awk '{s += $1} END {print s + 0}')
     [[ "$done_frames" == "$FRAMES" ]] || { echo "bench: $name styled $done_frames of $FRAMES frames" >&2; cat "$WORK/$name"-*.log >&2; exit 1; }
     "$BIN" runs --cloud env --container "$name" --queue "$name" --json --details >"$WORK/$name.json"
+    stop_azurite
     python3 - "$WORK/$name.json" <<'EOF'
 import json, sys
 from datetime import datetime

@@ -9,11 +9,22 @@ use crate::cli::{DeviceArg, LookArgs, PixelFormatArg, PrecisionArg, StyleArgs};
 use crate::output::OutputPlan;
 
 /// Extensions picked up when a folder is given as an input.
-pub const VIDEO_EXTENSIONS: &[&str] = &["mp4", "m4v", "mov", "mkv", "webm", "avi", "mpg", "mpeg", "ts", "mts", "flv", "wmv"];
+pub const VIDEO_EXTENSIONS: &[&str] = &[
+    "mp4", "m4v", "mov", "mkv", "webm", "avi", "mpg", "mpeg", "ts", "mts", "flv", "wmv",
+];
 /// Containers we write; anything else falls back to .mp4 for default names.
 pub const OUTPUT_CONTAINERS: &[&str] = &["mp4", "mkv", "mov"];
 const X264_PRESETS: &[&str] = &[
-    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo",
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+    "placebo",
 ];
 
 /// How frames are styled: the network's placement, the style and its parameters.
@@ -43,7 +54,10 @@ pub struct VideoJob {
 
 pub fn look_config(args: &LookArgs) -> Result<LookConfig> {
     if !(0.0..=1.0).contains(&args.strength) || args.strength.is_nan() {
-        bail!("--strength {} is out of range: use a value from 0 to 1", args.strength);
+        bail!(
+            "--strength {} is out of range: use a value from 0 to 1",
+            args.strength
+        );
     }
     if let Some(size) = args.max_size {
         if size < 32 {
@@ -54,7 +68,10 @@ pub fn look_config(args: &LookArgs) -> Result<LookConfig> {
         // More threads than cores only adds contention; far more can exhaust the machine.
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         if threads == 0 || threads > cores * 4 {
-            bail!("--threads {threads} is out of range: use 1 to {} on this machine ({cores} cores)", cores * 4);
+            bail!(
+                "--threads {threads} is out of range: use 1 to {} on this machine ({cores} cores)",
+                cores * 4
+            );
         }
     }
     let Some(style_spec) = args.style.clone() else {
@@ -78,7 +95,11 @@ pub fn look_config(args: &LookArgs) -> Result<LookConfig> {
         },
         style_spec,
         style,
-        params: StyleParams { strength: args.strength, preserve_colors: args.preserve_colors, max_size: args.max_size },
+        params: StyleParams {
+            strength: args.strength,
+            preserve_colors: args.preserve_colors,
+            max_size: args.max_size,
+        },
     })
 }
 
@@ -87,32 +108,56 @@ pub fn run_config(args: &StyleArgs) -> Result<RunConfig> {
         bail!("--crf {} is out of range: use 0 to 51", args.crf);
     }
     if !X264_PRESETS.contains(&args.preset.as_str()) {
-        bail!("--preset {:?} is not an x264 preset (use one of: {})", args.preset, X264_PRESETS.join(", "));
+        bail!(
+            "--preset {:?} is not an x264 preset (use one of: {})",
+            args.preset,
+            X264_PRESETS.join(", ")
+        );
     }
     let look = look_config(&args.look)?;
     let inputs = expand_inputs(&args.inputs)?;
     if args.output.is_some() && inputs.len() > 1 {
-        bail!("-o/--output names one file but {} inputs were given: use --out-dir", inputs.len());
+        bail!(
+            "-o/--output names one file but {} inputs were given: use --out-dir",
+            inputs.len()
+        );
     }
     if let Some(dir) = &args.out_dir {
-        std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create output folder", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("{}: cannot create output folder", dir.display()))?;
     }
     let mut jobs = Vec::new();
     let mut claimed: Vec<PathBuf> = Vec::new();
     for input in &inputs {
-        let plan = OutputPlan::new(input, args.output.as_deref(), args.out_dir.as_deref(), args.overwrite, &claimed)
-            .and_then(|plan| {
-                // With --overwrite an output could otherwise replace a later input of the same run.
-                match inputs.iter().find(|other| crate::output::same_file(other, &plan.final_path)) {
-                    Some(other) => bail!("{}: output would replace input {}", plan.final_path.display(), other.display()),
-                    None => Ok(plan),
-                }
-            })
-            .map_err(|e| format!("{e:#}"));
+        let plan = OutputPlan::new(
+            input,
+            args.output.as_deref(),
+            args.out_dir.as_deref(),
+            args.overwrite,
+            &claimed,
+        )
+        .and_then(|plan| {
+            // With --overwrite an output could otherwise replace a later input of the same run.
+            match inputs
+                .iter()
+                .find(|other| crate::output::same_file(other, &plan.final_path))
+            {
+                Some(other) => bail!(
+                    "{}: output would replace input {}",
+                    plan.final_path.display(),
+                    other.display()
+                ),
+                None => Ok(plan),
+            }
+        })
+        .map_err(|e| format!("{e:#}"));
         if let Ok(plan) = &plan {
             claimed.push(plan.final_path.clone());
         }
-        jobs.push(VideoJob { input: input.clone(), plan });
+        jobs.push(VideoJob {
+            input: input.clone(),
+            plan,
+        });
     }
     Ok(RunConfig {
         look,

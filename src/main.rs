@@ -29,10 +29,11 @@ fn main() -> ExitCode {
         Some(Command::Preview(args)) => showcase::preview::run(&args).map(|()| 0),
         Some(Command::Worker(args)) => cloud::worker(&args),
         Some(Command::Runs(args)) => cloud::runs(&args),
-        None if cli.style.cloud.cloud.is_some() => {
-            config::run_config(&cli.style).and_then(|config| cloud::coordinate(config, &cli.style.cloud))
+        None if cli.style.cloud.cloud.is_some() => config::run_config(&cli.style)
+            .and_then(|config| cloud::coordinate(config, &cli.style.cloud)),
+        None => {
+            config::run_config(&cli.style).and_then(|config| run::run(config, cli.style.compare))
         }
-        None => config::run_config(&cli.style).and_then(|config| run::run(config, cli.style.compare)),
     };
     match result {
         Ok(_) if pipeline::cancelled() => ExitCode::from(130),
@@ -53,11 +54,17 @@ fn prefer_passive_openmp() {
     if std::env::var_os("OMP_WAIT_POLICY").is_some() {
         return;
     }
-    let Ok(exe) = std::env::current_exe() else { return };
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
     let mut args = std::env::args_os();
     let argv0 = args.next().unwrap_or_else(|| exe.clone().into_os_string());
     // exec only returns on failure; then run on with the default policy.
-    let _ = std::process::Command::new(exe).arg0(argv0).args(args).env("OMP_WAIT_POLICY", "PASSIVE").exec();
+    let _ = std::process::Command::new(exe)
+        .arg0(argv0)
+        .args(args)
+        .env("OMP_WAIT_POLICY", "PASSIVE")
+        .exec();
 }
 
 /// First Ctrl-C: stop after the current frame and clean up. Second: leave at once.

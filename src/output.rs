@@ -43,27 +43,47 @@ impl OutputPlan {
             );
         }
         if final_path.is_dir() {
-            bail!("{}: is a folder; give a file name for the output", final_path.display());
+            bail!(
+                "{}: is a folder; give a file name for the output",
+                final_path.display()
+            );
         }
         if same_file(input, &final_path) {
-            bail!("{}: output would replace the input; choose another name", final_path.display());
+            bail!(
+                "{}: output would replace the input; choose another name",
+                final_path.display()
+            );
         }
         if claimed.iter().any(|c| same_file(c, &final_path)) {
-            bail!("{}: another input in this run already writes this file", final_path.display());
+            bail!(
+                "{}: another input in this run already writes this file",
+                final_path.display()
+            );
         }
         if final_path.exists() && !overwrite {
-            bail!("{}: output already exists (add --overwrite to replace it)", final_path.display());
+            bail!(
+                "{}: output already exists (add --overwrite to replace it)",
+                final_path.display()
+            );
         }
-        let plan = OutputPlan { final_path, overwrite };
+        let plan = OutputPlan {
+            final_path,
+            overwrite,
+        };
         plan.check_writable()?;
         Ok(plan)
     }
 
     /// The temporary sibling the encoder writes; it keeps the extension so tools recognise it.
     pub fn temp_path(&self) -> PathBuf {
-        let name = self.final_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = self
+            .final_path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let ext = extension_of(&self.final_path);
-        self.final_path.with_file_name(format!(".{name}.stylize-tmp-{}.{ext}", std::process::id()))
+        self.final_path
+            .with_file_name(format!(".{name}.stylize-tmp-{}.{ext}", std::process::id()))
     }
 
     /// Moves the finished temporary into place. Without `--overwrite` this never replaces a file,
@@ -75,14 +95,24 @@ impl OutputPlan {
         } else {
             match std::fs::hard_link(temp.path(), &self.final_path) {
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    bail!("{}: output appeared while styling; not replacing it (add --overwrite)", self.final_path.display())
+                    bail!(
+                        "{}: output appeared while styling; not replacing it (add --overwrite)",
+                        self.final_path.display()
+                    )
                 }
                 // Filesystems without hard links: fall back to a checked rename.
-                Err(_) if !self.final_path.exists() => std::fs::rename(temp.path(), &self.final_path),
+                Err(_) if !self.final_path.exists() => {
+                    std::fs::rename(temp.path(), &self.final_path)
+                }
                 other => other,
             }
         };
-        moved.with_context(|| format!("{}: cannot move the finished video into place", self.final_path.display()))?;
+        moved.with_context(|| {
+            format!(
+                "{}: cannot move the finished video into place",
+                self.final_path.display()
+            )
+        })?;
         drop(temp); // after a hard link this removes the temporary name; after a rename it is already gone
         Ok(())
     }
@@ -97,7 +127,11 @@ impl OutputPlan {
         }
         let probe = self.temp_path().with_extension("probe");
         std::fs::write(&probe, b"").map_err(|e| {
-            anyhow::anyhow!("{}: output folder is not writable ({})", dir.display(), e.kind())
+            anyhow::anyhow!(
+                "{}: output folder is not writable ({})",
+                dir.display(),
+                e.kind()
+            )
         })?;
         let _ = std::fs::remove_file(&probe);
         Ok(())
@@ -106,14 +140,23 @@ impl OutputPlan {
 
 /// `clip.mov` → `clip.styled.mov`; inputs in containers we don't write get `.mp4`.
 pub fn default_name(input: &Path) -> String {
-    let stem = input.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "video".into());
+    let stem = input
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "video".into());
     let ext = extension_of(input);
-    let ext = if OUTPUT_CONTAINERS.contains(&ext.as_str()) { ext } else { "mp4".to_string() };
+    let ext = if OUTPUT_CONTAINERS.contains(&ext.as_str()) {
+        ext
+    } else {
+        "mp4".to_string()
+    };
     format!("{stem}{DEFAULT_SUFFIX}{ext}")
 }
 
 fn extension_of(path: &Path) -> String {
-    path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default()
+    path.extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default()
 }
 
 pub fn same_file(a: &Path, b: &Path) -> bool {
@@ -186,7 +229,8 @@ mod tests {
         let err = OutputPlan::new(&input, None, None, false, &[]).unwrap_err();
         assert!(format!("{err:#}").contains("already exists"));
         assert!(OutputPlan::new(&input, None, None, true, &[]).is_ok());
-        let err = OutputPlan::new(&input, Some(&dir.path().join("x.avi")), None, false, &[]).unwrap_err();
+        let err =
+            OutputPlan::new(&input, Some(&dir.path().join("x.avi")), None, false, &[]).unwrap_err();
         assert!(format!("{err:#}").contains("unsupported output container"));
     }
 
@@ -201,14 +245,21 @@ mod tests {
         let temp_path = temp.path().to_path_buf();
         std::fs::write(&plan.final_path, b"appeared meanwhile").unwrap();
         assert!(format!("{:#}", plan.commit(temp).unwrap_err()).contains("appeared while styling"));
-        assert_eq!(std::fs::read(&plan.final_path).unwrap(), b"appeared meanwhile");
+        assert_eq!(
+            std::fs::read(&plan.final_path).unwrap(),
+            b"appeared meanwhile"
+        );
         assert!(!temp_path.exists(), "temporary removed on failure");
         std::fs::remove_file(&plan.final_path).unwrap();
         let temp = TempGuard::new(plan.temp_path());
         std::fs::write(temp.path(), b"new").unwrap();
         plan.commit(temp).unwrap();
         assert_eq!(std::fs::read(&plan.final_path).unwrap(), b"new");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2, "input and output only");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            2,
+            "input and output only"
+        );
     }
 
     #[test]

@@ -64,13 +64,28 @@ pub fn style_video(
 
     let (decoded, styling, encoded) = std::thread::scope(|scope| {
         let decoder = scope.spawn(|| decode_stage(info, decoded_tx));
-        let side_target = compare.zip(compare_temp.as_ref()).map(|(c, t)| (t.path(), c.final_path.as_path()));
+        let side_target = compare
+            .zip(compare_temp.as_ref())
+            .map(|(c, t)| (t.path(), c.final_path.as_path()));
         let (temp_path, final_path) = (temp.path(), &plan.final_path);
-        let encoder = scope
-            .spawn(move || encode_stage(temp_path, final_path, side_target, info, encode, styled_rx, progress));
+        let encoder = scope.spawn(move || {
+            encode_stage(
+                temp_path,
+                final_path,
+                side_target,
+                info,
+                encode,
+                styled_rx,
+                progress,
+            )
+        });
         let styling = style_stage(engine, style, compare.is_some(), decoded_rx, styled_tx);
-        let decoded = decoder.join().unwrap_or_else(|_| Err(anyhow!("decoder thread panicked")));
-        let encoded = encoder.join().unwrap_or_else(|_| Err(anyhow!("encoder thread panicked")));
+        let decoded = decoder
+            .join()
+            .unwrap_or_else(|_| Err(anyhow!("decoder thread panicked")));
+        let encoded = encoder
+            .join()
+            .unwrap_or_else(|_| Err(anyhow!("encoder thread panicked")));
         (decoded, styling, encoded)
     });
     progress.finish();
@@ -105,7 +120,10 @@ pub fn style_video(
         }
     }
     if written != decoded_frames {
-        bail!("{}: encoded {written} frames but decoded {decoded_frames}", plan.final_path.display());
+        bail!(
+            "{}: encoded {written} frames but decoded {decoded_frames}",
+            plan.final_path.display()
+        );
     }
     // The side-by-side video goes first: if it cannot be placed, the run fails with no styled
     // video claimed as done either.
@@ -113,7 +131,11 @@ pub fn style_video(
         compare.commit(temp)?;
     }
     plan.commit(temp)?;
-    Ok(VideoOutcome { output: plan.final_path.clone(), frames: written, elapsed: started.elapsed() })
+    Ok(VideoOutcome {
+        output: plan.final_path.clone(),
+        frames: written,
+        elapsed: started.elapsed(),
+    })
 }
 
 /// Returns the frames decoded and how far into the video they reach, in seconds.
@@ -189,12 +211,22 @@ fn style_stage(
             }
         };
         // The side-by-side video needs the original beside the styled frame: the one copy compare costs.
-        let mut originals: Vec<Option<RgbFrame>> =
-            pending.iter().map(|f| keep_originals.then(|| f.image.clone())).collect();
-        let images: Vec<RgbImage> = pending.iter_mut().map(|f| take_image(&mut f.image)).collect();
+        let mut originals: Vec<Option<RgbFrame>> = pending
+            .iter()
+            .map(|f| keep_originals.then(|| f.image.clone()))
+            .collect();
+        let images: Vec<RgbImage> = pending
+            .iter_mut()
+            .map(|f| take_image(&mut f.image))
+            .collect();
         let styled = engine.stylize(prepared, &images)?;
-        for ((mut frame, image), original) in pending.drain(..).zip(styled).zip(originals.drain(..)) {
-            frame.image = RgbFrame { width: image.width, height: image.height, data: image.data };
+        for ((mut frame, image), original) in pending.drain(..).zip(styled).zip(originals.drain(..))
+        {
+            frame.image = RgbFrame {
+                width: image.width,
+                height: image.height,
+                data: image.data,
+            };
             if out.send(Styled { frame, original }).is_err() {
                 return Ok(()); // the encoder stopped and reports why
             }
@@ -246,9 +278,17 @@ fn encode_stage(
 
 /// Moves the pixels out without copying; the frame keeps its index and timestamp.
 fn take_image(frame: &mut RgbFrame) -> RgbImage {
-    RgbImage { width: frame.width, height: frame.height, data: std::mem::take(&mut frame.data) }
+    RgbImage {
+        width: frame.width,
+        height: frame.height,
+        data: std::mem::take(&mut frame.data),
+    }
 }
 
 fn to_model(frame: &RgbFrame) -> RgbImage {
-    RgbImage { width: frame.width, height: frame.height, data: frame.data.clone() }
+    RgbImage {
+        width: frame.width,
+        height: frame.height,
+        data: frame.data.clone(),
+    }
 }

@@ -12,12 +12,20 @@ pub struct Progress {
 
 impl Progress {
     pub fn new(quiet: bool) -> Self {
-        let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()) };
+        let bar = if quiet {
+            ProgressBar::hidden()
+        } else {
+            ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
+        };
         Progress { bar, quiet }
     }
 
     pub fn start(&self, info: &VideoInfo) {
-        let name = info.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = info
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         self.bar.reset();
         self.bar.set_length(info.frame_count.unwrap_or(0));
         self.bar.set_prefix(name);
@@ -29,9 +37,12 @@ impl Progress {
         self.bar.set_style(
             ProgressStyle::with_template(template)
                 .expect("valid template")
-                .with_key("per_sec", |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
-                    let _ = write!(w, "{:.1} fps", state.per_sec());
-                })
+                .with_key(
+                    "per_sec",
+                    |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = write!(w, "{:.1} fps", state.per_sec());
+                    },
+                )
                 .progress_chars("=> "),
         );
         self.bar.enable_steady_tick(Duration::from_millis(250));

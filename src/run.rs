@@ -19,13 +19,22 @@ impl LoadedLook {
         let engine = Engine::new(&look.engine).context("cannot start the style network")?;
         // Only an image style at partial strength needs the video's own content; everything else
         // is computed once for the whole run.
-        let needs_content = matches!(look.style, StyleSource::Image(_)) && look.params.strength < 1.0;
+        let needs_content =
+            matches!(look.style, StyleSource::Image(_)) && look.params.strength < 1.0;
         let shared = if needs_content {
             None
         } else {
-            Some(engine.prepare(&look.style, &look.params, None).with_context(|| format!("style {}", look.style_spec))?)
+            Some(
+                engine
+                    .prepare(&look.style, &look.params, None)
+                    .with_context(|| format!("style {}", look.style_spec))?,
+            )
         };
-        Ok(LoadedLook { engine, shared, look: look.clone() })
+        Ok(LoadedLook {
+            engine,
+            shared,
+            look: look.clone(),
+        })
     }
 
     pub fn prepare_for(&self, first_frame: &RgbImage) -> Result<PreparedStyle> {
@@ -58,15 +67,23 @@ pub fn run(config: RunConfig, compare: bool) -> Result<i32> {
     // Refuse bad inputs before paying for the network: probe everything first.
     let mut probed = Vec::new();
     // Side-by-side names must not collide with any styled output of this run either.
-    let mut claimed: Vec<std::path::PathBuf> =
-        config.jobs.iter().filter_map(|j| j.plan.as_ref().ok()).map(|p| p.final_path.clone()).collect();
+    let mut claimed: Vec<std::path::PathBuf> = config
+        .jobs
+        .iter()
+        .filter_map(|j| j.plan.as_ref().ok())
+        .map(|p| p.final_path.clone())
+        .collect();
     for job in &config.jobs {
         let checked = job.plan.clone().map_err(|e| anyhow!(e)).and_then(|plan| {
             if !job.input.exists() {
                 anyhow::bail!("{}: no such file", job.input.display());
             }
             if job.input.is_dir() {
-                anyhow::bail!("{}: folder holds no videos ({})", job.input.display(), crate::config::VIDEO_EXTENSIONS.join(", "));
+                anyhow::bail!(
+                    "{}: folder holds no videos ({})",
+                    job.input.display(),
+                    crate::config::VIDEO_EXTENSIONS.join(", ")
+                );
             }
             let side = if compare {
                 let side = crate::showcase::compare::plan_for(&job.input, &plan, &claimed)?;
@@ -90,8 +107,11 @@ pub fn run(config: RunConfig, compare: bool) -> Result<i32> {
                 continue;
             }
             let outcome = checked.and_then(|(info, plan, side)| {
-                let outcome = loaded.style_video(&info, &plan, side.as_ref(), &config.encode, &progress)?;
-                let side_note = side.map(|s| format!(" (side by side: {})", s.final_path.display())).unwrap_or_default();
+                let outcome =
+                    loaded.style_video(&info, &plan, side.as_ref(), &config.encode, &progress)?;
+                let side_note = side
+                    .map(|s| format!(" (side by side: {})", s.final_path.display()))
+                    .unwrap_or_default();
                 progress.say(&format!(
                     "{} → {}{side_note}: {} frames in {} ({:.1} fps), style {}, {}",
                     info.path.display(),
@@ -119,19 +139,42 @@ pub fn run(config: RunConfig, compare: bool) -> Result<i32> {
     if config.jobs.len() > 1 && !progress.is_quiet() {
         print_table(&config, &results);
     }
-    Ok(if results.iter().all(|r| r.is_ok()) { 0 } else { 1 })
+    Ok(if results.iter().all(|r| r.is_ok()) {
+        0
+    } else {
+        1
+    })
 }
 
 fn print_table(config: &RunConfig, results: &[Result<VideoOutcome>]) {
-    let width = config.jobs.iter().map(|j| j.input.display().to_string().len()).max().unwrap_or(5).max(5);
+    let width = config
+        .jobs
+        .iter()
+        .map(|j| j.input.display().to_string().len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
     eprintln!("\n{:<width$}  {:<6}  detail", "input", "status");
     for (job, result) in config.jobs.iter().zip(results) {
         let (status, detail) = match result {
-            Ok(o) => ("ok", format!("{} ({} frames, {})", o.output.display(), o.frames, clock(o.elapsed))),
+            Ok(o) => (
+                "ok",
+                format!(
+                    "{} ({} frames, {})",
+                    o.output.display(),
+                    o.frames,
+                    clock(o.elapsed)
+                ),
+            ),
             Err(e) => ("FAILED", format!("{e:#}")),
         };
         eprintln!("{:<width$}  {:<6}  {}", job.input.display(), status, detail);
     }
     let failed = results.iter().filter(|r| r.is_err()).count();
-    eprintln!("{} of {} inputs styled, {} failed", results.len() - failed, results.len(), failed);
+    eprintln!(
+        "{} of {} inputs styled, {} failed",
+        results.len() - failed,
+        results.len(),
+        failed
+    );
 }

@@ -15,7 +15,8 @@ pub struct Preset {
 
 /// The preset catalogue shipped in `styles/presets.json` (names chosen by looking at each preset's output).
 pub fn presets() -> Vec<Preset> {
-    serde_json::from_str(include_str!("../styles/presets.json")).expect("styles/presets.json is valid")
+    serde_json::from_str(include_str!("../styles/presets.json"))
+        .expect("styles/presets.json is valid")
 }
 
 /// Parses a `--style` value: a picture path, `preset:N`, a preset name, or a blend of presets.
@@ -91,7 +92,10 @@ pub fn load_picture(path: &Path) -> Result<RgbImage> {
     let rgba = decoded.to_rgba8();
     let (width, height) = rgba.dimensions();
     if width < 16 || height < 16 {
-        bail!("{}: style picture is too small ({width}×{height}; at least 16×16)", path.display());
+        bail!(
+            "{}: style picture is too small ({width}×{height}; at least 16×16)",
+            path.display()
+        );
     }
     let mut data = Vec::with_capacity((width * height * 3) as usize);
     for px in rgba.pixels() {
@@ -99,7 +103,11 @@ pub fn load_picture(path: &Path) -> Result<RgbImage> {
         let over_white = |c: u8| ((c as u32 * a as u32 + 255 * (255 - a as u32) + 127) / 255) as u8;
         data.extend_from_slice(&[over_white(r), over_white(g), over_white(b)]);
     }
-    Ok(RgbImage { width, height, data })
+    Ok(RgbImage {
+        width,
+        height,
+        data,
+    })
 }
 
 /// A short human label for a style source, for summaries and file names.
@@ -115,7 +123,11 @@ pub fn describe(spec: &str, source: &StyleSource) -> String {
                 .iter()
                 .map(|(i, w)| {
                     let name = &catalogue[*i].name;
-                    if blend.len() == 1 { name.clone() } else { format!("{name}={w}") }
+                    if blend.len() == 1 {
+                        name.clone()
+                    } else {
+                        format!("{name}={w}")
+                    }
                 })
                 .collect::<Vec<_>>()
                 .join(",")

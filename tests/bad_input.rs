@@ -12,20 +12,38 @@ fn expect_error(args: &[&str], names: &str, problem: &str) -> String {
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "one line expected, got: {stderr}");
     assert!(lines[0].starts_with("error: "), "{stderr}");
-    assert!(lines[0].contains(names), "error should name {names:?}: {stderr}");
-    assert!(lines[0].to_lowercase().contains(problem), "error should say {problem:?}: {stderr}");
+    assert!(
+        lines[0].contains(names),
+        "error should name {names:?}: {stderr}"
+    );
+    assert!(
+        lines[0].to_lowercase().contains(problem),
+        "error should say {problem:?}: {stderr}"
+    );
     stderr
 }
 
 fn good_clip(dir: &Path) -> std::path::PathBuf {
-    scene_clip(dir, "good.mp4", "96x64", "30", 3, &["sine=f=440:sample_rate=48000"], &[])
+    scene_clip(
+        dir,
+        "good.mp4",
+        "96x64",
+        "30",
+        3,
+        &["sine=f=440:sample_rate=48000"],
+        &[],
+    )
 }
 
 #[test]
 fn missing_input() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope.mp4");
-    expect_error(&[missing.to_str().unwrap(), "--style", "preset:1"], "nope.mp4", "no such file");
+    expect_error(
+        &[missing.to_str().unwrap(), "--style", "preset:1"],
+        "nope.mp4",
+        "no such file",
+    );
     assert!(listing(dir.path()).is_empty());
 }
 
@@ -34,27 +52,51 @@ fn text_file_named_mp4() {
     let dir = tempfile::tempdir().unwrap();
     let fake = dir.path().join("notes.mp4");
     std::fs::write(&fake, "just some text, not a video\n").unwrap();
-    expect_error(&[fake.to_str().unwrap(), "--style", "preset:1"], "notes.mp4", "not a video");
+    expect_error(
+        &[fake.to_str().unwrap(), "--style", "preset:1"],
+        "notes.mp4",
+        "not a video",
+    );
     assert_eq!(listing(dir.path()), vec!["notes.mp4"]);
 }
 
 #[test]
 fn truncated_video() {
     let dir = tempfile::tempdir().unwrap();
-    let whole = scene_clip(dir.path(), "whole.mp4", "128x96", "30", 60, &[], &["-movflags", "+faststart"]);
+    let whole = scene_clip(
+        dir.path(),
+        "whole.mp4",
+        "128x96",
+        "30",
+        60,
+        &[],
+        &["-movflags", "+faststart"],
+    );
     let bytes = std::fs::read(&whole).unwrap();
     let cut = dir.path().join("cut.mp4");
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
     std::fs::remove_file(&whole).unwrap();
-    expect_error(&[cut.to_str().unwrap(), "--style", "preset:1"], "cut.mp4", "truncated");
+    expect_error(
+        &[cut.to_str().unwrap(), "--style", "preset:1"],
+        "cut.mp4",
+        "truncated",
+    );
     assert_eq!(listing(dir.path()), vec!["cut.mp4"]);
 }
 
 #[test]
 fn audio_only_file() {
     let dir = tempfile::tempdir().unwrap();
-    let audio = ffmpeg_clip(dir.path(), "song.mp4", &["-f", "lavfi", "-i", "sine=f=440:d=1", "-c:a", "aac"]);
-    expect_error(&[audio.to_str().unwrap(), "--style", "preset:1"], "song.mp4", "no video stream");
+    let audio = ffmpeg_clip(
+        dir.path(),
+        "song.mp4",
+        &["-f", "lavfi", "-i", "sine=f=440:d=1", "-c:a", "aac"],
+    );
+    expect_error(
+        &[audio.to_str().unwrap(), "--style", "preset:1"],
+        "song.mp4",
+        "no video stream",
+    );
     assert_eq!(listing(dir.path()), vec!["song.mp4"]);
 }
 
@@ -64,8 +106,16 @@ fn unreadable_style_picture() {
     let clip = good_clip(dir.path());
     let bad = dir.path().join("style.jpg");
     std::fs::write(&bad, "not a jpeg").unwrap();
-    expect_error(&[clip.to_str().unwrap(), "--style", bad.to_str().unwrap()], "style.jpg", "not a readable picture");
-    expect_error(&[clip.to_str().unwrap(), "--style", "gone.png"], "gone.png", "not found");
+    expect_error(
+        &[clip.to_str().unwrap(), "--style", bad.to_str().unwrap()],
+        "style.jpg",
+        "not a readable picture",
+    );
+    expect_error(
+        &[clip.to_str().unwrap(), "--style", "gone.png"],
+        "gone.png",
+        "not found",
+    );
     assert_eq!(listing(dir.path()), vec!["good.mp4", "style.jpg"]);
 }
 
@@ -75,9 +125,21 @@ fn unknown_preset_and_strength_out_of_range() {
     let clip = good_clip(dir.path());
     let c = clip.to_str().unwrap();
     expect_error(&[c, "--style", "preset:99"], "99", "unknown preset");
-    expect_error(&[c, "--style", "no-such-style"], "no-such-style", "unknown style");
-    expect_error(&[c, "--style", "preset:1", "--strength", "1.5"], "--strength", "out of range");
-    expect_error(&[c, "--style", "preset:1", "--strength=-0.1"], "--strength", "out of range");
+    expect_error(
+        &[c, "--style", "no-such-style"],
+        "no-such-style",
+        "unknown style",
+    );
+    expect_error(
+        &[c, "--style", "preset:1", "--strength", "1.5"],
+        "--strength",
+        "out of range",
+    );
+    expect_error(
+        &[c, "--style", "preset:1", "--strength=-0.1"],
+        "--strength",
+        "out of range",
+    );
     assert_eq!(listing(dir.path()), vec!["good.mp4"]);
 }
 
@@ -87,7 +149,17 @@ fn unwritable_output_folder() {
     let clip = good_clip(dir.path());
     let locked = unwritable_dir(dir.path());
     let out = locked.join("out.mp4");
-    expect_error(&[clip.to_str().unwrap(), "--style", "preset:1", "-o", out.to_str().unwrap()], &locked.display().to_string(), "not writable");
+    expect_error(
+        &[
+            clip.to_str().unwrap(),
+            "--style",
+            "preset:1",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        &locked.display().to_string(),
+        "not writable",
+    );
     assert!(!out.exists());
 }
 
@@ -96,7 +168,17 @@ fn unsupported_output_container() {
     let dir = tempfile::tempdir().unwrap();
     let clip = good_clip(dir.path());
     let out = dir.path().join("out.avi");
-    expect_error(&[clip.to_str().unwrap(), "--style", "preset:1", "-o", out.to_str().unwrap()], "out.avi", "unsupported output container");
+    expect_error(
+        &[
+            clip.to_str().unwrap(),
+            "--style",
+            "preset:1",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        "out.avi",
+        "unsupported output container",
+    );
     assert_eq!(listing(dir.path()), vec!["good.mp4"]);
 }
 
@@ -108,6 +190,10 @@ fn matroska_cut_short_without_an_error() {
     let cut = dir.path().join("cut.mkv");
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
     std::fs::remove_file(&whole).unwrap();
-    expect_error(&[cut.to_str().unwrap(), "--style", "preset:1"], "cut.mkv", "truncated");
+    expect_error(
+        &[cut.to_str().unwrap(), "--style", "preset:1"],
+        "cut.mkv",
+        "truncated",
+    );
     assert_eq!(listing(dir.path()), vec!["cut.mkv"]);
 }

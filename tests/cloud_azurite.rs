@@ -24,7 +24,11 @@ fn azurite() -> Option<Azurite> {
 }
 
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 fn cloud(azurite: &Azurite) -> Cloud {
@@ -69,7 +73,11 @@ impl Proc {
                 let _ = out.join();
             }
         });
-        Proc { child, log, reader: Some(reader) }
+        Proc {
+            child,
+            log,
+            reader: Some(reader),
+        }
     }
 
     fn log(&self) -> String {
@@ -88,7 +96,10 @@ impl Proc {
             }
             if Instant::now() > deadline {
                 let _ = self.child.kill();
-                panic!("stylize did not finish within {PROCESS_TIMEOUT:?}; it printed:\n{}", self.log());
+                panic!(
+                    "stylize did not finish within {PROCESS_TIMEOUT:?}; it printed:\n{}",
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -100,7 +111,10 @@ impl Proc {
     }
 
     fn sigterm(&self) {
-        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
         assert!(status.success());
     }
 }
@@ -113,7 +127,15 @@ impl Drop for Proc {
 }
 
 fn worker(cs: &str, id: &str, extra: &[&str]) -> Proc {
-    let mut args = vec!["worker", "--cloud", cs, "--worker-id", id, "--poll-interval", "0.2"];
+    let mut args = vec![
+        "worker",
+        "--cloud",
+        cs,
+        "--worker-id",
+        id,
+        "--poll-interval",
+        "0.2",
+    ];
     args.extend_from_slice(extra);
     Proc::spawn(&args)
 }
@@ -130,7 +152,10 @@ fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
 fn all_frames(path: &Path) -> Vec<Vec<u8>> {
     let probe = ffprobe(path);
     let v = video_stream(&probe);
-    let (w, h) = (v["width"].as_u64().unwrap() as usize, v["height"].as_u64().unwrap() as usize);
+    let (w, h) = (
+        v["width"].as_u64().unwrap() as usize,
+        v["height"].as_u64().unwrap() as usize,
+    );
     let out = Command::new("ffmpeg")
         .args(["-loglevel", "error", "-i"])
         .arg(path)
@@ -138,11 +163,16 @@ fn all_frames(path: &Path) -> Vec<Vec<u8>> {
         .output()
         .unwrap();
     assert!(out.status.success());
-    out.stdout.chunks_exact(w * h * 3).map(<[u8]>::to_vec).collect()
+    out.stdout
+        .chunks_exact(w * h * 3)
+        .map(<[u8]>::to_vec)
+        .collect()
 }
 
 fn the_run(rt: &tokio::runtime::Runtime, cloud: &Cloud) -> RunId {
-    let runs = rt.block_on(stylize_cloud::list_runs(cloud.blobs.as_ref())).unwrap();
+    let runs = rt
+        .block_on(stylize_cloud::list_runs(cloud.blobs.as_ref()))
+        .unwrap();
     assert_eq!(runs.len(), 1, "expected one run, found {runs:?}");
     runs[0].clone()
 }
@@ -158,7 +188,15 @@ fn two_workers_match_local_mode_for_two_inputs_and_never_show_the_key() {
     let Some(azurite) = azurite() else { return };
     let cs = azurite.connection_string();
     let dir = tempfile::tempdir().unwrap();
-    let a = scene_clip(dir.path(), "a.mp4", "64x48", "25", 24, &["sine=f=440:sample_rate=48000"], &["-ac", "1"]);
+    let a = scene_clip(
+        dir.path(),
+        "a.mp4",
+        "64x48",
+        "25",
+        24,
+        &["sine=f=440:sample_rate=48000"],
+        &["-ac", "1"],
+    );
     let b = scene_clip(dir.path(), "b.mkv", "48x32", "30000/1001", 17, &[], &[]);
     let (local_dir, cloud_dir) = (dir.path().join("local"), dir.path().join("cloud"));
     // One thread everywhere: the same arithmetic order in both modes.
@@ -175,7 +213,10 @@ fn two_workers_match_local_mode_for_two_inputs_and_never_show_the_key() {
     ]);
     assert_eq!(code, 0, "local mode: {stderr}");
 
-    let workers = [worker(&cs, "w0", &["--threads", "1"]), worker(&cs, "w1", &["--threads", "1"])];
+    let workers = [
+        worker(&cs, "w0", &["--threads", "1"]),
+        worker(&cs, "w1", &["--threads", "1"]),
+    ];
     let coordinator = Proc::spawn(&[
         a.to_str().unwrap(),
         b.to_str().unwrap(),
@@ -196,32 +237,74 @@ fn two_workers_match_local_mode_for_two_inputs_and_never_show_the_key() {
         w.sigterm();
         let (code, log) = w.wait();
         assert_eq!(code, 130, "a worker stopped by SIGTERM exits 130: {log}");
-        let summary = log.lines().find(|l| l.contains(" processed ")).unwrap_or_else(|| panic!("no summary in {log}"));
-        let frames: u32 = summary.split(" processed ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+        let summary = log
+            .lines()
+            .find(|l| l.contains(" processed "))
+            .unwrap_or_else(|| panic!("no summary in {log}"));
+        let frames: u32 = summary
+            .split(" processed ")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
         processed.push(frames);
         worker_logs.push_str(&log);
     }
-    assert_eq!(processed.iter().sum::<u32>(), 24 + 17, "each frame styled once: {worker_logs}");
-    assert!(processed.iter().all(|&n| n > 0), "both workers took jobs: {processed:?}\n{worker_logs}");
+    assert_eq!(
+        processed.iter().sum::<u32>(),
+        24 + 17,
+        "each frame styled once: {worker_logs}"
+    );
+    assert!(
+        processed.iter().all(|&n| n > 0),
+        "both workers took jobs: {processed:?}\n{worker_logs}"
+    );
 
-    for (local, cloud) in [("a.styled.mp4", "a.styled.mp4"), ("b.styled.mkv", "b.styled.mkv")] {
+    for (local, cloud) in [
+        ("a.styled.mp4", "a.styled.mp4"),
+        ("b.styled.mkv", "b.styled.mkv"),
+    ] {
         let (local, cloud) = (local_dir.join(local), cloud_dir.join(cloud));
         let (pl, pc) = (ffprobe(&local), ffprobe(&cloud));
         let (vl, vc) = (video_stream(&pl), video_stream(&pc));
-        for key in ["width", "height", "nb_read_frames", "r_frame_rate", "duration", "codec_name"] {
+        for key in [
+            "width",
+            "height",
+            "nb_read_frames",
+            "r_frame_rate",
+            "duration",
+            "codec_name",
+        ] {
             assert_eq!(vl[key], vc[key], "{key} of {}", cloud.display());
         }
         assert_eq!(audio_streams(&pl).len(), audio_streams(&pc).len());
         for n in 0..audio_streams(&pl).len() {
-            assert_eq!(audio_md5(&local, n), audio_md5(&cloud, n), "audio copied unchanged");
+            assert_eq!(
+                audio_md5(&local, n),
+                audio_md5(&cloud, n),
+                "audio copied unchanged"
+            );
         }
         let (fl, fc) = (all_frames(&local), all_frames(&cloud));
         assert_eq!(fl.len(), fc.len());
         for (i, (l, c)) in fl.iter().zip(&fc).enumerate() {
-            assert_eq!(l, c, "frame {i} of {} differs from local mode (mean diff {})", cloud.display(), mean_abs_diff(l, c));
+            assert_eq!(
+                l,
+                c,
+                "frame {i} of {} differs from local mode (mean diff {})",
+                cloud.display(),
+                mean_abs_diff(l, c)
+            );
         }
     }
-    assert_eq!(listing(&cloud_dir), vec!["a.styled.mp4", "b.styled.mkv"], "no temporaries or download folders left");
+    assert_eq!(
+        listing(&cloud_dir),
+        vec!["a.styled.mp4", "b.styled.mkv"],
+        "no temporaries or download folders left"
+    );
 
     // The key is Azurite's public one, but it stands for any account key here.
     let key = stylize_cloud::config::DEV_ACCOUNT_KEY;
@@ -230,13 +313,25 @@ fn two_workers_match_local_mode_for_two_inputs_and_never_show_the_key() {
     let mut stored = String::new();
     for entry in rt.block_on(cloud.blobs.list("runs/")).unwrap() {
         if entry.key.ends_with(".json") {
-            stored.push_str(&String::from_utf8_lossy(&rt.block_on(cloud.blobs.get(&entry.key)).unwrap()));
+            stored.push_str(&String::from_utf8_lossy(
+                &rt.block_on(cloud.blobs.get(&entry.key)).unwrap(),
+            ));
         }
     }
     assert!(stored.contains("\"run_id\""), "manifests were read");
-    for (what, text) in [("coordinator output", &coordinator_log), ("worker logs", &worker_logs), ("manifests and markers", &stored)] {
-        assert!(!text.contains(key) && !text.contains(&key[..20]), "{what} show the account key:\n{text}");
-        assert!(!text.contains("sig="), "{what} show a SAS signature:\n{text}");
+    for (what, text) in [
+        ("coordinator output", &coordinator_log),
+        ("worker logs", &worker_logs),
+        ("manifests and markers", &stored),
+    ] {
+        assert!(
+            !text.contains(key) && !text.contains(&key[..20]),
+            "{what} show the account key:\n{text}"
+        );
+        assert!(
+            !text.contains("sig="),
+            "{what} show a SAS signature:\n{text}"
+        );
     }
 }
 
@@ -250,30 +345,72 @@ fn job_of_a_killed_worker_reappears_and_the_run_completes() {
     let dir = tempfile::tempdir().unwrap();
     let input = scene_clip(dir.path(), "in.mp4", "64x48", "25", 16, &[], &[]);
     let output = dir.path().join("out.mp4");
-    let submit = [input.to_str().unwrap(), "--style", "preset:1", "--cloud", &cs, "--frames-per-job", "8"];
+    let submit = [
+        input.to_str().unwrap(),
+        "--style",
+        "preset:1",
+        "--cloud",
+        &cs,
+        "--frames-per-job",
+        "8",
+    ];
     let (code, log) = Proc::spawn(&[&submit[..], &["--no-wait"]].concat()).wait();
     assert_eq!(code, 0, "{log}");
     assert!(log.contains("submitted (2 jobs queued)"), "{log}");
     let run = the_run(&rt, &cloud);
 
     // Slow enough (0.4 s a frame) to be killed mid-job.
-    let doomed = worker(&cs, "doomed", &["--test-stylizer-ms", "400", "--visibility-timeout", "4", "--max-jobs", "1"]);
-    wait_until("the first worker has styled part of its job", Duration::from_secs(60), || {
-        blob_count(&rt, &cloud, &run.styled_prefix()) >= 2
-    });
+    let doomed = worker(
+        &cs,
+        "doomed",
+        &[
+            "--test-stylizer-ms",
+            "400",
+            "--visibility-timeout",
+            "4",
+            "--max-jobs",
+            "1",
+        ],
+    );
+    wait_until(
+        "the first worker has styled part of its job",
+        Duration::from_secs(60),
+        || blob_count(&rt, &cloud, &run.styled_prefix()) >= 2,
+    );
     doomed.sigkill();
     let partial = blob_count(&rt, &cloud, &run.styled_prefix());
     assert!(partial < 16, "killed mid-job");
-    assert_eq!(blob_count(&rt, &cloud, &run.done_prefix()), 0, "the killed worker wrote no done marker");
+    assert_eq!(
+        blob_count(&rt, &cloud, &run.done_prefix()),
+        0,
+        "the killed worker wrote no done marker"
+    );
 
-    let rescuer = worker(&cs, "rescuer", &["--test-stylizer-ms", "5", "--visibility-timeout", "4", "--idle-exit", "30"]);
-    let (code, log) = Proc::spawn(&[&submit[..], &["-o", output.to_str().unwrap()]].concat()).wait();
+    let rescuer = worker(
+        &cs,
+        "rescuer",
+        &[
+            "--test-stylizer-ms",
+            "5",
+            "--visibility-timeout",
+            "4",
+            "--idle-exit",
+            "30",
+        ],
+    );
+    let (code, log) =
+        Proc::spawn(&[&submit[..], &["-o", output.to_str().unwrap()]].concat()).wait();
     assert_eq!(code, 0, "{log}");
     rescuer.sigterm();
     let (_, rescuer_log) = rescuer.wait();
-    assert!(rescuer_log.contains("already styled"), "the redelivered job skipped the frames done before the kill: {rescuer_log}");
+    assert!(
+        rescuer_log.contains("already styled"),
+        "the redelivered job skipped the frames done before the kill: {rescuer_log}"
+    );
     for job in 0..2 {
-        let marker = DoneMarker::from_json(&rt.block_on(cloud.blobs.get(&run.done_key(job))).unwrap()).unwrap();
+        let marker =
+            DoneMarker::from_json(&rt.block_on(cloud.blobs.get(&run.done_key(job))).unwrap())
+                .unwrap();
         assert_eq!(marker.worker, "rescuer");
     }
     // The test stylizer inverts colours: every frame is there, inverted (up to the H.264 4:2:0
@@ -284,7 +421,10 @@ fn job_of_a_killed_worker_reappears_and_the_run_completes() {
     for (i, (a, b)) in inp.iter().zip(&out).enumerate() {
         let inverted: Vec<u8> = a.iter().map(|v| 255 - v).collect();
         let diff = mean_abs_diff(&inverted, b);
-        assert!(diff < 10.0, "frame {i} is not the inverted input frame (mean diff {diff})");
+        assert!(
+            diff < 10.0,
+            "frame {i} is not the inverted input frame (mean diff {diff})"
+        );
     }
 }
 
@@ -299,28 +439,66 @@ fn poison_job_is_reported_with_its_frames_and_a_rerun_repairs_it() {
     let dir = tempfile::tempdir().unwrap();
     let input = scene_clip(dir.path(), "in.mp4", "64x48", "25", 12, &[], &[]);
     let output = dir.path().join("out.mp4");
-    let cmd = [input.to_str().unwrap(), "--style", "preset:2", "--cloud", &cs, "--frames-per-job", "4", "-o", output.to_str().unwrap()];
+    let cmd = [
+        input.to_str().unwrap(),
+        "--style",
+        "preset:2",
+        "--cloud",
+        &cs,
+        "--frames-per-job",
+        "4",
+        "-o",
+        output.to_str().unwrap(),
+    ];
     let (code, log) = Proc::spawn(&[&cmd[..], &["--no-wait"]].concat()).wait();
     assert_eq!(code, 0, "{log}");
     let run = the_run(&rt, &cloud);
-    rt.block_on(cloud.blobs.put(&run.frame_key(5, stylize_cloud::FrameFormat::Png), Bytes::from_static(b"not a png at all")))
-        .unwrap();
+    rt.block_on(cloud.blobs.put(
+        &run.frame_key(5, stylize_cloud::FrameFormat::Png),
+        Bytes::from_static(b"not a png at all"),
+    ))
+    .unwrap();
 
-    let w = worker(&cs, "w0", &["--test-stylizer-ms", "1", "--max-deliveries", "3"]);
+    let w = worker(
+        &cs,
+        "w0",
+        &["--test-stylizer-ms", "1", "--max-deliveries", "3"],
+    );
     let (code, log) = Proc::spawn(&cmd).wait();
     assert_eq!(code, 1, "{log}");
     assert!(log.contains("1 of 3 jobs failed (4 frames)"), "{log}");
-    assert!(log.contains("job 1 (frames 4..8)"), "names the frames: {log}");
-    assert!(log.contains("frame 5") && log.contains("not a readable png picture"), "says why: {log}");
+    assert!(
+        log.contains("job 1 (frames 4..8)"),
+        "names the frames: {log}"
+    );
+    assert!(
+        log.contains("frame 5") && log.contains("not a readable png picture"),
+        "says why: {log}"
+    );
     assert!(!output.exists(), "no output video");
     assert_eq!(listing(dir.path()), vec!["in.mp4"], "no temporaries left");
-    let styled = rt.block_on(stylize_cloud::existing_frames(cloud.blobs.as_ref(), &run.styled_prefix())).unwrap();
-    assert!((0..4).chain(8..12).all(|n| styled.contains(&n)), "the other jobs' styled frames stay: {styled:?}");
+    let styled = rt
+        .block_on(stylize_cloud::existing_frames(
+            cloud.blobs.as_ref(),
+            &run.styled_prefix(),
+        ))
+        .unwrap();
+    assert!(
+        (0..4).chain(8..12).all(|n| styled.contains(&n)),
+        "the other jobs' styled frames stay: {styled:?}"
+    );
     assert!(!styled.contains(&5), "{styled:?}");
     assert_eq!(blob_count(&rt, &cloud, &run.failed_prefix()), 1);
-    assert_eq!(rt.block_on(cloud.poison.approximate_len()).unwrap(), 1, "the job went to the poison queue");
+    assert_eq!(
+        rt.block_on(cloud.poison.approximate_len()).unwrap(),
+        1,
+        "the job went to the poison queue"
+    );
     let log = w.log();
-    assert!(log.contains("failed on delivery 1 of 3") && log.contains("failed on delivery 3 of 3"), "{log}");
+    assert!(
+        log.contains("failed on delivery 1 of 3") && log.contains("failed on delivery 3 of 3"),
+        "{log}"
+    );
 
     // The re-run retries only the failed job, with its frames uploaded afresh.
     let (code, log) = Proc::spawn(&cmd).wait();
@@ -331,7 +509,8 @@ fn poison_job_is_reported_with_its_frames_and_a_rerun_repairs_it() {
     let (_, log) = w.wait();
     // Frame 4 may have been styled before frame 5 failed the first attempt; then it is skipped.
     assert!(
-        log.lines().any(|l| l.contains("job 1 (frames 4..8): ") && l.contains(" frames in ")),
+        log.lines()
+            .any(|l| l.contains("job 1 (frames 4..8): ") && l.contains(" frames in ")),
         "the failed job succeeded the second time: {log}"
     );
 }
@@ -344,19 +523,35 @@ fn malformed_messages_are_moved_aside_and_the_worker_keeps_going() {
     let cs = azurite.connection_string();
     let (rt, cloud) = (rt(), cloud(&azurite));
     rt.block_on(cloud.create_if_missing()).unwrap();
-    for garbage in ["hello", r#"{"version":1,"run_id":"0123456789abcdef","job":0,"surprise":true}"#, "{\"truncated\":"] {
+    for garbage in [
+        "hello",
+        r#"{"version":1,"run_id":"0123456789abcdef","job":0,"surprise":true}"#,
+        "{\"truncated\":",
+    ] {
         rt.block_on(cloud.jobs.send(garbage)).unwrap();
     }
     let w = worker(&cs, "w0", &["--test-stylizer-ms", "1"]);
     let dir = tempfile::tempdir().unwrap();
     let input = scene_clip(dir.path(), "in.mp4", "64x48", "25", 6, &[], &[]);
-    let (code, log) = Proc::spawn(&[input.to_str().unwrap(), "--style", "preset:0", "--cloud", &cs]).wait();
+    let (code, log) = Proc::spawn(&[
+        input.to_str().unwrap(),
+        "--style",
+        "preset:0",
+        "--cloud",
+        &cs,
+    ])
+    .wait();
     assert_eq!(code, 0, "{log}");
     assert!(dir.path().join("in.styled.mp4").exists());
     w.sigterm();
     let (code, log) = w.wait();
     assert_eq!(code, 130, "{log}");
-    assert_eq!(log.matches("to stylize-jobs-poison: malformed queue message").count(), 3, "{log}");
+    assert_eq!(
+        log.matches("to stylize-jobs-poison: malformed queue message")
+            .count(),
+        3,
+        "{log}"
+    );
     assert!(log.contains("processed 6 frames"), "{log}");
     assert_eq!(rt.block_on(cloud.poison.approximate_len()).unwrap(), 3);
 }
@@ -369,14 +564,35 @@ fn killed_coordinator_resumes_without_redoing_done_jobs() {
     let cs = azurite.connection_string();
     let (rt, cloud) = (rt(), cloud(&azurite));
     let dir = tempfile::tempdir().unwrap();
-    let input = scene_clip(dir.path(), "in.mp4", "64x48", "25", 24, &["sine=f=330:sample_rate=48000"], &[]);
-    let cmd = [input.to_str().unwrap(), "--style", "preset:4", "--cloud", &cs, "--frames-per-job", "4"];
+    let input = scene_clip(
+        dir.path(),
+        "in.mp4",
+        "64x48",
+        "25",
+        24,
+        &["sine=f=330:sample_rate=48000"],
+        &[],
+    );
+    let cmd = [
+        input.to_str().unwrap(),
+        "--style",
+        "preset:4",
+        "--cloud",
+        &cs,
+        "--frames-per-job",
+        "4",
+    ];
     let w = worker(&cs, "w0", &["--test-stylizer-ms", "60"]);
     let first = Proc::spawn(&cmd);
     let mut run = None;
     wait_until("two jobs are done", Duration::from_secs(60), || {
-        run = rt.block_on(stylize_cloud::list_runs(cloud.blobs.as_ref())).unwrap().into_iter().next();
-        run.as_ref().is_some_and(|r| blob_count(&rt, &cloud, &r.done_prefix()) >= 2)
+        run = rt
+            .block_on(stylize_cloud::list_runs(cloud.blobs.as_ref()))
+            .unwrap()
+            .into_iter()
+            .next();
+        run.as_ref()
+            .is_some_and(|r| blob_count(&rt, &cloud, &r.done_prefix()) >= 2)
     });
     first.sigkill();
     let run = run.unwrap();
@@ -396,14 +612,21 @@ fn killed_coordinator_resumes_without_redoing_done_jobs() {
     assert!(log.contains("resuming run"), "{log}");
     assert!(log.contains("0 KB up"), "no frame uploaded again: {log}");
     for (key, bytes) in &done_before {
-        assert_eq!(&rt.block_on(cloud.blobs.get(key)).unwrap(), bytes, "{key} was redone");
+        assert_eq!(
+            &rt.block_on(cloud.blobs.get(key)).unwrap(),
+            bytes,
+            "{key} was redone"
+        );
     }
     let output = dir.path().join("in.styled.mp4");
     assert_eq!(all_frames(&output).len(), 24);
     assert_eq!(audio_md5(&input, 0), audio_md5(&output, 0));
     w.sigterm();
     let (_, log) = w.wait();
-    assert!(log.contains("processed 24 frames"), "every frame styled exactly once: {log}");
+    assert!(
+        log.contains("processed 24 frames"),
+        "every frame styled exactly once: {log}"
+    );
 }
 
 /// `stylize runs` lists a run with its progress; `stylize runs clean` deletes its blobs, and a
@@ -415,15 +638,37 @@ fn runs_lists_and_cleans() {
     let (rt, cloud) = (rt(), cloud(&azurite));
     let dir = tempfile::tempdir().unwrap();
     let input = scene_clip(dir.path(), "clip.mp4", "64x48", "25", 10, &[], &[]);
-    let (code, log) = Proc::spawn(&[input.to_str().unwrap(), "--style", "preset:3", "--cloud", &cs, "--frames-per-job", "5", "--no-wait"]).wait();
+    let (code, log) = Proc::spawn(&[
+        input.to_str().unwrap(),
+        "--style",
+        "preset:3",
+        "--cloud",
+        &cs,
+        "--frames-per-job",
+        "5",
+        "--no-wait",
+    ])
+    .wait();
     assert_eq!(code, 0, "{log}");
     let run = the_run(&rt, &cloud);
 
     let (code, stdout, stderr) = common::run(&["runs", "--cloud", &cs]);
     assert_eq!(code, 0, "{stderr}");
-    let line = stdout.lines().find(|l| l.starts_with(run.as_str())).unwrap_or_else(|| panic!("{stdout}"));
-    assert!(line.contains("clip.mp4") && line.contains("64x48") && line.contains("0/2") && line.contains("styling"), "{line}");
-    assert!(stdout.contains("queue stylize-jobs: ~2 messages"), "{stdout}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with(run.as_str()))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        line.contains("clip.mp4")
+            && line.contains("64x48")
+            && line.contains("0/2")
+            && line.contains("styling"),
+        "{line}"
+    );
+    assert!(
+        stdout.contains("queue stylize-jobs: ~2 messages"),
+        "{stdout}"
+    );
     let (code, json, _) = common::run(&["runs", "--cloud", &cs, "--json"]);
     assert_eq!(code, 0);
     let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
@@ -432,7 +677,10 @@ fn runs_lists_and_cleans() {
 
     let (code, _, stderr) = common::run(&["runs", "clean", run.as_str(), "--cloud", &cs]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(stderr.contains(&format!("run {run}: deleted 13 blobs")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("run {run}: deleted 13 blobs")),
+        "{stderr}"
+    );
     assert_eq!(blob_count(&rt, &cloud, &run.prefix()), 0);
     let (_, stdout, _) = common::run(&["runs", "--cloud", &cs]);
     assert!(stdout.contains("no runs"), "{stdout}");
@@ -442,7 +690,11 @@ fn runs_lists_and_cleans() {
     assert_eq!(code, 0, "{log}");
     assert_eq!(log.matches("the run was cleaned").count(), 2, "{log}");
     assert!(log.contains("processed 0 frames"), "{log}");
-    assert_eq!(blob_count(&rt, &cloud, &run.prefix()), 0, "nothing written for a cleaned run");
+    assert_eq!(
+        blob_count(&rt, &cloud, &run.prefix()),
+        0,
+        "nothing written for a cleaned run"
+    );
 }
 
 /// A wrong account key or an expired SAS: one clear line, no secret, non-zero exit, for the
@@ -458,7 +710,9 @@ fn wrong_key_and_expired_sas_give_one_clear_error_line() {
         azurite.blob_endpoint(),
         azurite.queue_endpoint()
     );
-    let dev_key = base64::engine::general_purpose::STANDARD.decode(stylize_cloud::config::DEV_ACCOUNT_KEY).unwrap();
+    let dev_key = base64::engine::general_purpose::STANDARD
+        .decode(stylize_cloud::config::DEV_ACCOUNT_KEY)
+        .unwrap();
     let expired = time::OffsetDateTime::now_utc() - time::Duration::minutes(10);
     let sas: String = stylize_cloud::sas::account_sas("devstoreaccount1", &dev_key, expired)
         .into_iter()
@@ -466,20 +720,50 @@ fn wrong_key_and_expired_sas_give_one_clear_error_line() {
         .collect::<Vec<_>>()
         .join("&");
     let signature = sas.split("sig=").nth(1).unwrap().to_string();
-    let expired_sas = format!("BlobEndpoint={};QueueEndpoint={};SharedAccessSignature={sas}", azurite.blob_endpoint(), azurite.queue_endpoint());
+    let expired_sas = format!(
+        "BlobEndpoint={};QueueEndpoint={};SharedAccessSignature={sas}",
+        azurite.blob_endpoint(),
+        azurite.queue_endpoint()
+    );
     for (spec, secret) in [(&wrong, &wrong_key), (&expired_sas, &signature)] {
-        let (code, stdout, stderr) = run(&[input.to_str().unwrap(), "--style", "preset:0", "--cloud", spec]);
+        let (code, stdout, stderr) = run(&[
+            input.to_str().unwrap(),
+            "--style",
+            "preset:0",
+            "--cloud",
+            spec,
+        ]);
         assert_eq!(code, 1, "{stderr}");
         assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
-        assert!(stderr.starts_with("error: cannot use storage account devstoreaccount1"), "{stderr}");
-        assert!(stderr.contains("storage rejected the credentials (403 "), "{stderr}");
-        let (wcode, wout, werr) = run(&["worker", "--cloud", spec, "--test-stylizer-ms", "1", "--worker-id", "w0"]);
+        assert!(
+            stderr.starts_with("error: cannot use storage account devstoreaccount1"),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains("storage rejected the credentials (403 "),
+            "{stderr}"
+        );
+        let (wcode, wout, werr) = run(&[
+            "worker",
+            "--cloud",
+            spec,
+            "--test-stylizer-ms",
+            "1",
+            "--worker-id",
+            "w0",
+        ]);
         assert_eq!(wcode, 1, "{werr}");
         let error_lines: Vec<&str> = werr.lines().filter(|l| l.starts_with("error:")).collect();
         assert_eq!(error_lines.len(), 1, "{werr}");
-        assert!(error_lines[0].contains("storage rejected the credentials (403 "), "{werr}");
+        assert!(
+            error_lines[0].contains("storage rejected the credentials (403 "),
+            "{werr}"
+        );
         for text in [&stdout, &stderr, &wout, &werr] {
-            assert!(!text.contains(secret.as_str()) && !text.contains("sig="), "secret shown: {text}");
+            assert!(
+                !text.contains(secret.as_str()) && !text.contains("sig="),
+                "secret shown: {text}"
+            );
         }
     }
     assert_eq!(listing(dir.path()), vec!["in.mp4"]);
@@ -492,20 +776,44 @@ fn wrong_key_and_expired_sas_give_one_clear_error_line() {
 fn separate_output_container_and_a_worker_with_a_narrow_sas() {
     let Some(azurite) = azurite() else { return };
     let cs = format!("{};Container=inputs", azurite.connection_string());
-    let (rt, cloud) = (rt(), Cloud::open(&CloudConfig::from_spec(&cs).unwrap()).unwrap());
+    let (rt, cloud) = (
+        rt(),
+        Cloud::open(&CloudConfig::from_spec(&cs).unwrap()).unwrap(),
+    );
     let dir = tempfile::tempdir().unwrap();
     let input = scene_clip(dir.path(), "in.mp4", "64x48", "25", 8, &[], &[]);
-    let cmd = [input.to_str().unwrap(), "--style", "preset:5", "--cloud", &cs, "--output-container", "outputs", "--frames-per-job", "4"];
+    let cmd = [
+        input.to_str().unwrap(),
+        "--style",
+        "preset:5",
+        "--cloud",
+        &cs,
+        "--output-container",
+        "outputs",
+        "--frames-per-job",
+        "4",
+    ];
     // The coordinator (full key) creates the containers and queues before the worker starts.
     let (code, log) = Proc::spawn(&[&cmd[..], &["--no-wait"]].concat()).wait();
     assert_eq!(code, 0, "{log}");
 
-    let dev_key = base64::engine::general_purpose::STANDARD.decode(stylize_cloud::config::DEV_ACCOUNT_KEY).unwrap();
+    let dev_key = base64::engine::general_purpose::STANDARD
+        .decode(stylize_cloud::config::DEV_ACCOUNT_KEY)
+        .unwrap();
     let valid = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
-    let pairs = stylize_cloud::sas::account_sas_with("devstoreaccount1", &dev_key, valid, "co", "rwlaup");
-    let sas = pairs.iter().map(|(k, v)| format!("{k}={}", percent_encode(v))).collect::<Vec<_>>().join("&");
+    let pairs =
+        stylize_cloud::sas::account_sas_with("devstoreaccount1", &dev_key, valid, "co", "rwlaup");
+    let sas = pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={}", percent_encode(v)))
+        .collect::<Vec<_>>()
+        .join("&");
     let signature = percent_encode(&pairs.iter().find(|(k, _)| *k == "sig").unwrap().1);
-    let worker_spec = format!("BlobEndpoint={}?{sas};QueueEndpoint={}?{sas};Container=inputs", azurite.blob_endpoint(), azurite.queue_endpoint());
+    let worker_spec = format!(
+        "BlobEndpoint={}?{sas};QueueEndpoint={}?{sas};Container=inputs",
+        azurite.blob_endpoint(),
+        azurite.queue_endpoint()
+    );
     let w = worker(&worker_spec, "narrow", &["--test-stylizer-ms", "1"]);
     let (code, log) = Proc::spawn(&cmd).wait();
     assert_eq!(code, 0, "{log}");
@@ -513,11 +821,16 @@ fn separate_output_container_and_a_worker_with_a_narrow_sas() {
     w.sigterm();
     let (_, worker_log) = w.wait();
     assert!(worker_log.contains("processed 8 frames"), "{worker_log}");
-    assert!(!worker_log.contains(&signature) && !worker_log.contains("sig="), "{worker_log}");
+    assert!(
+        !worker_log.contains(&signature) && !worker_log.contains("sig="),
+        "{worker_log}"
+    );
 
     let run = the_run(&rt, &cloud);
     let outputs = cloud.container("outputs").unwrap();
-    let count = |store: &std::sync::Arc<dyn stylize_cloud::BlobStore>, prefix: &str| rt.block_on(store.list(prefix)).unwrap().len();
+    let count = |store: &std::sync::Arc<dyn stylize_cloud::BlobStore>, prefix: &str| {
+        rt.block_on(store.list(prefix)).unwrap().len()
+    };
     assert_eq!(count(&cloud.blobs, &run.frames_prefix()), 8);
     assert_eq!(count(&cloud.blobs, &run.styled_prefix()), 0);
     assert_eq!(count(&outputs, &run.styled_prefix()), 8);
@@ -528,16 +841,24 @@ fn separate_output_container_and_a_worker_with_a_narrow_sas() {
     // The narrow SAS really is narrow: it may not delete, so cleaning needs the key.
     let (code, _, stderr) = common::run(&["runs", "clean", run.as_str(), "--cloud", &worker_spec]);
     assert_ne!(code, 0, "{stderr}");
-    assert!(stderr.contains("lack the permission") || stderr.contains("rejected"), "{stderr}");
+    assert!(
+        stderr.contains("lack the permission") || stderr.contains("rejected"),
+        "{stderr}"
+    );
     let (code, _, stderr) = common::run(&["runs", "clean", run.as_str(), "--cloud", &cs]);
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(count(&outputs, &run.prefix()) + count(&cloud.blobs, &run.prefix()), 0);
+    assert_eq!(
+        count(&outputs, &run.prefix()) + count(&cloud.blobs, &run.prefix()),
+        0
+    );
 }
 
 fn percent_encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()

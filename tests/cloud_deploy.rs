@@ -23,7 +23,9 @@ fn s(v: &Value) -> &str {
 
 /// The value after `flag` in an argument list.
 fn flag<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
-    args.iter().position(|a| a == flag).map(|i| args[i + 1].as_str())
+    args.iter()
+        .position(|a| a == flag)
+        .map(|i| args[i + 1].as_str())
 }
 
 fn image_tag() -> String {
@@ -42,42 +44,90 @@ fn deployment_and_scaler_match_the_code_defaults() {
     let containers = pod["containers"].as_sequence().unwrap();
     assert_eq!(containers.len(), 1);
     let worker = &containers[0];
-    assert_eq!(s(&worker["image"]), image_tag(), "the image the Dockerfile's build line tags");
+    assert_eq!(
+        s(&worker["image"]),
+        image_tag(),
+        "the image the Dockerfile's build line tags"
+    );
     let dockerfile = std::fs::read_to_string(root().join("deploy/Dockerfile")).unwrap();
-    assert!(dockerfile.contains(&format!("-t {}", image_tag())), "Dockerfile documents building {}", image_tag());
+    assert!(
+        dockerfile.contains(&format!("-t {}", image_tag())),
+        "Dockerfile documents building {}",
+        image_tag()
+    );
     let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
-    assert!(readme.contains(&format!("-t {}", image_tag())), "README builds {}", image_tag());
+    assert!(
+        readme.contains(&format!("-t {}", image_tag())),
+        "README builds {}",
+        image_tag()
+    );
 
     // One GPU per pod.
-    assert_eq!(worker["resources"]["limits"]["nvidia.com/gpu"].as_u64(), Some(1));
-    assert_eq!(worker["resources"]["requests"]["nvidia.com/gpu"].as_u64(), Some(1));
+    assert_eq!(
+        worker["resources"]["limits"]["nvidia.com/gpu"].as_u64(),
+        Some(1)
+    );
+    assert_eq!(
+        worker["resources"]["requests"]["nvidia.com/gpu"].as_u64(),
+        Some(1)
+    );
 
     // The connection string reaches the variable `--cloud env` reads, from a Secret.
-    let args: Vec<String> = worker["args"].as_sequence().unwrap().iter().map(|a| s(a).to_string()).collect();
+    let args: Vec<String> = worker["args"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|a| s(a).to_string())
+        .collect();
     assert_eq!(args[0], "worker");
     assert_eq!(flag(&args, "--cloud"), Some("env"));
     let env = worker["env"].as_sequence().unwrap();
-    let var = env.iter().find(|e| s(&e["name"]) == CONNECTION_STRING_VAR).expect("connection string variable");
+    let var = env
+        .iter()
+        .find(|e| s(&e["name"]) == CONNECTION_STRING_VAR)
+        .expect("connection string variable");
     let secret = &var["valueFrom"]["secretKeyRef"];
-    assert!(secret["name"].is_string() && secret["key"].is_string(), "from a Secret: {var:?}");
+    assert!(
+        secret["name"].is_string() && secret["key"].is_string(),
+        "from a Secret: {var:?}"
+    );
 
     // The scaler watches the queue the workers take from, with the same credentials, down to zero.
     let queue = flag(&args, "--queue").unwrap_or(DEFAULT_QUEUE);
     assert_eq!(queue, DEFAULT_QUEUE);
-    assert_eq!(s(&scaler["spec"]["scaleTargetRef"]["name"]), s(&deployment["metadata"]["name"]));
-    assert_eq!(scaler["spec"]["minReplicaCount"].as_u64(), Some(0), "scale to zero");
+    assert_eq!(
+        s(&scaler["spec"]["scaleTargetRef"]["name"]),
+        s(&deployment["metadata"]["name"])
+    );
+    assert_eq!(
+        scaler["spec"]["minReplicaCount"].as_u64(),
+        Some(0),
+        "scale to zero"
+    );
     let triggers = scaler["spec"]["triggers"].as_sequence().unwrap();
     assert_eq!(triggers.len(), 1);
     assert_eq!(s(&triggers[0]["type"]), "azure-queue");
     assert_eq!(s(&triggers[0]["metadata"]["queueName"]), queue);
-    assert_eq!(s(&triggers[0]["metadata"]["connectionFromEnv"]), CONNECTION_STRING_VAR);
+    assert_eq!(
+        s(&triggers[0]["metadata"]["connectionFromEnv"]),
+        CONNECTION_STRING_VAR
+    );
 
     // A pod told to stop gets longer than the worker's drain time before SIGKILL.
     let grace = pod["terminationGracePeriodSeconds"].as_f64().unwrap();
-    let drain: f64 = flag(&args, "--drain-timeout").unwrap_or("20").parse().unwrap();
-    assert!(grace > drain + 5.0, "grace {grace} s must exceed --drain-timeout {drain} s");
+    let drain: f64 = flag(&args, "--drain-timeout")
+        .unwrap_or("20")
+        .parse()
+        .unwrap();
+    assert!(
+        grace > drain + 5.0,
+        "grace {grace} s must exceed --drain-timeout {drain} s"
+    );
     // Renewals every third of the visibility timeout must fit well inside it.
-    let visibility: u64 = flag(&args, "--visibility-timeout").unwrap_or("60").parse().unwrap();
+    let visibility: u64 = flag(&args, "--visibility-timeout")
+        .unwrap_or("60")
+        .parse()
+        .unwrap();
     assert!(visibility >= 15, "{visibility}");
 }
 
@@ -87,12 +137,20 @@ fn deployment_and_scaler_match_the_code_defaults() {
 fn deployment_arguments_are_accepted_by_the_worker() {
     let deployment = yaml("deploy/kubernetes/worker.yaml");
     let worker = &deployment["spec"]["template"]["spec"]["containers"][0];
-    let mut args: Vec<String> = worker["args"].as_sequence().unwrap().iter().map(|a| s(a).to_string()).collect();
+    let mut args: Vec<String> = worker["args"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|a| s(a).to_string())
+        .collect();
     args.extend(["--test-stylizer-ms", "1", "--idle-exit", "0"].map(String::from));
     let dir = tempfile::tempdir().unwrap();
     let out = common::stylize()
         .args(&args)
-        .env(CONNECTION_STRING_VAR, format!("dir:{}", dir.path().display()))
+        .env(
+            CONNECTION_STRING_VAR,
+            format!("dir:{}", dir.path().display()),
+        )
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -104,12 +162,19 @@ fn deployment_arguments_are_accepted_by_the_worker() {
 #[test]
 fn readme_systemd_unit_runs_a_worker() {
     let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
-    let exec = readme.lines().find(|l| l.starts_with("ExecStart=")).expect("a systemd unit with ExecStart= in README.md");
+    let exec = readme
+        .lines()
+        .find(|l| l.starts_with("ExecStart="))
+        .expect("a systemd unit with ExecStart= in README.md");
     let mut words = exec.trim_start_matches("ExecStart=").split_whitespace();
     assert!(words.next().unwrap().ends_with("/stylize"));
     let mut args: Vec<String> = words.map(String::from).collect();
     assert_eq!(args[0], "worker");
-    assert_eq!(flag(&args, "--cloud"), Some("env"), "the key stays in the environment file, off the command line");
+    assert_eq!(
+        flag(&args, "--cloud"),
+        Some("env"),
+        "the key stays in the environment file, off the command line"
+    );
     // Replace the unit's own idle exit (if any) so the test ends at once.
     if let Some(i) = args.iter().position(|a| a == "--idle-exit") {
         args.drain(i..i + 2);
@@ -118,8 +183,15 @@ fn readme_systemd_unit_runs_a_worker() {
     let dir = tempfile::tempdir().unwrap();
     let out = common::stylize()
         .args(&args)
-        .env(CONNECTION_STRING_VAR, format!("dir:{}", dir.path().display()))
+        .env(
+            CONNECTION_STRING_VAR,
+            format!("dir:{}", dir.path().display()),
+        )
         .output()
         .unwrap();
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -13,27 +13,49 @@ fn assert_same_timing_and_audio(input: &Path, output: &Path, expect_size: (u64, 
     let (pi, po) = (ffprobe(input), ffprobe(output));
     let (vi, vo) = (video_stream(&pi), video_stream(&po));
     assert_eq!(vo["codec_name"], "h264");
-    assert_eq!((vo["width"].as_u64().unwrap(), vo["height"].as_u64().unwrap()), expect_size);
+    assert_eq!(
+        (
+            vo["width"].as_u64().unwrap(),
+            vo["height"].as_u64().unwrap()
+        ),
+        expect_size
+    );
     assert_eq!(vo["nb_read_frames"], vi["nb_read_frames"], "frame count");
     assert_eq!(vo["r_frame_rate"], vi["r_frame_rate"], "frame rate");
     let rate = {
-        let r: Vec<f64> = vi["r_frame_rate"].as_str().unwrap().split('/').map(|x| x.parse().unwrap()).collect();
+        let r: Vec<f64> = vi["r_frame_rate"]
+            .as_str()
+            .unwrap()
+            .split('/')
+            .map(|x| x.parse().unwrap())
+            .collect();
         r[0] / r[1]
     };
     // Matroska keeps durations on the container only.
     let duration = |stream: &serde_json::Value, probe: &serde_json::Value| {
         let d = num(&stream["duration"]);
-        if d.is_nan() { num(&probe["format"]["duration"]) } else { d }
+        if d.is_nan() {
+            num(&probe["format"]["duration"])
+        } else {
+            d
+        }
     };
     let (di, dout) = (duration(vi, &pi), duration(vo, &po));
-    assert!((di - dout).abs() <= 1.0 / rate + 1e-3, "video duration {dout} vs input {di}");
+    assert!(
+        (di - dout).abs() <= 1.0 / rate + 1e-3,
+        "video duration {dout} vs input {di}"
+    );
     assert_eq!(rotation(vo), rotation(vi), "rotation");
     let (ai, ao) = (audio_streams(&pi), audio_streams(&po));
     assert_eq!(ai.len(), ao.len(), "audio stream count");
     for (n, (a, b)) in ai.iter().zip(&ao).enumerate() {
         assert_eq!(a["codec_name"], b["codec_name"]);
         assert_eq!(a["channels"], b["channels"]);
-        assert_eq!(audio_md5(input, n), audio_md5(output, n), "audio stream {n} packets differ");
+        assert_eq!(
+            audio_md5(input, n),
+            audio_md5(output, n),
+            "audio stream {n} packets differ"
+        );
     }
 }
 
@@ -43,30 +65,59 @@ fn assert_styled_same_scene(input: &Path, output: &Path, frame: u32) {
     let (w2, h2, b) = frame_rgb(output, frame);
     let (w, h) = (w.min(w2), h.min(h2));
     let crop = |img: &[u8], iw: u32| -> Vec<u8> {
-        (0..h).flat_map(|y| img[(y * iw * 3) as usize..((y * iw + w) * 3) as usize].to_vec()).collect()
+        (0..h)
+            .flat_map(|y| img[(y * iw * 3) as usize..((y * iw + w) * 3) as usize].to_vec())
+            .collect()
     };
     let (a, b) = (crop(&a, w), crop(&b, w2));
     let diff = mean_abs_diff(&a, &b);
     let corr = edge_correlation(w, h, &a, &b);
-    assert!(diff > 12.0, "frame {frame} barely changed (mean abs diff {diff:.1})");
-    assert!(corr > 0.3, "frame {frame} lost the scene (edge correlation {corr:.2})");
+    assert!(
+        diff > 12.0,
+        "frame {frame} barely changed (mean abs diff {diff:.1})"
+    );
+    assert!(
+        corr > 0.3,
+        "frame {frame} lost the scene (edge correlation {corr:.2})"
+    );
     // The same styled frame moved by a tenth of its width must score clearly lower.
     let moved = edge_correlation(w, h, &a, &shifted(w, h, &b, w / 10));
-    assert!(moved < corr - 0.1, "edge correlation does not notice a shift ({moved:.2} vs {corr:.2})");
+    assert!(
+        moved < corr - 0.1,
+        "edge correlation does not notice a shift ({moved:.2} vs {corr:.2})"
+    );
 }
 
 #[test]
 fn styles_mono_clip_with_picture_keeping_timing_and_audio() {
     let dir = tempfile::tempdir().unwrap();
-    let input = scene_clip(dir.path(), "mono.mp4", "160x120", "30", 12, &["sine=f=440:sample_rate=48000"], &["-ac", "1"]);
+    let input = scene_clip(
+        dir.path(),
+        "mono.mp4",
+        "160x120",
+        "30",
+        12,
+        &["sine=f=440:sample_rate=48000"],
+        &["-ac", "1"],
+    );
     let (code, stdout, stderr) = run(&[input.to_str().unwrap(), "--style", STYLE_PICTURE]);
     assert_eq!(code, 0, "stderr: {stderr}");
     let output = dir.path().join("mono.styled.mp4");
-    assert!(output.exists(), "default output beside the input; stdout {stdout} stderr {stderr}");
-    assert!(stderr.contains("mono.styled.mp4"), "summary names the output: {stderr}");
+    assert!(
+        output.exists(),
+        "default output beside the input; stdout {stdout} stderr {stderr}"
+    );
+    assert!(
+        stderr.contains("mono.styled.mp4"),
+        "summary names the output: {stderr}"
+    );
     assert_same_timing_and_audio(&input, &output, (160, 120));
     assert_styled_same_scene(&input, &output, 5);
-    assert_eq!(listing(dir.path()), vec!["mono.mp4", "mono.styled.mp4"], "no temporaries left");
+    assert_eq!(
+        listing(dir.path()),
+        vec!["mono.mp4", "mono.styled.mp4"],
+        "no temporaries left"
+    );
 }
 
 #[test]
@@ -82,7 +133,13 @@ fn ntsc_rate_odd_multiple_of_two_size_and_surround_audio() {
         &["-ac", "6"],
     );
     let output = dir.path().join("out.mkv");
-    let (code, _, stderr) = run(&[input.to_str().unwrap(), "--style", "preset:3", "-o", output.to_str().unwrap()]);
+    let (code, _, stderr) = run(&[
+        input.to_str().unwrap(),
+        "--style",
+        "preset:3",
+        "-o",
+        output.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "stderr: {stderr}");
     assert_same_timing_and_audio(&input, &output, (718, 406));
     assert_eq!(ffprobe(&output)["format"]["format_name"], "matroska,webm");
@@ -98,19 +155,39 @@ fn several_audio_tracks_and_a_rotated_mov() {
         "176x144",
         "25",
         10,
-        &["sine=f=300:sample_rate=44100", "sine=f=600:sample_rate=48000"],
+        &[
+            "sine=f=300:sample_rate=44100",
+            "sine=f=600:sample_rate=48000",
+        ],
         &[],
     );
     // FFmpeg 5.1 turns the legacy rotate tag into a display matrix only when stream-copying.
     let input = ffmpeg_clip(
         dir.path(),
         "multi.mov",
-        &["-i", plain.to_str().unwrap(), "-map", "0", "-c", "copy", "-metadata:s:v:0", "rotate=90"],
+        &[
+            "-i",
+            plain.to_str().unwrap(),
+            "-map",
+            "0",
+            "-c",
+            "copy",
+            "-metadata:s:v:0",
+            "rotate=90",
+        ],
     );
-    let (code, _, stderr) = run(&[input.to_str().unwrap(), "--style", "preset:0=0.5,preset:9=0.5"]);
+    let (code, _, stderr) = run(&[
+        input.to_str().unwrap(),
+        "--style",
+        "preset:0=0.5,preset:9=0.5",
+    ]);
     assert_eq!(code, 0, "stderr: {stderr}");
     let output = dir.path().join("multi.styled.mov");
-    assert_eq!(rotation(video_stream(&ffprobe(&input))).abs(), 90, "fixture carries a rotation");
+    assert_eq!(
+        rotation(video_stream(&ffprobe(&input))).abs(),
+        90,
+        "fixture carries a rotation"
+    );
     assert_same_timing_and_audio(&input, &output, (176, 144));
 }
 
@@ -118,7 +195,15 @@ fn several_audio_tracks_and_a_rotated_mov() {
 fn no_audio_and_odd_size_policy() {
     let dir = tempfile::tempdir().unwrap();
     // testsrc2 only makes even sizes; scale to the odd one.
-    let input = scene_clip(dir.path(), "odd.mp4", "160x120", "24", 6, &[], &["-vf", "scale=161:121", "-pix_fmt", "yuv444p"]);
+    let input = scene_clip(
+        dir.path(),
+        "odd.mp4",
+        "160x120",
+        "24",
+        6,
+        &[],
+        &["-vf", "scale=161:121", "-pix_fmt", "yuv444p"],
+    );
     // Default yuv420p cannot hold odd sizes: the last column and row go.
     let (code, _, stderr) = run(&[input.to_str().unwrap(), "--style", "preset:5", "--quiet"]);
     assert_eq!(code, 0, "stderr: {stderr}");
@@ -127,8 +212,15 @@ fn no_audio_and_odd_size_policy() {
     assert_same_timing_and_audio(&input, &even, (160, 120));
     // yuv444p keeps the exact size.
     let exact = dir.path().join("exact.mp4");
-    let (code, _, stderr) =
-        run(&[input.to_str().unwrap(), "--style", "preset:5", "--pixel-format", "yuv444p", "-o", exact.to_str().unwrap()]);
+    let (code, _, stderr) = run(&[
+        input.to_str().unwrap(),
+        "--style",
+        "preset:5",
+        "--pixel-format",
+        "yuv444p",
+        "-o",
+        exact.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "stderr: {stderr}");
     assert_same_timing_and_audio(&input, &exact, (161, 121));
 }
@@ -136,7 +228,15 @@ fn no_audio_and_odd_size_policy() {
 #[test]
 fn strength_preserve_colors_and_max_size_still_keep_shape() {
     let dir = tempfile::tempdir().unwrap();
-    let input = scene_clip(dir.path(), "knobs.mp4", "200x150", "30", 6, &["sine=f=500:sample_rate=48000"], &[]);
+    let input = scene_clip(
+        dir.path(),
+        "knobs.mp4",
+        "200x150",
+        "30",
+        6,
+        &["sine=f=500:sample_rate=48000"],
+        &[],
+    );
     let output = dir.path().join("knobs-out.mp4");
     let (code, _, stderr) = run(&[
         input.to_str().unwrap(),
@@ -162,9 +262,17 @@ fn existing_output_is_refused_unless_overwrite() {
     std::fs::write(&output, b"precious").unwrap();
     let (code, _, stderr) = run(&[input.to_str().unwrap(), "--style", "preset:1"]);
     assert_ne!(code, 0);
-    assert!(stderr.contains("already exists") && stderr.contains("--overwrite"), "{stderr}");
+    assert!(
+        stderr.contains("already exists") && stderr.contains("--overwrite"),
+        "{stderr}"
+    );
     assert_eq!(std::fs::read(&output).unwrap(), b"precious");
-    let (code, _, stderr) = run(&[input.to_str().unwrap(), "--style", "preset:1", "--overwrite"]);
+    let (code, _, stderr) = run(&[
+        input.to_str().unwrap(),
+        "--style",
+        "preset:1",
+        "--overwrite",
+    ]);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(video_stream(&ffprobe(&output))["nb_read_frames"], "4");
 }
@@ -174,7 +282,15 @@ fn batch_of_inputs_with_one_bad_one() {
     let dir = tempfile::tempdir().unwrap();
     let clips = dir.path().join("clips");
     std::fs::create_dir(&clips).unwrap();
-    scene_clip(&clips, "one.mp4", "96x64", "30", 4, &["sine=f=440:sample_rate=48000"], &[]);
+    scene_clip(
+        &clips,
+        "one.mp4",
+        "96x64",
+        "30",
+        4,
+        &["sine=f=440:sample_rate=48000"],
+        &[],
+    );
     scene_clip(&clips, "two.mov", "80x64", "25", 3, &[], &[]);
     let fake = clips.join("three.mp4");
     std::fs::write(&fake, "this is not a video\n").unwrap();
@@ -189,9 +305,18 @@ fn batch_of_inputs_with_one_bad_one() {
         styled.to_str().unwrap(),
     ]);
     assert_eq!(code, 1, "a failed input makes the run fail: {stderr}");
-    assert_eq!(listing(&styled), vec!["four.styled.mkv", "one.styled.mp4", "two.styled.mov"]);
-    assert!(stderr.contains("3 of 4 inputs styled, 1 failed"), "{stderr}");
-    assert!(stderr.contains("three.mp4") && stderr.contains("FAILED"), "{stderr}");
+    assert_eq!(
+        listing(&styled),
+        vec!["four.styled.mkv", "one.styled.mp4", "two.styled.mov"]
+    );
+    assert!(
+        stderr.contains("3 of 4 inputs styled, 1 failed"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("three.mp4") && stderr.contains("FAILED"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -207,13 +332,20 @@ fn ctrl_c_stops_promptly_and_leaves_nothing() {
     let sent = std::time::Instant::now();
     send_sigint(child.id());
     let status = child.wait().unwrap();
-    assert!(sent.elapsed().as_secs_f64() < 3.0, "took {:?} to stop", sent.elapsed());
+    assert!(
+        sent.elapsed().as_secs_f64() < 3.0,
+        "took {:?} to stop",
+        sent.elapsed()
+    );
     assert_eq!(status.code(), Some(130));
     assert_eq!(listing(dir.path()), vec!["long.mp4"], "no partial output");
 }
 
 fn send_sigint(pid: u32) {
-    let ok = std::process::Command::new("kill").args(["-INT", &pid.to_string()]).status().unwrap();
+    let ok = std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
     assert!(ok.success());
 }
 
@@ -224,24 +356,52 @@ fn an_empty_folder_is_one_failed_row_not_the_end_of_the_batch() {
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
     let out = dir.path().join("out");
-    let (code, _, stderr) =
-        run(&[clip.to_str().unwrap(), empty.to_str().unwrap(), "--style", "preset:1", "--out-dir", out.to_str().unwrap()]);
+    let (code, _, stderr) = run(&[
+        clip.to_str().unwrap(),
+        empty.to_str().unwrap(),
+        "--style",
+        "preset:1",
+        "--out-dir",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(code, 1, "{stderr}");
     assert_eq!(listing(&out), vec!["good.styled.mp4"]);
-    assert!(stderr.contains("folder holds no videos") && stderr.contains("1 of 2 inputs styled"), "{stderr}");
+    assert!(
+        stderr.contains("folder holds no videos") && stderr.contains("1 of 2 inputs styled"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn a_clip_cut_without_reencoding_is_styled_whole() {
     // `-ss` with stream copy leaves an edit list and a start offset: a valid file, not a truncated one.
     let dir = tempfile::tempdir().unwrap();
-    let source = scene_clip(dir.path(), "source.mp4", "96x64", "30", 90, &["sine=f=440:sample_rate=48000"], &[]);
-    let cut = ffmpeg_clip(dir.path(), "cut.mp4", &["-ss", "1.5", "-i", source.to_str().unwrap(), "-c", "copy"]);
+    let source = scene_clip(
+        dir.path(),
+        "source.mp4",
+        "96x64",
+        "30",
+        90,
+        &["sine=f=440:sample_rate=48000"],
+        &[],
+    );
+    let cut = ffmpeg_clip(
+        dir.path(),
+        "cut.mp4",
+        &["-ss", "1.5", "-i", source.to_str().unwrap(), "-c", "copy"],
+    );
     let (code, _, stderr) = run(&[cut.to_str().unwrap(), "--style", "preset:2"]);
     assert_eq!(code, 0, "{stderr}");
     let output = dir.path().join("cut.styled.mp4");
     let (pi, po) = (ffprobe(&cut), ffprobe(&output));
-    assert_eq!(video_stream(&po)["nb_read_frames"], video_stream(&pi)["nb_read_frames"], "frames as players show them");
-    let (di, dout) = (num(&pi["format"]["duration"]), num(&po["format"]["duration"]));
+    assert_eq!(
+        video_stream(&po)["nb_read_frames"],
+        video_stream(&pi)["nb_read_frames"],
+        "frames as players show them"
+    );
+    let (di, dout) = (
+        num(&pi["format"]["duration"]),
+        num(&po["format"]["duration"]),
+    );
     assert!((di - dout).abs() <= 0.1, "duration {dout} vs input {di}");
 }

@@ -7,16 +7,30 @@ use common::*;
 #[test]
 fn compare_writes_original_and_styled_side_by_side() {
     let dir = tempfile::tempdir().unwrap();
-    let input = scene_clip(dir.path(), "clip.mp4", "200x120", "25", 15, &["sine=f=440:sample_rate=48000"], &["-ac", "1"]);
+    let input = scene_clip(
+        dir.path(),
+        "clip.mp4",
+        "200x120",
+        "25",
+        15,
+        &["sine=f=440:sample_rate=48000"],
+        &["-ac", "1"],
+    );
     let (code, _, stderr) = run(&[input.to_str().unwrap(), "--style", "preset:4", "--compare"]);
     assert_eq!(code, 0, "{stderr}");
     let styled = dir.path().join("clip.styled.mp4");
     let side = dir.path().join("clip.styled.compare.mp4");
-    assert!(stderr.contains("clip.styled.compare.mp4"), "the summary names the side-by-side video: {stderr}");
+    assert!(
+        stderr.contains("clip.styled.compare.mp4"),
+        "the summary names the side-by-side video: {stderr}"
+    );
 
     let (pi, ps) = (ffprobe(&input), ffprobe(&side));
     let v = video_stream(&ps);
-    assert_eq!((v["width"].as_u64(), v["height"].as_u64()), (Some(400), Some(120)));
+    assert_eq!(
+        (v["width"].as_u64(), v["height"].as_u64()),
+        (Some(400), Some(120))
+    );
     assert_eq!(v["nb_read_frames"], video_stream(&pi)["nb_read_frames"]);
     assert_eq!(v["r_frame_rate"], video_stream(&pi)["r_frame_rate"]);
     assert_eq!(audio_md5(&side, 0), audio_md5(&input, 0), "audio copied");
@@ -26,28 +40,56 @@ fn compare_writes_original_and_styled_side_by_side() {
         let (_, _, original) = frame_rgb(&input, n);
         let (_, _, painted) = frame_rgb(&styled, n);
         let half = |offset: usize| -> Vec<u8> {
-            (0..120usize).flat_map(|y| wide[(y * 400 + offset) * 3..(y * 400 + offset + 200) * 3].to_vec()).collect()
+            (0..120usize)
+                .flat_map(|y| wide[(y * 400 + offset) * 3..(y * 400 + offset + 200) * 3].to_vec())
+                .collect()
         };
         // Each video went through its own lossy encode, so "the same" means close, and far closer
         // to its own source than to the other half's.
         let (left, right) = (half(0), half(200));
-        let (lo, ls) = (mean_abs_diff(&left, &original), mean_abs_diff(&left, &painted));
-        let (rs, ro) = (mean_abs_diff(&right, &painted), mean_abs_diff(&right, &original));
-        assert!(lo < 6.0 && lo < ls / 3.0, "frame {n}: left half is not the original ({lo:.1} vs {ls:.1})");
-        assert!(rs < 8.0 && rs < ro / 3.0, "frame {n}: right half is not the styled frame ({rs:.1} vs {ro:.1})");
+        let (lo, ls) = (
+            mean_abs_diff(&left, &original),
+            mean_abs_diff(&left, &painted),
+        );
+        let (rs, ro) = (
+            mean_abs_diff(&right, &painted),
+            mean_abs_diff(&right, &original),
+        );
+        assert!(
+            lo < 6.0 && lo < ls / 3.0,
+            "frame {n}: left half is not the original ({lo:.1} vs {ls:.1})"
+        );
+        assert!(
+            rs < 8.0 && rs < ro / 3.0,
+            "frame {n}: right half is not the styled frame ({rs:.1} vs {ro:.1})"
+        );
     }
-    assert_eq!(listing(dir.path()), vec!["clip.mp4", "clip.styled.compare.mp4", "clip.styled.mp4"], "no temporaries");
+    assert_eq!(
+        listing(dir.path()),
+        vec!["clip.mp4", "clip.styled.compare.mp4", "clip.styled.mp4"],
+        "no temporaries"
+    );
 
     // An existing side-by-side video is not replaced without --overwrite, and nothing is styled.
     std::fs::remove_file(&styled).unwrap();
     let (code, _, stderr) = run(&[input.to_str().unwrap(), "--style", "preset:4", "--compare"]);
     assert_ne!(code, 0);
-    assert!(stderr.contains("clip.styled.compare.mp4: output already exists"), "{stderr}");
+    assert!(
+        stderr.contains("clip.styled.compare.mp4: output already exists"),
+        "{stderr}"
+    );
     assert!(!styled.exists());
 
     // -o names the side-by-side video after the chosen output.
     let out = dir.path().join("mine.mkv");
-    let (code, _, stderr) = run(&[input.to_str().unwrap(), "--style", "preset:4", "--compare", "-o", out.to_str().unwrap()]);
+    let (code, _, stderr) = run(&[
+        input.to_str().unwrap(),
+        "--style",
+        "preset:4",
+        "--compare",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{stderr}");
     assert!(dir.path().join("mine.compare.mkv").exists());
 }
@@ -65,7 +107,10 @@ fn compare_of_a_rotated_video_is_side_by_side_as_displayed() {
     // Stacked in coded space, rotation kept: a player shows it 240×200, two upright pictures across.
     let probe = ffprobe(&side);
     let v = video_stream(&probe);
-    assert_eq!((v["width"].as_u64(), v["height"].as_u64()), (Some(200), Some(240)));
+    assert_eq!(
+        (v["width"].as_u64(), v["height"].as_u64()),
+        (Some(200), Some(240))
+    );
     assert_eq!(rotation(v), 90);
 
     for n in [0, 5, 9] {
@@ -75,12 +120,27 @@ fn compare_of_a_rotated_video_is_side_by_side_as_displayed() {
         let (_, _, painted) = displayed_frame_rgb(&styled, n);
         assert_eq!((ow, oh), (120, 200));
         let (left, right) = (columns(w, &wide, 0, 120), columns(w, &wide, 120, 120));
-        let (lo, ls) = (mean_abs_diff(&left, &original), mean_abs_diff(&left, &painted));
-        let (rs, ro) = (mean_abs_diff(&right, &painted), mean_abs_diff(&right, &original));
-        assert!(lo < 6.0 && lo < ls / 3.0, "frame {n}: left half is not the original ({lo:.1} vs {ls:.1})");
-        assert!(rs < 8.0 && rs < ro / 3.0, "frame {n}: right half is not the styled frame ({rs:.1} vs {ro:.1})");
+        let (lo, ls) = (
+            mean_abs_diff(&left, &original),
+            mean_abs_diff(&left, &painted),
+        );
+        let (rs, ro) = (
+            mean_abs_diff(&right, &painted),
+            mean_abs_diff(&right, &original),
+        );
+        assert!(
+            lo < 6.0 && lo < ls / 3.0,
+            "frame {n}: left half is not the original ({lo:.1} vs {ls:.1})"
+        );
+        assert!(
+            rs < 8.0 && rs < ro / 3.0,
+            "frame {n}: right half is not the styled frame ({rs:.1} vs {ro:.1})"
+        );
         // Upright, not merely the right halves: the original turned the other way would not match.
         let flipped: Vec<u8> = original.chunks_exact(3).rev().flatten().copied().collect();
-        assert!(mean_abs_diff(&left, &flipped) > 3.0 * lo.max(1.0), "frame {n}: left half upside down");
+        assert!(
+            mean_abs_diff(&left, &flipped) > 3.0 * lo.max(1.0),
+            "frame {n}: left half upside down"
+        );
     }
 }

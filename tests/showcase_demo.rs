@@ -12,7 +12,12 @@ use common::*;
 const DEAD_URL: &str = "http://127.0.0.1:9/videos/orangutan.mp4";
 
 fn run_demo(cache: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = stylize().env("STYLIZE_CACHE", cache).arg("demo").args(args).output().expect("run stylize demo");
+    let out = stylize()
+        .env("STYLIZE_CACHE", cache)
+        .arg("demo")
+        .args(args)
+        .output()
+        .expect("run stylize demo");
     decode(out)
 }
 
@@ -21,12 +26,20 @@ fn cache_with_shared_sample(dir: &Path) -> PathBuf {
     let sample_dir = bundled_sample().parent().unwrap().to_path_buf();
     let cache = dir.join("cache");
     std::fs::create_dir_all(cache.join("demo")).unwrap();
-    std::os::unix::fs::symlink(&sample_dir, cache.join("demo").join(sample_dir.file_name().unwrap())).unwrap();
+    std::os::unix::fs::symlink(
+        &sample_dir,
+        cache.join("demo").join(sample_dir.file_name().unwrap()),
+    )
+    .unwrap();
     cache
 }
 
 fn frame_count(probe: &serde_json::Value) -> u64 {
-    video_stream(probe)["nb_read_frames"].as_str().unwrap().parse().unwrap()
+    video_stream(probe)["nb_read_frames"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 #[test]
@@ -34,14 +47,32 @@ fn bundled_sample_has_the_reference_shape() {
     let sample = bundled_sample();
     let probe = ffprobe(&sample);
     let v = video_stream(&probe);
-    assert_eq!((v["codec_name"].as_str(), v["profile"].as_str()), (Some("h264"), Some("High")));
-    assert_eq!((v["width"].as_u64(), v["height"].as_u64()), (Some(720), Some(720)));
+    assert_eq!(
+        (v["codec_name"].as_str(), v["profile"].as_str()),
+        (Some("h264"), Some("High"))
+    );
+    assert_eq!(
+        (v["width"].as_u64(), v["height"].as_u64()),
+        (Some(720), Some(720))
+    );
     assert_eq!(v["r_frame_rate"], "30/1");
     assert_eq!(frame_count(&probe), 823);
     let audio = audio_streams(&probe);
     assert_eq!(audio.len(), 1);
-    assert_eq!((audio[0]["codec_name"].as_str(), audio[0]["profile"].as_str()), (Some("aac"), Some("LC")));
-    assert_eq!((audio[0]["sample_rate"].as_str(), audio[0]["channels"].as_u64()), (Some("48000"), Some(1)));
+    assert_eq!(
+        (
+            audio[0]["codec_name"].as_str(),
+            audio[0]["profile"].as_str()
+        ),
+        (Some("aac"), Some("LC"))
+    );
+    assert_eq!(
+        (
+            audio[0]["sample_rate"].as_str(),
+            audio[0]["channels"].as_u64()
+        ),
+        (Some("48000"), Some(1))
+    );
     let duration = num(&probe["format"]["duration"]);
     assert!((duration - 27.43).abs() < 0.05, "duration {duration}");
 }
@@ -52,14 +83,28 @@ fn offline_demo_falls_back_to_the_bundled_sample_and_writes_three_files() {
     let cache = cache_with_shared_sample(dir.path());
     let out = dir.path().join("out");
     let out_s = out.to_str().unwrap();
-    let (code, stdout, stderr) = run_demo(&cache, &["--url", DEAD_URL, "--frames", "24", "--out-dir", out_s]);
+    let (code, stdout, stderr) = run_demo(
+        &cache,
+        &["--url", DEAD_URL, "--frames", "24", "--out-dir", out_s],
+    );
     assert_eq!(code, 0, "stderr: {stderr}");
 
     // Exactly one line says the address could not be reached and what happens instead.
-    let notes: Vec<&str> = stderr.lines().filter(|l| l.contains("orangutan.mp4")).collect();
+    let notes: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("orangutan.mp4"))
+        .collect();
     assert_eq!(notes.len(), 1, "stderr: {stderr}");
-    assert!(notes[0].starts_with("orangutan.mp4 unreachable ("), "{}", notes[0]);
-    assert!(notes[0].ends_with("); using the bundled sample instead"), "{}", notes[0]);
+    assert!(
+        notes[0].starts_with("orangutan.mp4 unreachable ("),
+        "{}",
+        notes[0]
+    );
+    assert!(
+        notes[0].ends_with("); using the bundled sample instead"),
+        "{}",
+        notes[0]
+    );
 
     // The summary counts the frames really styled.
     assert!(stderr.contains(": 24 frames in "), "stderr: {stderr}");
@@ -69,16 +114,36 @@ fn offline_demo_falls_back_to_the_bundled_sample_and_writes_three_files() {
     let sheet = out.join("stylize-sample.styled.sheet.png");
     for path in [&styled, &side, &sheet] {
         assert!(path.exists(), "{} missing", path.display());
-        assert!(stdout.contains(path.to_str().unwrap()), "stdout names {}: {stdout}", path.display());
+        assert!(
+            stdout.contains(path.to_str().unwrap()),
+            "stdout names {}: {stdout}",
+            path.display()
+        );
     }
 
     // Both videos: the clip's frame count and rate, the right sizes, the audio copied untouched.
-    let clip = bundled_sample().parent().unwrap().join("first-24").join("stylize-sample.mp4");
+    let clip = bundled_sample()
+        .parent()
+        .unwrap()
+        .join("first-24")
+        .join("stylize-sample.mp4");
     let (ps, pc) = (ffprobe(&styled), ffprobe(&side));
     assert_eq!(frame_count(&ps), 24);
     assert_eq!(frame_count(&pc), 24);
-    assert_eq!((video_stream(&ps)["width"].as_u64(), video_stream(&ps)["height"].as_u64()), (Some(720), Some(720)));
-    assert_eq!((video_stream(&pc)["width"].as_u64(), video_stream(&pc)["height"].as_u64()), (Some(1440), Some(720)));
+    assert_eq!(
+        (
+            video_stream(&ps)["width"].as_u64(),
+            video_stream(&ps)["height"].as_u64()
+        ),
+        (Some(720), Some(720))
+    );
+    assert_eq!(
+        (
+            video_stream(&pc)["width"].as_u64(),
+            video_stream(&pc)["height"].as_u64()
+        ),
+        (Some(1440), Some(720))
+    );
     assert_eq!(video_stream(&pc)["r_frame_rate"], "30/1");
     let source_audio = audio_md5(&clip, 0);
     assert_eq!(audio_md5(&styled, 0), source_audio, "styled video audio");
@@ -89,17 +154,34 @@ fn offline_demo_falls_back_to_the_bundled_sample_and_writes_three_files() {
     let (_, _, original) = frame_rgb(&clip, 10);
     let (_, _, painted) = frame_rgb(&styled, 10);
     let half = |right: bool| -> Vec<u8> {
-        (0..720usize).flat_map(|y| {
-            let start = (y * 1440 + if right { 720 } else { 0 }) * 3;
-            wide[start..start + 720 * 3].to_vec()
-        }).collect()
+        (0..720usize)
+            .flat_map(|y| {
+                let start = (y * 1440 + if right { 720 } else { 0 }) * 3;
+                wide[start..start + 720 * 3].to_vec()
+            })
+            .collect()
     };
     // Each video went through its own lossy encode: close, and far closer to its own source.
-    let (lo, ls) = (mean_abs_diff(&half(false), &original), mean_abs_diff(&half(false), &painted));
-    let (rs, ro) = (mean_abs_diff(&half(true), &painted), mean_abs_diff(&half(true), &original));
-    assert!(lo < 6.0 && lo < ls / 3.0, "left half is not the original ({lo:.1} vs {ls:.1})");
-    assert!(rs < 8.0 && rs < ro / 3.0, "right half is not the styled frame ({rs:.1} vs {ro:.1})");
-    assert!(mean_abs_diff(&original, &painted) > 12.0, "styled frame barely differs");
+    let (lo, ls) = (
+        mean_abs_diff(&half(false), &original),
+        mean_abs_diff(&half(false), &painted),
+    );
+    let (rs, ro) = (
+        mean_abs_diff(&half(true), &painted),
+        mean_abs_diff(&half(true), &original),
+    );
+    assert!(
+        lo < 6.0 && lo < ls / 3.0,
+        "left half is not the original ({lo:.1} vs {ls:.1})"
+    );
+    assert!(
+        rs < 8.0 && rs < ro / 3.0,
+        "right half is not the styled frame ({rs:.1} vs {ro:.1})"
+    );
+    assert!(
+        mean_abs_diff(&original, &painted) > 12.0,
+        "styled frame barely differs"
+    );
 
     // The contact sheet: originals on the first row, styled frames below, six moments.
     let png = read_sheet(&sheet);
@@ -108,11 +190,22 @@ fn offline_demo_falls_back_to_the_bundled_sample_and_writes_three_files() {
         let (orig, styl) = (png.tile(c), png.tile(6 + c));
         assert_eq!(png.tiles()[c]["role"], "original");
         assert_eq!(png.tiles()[6 + c]["role"], "styled");
-        assert!(tile_diff(&orig, &styl) > 12.0, "moment {c}: styled tile looks like the original");
+        assert!(
+            tile_diff(&orig, &styl) > 12.0,
+            "moment {c}: styled tile looks like the original"
+        );
         if c > 0 {
             // Different moments: the scene moves, so neighbours are never the same picture.
-            assert!(tile_diff(&styl, &png.tile(6 + c - 1)) > 0.5, "styled tiles {c} and {} are the same", c - 1);
-            assert!(tile_diff(&orig, &png.tile(c - 1)) > 0.5, "original tiles {c} and {} are the same", c - 1);
+            assert!(
+                tile_diff(&styl, &png.tile(6 + c - 1)) > 0.5,
+                "styled tiles {c} and {} are the same",
+                c - 1
+            );
+            assert!(
+                tile_diff(&orig, &png.tile(c - 1)) > 0.5,
+                "original tiles {c} and {} are the same",
+                c - 1
+            );
         }
     }
 
@@ -122,40 +215,91 @@ fn offline_demo_falls_back_to_the_bundled_sample_and_writes_three_files() {
     assert_ne!(code, 0);
     let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
     assert_eq!(errors.len(), 1, "stderr: {stderr}");
-    assert!(errors[0].contains("already exists (add --overwrite"), "{}", errors[0]);
-    assert_eq!(std::fs::metadata(&styled).unwrap().modified().unwrap(), before);
+    assert!(
+        errors[0].contains("already exists (add --overwrite"),
+        "{}",
+        errors[0]
+    );
+    assert_eq!(
+        std::fs::metadata(&styled).unwrap().modified().unwrap(),
+        before
+    );
 }
 
 #[test]
 fn interrupted_download_resumes_then_a_differing_clip_is_styled_with_a_note() {
     let dir = tempfile::tempdir().unwrap();
     let cache = cache_with_shared_sample(dir.path());
-    let clip = scene_clip(dir.path(), "clip.mp4", "160x120", "25", 10, &["sine=f=330:sample_rate=44100"], &["-ac", "2"]);
+    let clip = scene_clip(
+        dir.path(),
+        "clip.mp4",
+        "160x120",
+        "25",
+        10,
+        &["sine=f=330:sample_rate=44100"],
+        &["-ac", "2"],
+    );
     let body = std::fs::read(&clip).unwrap();
     let (url, server) = serve(body.clone(), 2, 1, "served.mp4");
 
     // First try: the transfer drops half way; the demo says so in one line and carries on offline.
     let (code, stdout, stderr) = run_demo(&cache, &["--url", &url, "--print-input"]);
     assert_eq!(code, 0, "stderr: {stderr}");
-    let notes: Vec<&str> = stderr.lines().filter(|l| l.contains("served.mp4")).collect();
+    let notes: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("served.mp4"))
+        .collect();
     assert_eq!(notes.len(), 1, "stderr: {stderr}");
-    assert!(notes[0].contains("download stopped after") && notes[0].ends_with("using the bundled sample instead"), "{}", notes[0]);
+    assert!(
+        notes[0].contains("download stopped after")
+            && notes[0].ends_with("using the bundled sample instead"),
+        "{}",
+        notes[0]
+    );
     let printed = PathBuf::from(stdout.trim()).canonicalize().unwrap();
-    assert_eq!(printed, bundled_sample().canonicalize().unwrap(), "falls back to the bundled sample");
-    assert!(cache.join("demo/served.mp4.part").exists(), "the partial download is kept for resuming");
+    assert_eq!(
+        printed,
+        bundled_sample().canonicalize().unwrap(),
+        "falls back to the bundled sample"
+    );
+    assert!(
+        cache.join("demo/served.mp4.part").exists(),
+        "the partial download is kept for resuming"
+    );
 
     // Second try: resumes from where it stopped (Range + If-Range), completes, and styles the clip.
     let out = dir.path().join("out");
-    let (code, stdout, stderr) = run_demo(&cache, &["--url", &url, "--out-dir", out.to_str().unwrap(), "--style", "preset:2"]);
+    let (code, stdout, stderr) = run_demo(
+        &cache,
+        &[
+            "--url",
+            &url,
+            "--out-dir",
+            out.to_str().unwrap(),
+            "--style",
+            "preset:2",
+        ],
+    );
     assert_eq!(code, 0, "stderr: {stderr}");
     let requests = server.join().unwrap();
     assert_eq!(requests[0].range, None);
-    assert_eq!(requests[1].range, Some((body.len() / 2) as u64), "second request resumes: {requests:?}");
+    assert_eq!(
+        requests[1].range,
+        Some((body.len() / 2) as u64),
+        "second request resumes: {requests:?}"
+    );
     assert_eq!(requests[1].if_range.as_deref(), Some("\"v1\""));
     let cached = cache.join("demo/served.mp4");
-    assert_eq!(std::fs::read(&cached).unwrap(), body, "downloaded file is complete and intact");
+    assert_eq!(
+        std::fs::read(&cached).unwrap(),
+        body,
+        "downloaded file is complete and intact"
+    );
     assert!(!cache.join("demo/served.mp4.part").exists());
-    assert!(stderr.contains("note: served.mp4 differs from the reference clip (160×120, not 720×720"), "stderr: {stderr}");
+    assert!(
+        stderr.contains("note: served.mp4 differs from the reference clip (160×120, not 720×720"),
+        "stderr: {stderr}"
+    );
 
     let styled = out.join("served.styled.mp4");
     let side = out.join("served.styled.compare.mp4");

@@ -11,7 +11,11 @@ fn main() {
         .map(PathBuf::from)
         .unwrap_or_else(|| manifest.join("../../weights"));
     println!("cargo:rerun-if-env-changed=STYLIZE_WEIGHTS_DIR");
-    for name in ["multistyle26.safetensors", "arbitrary_predict.safetensors", "arbitrary_transform.safetensors"] {
+    for name in [
+        "multistyle26.safetensors",
+        "arbitrary_predict.safetensors",
+        "arbitrary_transform.safetensors",
+    ] {
         let path = weights.join(name);
         println!("cargo:rerun-if-changed={}", path.display());
         if !path.is_file() {
@@ -21,5 +25,8 @@ fn main() {
             );
         }
     }
-    println!("cargo:rustc-env=STYLIZE_WEIGHTS_DIR={}", weights.canonicalize().unwrap().display());
+    println!(
+        "cargo:rustc-env=STYLIZE_WEIGHTS_DIR={}",
+        weights.canonicalize().unwrap().display()
+    );
 }

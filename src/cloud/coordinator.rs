@@ -18,8 +18,9 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use stylize_cloud::{
-    default_frames_per_job, existing_frames, load_manifest, publish_manifest, sha256_file, Bytes, Cloud,
-    DoneMarker, Error as CloudError, FrameFormat, FrameRate, RunId, RunManifest, RunProgress,
+    default_frames_per_job, existing_frames, load_manifest, publish_manifest, sha256_file, Bytes,
+    Cloud, DoneMarker, Error as CloudError, FrameFormat, FrameRate, RunId, RunManifest,
+    RunProgress,
 };
 use stylize_media::{EncodeOptions, FrameReader, VideoInfo, VideoWriter};
 use stylize_model::{Engine, RgbImage};
@@ -68,12 +69,27 @@ impl Shared {
 
 /// What became of one input.
 enum Outcome {
-    Written { output: PathBuf, frames: u64, elapsed: Duration, run: RunId, jobs: u32, workers: usize, up: u64, down: u64 },
-    Submitted { run: RunId, queued: usize },
+    Written {
+        output: PathBuf,
+        frames: u64,
+        elapsed: Duration,
+        run: RunId,
+        jobs: u32,
+        workers: usize,
+        up: u64,
+        down: u64,
+    },
+    Submitted {
+        run: RunId,
+        queued: usize,
+    },
 }
 
 pub fn run(config: RunConfig, args: &CloudArgs) -> Result<i32> {
-    let spec = args.cloud.as_deref().ok_or_else(|| anyhow!("--cloud is required"))?;
+    let spec = args
+        .cloud
+        .as_deref()
+        .ok_or_else(|| anyhow!("--cloud is required"))?;
     let (storage, cloud) = super::open(spec, args.container.as_deref(), args.queue.as_deref())?;
     // Same up-front checks as local mode: every input probed before any work.
     let mut inputs = Vec::new();
@@ -86,7 +102,11 @@ pub fn run(config: RunConfig, args: &CloudArgs) -> Result<i32> {
         });
         inputs.push((job.input.clone(), checked));
     }
-    let multi = MultiProgress::with_draw_target(if config.quiet { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() });
+    let multi = MultiProgress::with_draw_target(if config.quiet {
+        ProgressDrawTarget::hidden()
+    } else {
+        ProgressDrawTarget::stderr()
+    });
     let shared = Arc::new(Shared {
         cloud,
         storage: storage.to_string(),
@@ -107,24 +127,38 @@ pub fn run(config: RunConfig, args: &CloudArgs) -> Result<i32> {
     let results: Vec<Result<Outcome>> = rt.block_on(async {
         if inputs.iter().any(|(_, c)| c.is_ok()) {
             // The first request: a wrong key or an expired SAS stops here, in one line.
-            shared.cloud.create_if_missing().await.with_context(|| format!("cannot use {storage}"))?;
+            shared
+                .cloud
+                .create_if_missing()
+                .await
+                .with_context(|| format!("cannot use {storage}"))?;
         }
         let mut handles = Vec::new();
         for (input, checked) in inputs {
             let shared = shared.clone();
             handles.push(tokio::spawn(async move {
                 let (info, plan) = checked?;
-                process_input(shared, info, plan).await.with_context(|| input.display().to_string())
+                process_input(shared, info, plan)
+                    .await
+                    .with_context(|| input.display().to_string())
             }));
         }
         let mut results = Vec::new();
         for handle in handles {
-            results.push(handle.await.unwrap_or_else(|e| Err(anyhow!("task failed: {e}"))));
+            results.push(
+                handle
+                    .await
+                    .unwrap_or_else(|e| Err(anyhow!("task failed: {e}"))),
+            );
         }
         Ok::<_, anyhow::Error>(results)
     })?;
     report(&shared, &config, &results);
-    Ok(if results.iter().all(|r| r.is_ok()) { 0 } else { 1 })
+    Ok(if results.iter().all(|r| r.is_ok()) {
+        0
+    } else {
+        1
+    })
 }
 
 fn report(shared: &Shared, config: &RunConfig, results: &[Result<Outcome>]) {
@@ -151,19 +185,28 @@ fn report(shared: &Shared, config: &RunConfig, results: &[Result<Outcome>]) {
     }
     if results.len() > 1 && !shared.quiet {
         let failed = results.iter().filter(|r| r.is_err()).count();
-        eprintln!("{} of {} inputs done, {failed} failed", results.len() - failed, results.len());
+        eprintln!(
+            "{} of {} inputs done, {failed} failed",
+            results.len() - failed,
+            results.len()
+        );
     }
 }
 
 fn new_bar(shared: &Shared, name: &str) -> ProgressBar {
     let bar = shared.multi.add(ProgressBar::new(0));
     bar.set_style(
-        ProgressStyle::with_template("{prefix:.bold} [{bar:28.cyan/blue}] {pos}/{len} {msg}  {per_sec}  ETA {eta}")
-            .expect("valid template")
-            .with_key("per_sec", |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+        ProgressStyle::with_template(
+            "{prefix:.bold} [{bar:28.cyan/blue}] {pos}/{len} {msg}  {per_sec}  ETA {eta}",
+        )
+        .expect("valid template")
+        .with_key(
+            "per_sec",
+            |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
                 let _ = write!(w, "{:.1} fps", state.per_sec());
-            })
-            .progress_chars("=> "),
+            },
+        )
+        .progress_chars("=> "),
     );
     bar.set_prefix(name.to_string());
     bar.enable_steady_tick(Duration::from_millis(250));
@@ -171,12 +214,18 @@ fn new_bar(shared: &Shared, name: &str) -> ProgressBar {
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| anyhow!("worker thread failed: {e}"))?
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| anyhow!("worker thread failed: {e}"))?
 }
 
 async fn process_input(shared: Arc<Shared>, info: VideoInfo, plan: OutputPlan) -> Result<Outcome> {
     let started = Instant::now();
-    let name = info.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = info
+        .path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let bar = new_bar(&shared, &name);
     let result = submit_and_collect(&shared, &info, &plan, &bar, started).await;
     bar.finish_and_clear();
@@ -184,7 +233,13 @@ async fn process_input(shared: Arc<Shared>, info: VideoInfo, plan: OutputPlan) -
     result
 }
 
-async fn submit_and_collect(shared: &Arc<Shared>, info: &VideoInfo, plan: &OutputPlan, bar: &ProgressBar, started: Instant) -> Result<Outcome> {
+async fn submit_and_collect(
+    shared: &Arc<Shared>,
+    info: &VideoInfo,
+    plan: &OutputPlan,
+    bar: &ProgressBar,
+    started: Instant,
+) -> Result<Outcome> {
     let blobs = shared.cloud.blobs.clone();
     bar.set_message("waiting for its turn to upload");
     let slot = shared.upload_slot.acquire().await.expect("never closed");
@@ -204,10 +259,13 @@ async fn submit_and_collect(shared: &Arc<Shared>, info: &VideoInfo, plan: &Outpu
             }
             if m.frame_format != shared.frame_format
                 || shared.frames_per_job.is_some_and(|n| n != m.frames_per_job)
-                || shared.output_container.as_ref().is_some_and(|c| Some(c) != m.output_container.as_ref())
+                || shared
+                    .output_container
+                    .as_ref()
+                    .is_some_and(|c| Some(c) != m.output_container.as_ref())
             {
                 shared.say(&format!(
-                    "{}: resuming run {run_id}, which keeps its own settings: {} frames, {} frames per job, outputs in {}",
+                    "{}: run {run_id} exists and keeps its own settings: {} frames, {} frames per job, outputs in {}",
                     info.path.display(),
                     m.frame_format.extension(),
                     m.frames_per_job,
@@ -216,13 +274,20 @@ async fn submit_and_collect(shared: &Arc<Shared>, info: &VideoInfo, plan: &Outpu
             }
             m
         }
-        Err(CloudError::NotFound(_)) => new_manifest(shared, info, &sha, &style_ref, params, run_id.clone(), bar).await?,
+        Err(CloudError::NotFound(_)) => {
+            new_manifest(shared, info, &sha, &style_ref, params, run_id.clone(), bar).await?
+        }
         Err(e) => return Err(e.into()),
     };
 
-    let outputs = shared.cloud.outputs_of(manifest.output_container.as_deref())?;
+    let outputs = shared
+        .cloud
+        .outputs_of(manifest.output_container.as_deref())?;
     if manifest.output_container.is_some() {
-        outputs.create_if_missing().await.context("creating the output container")?;
+        outputs
+            .create_if_missing()
+            .await
+            .context("creating the output container")?;
     }
     let mut progress = RunProgress::load(outputs.as_ref(), &manifest).await?;
     // A re-run retries what failed last time, uploading those jobs' frames
@@ -257,7 +322,6 @@ async fn submit_and_collect(shared: &Arc<Shared>, info: &VideoInfo, plan: &Outpu
         ));
     }
     let mut up = 0;
-    let mut queued = 0;
     if !to_queue.is_empty() {
         let present = existing_frames(blobs.as_ref(), &manifest.run_id.frames_prefix()).await?;
         let need: BTreeSet<u32> = manifest
@@ -267,11 +331,15 @@ async fn submit_and_collect(shared: &Arc<Shared>, info: &VideoInfo, plan: &Outpu
             .flat_map(|j| j.frames.frames())
             .filter(|n| !present.contains(n) || reupload.contains(n))
             .collect();
-        (up, queued) = upload_and_enqueue(shared, info, &manifest, need, &to_queue, bar).await?;
+        (up, _) = upload_and_enqueue(shared, info, &manifest, need, &to_queue, bar).await?;
     }
     drop(slot);
     if shared.no_wait {
-        return Ok(Outcome::Submitted { run: manifest.run_id.clone(), queued });
+        // Everything pending is on the queue now: sent just now or by an earlier run.
+        return Ok(Outcome::Submitted {
+            run: manifest.run_id.clone(),
+            queued: progress.pending().len(),
+        });
     }
     let (frames, down, workers) = follow_and_restitch(shared, info, plan, &manifest, bar).await?;
     Ok(Outcome::Written {
@@ -308,18 +376,34 @@ async fn new_manifest(
         if engine.is_none() {
             *engine = Some(look::coordinator_engine(&prep.look)?);
         }
-        look::compute(engine.as_ref().expect("loaded above"), &prep.look, first.as_ref())
+        look::compute(
+            engine.as_ref().expect("loaded above"),
+            &prep.look,
+            first.as_ref(),
+        )
     })
     .await?;
-    let frames_per_job = shared.frames_per_job.unwrap_or_else(|| default_frames_per_job(count));
+    let frames_per_job = shared
+        .frames_per_job
+        .unwrap_or_else(|| default_frames_per_job(count));
     let output_container = shared.output_container.clone();
-    let rate = if info.frame_rate.is_positive() { info.frame_rate } else { stylize_media::Rational::new(25, 1) };
+    let rate = if info.frame_rate.is_positive() {
+        info.frame_rate
+    } else {
+        stylize_media::Rational::new(25, 1)
+    };
     let manifest = RunManifest::new(
-        info.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        info.path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
         sha,
         count,
         (info.width, info.height),
-        FrameRate { num: rate.num as u32, den: rate.den as u32 },
+        FrameRate {
+            num: rate.num as u32,
+            den: rate.den as u32,
+        },
         shared.frame_format,
         frames_per_job,
         style_ref,
@@ -345,9 +429,15 @@ fn scan(info: &VideoInfo, want_first: bool) -> Result<(u32, Option<RgbImage>)> {
         }
         let frame = frame?;
         if want_first && first.is_none() {
-            first = Some(RgbImage { width: frame.image.width, height: frame.image.height, data: frame.image.data });
+            first = Some(RgbImage {
+                width: frame.image.width,
+                height: frame.image.height,
+                data: frame.image.data,
+            });
         }
-        count = count.checked_add(1).ok_or_else(|| anyhow!("more than 2^32 frames"))?;
+        count = count
+            .checked_add(1)
+            .ok_or_else(|| anyhow!("more than 2^32 frames"))?;
     }
     if count == 0 {
         bail!("no video frames could be decoded");
@@ -379,7 +469,11 @@ async fn upload_and_enqueue(
     }
     let mut queued = 0;
     // Jobs whose frames are all up already (a resumed run) go first.
-    let ready: Vec<u32> = missing.iter().filter(|(_, m)| **m == 0).map(|(j, _)| *j).collect();
+    let ready: Vec<u32> = missing
+        .iter()
+        .filter(|(_, m)| **m == 0)
+        .map(|(j, _)| *j)
+        .collect();
     for job in ready {
         enqueue(shared, manifest, job).await?;
         queued += 1;
@@ -392,7 +486,8 @@ async fn upload_and_enqueue(
         return Ok((0, queued));
     }
 
-    let (tx, mut rx) = mpsc::channel::<Result<(u32, stylize_media::RgbFrame)>>(shared.transfer_limit.max(2));
+    let (tx, mut rx) =
+        mpsc::channel::<Result<(u32, stylize_media::RgbFrame)>>(shared.transfer_limit.max(2));
     let decode_info = info.clone();
     let (frame_count, need_decode) = (manifest.frame_count, need.clone());
     let last_needed = *need.last().expect("not empty");
@@ -437,7 +532,9 @@ async fn upload_and_enqueue(
         bytes_up += size;
         bar.inc(1);
         let job = n / per_job;
-        let left = missing.get_mut(&job).expect("every needed frame belongs to a job to queue");
+        let left = missing
+            .get_mut(&job)
+            .expect("every needed frame belongs to a job to queue");
         *left -= 1;
         Ok((*left == 0).then_some(job))
     };
@@ -447,15 +544,28 @@ async fn upload_and_enqueue(
             bail!("interrupted");
         }
         let (n, frame) = item?;
-        let permit = shared.transfers.clone().acquire_owned().await.expect("never closed");
-        let (blobs, key) = (shared.cloud.blobs.clone(), manifest.run_id.frame_key(n, format));
+        let permit = shared
+            .transfers
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("never closed");
+        let (blobs, key) = (
+            shared.cloud.blobs.clone(),
+            manifest.run_id.frame_key(n, format),
+        );
         uploads.spawn(async move {
             let _permit = permit;
-            let bytes = tokio::task::spawn_blocking(move || codec::encode(format, frame.width, frame.height, &frame.data))
-                .await
-                .map_err(|e| anyhow!("encoder task failed: {e}"))??;
+            let bytes = tokio::task::spawn_blocking(move || {
+                codec::encode(format, frame.width, frame.height, &frame.data)
+            })
+            .await
+            .map_err(|e| anyhow!("encoder task failed: {e}"))??;
             let size = bytes.len() as u64;
-            blobs.put(&key, Bytes::from(bytes)).await.with_context(|| format!("uploading frame {n}"))?;
+            blobs
+                .put(&key, Bytes::from(bytes))
+                .await
+                .with_context(|| format!("uploading frame {n}"))?;
             Ok((n, size))
         });
         while let Some(done) = uploads.try_join_next() {
@@ -474,7 +584,9 @@ async fn upload_and_enqueue(
         enqueue(shared, manifest, job).await?;
         queued += 1;
     }
-    decoder.await.map_err(|e| anyhow!("decoder thread failed: {e}"))?;
+    decoder
+        .await
+        .map_err(|e| anyhow!("decoder thread failed: {e}"))?;
     if cancelled() {
         bail!("interrupted");
     }
@@ -494,9 +606,16 @@ struct Spool(PathBuf);
 
 impl Spool {
     fn create(plan: &OutputPlan) -> Result<Spool> {
-        let name = plan.final_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let dir = plan.final_path.with_file_name(format!(".{name}.stylize-frames-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create the download folder", dir.display()))?;
+        let name = plan
+            .final_path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let dir = plan
+            .final_path
+            .with_file_name(format!(".{name}.stylize-frames-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("{}: cannot create the download folder", dir.display()))?;
         Ok(Spool(dir))
     }
 }
@@ -517,14 +636,24 @@ async fn follow_and_restitch(
     manifest: &RunManifest,
     bar: &ProgressBar,
 ) -> Result<(u64, u64, usize)> {
-    let (inputs, blobs) = (shared.cloud.blobs.clone(), shared.cloud.outputs_of(manifest.output_container.as_deref())?);
+    let (inputs, blobs) = (
+        shared.cloud.blobs.clone(),
+        shared
+            .cloud
+            .outputs_of(manifest.output_container.as_deref())?,
+    );
     let run = &manifest.run_id;
     let spool = Spool::create(plan)?;
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<(u32, PathBuf)>();
     let written = Arc::new(AtomicU64::new(0));
     let restitcher = tokio::task::spawn_blocking({
-        let (info, plan, encode, manifest, written) =
-            (info.clone(), plan.clone(), shared.encode.clone(), manifest.clone(), written.clone());
+        let (info, plan, encode, manifest, written) = (
+            info.clone(),
+            plan.clone(),
+            shared.encode.clone(),
+            manifest.clone(),
+            written.clone(),
+        );
         move || restitch(&info, &plan, &encode, &manifest, ready_rx, &written)
     });
     bar.set_length(u64::from(manifest.frame_count));
@@ -546,7 +675,9 @@ async fn follow_and_restitch(
     let mut styled: BTreeSet<u32> = BTreeSet::new();
     let mut progress = RunProgress::default();
     let mut next_poll = tokio::time::Instant::now();
-    loop {
+    // The loop's errors wait until the restitcher has stopped (it sees the
+    // channel close), so its temporary file is gone before the error is told.
+    let followed: Result<()> = async { loop {
         if cancelled() {
             bail!("interrupted; run {run} goes on in storage, and re-running the same command picks it up");
         }
@@ -655,9 +786,13 @@ async fn follow_and_restitch(
             }
             () = tokio::time::sleep_until(next_poll) => {}
         }
-    }
+    } Ok(()) }.await;
     drop(ready_tx);
-    let frames = restitcher.await.map_err(|e| anyhow!("restitch thread failed: {e}"))??;
+    let restitched = restitcher
+        .await
+        .map_err(|e| anyhow!("restitch thread failed: {e}"))?;
+    followed?;
+    let frames = restitched?;
     debug_assert_eq!(downloaded, manifest.frame_count);
     let workers = count_workers(&blobs, manifest).await;
     drop(spool);
@@ -665,14 +800,24 @@ async fn follow_and_restitch(
 }
 
 /// Which worker did each job, from the done markers (one read per job; skipped for huge runs).
-async fn count_workers(outputs: &Arc<dyn stylize_cloud::BlobStore>, manifest: &RunManifest) -> usize {
+async fn count_workers(
+    outputs: &Arc<dyn stylize_cloud::BlobStore>,
+    manifest: &RunManifest,
+) -> usize {
     if manifest.job_count > 2000 {
         return 0;
     }
     let mut reads = JoinSet::new();
     for job in 0..manifest.job_count {
         let (blobs, key) = (outputs.clone(), manifest.run_id.done_key(job));
-        reads.spawn(async move { blobs.get(&key).await.ok().and_then(|b| DoneMarker::from_json(&b).ok()).map(|m| m.worker) });
+        reads.spawn(async move {
+            blobs
+                .get(&key)
+                .await
+                .ok()
+                .and_then(|b| DoneMarker::from_json(&b).ok())
+                .map(|m| m.worker)
+        });
     }
     let mut names = BTreeSet::new();
     while let Some(Ok(Some(name))) = reads.join_next().await {
@@ -722,7 +867,10 @@ fn restitch(
         let mut frame = frame?;
         let n = count;
         if n >= manifest.frame_count {
-            bail!("the input decodes to more than the run's {} frames", manifest.frame_count);
+            bail!(
+                "the input decodes to more than the run's {} frames",
+                manifest.frame_count
+            );
         }
         let path = loop {
             if let Some(path) = arrived.remove(&n) {
@@ -736,16 +884,31 @@ fn restitch(
                 Err(_) => bail!("stopped before styled frame {n} arrived"),
             }
         };
-        let bytes = std::fs::read(&path).with_context(|| format!("{}: cannot read", path.display()))?;
+        let bytes =
+            std::fs::read(&path).with_context(|| format!("{}: cannot read", path.display()))?;
         let _ = std::fs::remove_file(&path);
-        frame.image.data = codec::decode(manifest.frame_format, &bytes, manifest.width, manifest.height)
-            .with_context(|| format!("styled frame {n} ({})", manifest.run_id.styled_key(n, manifest.frame_format)))?;
+        frame.image.data = codec::decode(
+            manifest.frame_format,
+            &bytes,
+            manifest.width,
+            manifest.height,
+        )
+        .with_context(|| {
+            format!(
+                "styled frame {n} ({})",
+                manifest.run_id.styled_key(n, manifest.frame_format)
+            )
+        })?;
         writer.write(&frame)?;
         count += 1;
         written.store(u64::from(count), Ordering::Relaxed);
     }
     if count != manifest.frame_count {
-        bail!("the input decodes to {count} frames, but run {} has {}", manifest.run_id, manifest.frame_count);
+        bail!(
+            "the input decodes to {count} frames, but run {} has {}",
+            manifest.run_id,
+            manifest.frame_count
+        );
     }
     let summary = writer.finish()?;
     plan.commit(temp)?;

@@ -7,7 +7,10 @@
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use stylize_cloud::sha256_hex;
-use stylize_model::{DeviceChoice, Engine, EngineOptions, Precision, PreparedStyle, RgbImage, StyleParams, StyleSource};
+use stylize_model::{
+    DeviceChoice, Engine, EngineOptions, Precision, PreparedStyle, RgbImage, StyleParams,
+    StyleSource,
+};
 
 use crate::config::LookConfig;
 
@@ -44,11 +47,19 @@ pub struct ParamsDoc {
 
 impl ParamsDoc {
     pub fn from_params(p: &StyleParams) -> ParamsDoc {
-        ParamsDoc { strength: p.strength, preserve_colors: p.preserve_colors, max_size: p.max_size }
+        ParamsDoc {
+            strength: p.strength,
+            preserve_colors: p.preserve_colors,
+            max_size: p.max_size,
+        }
     }
 
     pub fn to_params(&self) -> StyleParams {
-        StyleParams { strength: self.strength, preserve_colors: self.preserve_colors, max_size: self.max_size }
+        StyleParams {
+            strength: self.strength,
+            preserve_colors: self.preserve_colors,
+            max_size: self.max_size,
+        }
     }
 
     pub fn to_value(&self) -> serde_json::Value {
@@ -56,7 +67,8 @@ impl ParamsDoc {
     }
 
     pub fn from_value(v: &serde_json::Value) -> Result<ParamsDoc> {
-        serde_json::from_value(v.clone()).map_err(|e| anyhow!("job parameters are not this version's: {e}"))
+        serde_json::from_value(v.clone())
+            .map_err(|e| anyhow!("job parameters are not this version's: {e}"))
     }
 }
 
@@ -66,14 +78,21 @@ impl StyleDoc {
     }
 
     pub fn from_value(v: &serde_json::Value) -> Result<StyleDoc> {
-        let doc: StyleDoc =
-            serde_json::from_value(v.clone()).map_err(|e| anyhow!("job style is not this version's: {e}"))?;
+        let doc: StyleDoc = serde_json::from_value(v.clone())
+            .map_err(|e| anyhow!("job style is not this version's: {e}"))?;
         let expected = match doc.kind {
             StyleKind::Image => None,
             StyleKind::Presets => Some(Engine::preset_count()),
         };
-        if doc.values.is_empty() || expected.is_some_and(|n| n != doc.values.len()) || doc.values.iter().any(|v| !v.is_finite()) {
-            bail!("job style has {} unusable values for a {:?} style", doc.values.len(), doc.kind);
+        if doc.values.is_empty()
+            || expected.is_some_and(|n| n != doc.values.len())
+            || doc.values.iter().any(|v| !v.is_finite())
+        {
+            bail!(
+                "job style has {} unusable values for a {:?} style",
+                doc.values.len(),
+                doc.kind
+            );
         }
         Ok(doc)
     }
@@ -91,7 +110,12 @@ impl StyleDoc {
 pub fn style_ref(look: &LookConfig) -> String {
     match &look.style {
         // The pixels, not the file name: a renamed copy is the same style.
-        StyleSource::Image(img) => format!("image:{}x{}:{}", img.width, img.height, sha256_hex(&img.data)),
+        StyleSource::Image(img) => format!(
+            "image:{}x{}:{}",
+            img.width,
+            img.height,
+            sha256_hex(&img.data)
+        ),
         StyleSource::Presets(blend) => {
             // Canonical form of a blend: weights per preset, summed and normalised,
             // so `preset:3=2,preset:5=2` and `preset:5,preset:3` name one run.
@@ -123,17 +147,29 @@ pub fn needs_first_frame(look: &LookConfig) -> bool {
 /// stored values are exact and each worker rounds them to its own precision
 /// just as local mode rounds its own.
 pub fn coordinator_engine(look: &LookConfig) -> Result<Engine> {
-    let options = EngineOptions { device: DeviceChoice::Cpu, precision: Precision::F32, threads: look.engine.threads };
+    let options = EngineOptions {
+        device: DeviceChoice::Cpu,
+        precision: Precision::F32,
+        threads: look.engine.threads,
+    };
     Engine::new(&options).context("cannot start the style network to prepare the style")
 }
 
 /// Computes the run's style once.
-pub fn compute(engine: &Engine, look: &LookConfig, first_frame: Option<&RgbImage>) -> Result<StyleDoc> {
+pub fn compute(
+    engine: &Engine,
+    look: &LookConfig,
+    first_frame: Option<&RgbImage>,
+) -> Result<StyleDoc> {
     let prepared = engine
         .prepare(&look.style, &look.params, first_frame)
         .with_context(|| format!("style {}", look.style_spec))?;
     Ok(StyleDoc {
-        kind: if prepared.is_image_style() { StyleKind::Image } else { StyleKind::Presets },
+        kind: if prepared.is_image_style() {
+            StyleKind::Image
+        } else {
+            StyleKind::Presets
+        },
         label: crate::style::describe(&look.style_spec, &look.style),
         values: prepared.values(),
     })
@@ -154,18 +190,35 @@ mod tests {
 
     #[test]
     fn equal_blends_name_the_same_run() {
-        assert_eq!(style_ref(&look("preset:3=2,preset:5=2")), style_ref(&look("preset:5,preset:3")));
+        assert_eq!(
+            style_ref(&look("preset:3=2,preset:5=2")),
+            style_ref(&look("preset:5,preset:3"))
+        );
         assert_ne!(style_ref(&look("preset:3")), style_ref(&look("preset:5")));
-        assert_ne!(style_ref(&look("preset:3=0.7,preset:5=0.3")), style_ref(&look("preset:3=0.3,preset:5=0.7")));
+        assert_ne!(
+            style_ref(&look("preset:3=0.7,preset:5=0.3")),
+            style_ref(&look("preset:3=0.3,preset:5=0.7"))
+        );
     }
 
     #[test]
     fn documents_round_trip_and_refuse_nonsense() {
-        let doc = StyleDoc { kind: StyleKind::Presets, label: "x".into(), values: vec![1.0 / 26.0; 26] };
+        let doc = StyleDoc {
+            kind: StyleKind::Presets,
+            label: "x".into(),
+            values: vec![1.0 / 26.0; 26],
+        };
         assert_eq!(StyleDoc::from_value(&doc.to_value()).unwrap(), doc);
-        let bad = StyleDoc { values: vec![0.5; 3], ..doc.clone() };
+        let bad = StyleDoc {
+            values: vec![0.5; 3],
+            ..doc.clone()
+        };
         assert!(StyleDoc::from_value(&bad.to_value()).is_err());
-        let p = ParamsDoc { strength: 0.7, preserve_colors: true, max_size: Some(360) };
+        let p = ParamsDoc {
+            strength: 0.7,
+            preserve_colors: true,
+            max_size: Some(360),
+        };
         let back = ParamsDoc::from_value(&p.to_value()).unwrap();
         assert_eq!(back, p);
         assert_eq!(back.to_params().strength, 0.7f32);

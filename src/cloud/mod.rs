@@ -57,7 +57,9 @@ fn open(spec: &str, container: Option<&str>, queue: Option<&str>) -> Result<(Clo
 /// The async runtime for transfers. Two worker threads at least: one can sit
 /// in a blocking SDK call while the other keeps leases renewed.
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 8);
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(2, 8);
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
         .thread_name("stylize-io")
@@ -68,16 +70,25 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 /// Sends job `job` of a run to the queue, then notes it as queued.
 async fn enqueue(cloud: &Cloud, manifest: &RunManifest, job: u32) -> Result<()> {
-    let mut spec = manifest.job_spec(job).ok_or_else(|| anyhow!("job {job} is past the run's end"))?;
+    let mut spec = manifest
+        .job_spec(job)
+        .ok_or_else(|| anyhow!("job {job} is past the run's end"))?;
     // Workers started with another --container still find the run.
     spec.container = Some(cloud.container_name().to_owned());
-    cloud.jobs.send(&spec.to_message()).await.with_context(|| format!("queueing job {job}"))?;
+    cloud
+        .jobs
+        .send(&spec.to_message())
+        .await
+        .with_context(|| format!("queueing job {job}"))?;
     // After the send: a crash in between costs at worst a duplicate message,
     // which workers drop once the job is done; never a job that is not queued.
     let marker = serde_json::json!({ "job": job, "queue": cloud.jobs.name() });
     cloud
         .outputs_of(manifest.output_container.as_deref())?
-        .put(&manifest.run_id.queued_key(job), Bytes::from(marker.to_string()))
+        .put(
+            &manifest.run_id.queued_key(job),
+            Bytes::from(marker.to_string()),
+        )
         .await
         .with_context(|| format!("noting job {job} as queued"))
 }
@@ -130,7 +141,10 @@ mod tests {
     #[test]
     fn bad_spec_errors_never_quote_the_key() {
         let key = "c2VjcmV0LWtleS1ieXRlcy1zZWNyZXQta2V5LWJ5dGVz";
-        for spec in [format!("AccountName=a;AccountKey={key};Bogus"), format!("AccountName=a;AccountKey={key};Queue=Bad_Name")] {
+        for spec in [
+            format!("AccountName=a;AccountKey={key};Bogus"),
+            format!("AccountName=a;AccountKey={key};Queue=Bad_Name"),
+        ] {
             let err = format!("{:#}", open_config(&spec, None, None).unwrap_err());
             assert!(!err.contains(key), "{err}");
         }

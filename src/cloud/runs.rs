@@ -2,7 +2,9 @@
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use stylize_cloud::protocol::frame_number_of;
-use stylize_cloud::{delete_run, list_runs, load_manifest, DoneMarker, Error as CloudError, RunId, RunProgress};
+use stylize_cloud::{
+    delete_run, list_runs, load_manifest, DoneMarker, Error as CloudError, RunId, RunProgress,
+};
 
 use super::args::{RunsAction, RunsArgs};
 use super::look::StyleDoc;
@@ -194,7 +196,12 @@ fn print_table(lines: &[RunLine]) {
         println!("no runs");
         return;
     }
-    let input_width = lines.iter().map(|l| l.input.chars().count()).max().unwrap_or(5).clamp(5, 40);
+    let input_width = lines
+        .iter()
+        .map(|l| l.input.chars().count())
+        .max()
+        .unwrap_or(5)
+        .clamp(5, 40);
     println!(
         "{:<16}  {:<input_width$}  {:>9}  {:>7}  {:>13}  {:>5}  {:<9}  created",
         "run", "input", "size", "frames", "jobs done/all", "%", "state"

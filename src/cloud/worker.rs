@@ -6,16 +6,19 @@
 //! failing is marked failed and moved to the poison queue on its last allowed
 //! delivery; a message that is not a job is moved there at once.
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use futures::StreamExt as _;
 use stylize_cloud::{
-    dead_letter, existing_frames, BlobStore, Bytes, Cloud, DoneMarker, Error as CloudError, FailedMarker, JobSpec, MessageLease,
-    ReceivedMessage, RunId,
+    dead_letter, existing_frames, BlobStore, Bytes, Cloud, DoneMarker, Error as CloudError,
+    FailedMarker, JobSpec, MessageLease, ReceivedMessage, RunId,
 };
-use stylize_model::{DeviceChoice, Engine, EngineOptions, ModelError, Precision, RgbImage, StyleParams};
+use stylize_model::{
+    DeviceChoice, Engine, EngineOptions, ModelError, Precision, RgbImage, StyleParams,
+};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::task::JoinSet;
 
@@ -26,7 +29,10 @@ use crate::cli::{DeviceArg, PrecisionArg};
 use crate::pipeline::cancelled;
 
 pub fn run(args: &WorkerArgs) -> Result<i32> {
-    for (name, value) in [("--idle-exit", args.idle_exit), ("--drain-timeout", Some(args.drain_timeout))] {
+    for (name, value) in [
+        ("--idle-exit", args.idle_exit),
+        ("--drain-timeout", Some(args.drain_timeout)),
+    ] {
         if value.is_some_and(|v| !(v.is_finite() && v >= 0.0)) {
             bail!("{name} must be zero or more seconds");
         }
@@ -37,7 +43,11 @@ pub fn run(args: &WorkerArgs) -> Result<i32> {
     if args.max_jobs == Some(0) {
         bail!("--max-jobs must be at least 1");
     }
-    let (config, cloud) = super::open(&args.cloud, args.container.as_deref(), args.queue.as_deref())?;
+    let (config, cloud) = super::open(
+        &args.cloud,
+        args.container.as_deref(),
+        args.queue.as_deref(),
+    )?;
     let id = args.worker_id.clone().unwrap_or_else(default_worker_id);
     let compute = Compute::start(args)?;
     eprintln!(
@@ -119,7 +129,12 @@ enum JobError {
 
 impl From<anyhow::Error> for JobError {
     fn from(e: anyhow::Error) -> Self {
-        let lost = e.chain().any(|c| matches!(c.downcast_ref::<CloudError>(), Some(CloudError::LeaseLost { .. })));
+        let lost = e.chain().any(|c| {
+            matches!(
+                c.downcast_ref::<CloudError>(),
+                Some(CloudError::LeaseLost { .. })
+            )
+        });
         if lost {
             JobError::LeaseLost
         } else {
@@ -132,8 +147,10 @@ impl From<anyhow::Error> for JobError {
 /// memory beside another process) rather than failing the same way (a corrupt frame).
 fn is_retryable(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
-        c.downcast_ref::<CloudError>().is_some_and(CloudError::is_retryable)
-            || c.downcast_ref::<ModelError>().is_some_and(ModelError::is_retryable)
+        c.downcast_ref::<CloudError>()
+            .is_some_and(CloudError::is_retryable)
+            || c.downcast_ref::<ModelError>()
+                .is_some_and(ModelError::is_retryable)
     })
 }
 
@@ -154,19 +171,23 @@ impl Worker {
         let started = Instant::now();
         let (mut frames, mut jobs_done) = (0u64, 0u64);
         let mut active: JoinSet<Handled> = JoinSet::new();
-        // A job says when it is down to its last batches: the moment to take the next.
-        let (near_end_tx, mut near_end_rx) = mpsc::unbounded_channel::<()>();
-        let mut may_take = true;
+        // Each job raises its flag when it is down to its last batches, and wakes
+        // this loop: a next job is taken only when every job in hand has.
+        let mut near_end: HashMap<tokio::task::Id, Arc<AtomicBool>> = HashMap::new();
+        let (wake_tx, mut wake_rx) = mpsc::unbounded_channel::<()>();
         let mut idle_since = Instant::now();
         let mut backoff = Duration::from_secs(1);
         let id = self.jobs.id.clone();
         loop {
-            while let Some(done) = active.try_join_next() {
-                let handled = done.unwrap_or_default();
+            while let Some(done) = active.try_join_next_with_id() {
+                let handled = finished(done, &mut near_end);
                 (frames, jobs_done) = (frames + handled.frames, jobs_done + handled.jobs);
-                may_take = true;
             }
-            let stopping = cancelled() || self.max_jobs.is_some_and(|m| jobs_done + active.len() as u64 >= m);
+            let may_take = near_end.values().all(|flag| flag.load(Ordering::SeqCst));
+            let stopping = cancelled()
+                || self
+                    .max_jobs
+                    .is_some_and(|m| jobs_done + active.len() as u64 >= m);
             if stopping && active.is_empty() {
                 break;
             }
@@ -174,46 +195,98 @@ impl Worker {
                 idle_since = Instant::now();
             }
             let mut wait = self.poll;
-            if !stopping && (may_take || active.is_empty()) && active.len() < JOBS_IN_FLIGHT {
+            if !stopping && may_take && active.len() < JOBS_IN_FLIGHT {
                 match self.jobs.cloud.jobs.receive(self.jobs.visibility).await {
                     Ok(Some(message)) => {
                         backoff = Duration::from_secs(1);
-                        may_take = false;
                         idle_since = Instant::now();
-                        let (jobs, near_end) = (self.jobs.clone(), near_end_tx.clone());
-                        active.spawn(async move { jobs.handle(message, near_end).await });
+                        let flag = Arc::new(AtomicBool::new(false));
+                        let signal = NearEnd {
+                            flag: flag.clone(),
+                            wake: wake_tx.clone(),
+                        };
+                        let jobs = self.jobs.clone();
+                        let task = active.spawn(async move { jobs.handle(message, signal).await });
+                        near_end.insert(task.id(), flag);
                         continue;
                     }
                     // No job, or no queue yet (no run was ever submitted): both are an empty queue.
                     Ok(None) | Err(CloudError::NotFound(_)) => {
-                        if active.is_empty() && self.idle_exit.is_some_and(|limit| idle_since.elapsed() >= limit) {
-                            eprintln!("worker {id}: queue empty for {:.0} s, exiting", idle_since.elapsed().as_secs_f64());
+                        if active.is_empty()
+                            && self
+                                .idle_exit
+                                .is_some_and(|limit| idle_since.elapsed() >= limit)
+                        {
+                            eprintln!(
+                                "worker {id}: queue empty for {:.0} s, exiting",
+                                idle_since.elapsed().as_secs_f64()
+                            );
                             break;
                         }
                     }
                     Err(e) if e.is_retryable() => {
-                        eprintln!("worker {id}: cannot receive from the queue ({e}); retrying in {} s", backoff.as_secs());
+                        eprintln!(
+                            "worker {id}: cannot receive from the queue ({e}); retrying in {} s",
+                            backoff.as_secs()
+                        );
                         wait = backoff;
                         backoff = (backoff * 2).min(Duration::from_secs(30));
                     }
                     // Jobs in hand are dropped with their leases and reappear for other workers.
                     Err(e) => {
-                        return Err(anyhow::Error::from(e).context(format!("worker {id}: queue {}", self.jobs.cloud.jobs.name())))
+                        return Err(anyhow::Error::from(e).context(format!(
+                            "worker {id}: queue {}",
+                            self.jobs.cloud.jobs.name()
+                        )))
                     }
                 }
             }
             tokio::select! {
-                Some(done) = active.join_next(), if !active.is_empty() => {
-                    let handled = done.unwrap_or_default();
+                Some(done) = active.join_next_with_id(), if !active.is_empty() => {
+                    let handled = finished(done, &mut near_end);
                     (frames, jobs_done) = (frames + handled.frames, jobs_done + handled.jobs);
-                    may_take = true;
                 }
-                Some(()) = near_end_rx.recv() => may_take = true,
+                Some(()) = wake_rx.recv() => {}
                 _ = super::sleep_unless_cancelled(wait) => {}
             }
         }
-        eprintln!("worker {id} processed {frames} frames in {} ({jobs_done} jobs)", super::hms(started.elapsed()));
+        eprintln!(
+            "worker {id} processed {frames} frames in {} ({jobs_done} jobs)",
+            super::hms(started.elapsed())
+        );
         Ok(0)
+    }
+}
+
+/// A finished job task's result, its near-end flag forgotten.
+fn finished(
+    done: Result<(tokio::task::Id, Handled), tokio::task::JoinError>,
+    near_end: &mut HashMap<tokio::task::Id, Arc<AtomicBool>>,
+) -> Handled {
+    match done {
+        Ok((id, handled)) => {
+            near_end.remove(&id);
+            handled
+        }
+        Err(e) => {
+            near_end.remove(&e.id());
+            Handled::default()
+        }
+    }
+}
+
+/// How a job tells the receive loop it is down to its last batches.
+struct NearEnd {
+    flag: Arc<AtomicBool>,
+    wake: mpsc::UnboundedSender<()>,
+}
+
+impl NearEnd {
+    fn raise(&self) {
+        if !self.flag.swap(true, Ordering::SeqCst) {
+            // The loop may be gone when the worker is stopping; then nobody needs to know.
+            let _ = self.wake.send(());
+        }
     }
 }
 
@@ -229,7 +302,9 @@ impl Jobs {
     }
 
     fn store(&self, container: Option<&str>) -> Result<Arc<dyn BlobStore>> {
-        let Some(name) = container else { return Ok(self.cloud.blobs.clone()) };
+        let Some(name) = container else {
+            return Ok(self.cloud.blobs.clone());
+        };
         let mut cache = self.outputs.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(store) = cache.get(name) {
             return Ok(store.clone());
@@ -241,7 +316,7 @@ impl Jobs {
 
     /// One delivery: never returns an error, because nothing a single message
     /// holds may stop the worker; every outcome is logged.
-    async fn handle(&self, message: ReceivedMessage, near_end: mpsc::UnboundedSender<()>) -> Handled {
+    async fn handle(&self, message: ReceivedMessage, near_end: NearEnd) -> Handled {
         let mut totals = Handled::default();
         let id = self.id.clone();
         let spec = match JobSpec::from_message(&message.body) {
@@ -252,7 +327,9 @@ impl Jobs {
             }
         };
         let tag = format!("run {} job {}", spec.run_id, spec.job);
-        let stores = self.inputs_for(&spec).and_then(|i| Ok((i, self.outputs_for(&spec)?)));
+        let stores = self
+            .inputs_for(&spec)
+            .and_then(|i| Ok((i, self.outputs_for(&spec)?)));
         let (inputs, outputs) = match stores {
             Ok(stores) => stores,
             Err(e) => {
@@ -260,13 +337,15 @@ impl Jobs {
                 return totals;
             }
         };
-        let look = StyleDoc::from_value(&spec.style).and_then(|s| Ok((s, ParamsDoc::from_value(&spec.params)?)));
+        let look = StyleDoc::from_value(&spec.style)
+            .and_then(|s| Ok((s, ParamsDoc::from_value(&spec.params)?)));
         let (style, params) = match look {
             Ok(look) => look,
             Err(e) => {
                 // A job of this protocol whose style this build cannot use: mark it
                 // failed so its coordinator stops waiting, then set it aside.
-                self.mark_failed(&spec, &format!("{e:#}"), message.dequeue_count).await;
+                self.mark_failed(&spec, &format!("{e:#}"), message.dequeue_count)
+                    .await;
                 self.move_aside(&message, &format!("{tag}: {e:#}")).await;
                 return totals;
             }
@@ -300,7 +379,8 @@ impl Jobs {
                 "gave up after {} deliveries: no worker finished the job (killed, out of memory, or stuck past the visibility timeout)",
                 message.dequeue_count - 1
             );
-            self.mark_failed(&spec, &reason, message.dequeue_count).await;
+            self.mark_failed(&spec, &reason, message.dequeue_count)
+                .await;
             self.move_aside(&message, &format!("{tag}: {reason}")).await;
             return totals;
         }
@@ -308,14 +388,28 @@ impl Jobs {
         let dequeue_count = message.dequeue_count;
         let lease = MessageLease::start(self.cloud.jobs.clone(), message, self.visibility);
         let started = Instant::now();
-        let outcome = self.style_job(&spec, &style, &params.to_params(), (&inputs, &outputs), &lease, &near_end).await;
+        let outcome = self
+            .style_job(
+                &spec,
+                &style,
+                &params.to_params(),
+                (&inputs, &outputs),
+                &lease,
+                &near_end,
+            )
+            .await;
         let outcome = match outcome {
             // The marker goes last: its presence says every styled frame is there.
             Ok(stats) => {
                 let marker = DoneMarker::new(&spec, &id, started.elapsed().as_secs_f64());
-                match outputs.put(&spec.done_key(), Bytes::from(marker.to_json())).await {
+                match outputs
+                    .put(&spec.done_key(), Bytes::from(marker.to_json()))
+                    .await
+                {
                     Ok(()) => Ok(stats),
-                    Err(e) => Err(JobError::from(anyhow::Error::from(e).context("writing the done marker"))),
+                    Err(e) => Err(JobError::from(
+                        anyhow::Error::from(e).context("writing the done marker"),
+                    )),
                 }
             }
             Err(e) => Err(e),
@@ -330,7 +424,11 @@ impl Jobs {
                 }
                 totals.frames += stats.styled as u64;
                 totals.jobs += 1;
-                let skipped = if stats.skipped > 0 { format!(", {} already styled", stats.skipped) } else { String::new() };
+                let skipped = if stats.skipped > 0 {
+                    format!(", {} already styled", stats.skipped)
+                } else {
+                    String::new()
+                };
                 eprintln!(
                     "worker {id}: {tag} ({}): {} frames in {:.2} s{skipped}",
                     spec.frames,
@@ -340,8 +438,13 @@ impl Jobs {
             }
             Err(JobError::Interrupted) => {
                 let result = lease.release().await;
-                let note = result.err().map(|e| format!(" (release failed: {e}; it returns after the visibility timeout)"));
-                eprintln!("worker {id}: {tag}: handed back unfinished (shutting down){}", note.unwrap_or_default());
+                let note = result.err().map(|e| {
+                    format!(" (release failed: {e}; it returns after the visibility timeout)")
+                });
+                eprintln!(
+                    "worker {id}: {tag}: handed back unfinished (shutting down){}",
+                    note.unwrap_or_default()
+                );
             }
             Err(JobError::LeaseLost) => {
                 eprintln!("worker {id}: {tag}: lost to another worker (the visibility timeout ran out); stopped");
@@ -349,9 +452,16 @@ impl Jobs {
             Err(JobError::Failed(e)) => {
                 let message = lease.into_message().await;
                 if dequeue_count >= self.max_deliveries {
-                    self.mark_failed(&spec, &format!("{e:#}"), dequeue_count).await;
-                    self.move_aside(&message, &format!("{tag}: failed on delivery {dequeue_count} of {}: {e:#}", self.max_deliveries))
+                    self.mark_failed(&spec, &format!("{e:#}"), dequeue_count)
                         .await;
+                    self.move_aside(
+                        &message,
+                        &format!(
+                            "{tag}: failed on delivery {dequeue_count} of {}: {e:#}",
+                            self.max_deliveries
+                        ),
+                    )
+                    .await;
                 } else {
                     self.give_back(message, &tag, &e).await;
                 }
@@ -364,13 +474,21 @@ impl Jobs {
     /// next delivery fails as fast, so the job reaches its end quickly), after
     /// a pause growing with the deliveries when storage or the device hiccuped.
     async fn give_back(&self, mut message: ReceivedMessage, tag: &str, e: &anyhow::Error) {
-        let delay = if is_retryable(e) { Duration::from_secs(5 * u64::from(message.dequeue_count.min(12))) } else { Duration::ZERO };
+        let delay = if is_retryable(e) {
+            Duration::from_secs(5 * u64::from(message.dequeue_count.min(12)))
+        } else {
+            Duration::ZERO
+        };
         eprintln!(
             "worker {}: {tag}: failed on delivery {} of {}: {e:#}; handed back{}",
             self.id,
             message.dequeue_count,
             self.max_deliveries,
-            if delay.is_zero() { String::new() } else { format!(" for retry in {} s", delay.as_secs()) }
+            if delay.is_zero() {
+                String::new()
+            } else {
+                format!(" for retry in {} s", delay.as_secs())
+            }
         );
         if let Err(e) = self.cloud.jobs.set_visibility(&mut message, delay).await {
             eprintln!("worker {}: {tag}: could not hand it back ({e}); it returns after the visibility timeout", self.id);
@@ -380,11 +498,17 @@ impl Jobs {
     async fn mark_failed(&self, spec: &JobSpec, reason: &str, dequeue_count: u32) {
         let marker = FailedMarker::new(spec, reason, dequeue_count, &self.id);
         let written = match self.outputs_for(spec) {
-            Ok(outputs) => outputs.put(&spec.failed_key(), Bytes::from(marker.to_json())).await.map_err(anyhow::Error::from),
+            Ok(outputs) => outputs
+                .put(&spec.failed_key(), Bytes::from(marker.to_json()))
+                .await
+                .map_err(anyhow::Error::from),
             Err(e) => Err(e),
         };
         if let Err(e) = written {
-            eprintln!("worker {}: run {} job {}: could not write its failed marker: {e}", self.id, spec.run_id, spec.job);
+            eprintln!(
+                "worker {}: run {} job {}: could not write its failed marker: {e}",
+                self.id, spec.run_id, spec.job
+            );
         }
     }
 
@@ -392,15 +516,34 @@ impl Jobs {
         let poison = self.cloud.poison.name();
         // The poison queue may not exist when storage was set up by hand.
         let _ = self.cloud.poison.create_if_missing().await;
-        match dead_letter(self.cloud.jobs.as_ref(), self.cloud.poison.as_ref(), message).await {
-            Ok(()) => eprintln!("worker {}: moved message {} to {poison}: {}", self.id, message.id, one_line(why)),
-            Err(e) => eprintln!("worker {}: could not move message {} to {poison} ({e}): {}", self.id, message.id, one_line(why)),
+        match dead_letter(
+            self.cloud.jobs.as_ref(),
+            self.cloud.poison.as_ref(),
+            message,
+        )
+        .await
+        {
+            Ok(()) => eprintln!(
+                "worker {}: moved message {} to {poison}: {}",
+                self.id,
+                message.id,
+                one_line(why)
+            ),
+            Err(e) => eprintln!(
+                "worker {}: could not move message {} to {poison} ({e}): {}",
+                self.id,
+                message.id,
+                one_line(why)
+            ),
         }
     }
 
     async fn delete(&self, message: &ReceivedMessage, tag: &str) {
         if let Err(e) = self.cloud.jobs.delete(message).await {
-            eprintln!("worker {}: {tag}: could not delete its message ({e})", self.id);
+            eprintln!(
+                "worker {}: {tag}: could not delete its message ({e})",
+                self.id
+            );
         }
     }
 
@@ -408,7 +551,11 @@ impl Jobs {
         if !cancelled() {
             return Ok(());
         }
-        let since = *self.drain_started.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert_with(Instant::now);
+        let since = *self
+            .drain_started
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert_with(Instant::now);
         if since.elapsed() > self.drain {
             Err(JobError::Interrupted)
         } else {
@@ -426,42 +573,68 @@ impl Jobs {
         params: &StyleParams,
         (inputs, outputs): (&Arc<dyn BlobStore>, &Arc<dyn BlobStore>),
         lease: &MessageLease,
-        near_end: &mpsc::UnboundedSender<()>,
+        near_end: &NearEnd,
     ) -> Result<JobStats, JobError> {
         let blobs = inputs.clone();
         let (width, height, format) = (spec.width, spec.height, spec.frame_format);
         let first_key = spec.run_id.styled_key(spec.frames.start, format);
         let last_key = spec.run_id.styled_key(spec.frames.end - 1, format);
         // One listing of the keys this range shares a prefix with, not one request per frame.
-        let done: BTreeSet<u32> = existing_frames(outputs.as_ref(), common_prefix(&first_key, &last_key))
-            .await
-            .context("listing styled frames")?
-            .into_iter()
-            .filter(|n| spec.frames.frames().contains(n))
-            .collect();
+        let done: BTreeSet<u32> =
+            existing_frames(outputs.as_ref(), common_prefix(&first_key, &last_key))
+                .await
+                .context("listing styled frames")?
+                .into_iter()
+                .filter(|n| spec.frames.frames().contains(n))
+                .collect();
         let todo: Vec<u32> = spec.frames.frames().filter(|n| !done.contains(n)).collect();
-        let stats = JobStats { styled: todo.len(), skipped: done.len() };
+        let stats = JobStats {
+            styled: todo.len(),
+            skipped: done.len(),
+        };
         if todo.is_empty() {
             return Ok(stats);
         }
 
         let (frames_tx, mut frames_rx) = mpsc::channel::<Result<(u32, RgbImage)>>(self.prefetch);
         let downloader = tokio::spawn({
-            let (blobs, transfers, run_id, prefetch) = (blobs.clone(), self.transfers.clone(), spec.run_id.clone(), self.prefetch);
+            let (blobs, transfers, run_id, prefetch) = (
+                blobs.clone(),
+                self.transfers.clone(),
+                spec.run_id.clone(),
+                self.prefetch,
+            );
             async move {
                 let mut frames = futures::stream::iter(todo)
                     .map(|n| {
-                        let (blobs, transfers, key) = (blobs.clone(), transfers.clone(), run_id.frame_key(n, format));
+                        let (blobs, transfers, key) = (
+                            blobs.clone(),
+                            transfers.clone(),
+                            run_id.frame_key(n, format),
+                        );
                         async move {
                             let bytes = {
-                                let _permit = transfers.acquire().await.expect("semaphore never closed");
-                                blobs.get(&key).await.with_context(|| format!("frame {n}: downloading {key}"))?
+                                let _permit =
+                                    transfers.acquire().await.expect("semaphore never closed");
+                                blobs
+                                    .get(&key)
+                                    .await
+                                    .with_context(|| format!("frame {n}: downloading {key}"))?
                             };
-                            let rgb = tokio::task::spawn_blocking(move || codec::decode(format, &bytes, width, height))
-                                .await
-                                .map_err(|e| anyhow!("frame {n}: decoder task failed: {e}"))?
-                                .with_context(|| format!("frame {n} ({key})"))?;
-                            Ok((n, RgbImage { width, height, data: rgb }))
+                            let rgb = tokio::task::spawn_blocking(move || {
+                                codec::decode(format, &bytes, width, height)
+                            })
+                            .await
+                            .map_err(|e| anyhow!("frame {n}: decoder task failed: {e}"))?
+                            .with_context(|| format!("frame {n} ({key})"))?;
+                            Ok((
+                                n,
+                                RgbImage {
+                                    width,
+                                    height,
+                                    data: rgb,
+                                },
+                            ))
                         }
                     })
                     .buffered(prefetch);
@@ -484,7 +657,11 @@ impl Jobs {
             let mut batch: Vec<(u32, RgbImage)> = Vec::with_capacity(self.compute.batch);
             match frames_rx.recv().await {
                 Some(frame) => batch.push(frame?),
-                None => return Err(JobError::Failed(anyhow!("the frame downloads stopped early"))),
+                None => {
+                    return Err(JobError::Failed(anyhow!(
+                        "the frame downloads stopped early"
+                    )))
+                }
             }
             while batch.len() < self.compute.batch && received + batch.len() < stats.styled {
                 match frames_rx.recv().await {
@@ -494,24 +671,35 @@ impl Jobs {
             }
             received += batch.len();
             if received + self.compute.batch >= stats.styled {
-                // At most one batch after this one: time to fetch the next job. The
-                // loop may be gone when the worker is stopping; then nobody needs to know.
-                let _ = near_end.send(());
+                // At most one batch after this one: time to fetch the next job.
+                near_end.raise();
             }
             self.check_drain()?;
             if lease.is_lost() {
                 return Err(JobError::LeaseLost);
             }
             let (numbers, images): (Vec<u32>, Vec<RgbImage>) = batch.into_iter().unzip();
-            let styled = self.compute.style(&spec.run_id, &style, params, images).await?;
+            let styled = self
+                .compute
+                .style(&spec.run_id, &style, params, images)
+                .await?;
             for (n, image) in numbers.into_iter().zip(styled) {
-                let (blobs, transfers, key) = (outputs.clone(), self.transfers.clone(), spec.run_id.styled_key(n, format));
+                let (blobs, transfers, key) = (
+                    outputs.clone(),
+                    self.transfers.clone(),
+                    spec.run_id.styled_key(n, format),
+                );
                 uploads.spawn(async move {
-                    let bytes = tokio::task::spawn_blocking(move || codec::encode(format, image.width, image.height, &image.data))
-                        .await
-                        .map_err(|e| anyhow!("frame {n}: encoder task failed: {e}"))??;
+                    let bytes = tokio::task::spawn_blocking(move || {
+                        codec::encode(format, image.width, image.height, &image.data)
+                    })
+                    .await
+                    .map_err(|e| anyhow!("frame {n}: encoder task failed: {e}"))??;
                     let _permit = transfers.acquire().await.expect("semaphore never closed");
-                    blobs.put(&key, Bytes::from(bytes)).await.with_context(|| format!("styled frame {n}: uploading"))
+                    blobs
+                        .put(&key, Bytes::from(bytes))
+                        .await
+                        .with_context(|| format!("styled frame {n}: uploading"))
                 });
             }
             // Surface upload failures early instead of after the whole job.
@@ -569,7 +757,10 @@ struct Request {
 }
 
 enum Stylizer {
-    Network { engine: Box<Engine>, prepared: Option<(RunId, stylize_model::PreparedStyle)> },
+    Network {
+        engine: Box<Engine>,
+        prepared: Option<(RunId, stylize_model::PreparedStyle)>,
+    },
     /// Test only: a fixed cost per frame and an obvious, exact result.
     Test { per_frame: Duration },
 }
@@ -601,16 +792,25 @@ impl Compute {
                 let mut stylizer = match stylizer_options {
                     Ok(options) => match Engine::new(&options) {
                         Ok(engine) => {
-                            let _ = ready_tx.send(Ok((engine.preferred_batch().max(1), engine.describe())));
-                            Stylizer::Network { engine: Box::new(engine), prepared: None }
+                            let _ = ready_tx
+                                .send(Ok((engine.preferred_batch().max(1), engine.describe())));
+                            Stylizer::Network {
+                                engine: Box::new(engine),
+                                prepared: None,
+                            }
                         }
                         Err(e) => {
-                            let _ = ready_tx.send(Err(anyhow::Error::from(e).context("cannot start the style network")));
+                            let _ = ready_tx
+                                .send(Err(anyhow::Error::from(e)
+                                    .context("cannot start the style network")));
                             return;
                         }
                     },
                     Err(per_frame) => {
-                        let describe = format!("TEST STYLIZER: {} ms per frame, inverted colours, no network", per_frame.as_millis());
+                        let describe = format!(
+                            "TEST STYLIZER: {} ms per frame, inverted colours, no network",
+                            per_frame.as_millis()
+                        );
                         // One frame per call, as on a CPU: the sleep then tracks frames exactly.
                         let _ = ready_tx.send(Ok((1, describe)));
                         Stylizer::Test { per_frame }
@@ -622,15 +822,37 @@ impl Compute {
                 }
             })
             .context("cannot start the compute thread")?;
-        let (batch, describe) = ready_rx.recv().map_err(|_| anyhow!("the compute thread stopped while starting"))??;
-        Ok(Compute { requests: tx, batch, describe })
+        let (batch, describe) = ready_rx
+            .recv()
+            .map_err(|_| anyhow!("the compute thread stopped while starting"))??;
+        Ok(Compute {
+            requests: tx,
+            batch,
+            describe,
+        })
     }
 
-    async fn style(&self, run: &RunId, style: &Arc<StyleDoc>, params: &StyleParams, frames: Vec<RgbImage>) -> Result<Vec<RgbImage>> {
+    async fn style(
+        &self,
+        run: &RunId,
+        style: &Arc<StyleDoc>,
+        params: &StyleParams,
+        frames: Vec<RgbImage>,
+    ) -> Result<Vec<RgbImage>> {
         let (reply, answer) = oneshot::channel();
-        let request = Request { run: run.clone(), style: style.clone(), params: params.clone(), frames, reply };
-        self.requests.send(request).map_err(|_| anyhow!("the compute thread has stopped"))?;
-        answer.await.map_err(|_| anyhow!("the compute thread stopped mid-batch"))?
+        let request = Request {
+            run: run.clone(),
+            style: style.clone(),
+            params: params.clone(),
+            frames,
+            reply,
+        };
+        self.requests
+            .send(request)
+            .map_err(|_| anyhow!("the compute thread has stopped"))?;
+        answer
+            .await
+            .map_err(|_| anyhow!("the compute thread stopped mid-batch"))?
     }
 }
 
@@ -641,7 +863,10 @@ impl Stylizer {
                 // One run's style is rebuilt once, then reused for all its jobs here.
                 if prepared.as_ref().is_none_or(|(run, _)| *run != request.run) {
                     *prepared = None;
-                    *prepared = Some((request.run.clone(), request.style.prepare(engine, &request.params)?));
+                    *prepared = Some((
+                        request.run.clone(),
+                        request.style.prepare(engine, &request.params)?,
+                    ));
                 }
                 let (_, style) = prepared.as_ref().expect("prepared above");
                 Ok(engine.stylize(style, &request.frames)?)
@@ -651,7 +876,11 @@ impl Stylizer {
                 Ok(request
                     .frames
                     .iter()
-                    .map(|f| RgbImage { width: f.width, height: f.height, data: f.data.iter().map(|v| 255 - v).collect() })
+                    .map(|f| RgbImage {
+                        width: f.width,
+                        height: f.height,
+                        data: f.data.iter().map(|v| 255 - v).collect(),
+                    })
                     .collect())
             }
         }
@@ -664,17 +893,32 @@ mod tests {
 
     #[test]
     fn common_prefix_covers_the_range() {
-        assert_eq!(common_prefix("runs/a/styled/000024.png", "runs/a/styled/000031.png"), "runs/a/styled/0000");
-        assert_eq!(common_prefix("runs/a/styled/000099.png", "runs/a/styled/000100.png"), "runs/a/styled/000");
+        assert_eq!(
+            common_prefix("runs/a/styled/000024.png", "runs/a/styled/000031.png"),
+            "runs/a/styled/0000"
+        );
+        assert_eq!(
+            common_prefix("runs/a/styled/000099.png", "runs/a/styled/000100.png"),
+            "runs/a/styled/000"
+        );
         assert_eq!(common_prefix("x", "x"), "x");
     }
 
     #[test]
     fn retryable_errors_are_found_in_the_chain() {
-        let e = anyhow::Error::from(CloudError::Connection { operation: "get".into(), detail: "reset".into() }).context("frame 3");
+        let e = anyhow::Error::from(CloudError::Connection {
+            operation: "get".into(),
+            detail: "reset".into(),
+        })
+        .context("frame 3");
         assert!(is_retryable(&e));
-        assert!(!is_retryable(&anyhow!("frame 3: not a readable png picture")));
-        let lost = anyhow::Error::from(CloudError::LeaseLost { message_id: "m".into() }).context("x");
+        assert!(!is_retryable(&anyhow!(
+            "frame 3: not a readable png picture"
+        )));
+        let lost = anyhow::Error::from(CloudError::LeaseLost {
+            message_id: "m".into(),
+        })
+        .context("x");
         assert!(matches!(JobError::from(lost), JobError::LeaseLost));
     }
 }

@@ -13,13 +13,25 @@ pub struct Canvas {
 
 impl Canvas {
     pub fn new(width: u32, height: u32, color: [u8; 3]) -> Self {
-        let data = color.iter().copied().cycle().take(width as usize * height as usize * 3).collect();
-        Canvas { width, height, data }
+        let data = color
+            .iter()
+            .copied()
+            .cycle()
+            .take(width as usize * height as usize * 3)
+            .collect();
+        Canvas {
+            width,
+            height,
+            data,
+        }
     }
 
     pub fn fill_rect(&mut self, x: i64, y: i64, w: u32, h: u32, color: [u8; 3]) {
         let (x0, y0) = (x.max(0), y.max(0));
-        let (x1, y1) = ((x + w as i64).min(self.width as i64), (y + h as i64).min(self.height as i64));
+        let (x1, y1) = (
+            (x + w as i64).min(self.width as i64),
+            (y + h as i64).min(self.height as i64),
+        );
         for row in y0..y1 {
             let start = (row as usize * self.width as usize + x0 as usize) * 3;
             for px in self.data[start..start + (x1 - x0).max(0) as usize * 3].chunks_exact_mut(3) {
@@ -50,12 +62,17 @@ impl Canvas {
             }
             let src = ((row * img.width as i64 + sx0) * 3) as usize;
             let dst = ((ty * self.width as i64 + tx0) * 3) as usize;
-            self.data[dst..dst + n as usize * 3].copy_from_slice(&img.data[src..src + n as usize * 3]);
+            self.data[dst..dst + n as usize * 3]
+                .copy_from_slice(&img.data[src..src + n as usize * 3]);
         }
     }
 
     pub fn into_image(self) -> RgbImage {
-        RgbImage { width: self.width, height: self.height, data: self.data }
+        RgbImage {
+            width: self.width,
+            height: self.height,
+            data: self.data,
+        }
     }
 }
 
@@ -72,9 +89,14 @@ pub fn resize(img: &RgbImage, width: u32, height: u32) -> RgbImage {
     if img.width == width && img.height == height {
         return img.clone();
     }
-    let buffer = image::RgbImage::from_raw(img.width, img.height, img.data.clone()).expect("RGB buffer of its own size");
+    let buffer = image::RgbImage::from_raw(img.width, img.height, img.data.clone())
+        .expect("RGB buffer of its own size");
     let out = image::imageops::resize(&buffer, width, height, FilterType::Lanczos3);
-    RgbImage { width, height, data: out.into_raw() }
+    RgbImage {
+        width,
+        height,
+        data: out.into_raw(),
+    }
 }
 
 /// Shrinks (or enlarges) to fit a box, keeping the aspect ratio.
@@ -85,7 +107,11 @@ pub fn resize_to_fit(img: &RgbImage, max_w: u32, max_h: u32) -> RgbImage {
 
 /// A decoded video frame as a model picture (moves the pixels, no copy).
 pub fn from_frame(frame: RgbFrame) -> RgbImage {
-    RgbImage { width: frame.width, height: frame.height, data: frame.data }
+    RgbImage {
+        width: frame.width,
+        height: frame.height,
+        data: frame.data,
+    }
 }
 
 /// A display rotation (degrees counter-clockwise, as `VideoInfo::rotation_degrees` and ffprobe give
@@ -133,7 +159,11 @@ pub fn rotate_ccw(img: RgbImage, turns: u8) -> RgbImage {
             data[dst..dst + 3].copy_from_slice(&img.data[src..src + 3]);
         }
     }
-    RgbImage { width: out_w as u32, height: out_h as u32, data }
+    RgbImage {
+        width: out_w as u32,
+        height: out_h as u32,
+        data,
+    }
 }
 
 /// PNG bytes; `text` adds one UTF-8 metadata chunk (keyword, value) that tools can read back.
@@ -145,7 +175,9 @@ pub fn encode_png(img: &RgbImage, text: Option<(&str, &str)>) -> Result<Vec<u8>>
         encoder.set_depth(png::BitDepth::Eight);
         encoder.set_compression(png::Compression::High);
         if let Some((key, value)) = text {
-            encoder.add_itxt_chunk(key.to_string(), value.to_string()).context("PNG metadata")?;
+            encoder
+                .add_itxt_chunk(key.to_string(), value.to_string())
+                .context("PNG metadata")?;
         }
         let mut writer = encoder.write_header().context("PNG header")?;
         writer.write_image_data(&img.data).context("PNG data")?;
@@ -159,7 +191,12 @@ pub fn encode_jpeg(img: &RgbImage, quality: u8) -> Result<Vec<u8>> {
     let mut bytes = Vec::new();
     let mut encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, quality);
     encoder
-        .encode(&img.data, img.width, img.height, image::ExtendedColorType::Rgb8)
+        .encode(
+            &img.data,
+            img.width,
+            img.height,
+            image::ExtendedColorType::Rgb8,
+        )
         .context("JPEG encoding")?;
     Ok(bytes)
 }
@@ -178,17 +215,40 @@ mod tests {
     #[test]
     fn rotations_turn_counter_clockwise() {
         // 2×1: red | green.
-        let img = RgbImage { width: 2, height: 1, data: vec![255, 0, 0, 0, 255, 0] };
+        let img = RgbImage {
+            width: 2,
+            height: 1,
+            data: vec![255, 0, 0, 0, 255, 0],
+        };
         // A quarter turn counter-clockwise puts the right-hand pixel on top.
         let ccw = rotate_ccw(img.clone(), 1);
-        assert_eq!((ccw.width, ccw.height, ccw.data.as_slice()), (1, 2, [0, 255, 0, 255, 0, 0].as_slice()));
+        assert_eq!(
+            (ccw.width, ccw.height, ccw.data.as_slice()),
+            (1, 2, [0, 255, 0, 255, 0, 0].as_slice())
+        );
         let cw = rotate_ccw(img.clone(), 3);
-        assert_eq!((cw.width, cw.height, cw.data.as_slice()), (1, 2, [255, 0, 0, 0, 255, 0].as_slice()));
+        assert_eq!(
+            (cw.width, cw.height, cw.data.as_slice()),
+            (1, 2, [255, 0, 0, 0, 255, 0].as_slice())
+        );
         assert_eq!(rotate_ccw(img.clone(), 2).data, vec![0, 255, 0, 255, 0, 0]);
         assert_eq!(rotate_ccw(rotate_ccw(img.clone(), 1), 3).data, img.data);
-        assert_eq!([quarter_turns(0), quarter_turns(90), quarter_turns(-90), quarter_turns(180), quarter_turns(-180)], [0, 1, 3, 2, 2]);
+        assert_eq!(
+            [
+                quarter_turns(0),
+                quarter_turns(90),
+                quarter_turns(-90),
+                quarter_turns(180),
+                quarter_turns(-180)
+            ],
+            [0, 1, 3, 2, 2]
+        );
         // 2×2 [a b; c d]: counter-clockwise [b d; a c], clockwise [c a; d b], half [d c; b a].
-        let square = RgbImage { width: 2, height: 2, data: [1u8, 2, 3, 4].iter().flat_map(|&v| [v; 3]).collect() };
+        let square = RgbImage {
+            width: 2,
+            height: 2,
+            data: [1u8, 2, 3, 4].iter().flat_map(|&v| [v; 3]).collect(),
+        };
         let firsts = |img: RgbImage| img.data.iter().step_by(3).copied().collect::<Vec<u8>>();
         assert_eq!(firsts(rotate_ccw(square.clone(), 1)), vec![2, 4, 1, 3]);
         assert_eq!(firsts(rotate_ccw(square.clone(), 3)), vec![3, 1, 4, 2]);
@@ -201,7 +261,11 @@ mod tests {
     fn drawing_clips_at_the_edges() {
         let mut c = Canvas::new(4, 3, [0, 0, 0]);
         c.fill_rect(-2, 1, 10, 1, [9, 9, 9]);
-        let img = RgbImage { width: 2, height: 2, data: vec![200; 12] };
+        let img = RgbImage {
+            width: 2,
+            height: 2,
+            data: vec![200; 12],
+        };
         c.blit(&img, 3, -1);
         let out = c.into_image();
         assert_eq!(&out.data[12..24], &[9; 12]);

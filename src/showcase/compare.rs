@@ -16,7 +16,13 @@ pub fn compare_path(styled: &Path) -> PathBuf {
 /// The output plan of the side-by-side video for a styled output, checked like any output
 /// (existing file, the input itself, writable folder).
 pub fn plan_for(input: &Path, styled: &OutputPlan, claimed: &[PathBuf]) -> Result<OutputPlan> {
-    OutputPlan::new(input, Some(&compare_path(&styled.final_path)), None, styled.overwrite, claimed)
+    OutputPlan::new(
+        input,
+        Some(&compare_path(&styled.final_path)),
+        None,
+        styled.overwrite,
+        claimed,
+    )
 }
 
 /// The encoder's view of the side-by-side video: the input, twice as wide *as displayed*. The
@@ -25,7 +31,11 @@ pub fn plan_for(input: &Path, styled: &OutputPlan, claimed: &[PathBuf]) -> Resul
 /// Everything else (rate, timestamps, rotation, colour, the audio to copy) stays the input's.
 pub fn wide_info(info: &VideoInfo) -> VideoInfo {
     let (width, height) = wide_size(info.width, info.height, info.rotation_degrees);
-    VideoInfo { width, height, ..info.clone() }
+    VideoInfo {
+        width,
+        height,
+        ..info.clone()
+    }
 }
 
 /// The coded size of the side-by-side frame for `width` × `height` frames under `degrees` of rotation.
@@ -75,14 +85,25 @@ impl SideBySide {
     fn for_rotation(degrees: i32) -> Self {
         SideBySide {
             placement: Placement::for_rotation(degrees),
-            frame: DecodedFrame { index: 0, pts: None, image: RgbFrame { width: 0, height: 0, data: Vec::new() } },
+            frame: DecodedFrame {
+                index: 0,
+                pts: None,
+                image: RgbFrame {
+                    width: 0,
+                    height: 0,
+                    data: Vec::new(),
+                },
+            },
         }
     }
 
     /// The wide frame for `styled` (which keeps its index and timestamp) and its `original`.
     pub fn compose(&mut self, original: &RgbFrame, styled: &DecodedFrame) -> &DecodedFrame {
         let (w, h) = (original.width as usize, original.height as usize);
-        debug_assert_eq!((styled.image.width, styled.image.height), (original.width, original.height));
+        debug_assert_eq!(
+            (styled.image.width, styled.image.height),
+            (original.width, original.height)
+        );
         let image = &mut self.frame.image;
         let (first, second) = match self.placement {
             Placement::Left | Placement::Top => (&original.data, &styled.image.data),
@@ -115,7 +136,9 @@ impl SideBySide {
 }
 
 fn extension(path: &Path) -> String {
-    path.extension().map(|e| e.to_string_lossy().into_owned()).unwrap_or_else(|| "mp4".into())
+    path.extension()
+        .map(|e| e.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "mp4".into())
 }
 
 #[cfg(test)]
@@ -126,18 +149,32 @@ mod tests {
 
     #[test]
     fn compare_names_follow_the_output() {
-        assert_eq!(compare_path(Path::new("d/clip.styled.mp4")), Path::new("d/clip.styled.compare.mp4"));
-        assert_eq!(compare_path(Path::new("out.mkv")), Path::new("out.compare.mkv"));
+        assert_eq!(
+            compare_path(Path::new("d/clip.styled.mp4")),
+            Path::new("d/clip.styled.compare.mp4")
+        );
+        assert_eq!(
+            compare_path(Path::new("out.mkv")),
+            Path::new("out.compare.mkv")
+        );
     }
 
     /// The wide frame for a 3×2 original of one colour and a styled frame of another.
     fn wide(rotation: i32) -> (u32, u32, Vec<u8>) {
         let original = RgbFrame::solid(3, 2, [10, 20, 30]);
-        let styled = DecodedFrame { index: 7, pts: Some(70), image: RgbFrame::solid(3, 2, [200, 100, 0]) };
+        let styled = DecodedFrame {
+            index: 7,
+            pts: Some(70),
+            image: RgbFrame::solid(3, 2, [200, 100, 0]),
+        };
         let mut sbs = SideBySide::for_rotation(rotation);
         let wide = sbs.compose(&original, &styled);
         assert_eq!((wide.index, wide.pts), (7, Some(70)));
-        assert_eq!(wide_size(3, 2, rotation), (wide.image.width, wide.image.height), "encoder size");
+        assert_eq!(
+            wide_size(3, 2, rotation),
+            (wide.image.width, wide.image.height),
+            "encoder size"
+        );
         (wide.image.width, wide.image.height, wide.image.data.clone())
     }
 
@@ -154,15 +191,30 @@ mod tests {
     fn rotated_videos_show_the_original_on_the_left_once_turned() {
         for rotation in [0, 90, 180, -90, 270] {
             let (w, h, data) = wide(rotation);
-            assert_eq!((w, h), if rotation % 180 == 0 { (6, 2) } else { (3, 4) }, "{rotation}°");
+            assert_eq!(
+                (w, h),
+                if rotation % 180 == 0 { (6, 2) } else { (3, 4) },
+                "{rotation}°"
+            );
             // What a player shows: the coded frame turned by the rotation.
-            let shown = rotate_ccw(RgbImage { width: w, height: h, data }, quarter_turns(rotation));
+            let shown = rotate_ccw(
+                RgbImage {
+                    width: w,
+                    height: h,
+                    data,
+                },
+                quarter_turns(rotation),
+            );
             let (sw, sh) = (shown.width as usize, shown.height as usize);
             assert!(sw > sh, "{rotation}°: displayed {sw}×{sh} is not wide");
             for y in 0..sh {
                 let px = |x: usize| &shown.data[(y * sw + x) * 3..(y * sw + x) * 3 + 3];
                 assert_eq!(px(0), &[10, 20, 30], "{rotation}°: left is the original");
-                assert_eq!(px(sw - 1), &[200, 100, 0], "{rotation}°: right is the styled frame");
+                assert_eq!(
+                    px(sw - 1),
+                    &[200, 100, 0],
+                    "{rotation}°: right is the styled frame"
+                );
             }
         }
     }

@@ -17,7 +17,8 @@ use crate::progress::{clock, Progress};
 use crate::run::LoadedLook;
 
 /// The reference clip of the original demo.
-pub const REFERENCE_URL: &str = "https://happypathspublic.blob.core.windows.net/videos/orangutan.mp4";
+pub const REFERENCE_URL: &str =
+    "https://happypathspublic.blob.core.windows.net/videos/orangutan.mp4";
 /// The demo's style when none is given: a preset, so the demo needs no picture of its own.
 pub const DEFAULT_STYLE: &str = "starry-blue";
 /// Moments shown on the contact sheet.
@@ -38,7 +39,9 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         bail!("--frames must be at least 1");
     }
     let mut look_args = args.look.clone();
-    look_args.style.get_or_insert_with(|| DEFAULT_STYLE.to_string());
+    look_args
+        .style
+        .get_or_insert_with(|| DEFAULT_STYLE.to_string());
     // Validated before anything is downloaded or made.
     let look = look_config(&look_args)?;
     let cache = super::cache_dir();
@@ -68,7 +71,11 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     files::check_free(&sheet_path, args.overwrite)?;
 
     let progress = Progress::new(args.quiet);
-    let encode = EncodeOptions { crf: 18.0, preset: "fast".into(), pixel_format: PixelFormatChoice::Yuv420p };
+    let encode = EncodeOptions {
+        crf: 18.0,
+        preset: "fast".into(),
+        pixel_format: PixelFormatChoice::Yuv420p,
+    };
     let style_label = crate::style::describe(&look.style_spec, &look.style);
     let started = Instant::now();
     let (engine_description, frames_styled) = match Backend::Local {
@@ -82,7 +89,13 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         frames_styled as f64 / elapsed.as_secs_f64().max(1e-9),
     ));
 
-    let sheet = contact_sheet(&info, &plan.final_path, &style_label, elapsed, &engine_description)?;
+    let sheet = contact_sheet(
+        &info,
+        &plan.final_path,
+        &style_label,
+        elapsed,
+        &engine_description,
+    )?;
     files::write_new(&sheet_path, &sheet, args.overwrite)?;
     println!("styled video:       {}", plan.final_path.display());
     println!("side-by-side video: {}", side.final_path.display());
@@ -108,28 +121,39 @@ fn style_locally(
 /// The reference clip when it can be had (cached or downloaded), else the bundled sample.
 fn obtain_clip(args: &DemoArgs, cache: &Path, say: &dyn Fn(&str)) -> Result<PathBuf> {
     if !args.offline {
-        let name = args.url.rsplit('/').next().filter(|n| !n.is_empty() && !n.contains('?')).unwrap_or("reference.mp4");
+        let name = args
+            .url
+            .rsplit('/')
+            .next()
+            .filter(|n| !n.is_empty() && !n.contains('?'))
+            .unwrap_or("reference.mp4");
         let dest = cache.join("demo").join(name);
         match fetch::fetch(&args.url, &dest, args.quiet) {
-            Ok(origin) => match stylize_media::probe(&dest) {
-                Ok(info) => {
-                    let from = if origin == Origin::Cache { "cached" } else { "downloaded" };
-                    say(&format!("using {} ({from})", dest.display()));
-                    let differences = shape_differences(&info);
-                    if !differences.is_empty() {
-                        say(&format!(
+            Ok(origin) => {
+                match stylize_media::probe(&dest) {
+                    Ok(info) => {
+                        let from = if origin == Origin::Cache {
+                            "cached"
+                        } else {
+                            "downloaded"
+                        };
+                        say(&format!("using {} ({from})", dest.display()));
+                        let differences = shape_differences(&info);
+                        if !differences.is_empty() {
+                            say(&format!(
                             "note: {name} differs from the reference clip ({}); styling it anyway",
                             differences.join(", ")
                         ));
+                        }
+                        return Ok(dest);
                     }
-                    return Ok(dest);
+                    Err(e) => {
+                        // Not a video (an error page saved as the clip?): drop it so the next run fetches again.
+                        let _ = std::fs::remove_file(&dest);
+                        say(&format!("{name} is not a readable video ({e}); using the bundled sample instead"));
+                    }
                 }
-                Err(e) => {
-                    // Not a video (an error page saved as the clip?): drop it so the next run fetches again.
-                    let _ = std::fs::remove_file(&dest);
-                    say(&format!("{name} is not a readable video ({e}); using the bundled sample instead"));
-                }
-            },
+            }
             Err(e) => say(&format!("{name} {e}; using the bundled sample instead")),
         }
     }
@@ -140,13 +164,21 @@ fn obtain_clip(args: &DemoArgs, cache: &Path, say: &dyn Fn(&str)) -> Result<Path
 pub fn shape_differences(info: &VideoInfo) -> Vec<String> {
     let mut out = Vec::new();
     if (info.width, info.height) != (sample::WIDTH, sample::HEIGHT) {
-        out.push(format!("{}×{}, not {}×{}", info.width, info.height, sample::WIDTH, sample::HEIGHT));
+        out.push(format!(
+            "{}×{}, not {}×{}",
+            info.width,
+            info.height,
+            sample::WIDTH,
+            sample::HEIGHT
+        ));
     }
     if info.frame_rate.num != sample::FPS as i32 * info.frame_rate.den {
         out.push(format!("{} fps, not {}", info.frame_rate, sample::FPS));
     }
     if info.frame_count != Some(sample::FRAMES) {
-        let count = info.frame_count.map_or("an unknown number of".to_string(), |n| n.to_string());
+        let count = info
+            .frame_count
+            .map_or("an unknown number of".to_string(), |n| n.to_string());
         out.push(format!("{count} frames, not {}", sample::FRAMES));
     }
     if info.codec != "h264" {
@@ -154,7 +186,10 @@ pub fn shape_differences(info: &VideoInfo) -> Vec<String> {
     }
     match info.audio.as_slice() {
         [a] if a.codec == "aac" && a.sample_rate == 48_000 && a.channels == 1 => {}
-        [a] => out.push(format!("{} {} Hz {}-channel audio, not AAC 48 kHz mono", a.codec, a.sample_rate, a.channels)),
+        [a] => out.push(format!(
+            "{} {} Hz {}-channel audio, not AAC 48 kHz mono",
+            a.codec, a.sample_rate, a.channels
+        )),
         list => out.push(format!("{} audio streams, not 1", list.len())),
     }
     if !out.is_empty() {
@@ -176,24 +211,53 @@ fn first_frames(clip: &Path, n: u64) -> Result<PathBuf> {
     if stylize_media::probe(&path).is_ok_and(|i| i.frame_count == Some(n)) {
         return Ok(path);
     }
-    std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create cache folder", dir.display()))?;
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("{}: cannot create cache folder", dir.display()))?;
     let temp = dir.join(format!(".cut-{}.mp4", std::process::id()));
     let seconds = n as f64 / info.frame_rate.as_f64().max(1e-9);
     let output = Command::new("ffmpeg")
         .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-i"])
         .arg(clip)
-        .args(["-map", "0:v:0", "-map", "0:a?", "-frames:v", &n.to_string(), "-t", &format!("{seconds:.6}")])
-        .args(["-c:v", "libx264", "-preset", "ultrafast", "-crf", "12", "-pix_fmt", "yuv420p", "-c:a", "copy"])
+        .args([
+            "-map",
+            "0:v:0",
+            "-map",
+            "0:a?",
+            "-frames:v",
+            &n.to_string(),
+            "-t",
+            &format!("{seconds:.6}"),
+        ])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-crf",
+            "12",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "copy",
+        ])
         .args(["-f", "mp4"])
         .arg(&temp)
         .output()
         .context("cannot run ffmpeg to cut the clip (is it installed?)")?;
     if !output.status.success() {
         let _ = std::fs::remove_file(&temp);
-        let reason = String::from_utf8_lossy(&output.stderr).lines().last().unwrap_or("").to_string();
-        bail!("ffmpeg could not cut the first {n} frames of {}: {reason}", clip.display());
+        let reason = String::from_utf8_lossy(&output.stderr)
+            .lines()
+            .last()
+            .unwrap_or("")
+            .to_string();
+        bail!(
+            "ffmpeg could not cut the first {n} frames of {}: {reason}",
+            clip.display()
+        );
     }
-    std::fs::rename(&temp, &path).with_context(|| format!("{}: cannot store the cut clip", path.display()))?;
+    std::fs::rename(&temp, &path)
+        .with_context(|| format!("{}: cannot store the cut clip", path.display()))?;
     Ok(path)
 }
 
@@ -209,19 +273,31 @@ fn contact_sheet(
     let styled_info = stylize_media::probe(styled_path)?;
     let picks = frames::spread(info.frame_count.unwrap_or(1), SHEET_MOMENTS);
     // Each file turned by its own display matrix, so the sheet shows both as a player would.
-    let originals: Vec<_> =
-        frames::grab(info, &picks)?.into_iter().map(|(i, f)| (i, displayed(f, info.rotation_degrees))).collect();
+    let originals: Vec<_> = frames::grab(info, &picks)?
+        .into_iter()
+        .map(|(i, f)| (i, displayed(f, info.rotation_degrees)))
+        .collect();
     let styled: Vec<_> = frames::grab(&styled_info, &picks)?
         .into_iter()
         .map(|(_, f)| displayed(f, styled_info.rotation_degrees))
         .collect();
     if styled.len() != originals.len() {
-        bail!("{}: fewer frames than the clip it was made from", styled_path.display());
+        bail!(
+            "{}: fewer frames than the clip it was made from",
+            styled_path.display()
+        );
     }
     let sheet = preview::build_sheet(
         info,
-        &format!("stylize demo: {} with {style_label}", preview::file_name(&info.path)),
-        &format!("{} · styled in {} on {engine}", preview::describe_video(info), clock(elapsed)),
+        &format!(
+            "stylize demo: {} with {style_label}",
+            preview::file_name(&info.path)
+        ),
+        &format!(
+            "{} · styled in {} on {engine}",
+            preview::describe_video(info),
+            clock(elapsed)
+        ),
         &originals,
         &["styled".to_string()],
         vec![styled],

@@ -37,7 +37,11 @@ impl std::fmt::Display for FetchError {
         match self {
             FetchError::Unreachable(reason) => write!(f, "unreachable ({reason})"),
             FetchError::Interrupted { bytes, reason } => {
-                write!(f, "download stopped after {} ({reason}; the next run resumes)", megabytes(*bytes))
+                write!(
+                    f,
+                    "download stopped after {} ({reason}; the next run resumes)",
+                    megabytes(*bytes)
+                )
             }
             FetchError::Local(reason) => write!(f, "cannot be stored ({reason})"),
         }
@@ -76,7 +80,9 @@ pub fn fetch(url: &str, dest: &Path, quiet: bool) -> Result<Origin, FetchError> 
         .into();
 
     let offset = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
-    let validator = std::fs::read_to_string(&validator_path).ok().filter(|v| !v.trim().is_empty());
+    let validator = std::fs::read_to_string(&validator_path)
+        .ok()
+        .filter(|v| !v.trim().is_empty());
     let mut request = agent.get(url);
     if offset > 0 {
         request = request.header("Range", format!("bytes={offset}-"));
@@ -84,23 +90,40 @@ pub fn fetch(url: &str, dest: &Path, quiet: bool) -> Result<Origin, FetchError> 
             request = request.header("If-Range", v.trim());
         }
     }
-    let response = request.call().map_err(|e| FetchError::Unreachable(describe(&e, url)))?;
+    let response = request
+        .call()
+        .map_err(|e| FetchError::Unreachable(describe(&e, url)))?;
     let status = response.status().as_u16();
-    let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
     let (start, total) = match status {
-        206 => match header("content-range").as_deref().and_then(parse_content_range) {
+        206 => match header("content-range")
+            .as_deref()
+            .and_then(parse_content_range)
+        {
             Some((start, total)) if start == offset => (start, total),
             // The server resumed somewhere else: start over rather than splice.
             _ => {
                 let _ = std::fs::remove_file(&part);
-                return Err(FetchError::Interrupted { bytes: 0, reason: "the server resumed at the wrong place".into() });
+                return Err(FetchError::Interrupted {
+                    bytes: 0,
+                    reason: "the server resumed at the wrong place".into(),
+                });
             }
         },
         200 => (0, header("content-length").and_then(|v| v.parse().ok())),
         416 => {
             // Our part is not a prefix of what the server has now: drop it; the next run starts clean.
             let _ = std::fs::remove_file(&part);
-            return Err(FetchError::Interrupted { bytes: 0, reason: "the partial download no longer matches".into() });
+            return Err(FetchError::Interrupted {
+                bytes: 0,
+                reason: "the partial download no longer matches".into(),
+            });
         }
         code => return Err(FetchError::Unreachable(format!("HTTP {code}"))),
     };
@@ -117,14 +140,25 @@ pub fn fetch(url: &str, dest: &Path, quiet: bool) -> Result<Origin, FetchError> 
         }
     }
 
-    let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(total.unwrap_or(0)) };
-    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(total.unwrap_or(0))
+    };
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let template = if total.is_some() {
         "downloading {prefix} [{bar:32.cyan/blue}] {bytes}/{total_bytes}  {bytes_per_sec}  ETA {eta}"
     } else {
         "downloading {prefix} {spinner} {bytes}  {bytes_per_sec}"
     };
-    bar.set_style(ProgressStyle::with_template(template).expect("valid template").progress_chars("=> "));
+    bar.set_style(
+        ProgressStyle::with_template(template)
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
     bar.set_prefix(name);
     bar.set_position(start);
     let mut got = start;
@@ -133,7 +167,10 @@ pub fn fetch(url: &str, dest: &Path, quiet: bool) -> Result<Origin, FetchError> 
     loop {
         if crate::pipeline::cancelled() {
             bar.abandon();
-            return Err(FetchError::Interrupted { bytes: got, reason: "interrupted".into() });
+            return Err(FetchError::Interrupted {
+                bytes: got,
+                reason: "interrupted".into(),
+            });
         }
         let n = match reader.read(&mut buffer) {
             Ok(0) => break,
@@ -141,7 +178,10 @@ pub fn fetch(url: &str, dest: &Path, quiet: bool) -> Result<Origin, FetchError> 
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {
                 bar.abandon();
-                return Err(FetchError::Interrupted { bytes: got, reason: e.to_string() });
+                return Err(FetchError::Interrupted {
+                    bytes: got,
+                    reason: e.to_string(),
+                });
             }
         };
         file.write_all(&buffer[..n]).map_err(local)?;
@@ -153,12 +193,19 @@ pub fn fetch(url: &str, dest: &Path, quiet: bool) -> Result<Origin, FetchError> 
     bar.finish_and_clear();
     if let Some(total) = total {
         if got != total {
-            return Err(FetchError::Interrupted { bytes: got, reason: format!("expected {}", megabytes(total)) });
+            return Err(FetchError::Interrupted {
+                bytes: got,
+                reason: format!("expected {}", megabytes(total)),
+            });
         }
     }
     let digest = sha256_of(&part).map_err(local)?;
     std::fs::rename(&part, dest).map_err(local)?;
-    std::fs::write(with_suffix(dest, ".sha256"), format!("{digest}  {}\n", dest.display())).map_err(local)?;
+    std::fs::write(
+        with_suffix(dest, ".sha256"),
+        format!("{digest}  {}\n", dest.display()),
+    )
+    .map_err(local)?;
     let _ = std::fs::remove_file(&validator_path);
     Ok(Origin::Network)
 }
@@ -183,7 +230,11 @@ pub fn sha256_of(path: &Path) -> std::io::Result<String> {
         }
         hasher.update(&buffer[..n]);
     }
-    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 /// `bytes 100-199/1000` → (100, Some(1000)); `bytes 100-199/*` → (100, None).
@@ -191,20 +242,34 @@ fn parse_content_range(value: &str) -> Option<(u64, Option<u64>)> {
     let rest = value.trim().strip_prefix("bytes ")?;
     let (range, total) = rest.split_once('/')?;
     let start = range.split_once('-')?.0.trim().parse().ok()?;
-    let total = if total.trim() == "*" { None } else { Some(total.trim().parse().ok()?) };
+    let total = if total.trim() == "*" {
+        None
+    } else {
+        Some(total.trim().parse().ok()?)
+    };
     Some((start, total))
 }
 
 /// The user's words for why nothing came back.
 fn describe(e: &ureq::Error, url: &str) -> String {
-    let host = url.split("://").nth(1).and_then(|r| r.split(['/', ':']).next()).unwrap_or(url);
+    let host = url
+        .split("://")
+        .nth(1)
+        .and_then(|r| r.split(['/', ':']).next())
+        .unwrap_or(url);
     match e {
         ureq::Error::HostNotFound => format!("cannot resolve {host}"),
-        ureq::Error::Timeout(_) => format!("no answer from {host} within {} s", CONNECT_TIMEOUT.as_secs()),
+        ureq::Error::Timeout(_) => format!(
+            "no answer from {host} within {} s",
+            CONNECT_TIMEOUT.as_secs()
+        ),
         ureq::Error::ConnectionFailed => format!("cannot connect to {host}"),
         ureq::Error::Io(io) => match io.kind() {
             std::io::ErrorKind::ConnectionRefused => format!("connection to {host} refused"),
-            std::io::ErrorKind::TimedOut => format!("no answer from {host} within {} s", CONNECT_TIMEOUT.as_secs()),
+            std::io::ErrorKind::TimedOut => format!(
+                "no answer from {host} within {} s",
+                CONNECT_TIMEOUT.as_secs()
+            ),
             // The resolver's failure arrives as a plain I/O error; say it the way a user thinks of it.
             _ if io.to_string().contains("lookup address") => format!("cannot resolve {host}"),
             _ => format!("{host}: {io}"),
@@ -215,7 +280,10 @@ fn describe(e: &ureq::Error, url: &str) -> String {
 }
 
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(suffix);
     path.with_file_name(name)
 }
@@ -230,7 +298,10 @@ mod tests {
 
     #[test]
     fn content_range_parses() {
-        assert_eq!(parse_content_range("bytes 100-199/1000"), Some((100, Some(1000))));
+        assert_eq!(
+            parse_content_range("bytes 100-199/1000"),
+            Some((100, Some(1000)))
+        );
         assert_eq!(parse_content_range("bytes 5-9/*"), Some((5, None)));
         assert_eq!(parse_content_range("items 1-2/3"), None);
     }

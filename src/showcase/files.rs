@@ -9,7 +9,10 @@ pub fn check_free(path: &Path, overwrite: bool) -> Result<()> {
         bail!("{}: is a folder; give a file name", path.display());
     }
     if path.exists() && !overwrite {
-        bail!("{}: already exists (add --overwrite to replace it)", path.display());
+        bail!(
+            "{}: already exists (add --overwrite to replace it)",
+            path.display()
+        );
     }
     let dir = parent_of(path);
     if !dir.is_dir() {
@@ -21,12 +24,18 @@ pub fn check_free(path: &Path, overwrite: bool) -> Result<()> {
 /// Writes `bytes` to a temporary sibling, then renames it into place, so a reader never sees a partial file.
 pub fn write_new(path: &Path, bytes: &[u8], overwrite: bool) -> Result<()> {
     check_free(path, overwrite)?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let temp = path.with_file_name(format!(".{name}.stylize-tmp-{}", std::process::id()));
     std::fs::write(&temp, bytes).with_context(|| format!("{}: cannot write", path.display()))?;
     std::fs::rename(&temp, path).map_err(|e| {
         let _ = std::fs::remove_file(&temp);
-        anyhow::anyhow!("{}: cannot move the finished file into place ({e})", path.display())
+        anyhow::anyhow!(
+            "{}: cannot move the finished file into place ({e})",
+            path.display()
+        )
     })
 }
 
@@ -40,7 +49,10 @@ pub fn parent_of(path: &Path) -> PathBuf {
 
 /// `dir/clip.mp4` + `.preview.png` → `dir/clip.preview.png`.
 pub fn sibling(path: &Path, suffix: &str) -> PathBuf {
-    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "stylize".into());
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "stylize".into());
     path.with_file_name(format!("{stem}{suffix}"))
 }
 
@@ -59,6 +71,9 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), b"two");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
         assert!(check_free(&dir.path().join("no/such/dir.png"), false).is_err());
-        assert_eq!(sibling(Path::new("d/clip.mp4"), ".preview.png"), Path::new("d/clip.preview.png"));
+        assert_eq!(
+            sibling(Path::new("d/clip.mp4"), ".preview.png"),
+            Path::new("d/clip.preview.png")
+        );
     }
 }

@@ -125,7 +125,9 @@ fn table() -> &'static HashMap<char, Bitmap> {
             .map(|&(c, rows)| {
                 let mut bitmap = [0u8; GLYPH_H as usize];
                 for (row, pattern) in bitmap.iter_mut().zip(rows.split_whitespace()) {
-                    *row = pattern.bytes().fold(0, |acc, b| (acc << 1) | u8::from(b == b'#'));
+                    *row = pattern
+                        .bytes()
+                        .fold(0, |acc, b| (acc << 1) | u8::from(b == b'#'));
                 }
                 (c, bitmap)
             })
@@ -136,7 +138,11 @@ fn table() -> &'static HashMap<char, Bitmap> {
 fn glyph(c: char) -> Bitmap {
     let table = table();
     // Characters the font lacks show as '?', so a label never silently loses a letter.
-    table.get(&c).or_else(|| table.get(&'?')).copied().unwrap_or_default()
+    table
+        .get(&c)
+        .or_else(|| table.get(&'?'))
+        .copied()
+        .unwrap_or_default()
 }
 
 /// Horizontal distance from one character to the next at `scale`.

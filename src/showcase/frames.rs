@@ -6,7 +6,9 @@ use stylize_media::{DecodedFrame, FrameReader, RgbFrame, VideoInfo};
 /// so neither the first black frame nor the fade-out at the very end is picked.
 pub fn spread(count: u64, n: usize) -> Vec<u64> {
     let count = count.max(1);
-    let mut picks: Vec<u64> = (0..n as u64).map(|i| ((2 * i + 1) * count / (2 * n as u64)).min(count - 1)).collect();
+    let mut picks: Vec<u64> = (0..n as u64)
+        .map(|i| ((2 * i + 1) * count / (2 * n as u64)).min(count - 1))
+        .collect();
     picks.dedup();
     picks
 }

@@ -22,6 +22,8 @@ pub fn cache_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("STYLIZE_CACHE").filter(|d| !d.is_empty()) {
         return PathBuf::from(dir);
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
     home.join(".cache").join("stylize")
 }

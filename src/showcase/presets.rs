@@ -21,16 +21,26 @@ const THUMB_QUALITY: u8 = 76;
 
 pub fn sheet(source: &Path, args: &StylesArgs) -> Result<()> {
     if !(64..=2048).contains(&args.size) {
-        bail!("--size {} is out of range: use 64 to 2048 pixels", args.size);
+        bail!(
+            "--size {} is out of range: use 64 to 2048 pixels",
+            args.size
+        );
     }
-    let output = args.output.clone().unwrap_or_else(|| files::sibling(source, ".styles.png"));
+    let output = args
+        .output
+        .clone()
+        .unwrap_or_else(|| files::sibling(source, ".styles.png"));
     require_png(&output)?;
     files::check_free(&output, args.overwrite)?;
     let catalogue = crate::style::presets();
     let thumb_paths: Vec<_> = match &args.thumbs {
         Some(dir) => {
-            std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create folder", dir.display()))?;
-            let paths: Vec<_> = catalogue.iter().map(|p| dir.join(format!("{:02}-{}.jpg", p.index, p.name))).collect();
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("{}: cannot create folder", dir.display()))?;
+            let paths: Vec<_> = catalogue
+                .iter()
+                .map(|p| dir.join(format!("{:02}-{}.jpg", p.index, p.name)))
+                .collect();
             for path in &paths {
                 files::check_free(path, args.overwrite)?;
             }
@@ -46,15 +56,24 @@ pub fn sheet(source: &Path, args: &StylesArgs) -> Result<()> {
         picture
     };
     let started = Instant::now();
-    let engine = Engine::new(&EngineOptions::default()).context("cannot start the style network")?;
+    let engine =
+        Engine::new(&EngineOptions::default()).context("cannot start the style network")?;
     let bar = ProgressBar::new(catalogue.len() as u64).with_style(
-        ProgressStyle::with_template("painting presets [{bar:32.cyan/blue}] {pos}/{len}").expect("valid template"),
+        ProgressStyle::with_template("painting presets [{bar:32.cyan/blue}] {pos}/{len}")
+            .expect("valid template"),
     );
     let mut painted = Vec::with_capacity(catalogue.len());
     for preset in &catalogue {
-        let style = engine.prepare(&StyleSource::Presets(vec![(preset.index, 1.0)]), &StyleParams::default(), None)?;
+        let style = engine.prepare(
+            &StyleSource::Presets(vec![(preset.index, 1.0)]),
+            &StyleParams::default(),
+            None,
+        )?;
         let mut out = engine.stylize(&style, std::slice::from_ref(&small))?;
-        painted.push(out.pop().ok_or_else(|| anyhow!("the network returned no picture"))?);
+        painted.push(
+            out.pop()
+                .ok_or_else(|| anyhow!("the network returned no picture"))?,
+        );
         bar.inc(1);
         if crate::pipeline::cancelled() {
             bail!("interrupted; nothing written");
@@ -62,7 +81,10 @@ pub fn sheet(source: &Path, args: &StylesArgs) -> Result<()> {
     }
     bar.finish_and_clear();
 
-    let name = source.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = source
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut slots = vec![Some(Tile {
         image: small.clone(),
         prefix: String::new(),
@@ -106,16 +128,25 @@ pub fn sheet(source: &Path, args: &StylesArgs) -> Result<()> {
         files::write_new(path, &encode_jpeg(&thumb, THUMB_QUALITY)?, args.overwrite)?;
     }
     if let Some(dir) = &args.thumbs {
-        println!("wrote {} thumbnails into {}", thumb_paths.len(), dir.display());
+        println!(
+            "wrote {} thumbnails into {}",
+            thumb_paths.len(),
+            dir.display()
+        );
     }
     Ok(())
 }
 
 /// Sheets are PNG; a name promising another format would mislead.
 pub fn require_png(path: &Path) -> Result<()> {
-    let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase());
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase());
     if ext.as_deref() != Some("png") {
-        bail!("{}: sheets are written as PNG; name the file .png", path.display());
+        bail!(
+            "{}: sheets are written as PNG; name the file .png",
+            path.display()
+        );
     }
     Ok(())
 }
@@ -132,10 +163,16 @@ fn load_source(path: &Path) -> Result<RgbImage> {
     if is_picture {
         return crate::style::load_picture(path);
     }
-    let info = stylize_media::probe(path)
-        .map_err(|e| anyhow!("{}: neither a picture nor a readable video ({e})", path.display()))?;
+    let info = stylize_media::probe(path).map_err(|e| {
+        anyhow!(
+            "{}: neither a picture nor a readable video ({e})",
+            path.display()
+        )
+    })?;
     let middle = info.frame_count.unwrap_or(1) / 2;
-    let (_, frame) = frames::grab(&info, &[middle])?.pop().expect("grab returns at least one frame");
+    let (_, frame) = frames::grab(&info, &[middle])?
+        .pop()
+        .expect("grab returns at least one frame");
     // Upright as a player shows it: the sheet and thumbnails are pictures, with no matrix to honour.
     Ok(displayed(frame, info.rotation_degrees))
 }

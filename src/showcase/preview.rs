@@ -17,10 +17,16 @@ const MAX_STRENGTHS: usize = 6;
 
 pub fn run(args: &PreviewArgs) -> Result<()> {
     if args.frames == 0 || args.frames > MAX_FRAMES {
-        bail!("--frames {} is out of range: show 1 to {MAX_FRAMES} moments", args.frames);
+        bail!(
+            "--frames {} is out of range: show 1 to {MAX_FRAMES} moments",
+            args.frames
+        );
     }
     if args.strength.len() > MAX_STRENGTHS {
-        bail!("{} strengths given: compare at most {MAX_STRENGTHS} at once", args.strength.len());
+        bail!(
+            "{} strengths given: compare at most {MAX_STRENGTHS} at once",
+            args.strength.len()
+        );
     }
     // One look per strength, validated exactly as a full run would validate it.
     let looks = args
@@ -41,7 +47,10 @@ pub fn run(args: &PreviewArgs) -> Result<()> {
     if !args.input.exists() {
         bail!("{}: no such file", args.input.display());
     }
-    let output = args.output.clone().unwrap_or_else(|| files::sibling(&args.input, ".preview.png"));
+    let output = args
+        .output
+        .clone()
+        .unwrap_or_else(|| files::sibling(&args.input, ".preview.png"));
     super::presets::require_png(&output)?;
     files::check_free(&output, args.overwrite)?;
     let info = stylize_media::probe(&args.input)?;
@@ -72,14 +81,19 @@ pub fn run(args: &PreviewArgs) -> Result<()> {
         .collect::<Result<Vec<PreparedStyle>>>()?;
     // Styled as decoded, like the full run (which keeps the rotation as metadata); turned to the
     // displayed orientation only for the sheet.
-    let coded: Vec<(u64, RgbImage)> = grabbed.into_iter().map(|(i, f)| (i, from_frame(f))).collect();
+    let coded: Vec<(u64, RgbImage)> = grabbed
+        .into_iter()
+        .map(|(i, f)| (i, from_frame(f)))
+        .collect();
     let turns = quarter_turns(info.rotation_degrees);
     let mut rows: Vec<Vec<RgbImage>> = Vec::with_capacity(prepared.len());
     for style in &prepared {
         let mut row = Vec::with_capacity(coded.len());
         for (_, frame) in &coded {
             let mut out = engine.stylize(style, std::slice::from_ref(frame))?;
-            let styled = out.pop().ok_or_else(|| anyhow!("the network returned no picture"))?;
+            let styled = out
+                .pop()
+                .ok_or_else(|| anyhow!("the network returned no picture"))?;
             row.push(rotate_ccw(styled, turns));
             if crate::pipeline::cancelled() {
                 bail!("interrupted; nothing written");
@@ -88,18 +102,33 @@ pub fn run(args: &PreviewArgs) -> Result<()> {
         rows.push(row);
     }
     let elapsed = started.elapsed();
-    let originals: Vec<(u64, RgbImage)> = coded.into_iter().map(|(i, f)| (i, rotate_ccw(f, turns))).collect();
+    let originals: Vec<(u64, RgbImage)> = coded
+        .into_iter()
+        .map(|(i, f)| (i, rotate_ccw(f, turns)))
+        .collect();
 
     let style_label = crate::style::describe(&looks[0].style_spec, &looks[0].style);
     let row_labels: Vec<String> = if args.strength.len() == 1 && args.strength[0] == 1.0 {
         vec!["styled".into()]
     } else {
-        args.strength.iter().map(|s| format!("strength {s}")).collect()
+        args.strength
+            .iter()
+            .map(|s| format!("strength {s}"))
+            .collect()
     };
     let sheet = build_sheet(
         &info,
-        &format!("stylize preview: {} with {style_label}", file_name(&args.input)),
-        &format!("{} · {:.1} s to style {} frames on {}", describe_video(&info), elapsed.as_secs_f64(), originals.len() * rows.len(), engine.describe()),
+        &format!(
+            "stylize preview: {} with {style_label}",
+            file_name(&args.input)
+        ),
+        &format!(
+            "{} · {:.1} s to style {} frames on {}",
+            describe_video(&info),
+            elapsed.as_secs_f64(),
+            originals.len() * rows.len(),
+            engine.describe()
+        ),
         &originals,
         &row_labels,
         rows,
@@ -115,7 +144,11 @@ pub fn run(args: &PreviewArgs) -> Result<()> {
         row_labels.len()
     );
     if !args.quiet {
-        eprintln!("a full run styles every frame: stylize {} --style {}", args.input.display(), args.style);
+        eprintln!(
+            "a full run styles every frame: stylize {} --style {}",
+            args.input.display(),
+            args.style
+        );
     }
     Ok(())
 }
@@ -156,32 +189,54 @@ pub fn build_sheet(
             }));
         }
     }
-    Sheet { title: title.into(), subtitle: subtitle.into(), columns, tile_box: tile_box(w, h, long_side), slots }
+    Sheet {
+        title: title.into(),
+        subtitle: subtitle.into(),
+        columns,
+        tile_box: tile_box(w, h, long_side),
+        slots,
+    }
 }
 
 /// `720×720 · 30 fps · 823 frames · 27.4 s`, with the size as displayed (what the tiles show).
 pub fn describe_video(info: &VideoInfo) -> String {
     let (width, height) = displayed_size(info.width, info.height, info.rotation_degrees);
     let rate = info.frame_rate.as_f64();
-    let rate = if (rate - rate.round()).abs() < 0.01 { format!("{rate:.0}") } else { format!("{rate:.2}") };
+    let rate = if (rate - rate.round()).abs() < 0.01 {
+        format!("{rate:.0}")
+    } else {
+        format!("{rate:.2}")
+    };
     let frames = match info.frame_count {
         Some(n) if info.frame_count_exact => format!("{n} frames"),
         Some(n) => format!("~{n} frames"),
         None => "? frames".into(),
     };
-    format!("{width}×{height} · {rate} fps · {frames} · {:.1} s", info.duration_secs)
+    format!(
+        "{width}×{height} · {rate} fps · {frames} · {:.1} s",
+        info.duration_secs
+    )
 }
 
 /// The container's frame count, or duration × rate, or 1 when the file says neither.
 fn estimated_frames(info: &VideoInfo) -> u64 {
-    info.frame_count.unwrap_or_else(|| (info.duration_secs * info.frame_rate.as_f64()).round().max(1.0) as u64)
+    info.frame_count.unwrap_or_else(|| {
+        (info.duration_secs * info.frame_rate.as_f64())
+            .round()
+            .max(1.0) as u64
+    })
 }
 
 fn to_model(frame: &RgbFrame) -> RgbImage {
-    RgbImage { width: frame.width, height: frame.height, data: frame.data.clone() }
+    RgbImage {
+        width: frame.width,
+        height: frame.height,
+        data: frame.data.clone(),
+    }
 }
 
 pub fn file_name(path: &Path) -> String {
-    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string())
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
 }
-

@@ -28,7 +28,8 @@ pub fn ensure(cache: &Path, quiet: bool) -> Result<PathBuf> {
     if path.exists() && has_sample_shape(&path) {
         return Ok(path);
     }
-    std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create cache folder", dir.display()))?;
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("{}: cannot create cache folder", dir.display()))?;
     let temp = dir.join(format!(".{FILE_NAME}.{}.mp4", std::process::id()));
     let made = generate(&temp, quiet);
     if let Err(e) = made {
@@ -39,7 +40,8 @@ pub fn ensure(cache: &Path, quiet: bool) -> Result<PathBuf> {
         let _ = std::fs::remove_file(&temp);
         bail!("the generated sample clip does not have the expected shape (720×720, 30 fps, 823 frames)");
     }
-    std::fs::rename(&temp, &path).with_context(|| format!("{}: cannot store the sample clip", path.display()))?;
+    std::fs::rename(&temp, &path)
+        .with_context(|| format!("{}: cannot store the sample clip", path.display()))?;
     Ok(path)
 }
 
@@ -91,10 +93,16 @@ fn generate(out: &Path, quiet: bool) -> Result<()> {
         let _ = stderr.read_to_string(&mut text);
         text
     });
-    let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(FRAMES) };
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(FRAMES)
+    };
     bar.set_style(
-        ProgressStyle::with_template("making the bundled sample clip (once) [{bar:32.cyan/blue}] {pos}/{len} frames")
-            .expect("valid template"),
+        ProgressStyle::with_template(
+            "making the bundled sample clip (once) [{bar:32.cyan/blue}] {pos}/{len} frames",
+        )
+        .expect("valid template"),
     );
     let scene = Scene::new(WIDTH as usize, HEIGHT as usize);
     let mut frame = vec![0u8; WIDTH as usize * HEIGHT as usize * 3];
@@ -117,8 +125,15 @@ fn generate(out: &Path, quiet: bool) -> Result<()> {
     let status = child.wait().context("waiting for ffmpeg")?;
     let errors = errors.join().unwrap_or_default();
     if !status.success() || write_error.is_some() {
-        let reason = errors.lines().last().map(str::to_string).or(write_error.map(|e| e.to_string()));
-        bail!("ffmpeg could not make the bundled sample: {}", reason.unwrap_or_else(|| status.to_string()));
+        let reason = errors
+            .lines()
+            .last()
+            .map(str::to_string)
+            .or(write_error.map(|e| e.to_string()));
+        bail!(
+            "ffmpeg could not make the bundled sample: {}",
+            reason.unwrap_or_else(|| status.to_string())
+        );
     }
     Ok(())
 }
@@ -148,7 +163,9 @@ const CLOUDS: [(f32, f32, f32, f32, f32); 4] = [
 
 impl Scene {
     fn new(w: usize, h: usize) -> Self {
-        let sky = (0..h).map(|y| gradient(&SKY_STOPS, y as f32 / h as f32)).collect();
+        let sky = (0..h)
+            .map(|y| gradient(&SKY_STOPS, y as f32 / h as f32))
+            .collect();
         Scene { w, h, sky }
     }
 
@@ -158,7 +175,9 @@ impl Scene {
         // The camera drifts right; farther things move less (parallax).
         let cam = t * 22.0;
         let (sun_x, sun_y, sun_r) = (0.70 * w, (0.28 + 0.12 * t / duration) * h, 0.05 * w);
-        let far: Vec<f32> = (0..self.w).map(|x| far_ridge(x as f32 + 0.35 * cam, h)).collect();
+        let far: Vec<f32> = (0..self.w)
+            .map(|x| far_ridge(x as f32 + 0.35 * cam, h))
+            .collect();
         let near: Vec<f32> = (0..self.w).map(|x| near_ridge(x as f32 + cam, h)).collect();
         let boat_x = (t * 16.0 + 80.0) % (w + 160.0) - 80.0;
         let boat_y = (LAKE + 0.05) * h + 2.0 * (t * 2.0).sin();
@@ -210,7 +229,8 @@ impl Scene {
             let dx = (x - cx) / rx;
             // Lumpy tops: the cloud's height varies along its length.
             let lump = 1.0 + 0.35 * (dx * 5.0 + x0 * 20.0).sin();
-            let dy = (y - y0 * self.h as f32) / (ry * if y < y0 * self.h as f32 { lump } else { 0.7 });
+            let dy =
+                (y - y0 * self.h as f32) / (ry * if y < y0 * self.h as f32 { lump } else { 0.7 });
             let density = 1.0 - (dx * dx + dy * dy);
             cover = cover.max(smoothstep(0.0, 0.35, density));
         }
@@ -297,7 +317,11 @@ fn gradient(stops: &[(f32, [f32; 3])], v: f32) -> [f32; 3] {
 }
 
 fn mix(a: [f32; 3], b: [f32; 3], k: f32) -> [f32; 3] {
-    [a[0] + (b[0] - a[0]) * k, a[1] + (b[1] - a[1]) * k, a[2] + (b[2] - a[2]) * k]
+    [
+        a[0] + (b[0] - a[0]) * k,
+        a[1] + (b[1] - a[1]) * k,
+        a[2] + (b[2] - a[2]) * k,
+    ]
 }
 
 fn smoothstep(a: f32, b: f32, x: f32) -> f32 {
@@ -318,7 +342,9 @@ fn hash(n: i32) -> f32 {
 fn value_noise(x: f32, y: f32) -> f32 {
     let (xi, yi) = (x.floor(), y.floor());
     let (fx, fy) = (smoothstep(0.0, 1.0, x - xi), smoothstep(0.0, 1.0, y - yi));
-    let at = |dx: i32, dy: i32| hash((xi as i32 + dx).wrapping_mul(73_856_093) ^ (yi as i32 + dy).wrapping_mul(19_349_663));
+    let at = |dx: i32, dy: i32| {
+        hash((xi as i32 + dx).wrapping_mul(73_856_093) ^ (yi as i32 + dy).wrapping_mul(19_349_663))
+    };
     let top = at(0, 0) + (at(1, 0) - at(0, 0)) * fx;
     let bottom = at(0, 1) + (at(1, 1) - at(0, 1)) * fx;
     top + (bottom - top) * fy
@@ -331,13 +357,20 @@ mod tests {
     #[test]
     fn frames_move_and_are_deterministic() {
         let scene = Scene::new(96, 96);
-        let (mut a, mut b, mut c) = (vec![0; 96 * 96 * 3], vec![0; 96 * 96 * 3], vec![0; 96 * 96 * 3]);
+        let (mut a, mut b, mut c) = (
+            vec![0; 96 * 96 * 3],
+            vec![0; 96 * 96 * 3],
+            vec![0; 96 * 96 * 3],
+        );
         scene.render(0.0, &mut a);
         scene.render(0.0, &mut b);
         scene.render(5.0, &mut c);
         assert_eq!(a, b);
         let changed = a.iter().zip(&c).filter(|(x, y)| x != y).count();
-        assert!(changed > a.len() / 10, "only {changed} values changed in 5 s");
+        assert!(
+            changed > a.len() / 10,
+            "only {changed} values changed in 5 s"
+        );
     }
 
     #[test]

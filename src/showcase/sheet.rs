@@ -82,7 +82,13 @@ pub fn render(sheet: &Sheet) -> (RgbImage, Layout) {
     let (box_w, box_h) = sheet.tile_box;
     let label_h = font::line_height(LABEL_SCALE);
     let title_h = font::line_height(TITLE_SCALE);
-    let header_h = title_h + if sheet.subtitle.is_empty() { 0 } else { 6 + label_h } + 20;
+    let header_h = title_h
+        + if sheet.subtitle.is_empty() {
+            0
+        } else {
+            6 + label_h
+        }
+        + 20;
     let grid_w = columns as u32 * box_w + (columns as u32 - 1) * GAP_X;
     let row_h = box_h + LABEL_GAP + label_h;
     let width = 2 * MARGIN + grid_w;
@@ -91,10 +97,24 @@ pub fn render(sheet: &Sheet) -> (RgbImage, Layout) {
 
     let text_room = width - 2 * MARGIN;
     let title = font::fit(&sheet.title, TITLE_SCALE, text_room);
-    font::draw(&mut canvas, &title, MARGIN as i64, MARGIN as i64, TITLE_SCALE, TITLE);
+    font::draw(
+        &mut canvas,
+        &title,
+        MARGIN as i64,
+        MARGIN as i64,
+        TITLE_SCALE,
+        TITLE,
+    );
     if !sheet.subtitle.is_empty() {
         let subtitle = font::fit(&sheet.subtitle, LABEL_SCALE, text_room);
-        font::draw(&mut canvas, &subtitle, MARGIN as i64, (MARGIN + title_h + 6) as i64, LABEL_SCALE, MUTED);
+        font::draw(
+            &mut canvas,
+            &subtitle,
+            MARGIN as i64,
+            (MARGIN + title_h + 6) as i64,
+            LABEL_SCALE,
+            MUTED,
+        );
     }
 
     let mut tiles = Vec::new();
@@ -126,12 +146,23 @@ pub fn render(sheet: &Sheet) -> (RgbImage, Layout) {
                 .join(" "),
         });
     }
-    (canvas.into_image(), Layout { width, height, tiles })
+    (
+        canvas.into_image(),
+        Layout {
+            width,
+            height,
+            tiles,
+        },
+    )
 }
 
 /// Prefix (muted), label (bright) and detail (muted) on one line, cut to the tile's width.
 fn draw_label(canvas: &mut Canvas, tile: &Tile, x: u32, y: u32, room: u32) {
-    let spans = [(&tile.prefix, MUTED), (&tile.label, TEXT), (&tile.detail, MUTED)];
+    let spans = [
+        (&tile.prefix, MUTED),
+        (&tile.label, TEXT),
+        (&tile.detail, MUTED),
+    ];
     let space = font::advance(LABEL_SCALE);
     let mut pen = x as i64;
     for (text, color) in spans.into_iter().filter(|(t, _)| !t.is_empty()) {
@@ -149,7 +180,10 @@ fn draw_label(canvas: &mut Canvas, tile: &Tile, x: u32, y: u32, room: u32) {
 pub fn to_png(sheet: &Sheet) -> anyhow::Result<(Vec<u8>, Layout)> {
     let (picture, layout) = render(sheet);
     let json = serde_json::to_string(&layout)?;
-    Ok((super::canvas::encode_png(&picture, Some((LAYOUT_KEY, &json)))?, layout))
+    Ok((
+        super::canvas::encode_png(&picture, Some((LAYOUT_KEY, &json)))?,
+        layout,
+    ))
 }
 
 #[cfg(test)]
@@ -157,7 +191,11 @@ mod tests {
     use super::*;
 
     fn solid(w: u32, h: u32, v: u8) -> RgbImage {
-        RgbImage { width: w, height: h, data: vec![v; (w * h * 3) as usize] }
+        RgbImage {
+            width: w,
+            height: h,
+            data: vec![v; (w * h * 3) as usize],
+        }
     }
 
     #[test]
@@ -173,7 +211,13 @@ mod tests {
                 })
             })
             .collect();
-        let sheet = Sheet { title: "T".into(), subtitle: "s".into(), columns: 3, tile_box: tile_box(160, 90, 120), slots };
+        let sheet = Sheet {
+            title: "T".into(),
+            subtitle: "s".into(),
+            columns: 3,
+            tile_box: tile_box(160, 90, 120),
+            slots,
+        };
         let (img, layout) = render(&sheet);
         assert_eq!((img.width, img.height), (layout.width, layout.height));
         assert_eq!(layout.tiles.len(), 5);

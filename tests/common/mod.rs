@@ -35,12 +35,24 @@ pub fn ffmpeg_clip(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
         .arg(&path)
         .output()
         .expect("run ffmpeg");
-    assert!(out.status.success(), "ffmpeg failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ffmpeg failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     path
 }
 
 /// A short scene with texture (so styling and edges are measurable) and optional audio inputs.
-pub fn scene_clip(dir: &Path, name: &str, size: &str, rate: &str, frames: u32, audio: &[&str], extra: &[&str]) -> PathBuf {
+pub fn scene_clip(
+    dir: &Path,
+    name: &str,
+    size: &str,
+    rate: &str,
+    frames: u32,
+    audio: &[&str],
+    extra: &[&str],
+) -> PathBuf {
     let video = format!("testsrc2=size={size}:rate={rate}");
     let mut args: Vec<String> = vec!["-f".into(), "lavfi".into(), "-i".into(), video];
     for a in audio {
@@ -50,7 +62,14 @@ pub fn scene_clip(dir: &Path, name: &str, size: &str, rate: &str, frames: u32, a
     for i in 0..audio.len() {
         args.extend(["-map".into(), format!("{}:a", i + 1)]);
     }
-    args.extend(["-frames:v".into(), frames.to_string(), "-c:v".into(), "libx264".into(), "-preset".into(), "ultrafast".into()]);
+    args.extend([
+        "-frames:v".into(),
+        frames.to_string(),
+        "-c:v".into(),
+        "libx264".into(),
+        "-preset".into(),
+        "ultrafast".into(),
+    ]);
     args.extend(["-pix_fmt".into(), "yuv420p".into()]);
     if !audio.is_empty() {
         args.extend(["-c:a".into(), "aac".into(), "-shortest".into()]);
@@ -62,20 +81,43 @@ pub fn scene_clip(dir: &Path, name: &str, size: &str, rate: &str, frames: u32, a
 
 pub fn ffprobe(path: &Path) -> Value {
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-print_format", "json", "-show_streams", "-show_format", "-count_frames"])
+        .args([
+            "-v",
+            "error",
+            "-print_format",
+            "json",
+            "-show_streams",
+            "-show_format",
+            "-count_frames",
+        ])
         .arg(path)
         .output()
         .expect("run ffprobe");
-    assert!(out.status.success(), "ffprobe {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ffprobe {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("ffprobe json")
 }
 
 pub fn video_stream(probe: &Value) -> &Value {
-    probe["streams"].as_array().unwrap().iter().find(|s| s["codec_type"] == "video").expect("video stream")
+    probe["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["codec_type"] == "video")
+        .expect("video stream")
 }
 
 pub fn audio_streams(probe: &Value) -> Vec<&Value> {
-    probe["streams"].as_array().unwrap().iter().filter(|s| s["codec_type"] == "audio").collect()
+    probe["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["codec_type"] == "audio")
+        .collect()
 }
 
 pub fn num(v: &Value) -> f64 {
@@ -90,7 +132,10 @@ pub fn num(v: &Value) -> f64 {
 pub fn rotation(stream: &Value) -> i64 {
     stream["side_data_list"]
         .as_array()
-        .and_then(|l| l.iter().find_map(|sd| sd.get("rotation").and_then(Value::as_i64)))
+        .and_then(|l| {
+            l.iter()
+                .find_map(|sd| sd.get("rotation").and_then(Value::as_i64))
+        })
         .unwrap_or(0)
 }
 
@@ -99,10 +144,23 @@ pub fn audio_md5(path: &Path, index: usize) -> String {
     let out = Command::new("ffmpeg")
         .args(["-loglevel", "error", "-i"])
         .arg(path)
-        .args(["-map", &format!("0:a:{index}"), "-c", "copy", "-f", "md5", "-"])
+        .args([
+            "-map",
+            &format!("0:a:{index}"),
+            "-c",
+            "copy",
+            "-f",
+            "md5",
+            "-",
+        ])
         .output()
         .expect("run ffmpeg md5");
-    assert!(out.status.success(), "md5 of {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "md5 of {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -110,27 +168,49 @@ pub fn audio_md5(path: &Path, index: usize) -> String {
 pub fn frame_rgb(path: &Path, index: u32) -> (u32, u32, Vec<u8>) {
     let probe = ffprobe(path);
     let v = video_stream(&probe);
-    let (w, h) = (v["width"].as_u64().unwrap() as u32, v["height"].as_u64().unwrap() as u32);
+    let (w, h) = (
+        v["width"].as_u64().unwrap() as u32,
+        v["height"].as_u64().unwrap() as u32,
+    );
     let out = Command::new("ffmpeg")
         .args(["-loglevel", "error", "-noautorotate", "-i"])
         .arg(path)
-        .args(["-vf", &format!("select=eq(n\\,{index})"), "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+        .args([
+            "-vf",
+            &format!("select=eq(n\\,{index})"),
+            "-frames:v",
+            "1",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-",
+        ])
         .output()
         .expect("run ffmpeg frame");
     assert!(out.status.success());
-    assert_eq!(out.stdout.len(), (w * h * 3) as usize, "frame {index} of {}", path.display());
+    assert_eq!(
+        out.stdout.len(),
+        (w * h * 3) as usize,
+        "frame {index} of {}",
+        path.display()
+    );
     (w, h, out.stdout)
 }
 
 fn luma(rgb: &[u8]) -> Vec<f32> {
-    rgb.chunks_exact(3).map(|p| 0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32).collect()
+    rgb.chunks_exact(3)
+        .map(|p| 0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32)
+        .collect()
 }
 
 fn sobel(l: &[f32], w: usize, h: usize) -> Vec<f32> {
     let mut out = vec![0.0; w * h];
     for y in 1..h - 1 {
         for x in 1..w - 1 {
-            let p = |dx: isize, dy: isize| l[(y as isize + dy) as usize * w + (x as isize + dx) as usize];
+            let p = |dx: isize, dy: isize| {
+                l[(y as isize + dy) as usize * w + (x as isize + dx) as usize]
+            };
             let gx = p(1, -1) + 2.0 * p(1, 0) + p(1, 1) - p(-1, -1) - 2.0 * p(-1, 0) - p(-1, 1);
             let gy = p(-1, 1) + 2.0 * p(0, 1) + p(1, 1) - p(-1, -1) - 2.0 * p(0, -1) - p(1, -1);
             out[y * w + x] = (gx * gx + gy * gy).sqrt();
@@ -141,7 +221,10 @@ fn sobel(l: &[f32], w: usize, h: usize) -> Vec<f32> {
 
 fn pearson(a: &[f32], b: &[f32]) -> f64 {
     let n = a.len() as f64;
-    let (ma, mb) = (a.iter().map(|&v| v as f64).sum::<f64>() / n, b.iter().map(|&v| v as f64).sum::<f64>() / n);
+    let (ma, mb) = (
+        a.iter().map(|&v| v as f64).sum::<f64>() / n,
+        b.iter().map(|&v| v as f64).sum::<f64>() / n,
+    );
     let (mut cov, mut va, mut vb) = (0.0, 0.0, 0.0);
     for (&x, &y) in a.iter().zip(b) {
         let (dx, dy) = (x as f64 - ma, y as f64 - mb);
@@ -187,13 +270,19 @@ pub fn shifted(w: u32, h: u32, b: &[u8], dx: u32) -> Vec<u8> {
 
 /// Mean absolute difference per channel value (0..255).
 pub fn mean_abs_diff(a: &[u8], b: &[u8]) -> f64 {
-    a.iter().zip(b).map(|(&x, &y)| (x as f64 - y as f64).abs()).sum::<f64>() / a.len() as f64
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| (x as f64 - y as f64).abs())
+        .sum::<f64>()
+        / a.len() as f64
 }
 
 /// Files in `dir` (names), to prove nothing was left behind.
 pub fn listing(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> =
-        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     names.sort();
     names
 }

@@ -28,7 +28,10 @@ pub fn bundled_sample() -> PathBuf {
     let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     SAMPLE
         .get_or_init(|| {
-            let out = stylize_cached().args(["demo", "--offline", "--print-input", "--quiet"]).output().unwrap();
+            let out = stylize_cached()
+                .args(["demo", "--offline", "--print-input", "--quiet"])
+                .output()
+                .unwrap();
             let (code, stdout, stderr) = super::decode(out);
             assert_eq!(code, 0, "making the sample: {stderr}");
             PathBuf::from(stdout.trim())
@@ -45,13 +48,24 @@ pub struct SheetPng {
 }
 
 pub fn read_sheet(path: &Path) -> SheetPng {
-    let file = BufReader::new(std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())));
+    let file = BufReader::new(
+        std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    );
     let reader = png::Decoder::new(file).read_info().expect("a PNG");
     let info = reader.info();
-    let chunk = info.utf8_text.iter().find(|c| c.keyword == "stylize:layout").expect("layout chunk");
+    let chunk = info
+        .utf8_text
+        .iter()
+        .find(|c| c.keyword == "stylize:layout")
+        .expect("layout chunk");
     let layout: Value = serde_json::from_str(&chunk.get_text().unwrap()).unwrap();
     let img = image::open(path).unwrap().to_rgb8();
-    SheetPng { width: img.width(), height: img.height(), rgb: img.into_raw(), layout }
+    SheetPng {
+        width: img.width(),
+        height: img.height(),
+        rgb: img.into_raw(),
+        layout,
+    }
 }
 
 impl SheetPng {
@@ -64,7 +78,10 @@ impl SheetPng {
         let t = &self.tiles()[i];
         let g = |k: &str| t[k].as_u64().unwrap() as u32;
         let (x, y, w, h) = (g("x"), g("y"), g("w"), g("h"));
-        assert!(x + w <= self.width && y + h <= self.height, "tile {i} outside the sheet");
+        assert!(
+            x + w <= self.width && y + h <= self.height,
+            "tile {i} outside the sheet"
+        );
         let mut out = Vec::with_capacity((w * h * 3) as usize);
         for row in y..y + h {
             let start = ((row * self.width + x) * 3) as usize;
@@ -76,14 +93,32 @@ impl SheetPng {
     /// Asserts the basic geometry: layout size = picture size, tiles on a grid of `columns`, equal sizes,
     /// the picture's aspect `aspect` (w/h) kept.
     pub fn assert_grid(&self, tiles: usize, columns: usize, aspect: f64) {
-        assert_eq!((self.layout["width"].as_u64().unwrap() as u32, self.layout["height"].as_u64().unwrap() as u32), (self.width, self.height));
+        assert_eq!(
+            (
+                self.layout["width"].as_u64().unwrap() as u32,
+                self.layout["height"].as_u64().unwrap() as u32
+            ),
+            (self.width, self.height)
+        );
         let t = self.tiles();
         assert_eq!(t.len(), tiles, "tile count");
         let first = &t[0];
         for (i, tile) in t.iter().enumerate() {
-            assert_eq!(tile["column"].as_u64().unwrap() as usize, i % columns, "tile {i} column");
-            assert_eq!(tile["row"].as_u64().unwrap() as usize, i / columns, "tile {i} row");
-            assert_eq!((tile["w"].clone(), tile["h"].clone()), (first["w"].clone(), first["h"].clone()), "tile {i} size");
+            assert_eq!(
+                tile["column"].as_u64().unwrap() as usize,
+                i % columns,
+                "tile {i} column"
+            );
+            assert_eq!(
+                tile["row"].as_u64().unwrap() as usize,
+                i / columns,
+                "tile {i} row"
+            );
+            assert_eq!(
+                (tile["w"].clone(), tile["h"].clone()),
+                (first["w"].clone(), first["h"].clone()),
+                "tile {i} size"
+            );
             // Aligned: same column → same x, same row → same y.
             let same_col = &t[i % columns];
             assert_eq!(tile["x"], same_col["x"], "tile {i} x");
@@ -91,7 +126,10 @@ impl SheetPng {
             assert_eq!(tile["y"], same_row["y"], "tile {i} y");
         }
         let (w, h) = (first["w"].as_f64().unwrap(), first["h"].as_f64().unwrap());
-        assert!((w / h - aspect).abs() < 0.02, "tile aspect {w}x{h} vs {aspect}");
+        assert!(
+            (w / h - aspect).abs() < 0.02,
+            "tile aspect {w}x{h} vs {aspect}"
+        );
     }
 }
 
@@ -110,16 +148,26 @@ pub struct Request {
 
 /// Serves `body` for `connections` requests on 127.0.0.1; the first `cut_first` requests stop after
 /// half the body (a dropped transfer). Returns the URL and a handle yielding the requests seen.
-pub fn serve(body: Vec<u8>, connections: usize, cut_first: usize, name: &str) -> (String, std::thread::JoinHandle<Vec<Request>>) {
+pub fn serve(
+    body: Vec<u8>,
+    connections: usize,
+    cut_first: usize,
+    name: &str,
+) -> (String, std::thread::JoinHandle<Vec<Request>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/videos/{name}", listener.local_addr().unwrap());
     let handle = std::thread::spawn(move || {
         let mut seen = Vec::new();
         for n in 0..connections {
             let (stream, _) = listener.accept().unwrap();
-            stream.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+            stream
+                .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+                .unwrap();
             let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut request = Request { range: None, if_range: None };
+            let mut request = Request {
+                range: None,
+                if_range: None,
+            };
             loop {
                 let mut line = String::new();
                 if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
@@ -146,7 +194,11 @@ pub fn serve(body: Vec<u8>, connections: usize, cut_first: usize, name: &str) ->
                 format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nETag: \"v1\"\r\nConnection: close\r\n\r\n")
             };
             let _ = stream.write_all(head.as_bytes());
-            let end = if n < cut_first { start + (len - start) / 2 } else { len };
+            let end = if n < cut_first {
+                start + (len - start) / 2
+            } else {
+                len
+            };
             let _ = stream.write_all(&body[start..end]);
             let _ = stream.flush();
             let _ = stream.shutdown(std::net::Shutdown::Both);
@@ -163,9 +215,24 @@ pub fn serve(body: Vec<u8>, connections: usize, cut_first: usize, name: &str) ->
 /// `rotation=90`). FFmpeg 5.1 writes the matrix only on a stream copy, so a plain clip is made first.
 pub fn rotated_clip(dir: &Path, name: &str, size: &str, frames: u32) -> PathBuf {
     let plain = super::scene_clip(dir, &format!("plain-{name}"), size, "25", frames, &[], &[]);
-    let rotated = super::ffmpeg_clip(dir, name, &["-i", plain.to_str().unwrap(), "-c", "copy", "-metadata:s:v:0", "rotate=90"]);
+    let rotated = super::ffmpeg_clip(
+        dir,
+        name,
+        &[
+            "-i",
+            plain.to_str().unwrap(),
+            "-c",
+            "copy",
+            "-metadata:s:v:0",
+            "rotate=90",
+        ],
+    );
     std::fs::remove_file(&plain).unwrap();
-    assert_eq!(super::rotation(super::video_stream(&super::ffprobe(&rotated))), 90, "display matrix written");
+    assert_eq!(
+        super::rotation(super::video_stream(&super::ffprobe(&rotated))),
+        90,
+        "display matrix written"
+    );
     rotated
 }
 
@@ -173,22 +240,46 @@ pub fn rotated_clip(dir: &Path, name: &str, size: &str, frames: u32) -> PathBuf 
 pub fn displayed_frame_rgb(path: &Path, index: u32) -> (u32, u32, Vec<u8>) {
     let probe = super::ffprobe(path);
     let v = super::video_stream(&probe);
-    let (w, h) = (v["width"].as_u64().unwrap() as u32, v["height"].as_u64().unwrap() as u32);
-    let (w, h) = if super::rotation(v).rem_euclid(180) == 90 { (h, w) } else { (w, h) };
+    let (w, h) = (
+        v["width"].as_u64().unwrap() as u32,
+        v["height"].as_u64().unwrap() as u32,
+    );
+    let (w, h) = if super::rotation(v).rem_euclid(180) == 90 {
+        (h, w)
+    } else {
+        (w, h)
+    };
     let out = Command::new("ffmpeg")
         .args(["-loglevel", "error", "-i"])
         .arg(path)
-        .args(["-vf", &format!("select=eq(n\\,{index})"), "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+        .args([
+            "-vf",
+            &format!("select=eq(n\\,{index})"),
+            "-frames:v",
+            "1",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-",
+        ])
         .output()
         .expect("run ffmpeg frame");
     assert!(out.status.success());
-    assert_eq!(out.stdout.len(), (w * h * 3) as usize, "displayed frame {index} of {}", path.display());
+    assert_eq!(
+        out.stdout.len(),
+        (w * h * 3) as usize,
+        "displayed frame {index} of {}",
+        path.display()
+    );
     (w, h, out.stdout)
 }
 
 /// Columns `x0..x0 + width` of a packed RGB picture `w` pixels wide.
 pub fn columns(w: u32, rgb: &[u8], x0: u32, width: u32) -> Vec<u8> {
-    rgb.chunks_exact(w as usize * 3).flat_map(|row| row[x0 as usize * 3..(x0 + width) as usize * 3].to_vec()).collect()
+    rgb.chunks_exact(w as usize * 3)
+        .flat_map(|row| row[x0 as usize * 3..(x0 + width) as usize * 3].to_vec())
+        .collect()
 }
 
 /// A packed RGB picture resized (Lanczos, as the sheets do) to `width` × `height`.

@@ -2,7 +2,10 @@
 
 use crate::{
     config::{AzureAccount, EntraCredential},
-    store::{validate_key, validate_resource_name, visibility_secs, BlobEntry, BlobStore, JobQueue, ReceivedMessage},
+    store::{
+        validate_key, validate_resource_name, visibility_secs, BlobEntry, BlobStore, JobQueue,
+        ReceivedMessage,
+    },
     Auth, Error, Result,
 };
 use async_trait::async_trait;
@@ -12,16 +15,22 @@ use azure_core::{
     http::{
         headers::HeaderName,
         policies::{Policy, PolicyResult},
-        ClientOptions, Context, ExponentialRetryOptions, NoFormat, Request, RequestContent, RetryOptions, Url,
+        ClientOptions, Context, ExponentialRetryOptions, NoFormat, Request, RequestContent,
+        RetryOptions, Url,
     },
 };
-use azure_identity::{DeveloperToolsCredential, ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId, WorkloadIdentityCredential};
+use azure_identity::{
+    DeveloperToolsCredential, ManagedIdentityCredential, ManagedIdentityCredentialOptions,
+    UserAssignedId, WorkloadIdentityCredential,
+};
 use azure_storage_blob::{
     models::{BlobClientUploadOptions, BlobContainerClientListBlobsOptions},
     BlobContainerClient, BlobServiceClient, BlobServiceClientOptions,
 };
 use azure_storage_queue::{
-    models::{QueueClientGetPropertiesResultHeaders, QueueClientReceiveMessagesOptions, QueueMessage},
+    models::{
+        QueueClientGetPropertiesResultHeaders, QueueClientReceiveMessagesOptions, QueueMessage,
+    },
     QueueClient, QueueServiceClient, QueueServiceClientOptions,
 };
 use bytes::Bytes;
@@ -63,7 +72,12 @@ impl fmt::Debug for SasPolicy {
 
 #[async_trait]
 impl Policy for SasPolicy {
-    async fn send(&self, ctx: &Context, request: &mut Request, next: &[Arc<dyn Policy>]) -> PolicyResult {
+    async fn send(
+        &self,
+        ctx: &Context,
+        request: &mut Request,
+        next: &[Arc<dyn Policy>],
+    ) -> PolicyResult {
         let url = request.url_mut();
         match &self.source {
             Auth::SharedKey { account, key } => {
@@ -97,7 +111,11 @@ struct CredentialChain {
 
 #[async_trait]
 impl TokenCredential for CredentialChain {
-    async fn get_token(&self, scopes: &[&str], options: Option<TokenRequestOptions<'_>>) -> azure_core::Result<AccessToken> {
+    async fn get_token(
+        &self,
+        scopes: &[&str],
+        options: Option<TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<AccessToken> {
         let chosen = self.chosen.load(Ordering::Relaxed);
         if let Some((_, source)) = self.sources.get(chosen) {
             return source.get_token(scopes, options).await;
@@ -121,17 +139,22 @@ impl TokenCredential for CredentialChain {
 
 fn entra_credential(choice: EntraCredential) -> Result<Arc<dyn TokenCredential>> {
     let cred_err = |e: azure_core::Error| Error::Credential(crate::redact_secrets(&e.to_string()));
-    let workload = || -> Result<Arc<dyn TokenCredential>> { Ok(WorkloadIdentityCredential::new(None).map_err(cred_err)?) };
+    let workload = || -> Result<Arc<dyn TokenCredential>> {
+        Ok(WorkloadIdentityCredential::new(None).map_err(cred_err)?)
+    };
     let managed = || -> Result<Arc<dyn TokenCredential>> {
-        let options = std::env::var("AZURE_CLIENT_ID").ok().filter(|s| !s.is_empty()).map(|id| {
-            ManagedIdentityCredentialOptions {
+        let options = std::env::var("AZURE_CLIENT_ID")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .map(|id| ManagedIdentityCredentialOptions {
                 user_assigned_id: Some(UserAssignedId::ClientId(id)),
                 ..Default::default()
-            }
-        });
+            });
         Ok(ManagedIdentityCredential::new(options).map_err(cred_err)?)
     };
-    let developer = || -> Result<Arc<dyn TokenCredential>> { Ok(DeveloperToolsCredential::new(None).map_err(cred_err)?) };
+    let developer = || -> Result<Arc<dyn TokenCredential>> {
+        Ok(DeveloperToolsCredential::new(None).map_err(cred_err)?)
+    };
     match choice {
         EntraCredential::WorkloadIdentity => workload(),
         EntraCredential::ManagedIdentity => managed(),
@@ -173,7 +196,9 @@ fn client_setup(auth: &Auth) -> Result<(ClientOptions, Option<Arc<dyn TokenCrede
     match auth {
         Auth::Entra(choice) => Ok((options, Some(entra_credential(*choice)?))),
         other => {
-            options.per_call_policies.push(Arc::new(SasPolicy { source: other.clone() }));
+            options.per_call_policies.push(Arc::new(SasPolicy {
+                source: other.clone(),
+            }));
             Ok((options, None))
         }
     }
@@ -188,7 +213,11 @@ fn map_error(e: azure_core::Error, operation: &str, account: &str) -> Error {
             raw_response,
         } => {
             let status = u16::from(*status);
-            let code = error_code.clone().unwrap_or_else(|| azure_core::http::StatusCode::from(status).canonical_reason().into_owned());
+            let code = error_code.clone().unwrap_or_else(|| {
+                azure_core::http::StatusCode::from(status)
+                    .canonical_reason()
+                    .into_owned()
+            });
             // Codes for valid credentials that lack a grant; any other 401/403
             // (bad signature, expired SAS, wrong tenant, no code at all on a
             // HEAD request) means the credentials themselves were refused.
@@ -257,7 +286,10 @@ fn service_message(body: &[u8]) -> Option<String> {
     let text = std::str::from_utf8(body).ok()?;
     let start = text.find("<Message>")? + "<Message>".len();
     let end = text[start..].find("</Message>")? + start;
-    text[start..end].lines().next().map(|l| l.trim().chars().take(300).collect())
+    text[start..end]
+        .lines()
+        .next()
+        .map(|l| l.trim().chars().take(300).collect())
 }
 
 fn status_of(e: &azure_core::Error) -> Option<u16> {
@@ -281,7 +313,9 @@ pub struct AzureBlobStore {
 
 impl fmt::Debug for AzureBlobStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AzureBlobStore").field("location", &self.location()).finish_non_exhaustive()
+        f.debug_struct("AzureBlobStore")
+            .field("location", &self.location())
+            .finish_non_exhaustive()
     }
 }
 
@@ -294,8 +328,9 @@ impl AzureBlobStore {
             client_options,
             ..Default::default()
         };
-        let service = BlobServiceClient::new(account.blob_endpoint.clone(), credential, Some(options))
-            .map_err(|e| map_error(e, "creating the blob client", &account.account))?;
+        let service =
+            BlobServiceClient::new(account.blob_endpoint.clone(), credential, Some(options))
+                .map_err(|e| map_error(e, "creating the blob client", &account.account))?;
         Ok(Self {
             container: service.blob_container_client(container),
             account: account.account.clone(),
@@ -323,7 +358,10 @@ impl BlobStore for AzureBlobStore {
         validate_key(key)?;
         self.container
             .blob_client(key)
-            .upload(<_ as Into<RequestContent<Bytes, NoFormat>>>::into(bytes), None)
+            .upload(
+                <_ as Into<RequestContent<Bytes, NoFormat>>>::into(bytes),
+                None,
+            )
             .await
             .map(drop)
             .map_err(|e| self.err(e, || format!("put {key}")))
@@ -332,7 +370,15 @@ impl BlobStore for AzureBlobStore {
     async fn put_if_absent(&self, key: &str, bytes: Bytes) -> Result<bool> {
         validate_key(key)?;
         let options = BlobClientUploadOptions::default().if_not_exists();
-        match self.container.blob_client(key).upload(<_ as Into<RequestContent<Bytes, NoFormat>>>::into(bytes), Some(options)).await {
+        match self
+            .container
+            .blob_client(key)
+            .upload(
+                <_ as Into<RequestContent<Bytes, NoFormat>>>::into(bytes),
+                Some(options),
+            )
+            .await
+        {
             Ok(_) => Ok(true),
             Err(e) if status_of(&e) == Some(409) || status_of(&e) == Some(412) => Ok(false),
             Err(e) => Err(self.err(e, || format!("put {key}"))),
@@ -347,7 +393,11 @@ impl BlobStore for AzureBlobStore {
             Err(e) if not_found(&e) => return Err(Error::NotFound(format!("blob {key}"))),
             Err(e) => return Err(self.err(e, || format!("get {key}"))),
         };
-        response.body.collect().await.map_err(|e| self.err(e, || format!("get {key}")))
+        response
+            .body
+            .collect()
+            .await
+            .map_err(|e| self.err(e, || format!("get {key}")))
     }
 
     async fn exists(&self, key: &str) -> Result<bool> {
@@ -365,7 +415,11 @@ impl BlobStore for AzureBlobStore {
             ..Default::default()
         };
         let op = || format!("list {prefix}");
-        let mut pages = self.container.list_blobs(Some(options)).map_err(|e| self.err(e, op))?.into_pages();
+        let mut pages = self
+            .container
+            .list_blobs(Some(options))
+            .map_err(|e| self.err(e, op))?
+            .into_pages();
         let mut out = Vec::new();
         loop {
             let page = match pages.try_next().await {
@@ -396,7 +450,11 @@ impl BlobStore for AzureBlobStore {
     }
 
     fn location(&self) -> String {
-        format!("{}/{}", self.endpoint.as_str().trim_end_matches('/'), self.container_name)
+        format!(
+            "{}/{}",
+            self.endpoint.as_str().trim_end_matches('/'),
+            self.container_name
+        )
     }
 }
 
@@ -409,7 +467,10 @@ pub struct AzureQueue {
 
 impl fmt::Debug for AzureQueue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AzureQueue").field("name", &self.name).field("account", &self.account).finish_non_exhaustive()
+        f.debug_struct("AzureQueue")
+            .field("name", &self.name)
+            .field("account", &self.account)
+            .finish_non_exhaustive()
     }
 }
 
@@ -424,8 +485,9 @@ impl AzureQueue {
             client_options,
             ..Default::default()
         };
-        let service = QueueServiceClient::new(account.queue_endpoint.clone(), credential, Some(options))
-            .map_err(|e| map_error(e, "creating the queue client", &account.account))?;
+        let service =
+            QueueServiceClient::new(account.queue_endpoint.clone(), credential, Some(options))
+                .map_err(|e| map_error(e, "creating the queue client", &account.account))?;
         let client = service
             .queue_client(name)
             .map_err(|e| map_error(e, "creating the queue client", &account.account))?;
@@ -440,16 +502,22 @@ impl AzureQueue {
         if status_of(&e) == Some(404) && error_code_of(&e) == Some("QueueNotFound") {
             return Error::NotFound(format!("queue {}", self.name));
         }
-        map_error(e, &format!("{operation} on queue {}", self.name), &self.account)
+        map_error(
+            e,
+            &format!("{operation} on queue {}", self.name),
+            &self.account,
+        )
     }
 
     /// A stale pop receipt (400 PopReceiptMismatch) or a message already gone
     /// (404 MessageNotFound) both mean another receiver owns it now.
     fn lease_err(&self, e: azure_core::Error, message: &ReceivedMessage, operation: &str) -> Error {
         match (status_of(&e), error_code_of(&e)) {
-            (Some(404), Some("MessageNotFound")) | (Some(400), Some("PopReceiptMismatch")) => Error::LeaseLost {
-                message_id: message.id.clone(),
-            },
+            (Some(404), Some("MessageNotFound")) | (Some(400), Some("PopReceiptMismatch")) => {
+                Error::LeaseLost {
+                    message_id: message.id.clone(),
+                }
+            }
             _ => self.err(e, operation),
         }
     }
@@ -474,7 +542,11 @@ impl JobQueue for AzureQueue {
             message_text: Some(body.to_owned()),
         };
         let content = message.try_into().map_err(|e| self.err(e, "send"))?;
-        self.client.send_message(content, None).await.map(drop).map_err(|e| self.err(e, "send"))
+        self.client
+            .send_message(content, None)
+            .await
+            .map(drop)
+            .map_err(|e| self.err(e, "send"))
     }
 
     async fn receive(&self, visibility: Duration) -> Result<Option<ReceivedMessage>> {
@@ -507,17 +579,24 @@ impl JobQueue for AzureQueue {
         }
     }
 
-    async fn set_visibility(&self, message: &mut ReceivedMessage, visibility: Duration) -> Result<()> {
+    async fn set_visibility(
+        &self,
+        message: &mut ReceivedMessage,
+        visibility: Duration,
+    ) -> Result<()> {
         let secs = visibility_secs(visibility, 0) as i32;
         let response = self
             .client
             .update_message(&message.id, &message.pop_receipt, secs, None)
             .await
             .map_err(|e| self.lease_err(e, message, "update visibility"))?;
-        let receipt = response.headers().get_optional_string(&POP_RECEIPT).ok_or_else(|| Error::Other {
-            operation: format!("update visibility on queue {}", self.name),
-            message: "the service returned no new pop receipt".into(),
-        })?;
+        let receipt = response
+            .headers()
+            .get_optional_string(&POP_RECEIPT)
+            .ok_or_else(|| Error::Other {
+                operation: format!("update visibility on queue {}", self.name),
+                message: "the service returned no new pop receipt".into(),
+            })?;
         message.pop_receipt = receipt;
         Ok(())
     }
@@ -531,13 +610,23 @@ impl JobQueue for AzureQueue {
     }
 
     async fn approximate_len(&self) -> Result<u64> {
-        let response = self.client.get_properties(None).await.map_err(|e| self.err(e, "count"))?;
-        let count = response.approximate_messages_count().map_err(|e| self.err(e, "count"))?;
+        let response = self
+            .client
+            .get_properties(None)
+            .await
+            .map_err(|e| self.err(e, "count"))?;
+        let count = response
+            .approximate_messages_count()
+            .map_err(|e| self.err(e, "count"))?;
         Ok(count.unwrap_or(0).max(0) as u64)
     }
 
     async fn clear(&self) -> Result<()> {
-        self.client.clear(None).await.map(drop).map_err(|e| self.err(e, "clear"))
+        self.client
+            .clear(None)
+            .await
+            .map(drop)
+            .map_err(|e| self.err(e, "clear"))
     }
 }
 
@@ -558,9 +647,19 @@ mod tests {
     #[test]
     fn service_errors_map_to_clear_variants() {
         let e = map_error(http(403, Some("AuthenticationFailed")), "put x", "acct");
-        assert_eq!(e.to_string(), "storage rejected the credentials (403 AuthenticationFailed) for account acct");
-        assert!(matches!(map_error(http(403, None), "exists x", "acct"), Error::Auth { .. }));
-        let e = map_error(http(403, Some("AuthorizationPermissionMismatch")), "delete x", "acct");
+        assert_eq!(
+            e.to_string(),
+            "storage rejected the credentials (403 AuthenticationFailed) for account acct"
+        );
+        assert!(matches!(
+            map_error(http(403, None), "exists x", "acct"),
+            Error::Auth { .. }
+        ));
+        let e = map_error(
+            http(403, Some("AuthorizationPermissionMismatch")),
+            "delete x",
+            "acct",
+        );
         assert!(matches!(e, Error::PermissionDenied { .. }), "{e:?}");
         assert!(e.to_string().contains("delete x"));
         let e = map_error(http(503, Some("ServerBusy")), "get x", "acct");
@@ -568,7 +667,10 @@ mod tests {
         let e = map_error(http(400, Some("InvalidBlobOrBlock")), "put x", "acct");
         assert!(!e.is_retryable());
         let e = map_error(
-            azure_core::Error::with_message(ErrorKind::Connection, "connect to http://h/c?sv=1&sig=SECRET failed"),
+            azure_core::Error::with_message(
+                ErrorKind::Connection,
+                "connect to http://h/c?sv=1&sig=SECRET failed",
+            ),
             "get x",
             "acct",
         );

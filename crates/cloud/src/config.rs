@@ -110,24 +110,38 @@ impl CloudConfig {
 
     /// [`CloudConfig::from_spec`] with the environment given as a function (for tests
     /// and for callers that read variables from elsewhere).
-    pub fn from_spec_with_env(spec: &str, env: impl Fn(&str) -> Option<String>) -> Result<CloudConfig> {
+    pub fn from_spec_with_env(
+        spec: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<CloudConfig> {
         let spec = spec.trim();
         if spec == "env" || spec.starts_with("env:") {
-            let var = spec.strip_prefix("env:").filter(|v| !v.is_empty()).unwrap_or(CONNECTION_STRING_VAR);
+            let var = spec
+                .strip_prefix("env:")
+                .filter(|v| !v.is_empty())
+                .unwrap_or(CONNECTION_STRING_VAR);
             let value = env(var).filter(|v| !v.trim().is_empty()).ok_or_else(|| {
-                Error::Config(format!("--cloud {spec}: the environment variable {var} is not set"))
+                Error::Config(format!(
+                    "--cloud {spec}: the environment variable {var} is not set"
+                ))
             })?;
             if value.trim() == "env" || value.trim().starts_with("env:") {
-                return Err(Error::Config(format!("{var} refers to another variable; give the storage itself")));
+                return Err(Error::Config(format!(
+                    "{var} refers to another variable; give the storage itself"
+                )));
             }
             return Self::from_spec_with_env(&value, env);
         }
         if let Some(path) = spec.strip_prefix("dir:") {
             if path.is_empty() {
-                return Err(Error::Config("dir: needs a folder, e.g. dir:/data/stylize".into()));
+                return Err(Error::Config(
+                    "dir: needs a folder, e.g. dir:/data/stylize".into(),
+                ));
             }
             return Ok(CloudConfig {
-                backend: Backend::Local { root: PathBuf::from(path) },
+                backend: Backend::Local {
+                    root: PathBuf::from(path),
+                },
                 container: DEFAULT_CONTAINER.into(),
                 queue: DEFAULT_QUEUE.into(),
             });
@@ -210,7 +224,10 @@ struct Settings(Vec<(String, String)>);
 
 impl Settings {
     fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -234,26 +251,37 @@ const KNOWN_KEYS: &[&str] = &[
 fn parse_connection_string(spec: &str) -> Result<CloudConfig> {
     let mut pairs = Vec::new();
     for part in spec.split(';').map(str::trim).filter(|p| !p.is_empty()) {
-        let (k, v) = part
-            .split_once('=')
-            .ok_or_else(|| Error::Config(format!("connection string part {:?} is not Key=Value", crate::redact_secrets(part))))?;
+        let (k, v) = part.split_once('=').ok_or_else(|| {
+            Error::Config(format!(
+                "connection string part {:?} is not Key=Value",
+                crate::redact_secrets(part)
+            ))
+        })?;
         let k = k.trim();
         if !KNOWN_KEYS.iter().any(|known| known.eq_ignore_ascii_case(k)) {
-            return Err(Error::Config(format!("connection string has an unknown key {k:?}")));
+            return Err(Error::Config(format!(
+                "connection string has an unknown key {k:?}"
+            )));
         }
         pairs.push((k.to_owned(), v.trim().to_owned()));
     }
     let s = Settings(pairs);
 
-    let dev = s.get("UseDevelopmentStorage").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let dev = s
+        .get("UseDevelopmentStorage")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let account = match s.get("AccountName") {
         Some(a) => a.to_owned(),
         None if dev => DEV_ACCOUNT.to_owned(),
         None => String::new(),
     };
-    let protocol = s.get("DefaultEndpointsProtocol").unwrap_or(if dev { "http" } else { "https" });
+    let protocol = s
+        .get("DefaultEndpointsProtocol")
+        .unwrap_or(if dev { "http" } else { "https" });
     if !matches!(protocol, "http" | "https") {
-        return Err(Error::Config(format!("DefaultEndpointsProtocol must be http or https, not {protocol:?}")));
+        return Err(Error::Config(format!(
+            "DefaultEndpointsProtocol must be http or https, not {protocol:?}"
+        )));
     }
     let suffix = s.get("EndpointSuffix").unwrap_or("core.windows.net");
 
@@ -262,11 +290,15 @@ fn parse_connection_string(spec: &str) -> Result<CloudConfig> {
             return service_url(url, key);
         }
         if dev {
-            let host = s.get("DevelopmentStorageProxyUri").unwrap_or("http://127.0.0.1");
+            let host = s
+                .get("DevelopmentStorageProxyUri")
+                .unwrap_or("http://127.0.0.1");
             return service_url(&format!("{host}:{dev_port}/{DEV_ACCOUNT}"), key);
         }
         if account.is_empty() {
-            return Err(Error::Config(format!("connection string needs AccountName or {key}")));
+            return Err(Error::Config(format!(
+                "connection string needs AccountName or {key}"
+            )));
         }
         service_url(&format!("{protocol}://{account}.{service}.{suffix}"), key)
     };
@@ -283,11 +315,15 @@ fn parse_connection_string(spec: &str) -> Result<CloudConfig> {
         (None, true) => Some(DEV_ACCOUNT_KEY),
         (None, false) => None,
     };
-    let sas = s.get("SharedAccessSignature").map(|t| t.trim_start_matches('?').to_owned());
+    let sas = s
+        .get("SharedAccessSignature")
+        .map(|t| t.trim_start_matches('?').to_owned());
     let credential = s.get("Credential").map(parse_credential).transpose()?;
     let base = match (shared, &sas, credential) {
         (Some(_), Some(_), _) => {
-            return Err(Error::Config("connection string has both AccountKey and SharedAccessSignature; give one".into()))
+            return Err(Error::Config(
+                "connection string has both AccountKey and SharedAccessSignature; give one".into(),
+            ))
         }
         (Some(key), None, None) => {
             if account.is_empty() {
@@ -301,7 +337,9 @@ fn parse_connection_string(spec: &str) -> Result<CloudConfig> {
         (None, Some(t), None) => Some(Auth::Sas(Redacted::new(t.clone()))),
         (None, None, Some(c)) => Some(Auth::Entra(c)),
         (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
-            return Err(Error::Config("Credential= selects Entra ID and cannot be combined with a key or SAS".into()))
+            return Err(Error::Config(
+                "Credential= selects Entra ID and cannot be combined with a key or SAS".into(),
+            ))
         }
         (None, None, None) => None,
     };
@@ -354,10 +392,16 @@ fn decode_key(key: &str) -> Result<Vec<u8>> {
 /// Parses a service URL, splitting off a SAS in its query and the trailing
 /// slash that would make the SDK build `//container` paths.
 fn service_url(raw: &str, what: &str) -> Result<(Url, Option<String>)> {
-    let mut url = Url::parse(raw.trim())
-        .map_err(|e| Error::Config(format!("{what} is not a URL ({e}): {}", crate::redact_secrets(raw))))?;
+    let mut url = Url::parse(raw.trim()).map_err(|e| {
+        Error::Config(format!(
+            "{what} is not a URL ({e}): {}",
+            crate::redact_secrets(raw)
+        ))
+    })?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(Error::Config(format!("{what} must be an http(s) URL with a host")));
+        return Err(Error::Config(format!(
+            "{what} must be an http(s) URL with a host"
+        )));
     }
     let sas = url.query().filter(|q| !q.is_empty()).map(str::to_owned);
     url.set_query(None);
@@ -373,7 +417,10 @@ fn account_from_url(url: &Url) -> Option<String> {
     let host = url.host_str()?;
     let path_style = host.parse::<std::net::IpAddr>().is_ok() || host == "localhost";
     if path_style {
-        url.path_segments()?.next().filter(|s| !s.is_empty()).map(str::to_owned)
+        url.path_segments()?
+            .next()
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
     } else {
         host.split('.').next().map(str::to_owned)
     }
@@ -436,10 +483,21 @@ mod tests {
         let c = CloudConfig::from_spec(&cs).unwrap();
         let a = azure(&c);
         assert_eq!(a.account, "myacct");
-        assert_eq!(a.blob_endpoint.as_str(), "https://myacct.blob.core.windows.net/");
-        assert_eq!(a.queue_endpoint.as_str(), "https://myacct.queue.core.windows.net/");
-        assert!(matches!(&a.blob_auth, Auth::SharedKey { key, .. } if key.expose() == b"secret-key-bytes-for-tests"));
-        assert_eq!((c.container.as_str(), c.queue.as_str()), (DEFAULT_CONTAINER, DEFAULT_QUEUE));
+        assert_eq!(
+            a.blob_endpoint.as_str(),
+            "https://myacct.blob.core.windows.net/"
+        );
+        assert_eq!(
+            a.queue_endpoint.as_str(),
+            "https://myacct.queue.core.windows.net/"
+        );
+        assert!(
+            matches!(&a.blob_auth, Auth::SharedKey { key, .. } if key.expose() == b"secret-key-bytes-for-tests")
+        );
+        assert_eq!(
+            (c.container.as_str(), c.queue.as_str()),
+            (DEFAULT_CONTAINER, DEFAULT_QUEUE)
+        );
         assert_eq!(c.poison_queue(), "stylize-jobs-poison");
         for shown in [format!("{c}"), format!("{c:?}")] {
             assert!(!shown.contains(KEY) && !shown.contains("secret"), "{shown}");
@@ -451,8 +509,14 @@ mod tests {
         let c = CloudConfig::from_spec("UseDevelopmentStorage=true").unwrap();
         let a = azure(&c);
         assert_eq!(a.account, DEV_ACCOUNT);
-        assert_eq!(a.blob_endpoint.as_str(), "http://127.0.0.1:10000/devstoreaccount1");
-        assert_eq!(a.queue_endpoint.as_str(), "http://127.0.0.1:10001/devstoreaccount1");
+        assert_eq!(
+            a.blob_endpoint.as_str(),
+            "http://127.0.0.1:10000/devstoreaccount1"
+        );
+        assert_eq!(
+            a.queue_endpoint.as_str(),
+            "http://127.0.0.1:10001/devstoreaccount1"
+        );
         assert!(matches!(a.queue_auth, Auth::SharedKey { .. }));
     }
 
@@ -464,7 +528,10 @@ mod tests {
         );
         let c = CloudConfig::from_spec(&cs).unwrap();
         let a = azure(&c);
-        assert_eq!(a.blob_endpoint.as_str(), "http://127.0.0.1:5000/devstoreaccount1");
+        assert_eq!(
+            a.blob_endpoint.as_str(),
+            "http://127.0.0.1:5000/devstoreaccount1"
+        );
         assert_eq!(c.container, "frames-a");
         assert_eq!(c.queue, "jobs-a");
         assert_eq!(c.poison_queue(), "jobs-a-poison");
@@ -472,17 +539,29 @@ mod tests {
 
     #[test]
     fn sas_url_and_entra_url() {
-        let c = CloudConfig::from_spec("https://acct.blob.core.windows.net/frames?sv=2022-11-02&ss=bq&sig=SECRETSIG").unwrap();
+        let c = CloudConfig::from_spec(
+            "https://acct.blob.core.windows.net/frames?sv=2022-11-02&ss=bq&sig=SECRETSIG",
+        )
+        .unwrap();
         let a = azure(&c);
         assert_eq!(a.account, "acct");
         assert_eq!(c.container, "frames");
-        assert_eq!(a.blob_endpoint.as_str(), "https://acct.blob.core.windows.net/");
-        assert_eq!(a.queue_endpoint.as_str(), "https://acct.queue.core.windows.net/");
+        assert_eq!(
+            a.blob_endpoint.as_str(),
+            "https://acct.blob.core.windows.net/"
+        );
+        assert_eq!(
+            a.queue_endpoint.as_str(),
+            "https://acct.queue.core.windows.net/"
+        );
         assert!(matches!(&a.queue_auth, Auth::Sas(t) if t.expose().contains("sig=SECRETSIG")));
         assert!(!format!("{c} {c:?}").contains("SECRETSIG"));
 
         let c = CloudConfig::from_spec("https://acct.blob.core.windows.net").unwrap();
-        assert!(matches!(azure(&c).blob_auth, Auth::Entra(EntraCredential::Chain)));
+        assert!(matches!(
+            azure(&c).blob_auth,
+            Auth::Entra(EntraCredential::Chain)
+        ));
         assert!(CloudConfig::from_spec("http://127.0.0.1:10000/devstoreaccount1").is_err());
     }
 
@@ -497,12 +576,16 @@ mod tests {
 
         let cs = "AccountName=a;Credential=managed";
         let c = CloudConfig::from_spec(cs).unwrap();
-        assert!(matches!(azure(&c).blob_auth, Auth::Entra(EntraCredential::ManagedIdentity)));
+        assert!(matches!(
+            azure(&c).blob_auth,
+            Auth::Entra(EntraCredential::ManagedIdentity)
+        ));
     }
 
     #[test]
     fn env_and_dir_specs() {
-        let env = |v: &str| (v == CONNECTION_STRING_VAR).then(|| "UseDevelopmentStorage=true".to_owned());
+        let env =
+            |v: &str| (v == CONNECTION_STRING_VAR).then(|| "UseDevelopmentStorage=true".to_owned());
         let c = CloudConfig::from_spec_with_env("env", env).unwrap();
         assert_eq!(azure(&c).account, DEV_ACCOUNT);
         let err = CloudConfig::from_spec_with_env("env:OTHER", env).unwrap_err();
@@ -514,14 +597,21 @@ mod tests {
 
     #[test]
     fn bad_specs_are_clear_and_redacted() {
-        let err = CloudConfig::from_spec(&format!("AccountName=a;AccountKey={KEY};Bogus=1")).unwrap_err();
+        let err =
+            CloudConfig::from_spec(&format!("AccountName=a;AccountKey={KEY};Bogus=1")).unwrap_err();
         assert!(err.to_string().contains("Bogus"));
         let err = CloudConfig::from_spec("AccountName=a;AccountKey=not base64!").unwrap_err();
         assert!(err.to_string().contains("base64"));
-        let err = CloudConfig::from_spec(&format!("AccountName=a;AccountKey={KEY};SharedAccessSignature=sig=x")).unwrap_err();
+        let err = CloudConfig::from_spec(&format!(
+            "AccountName=a;AccountKey={KEY};SharedAccessSignature=sig=x"
+        ))
+        .unwrap_err();
         assert!(!err.to_string().contains(KEY));
         assert!(CloudConfig::from_spec("nonsense").is_err());
         assert!(CloudConfig::from_spec("UseDevelopmentStorage=true;Queue=Bad_Name").is_err());
-        assert!(CloudConfig::from_spec("UseDevelopmentStorage=true").unwrap().with_queue(&"q".repeat(60)).is_err());
+        assert!(CloudConfig::from_spec("UseDevelopmentStorage=true")
+            .unwrap()
+            .with_queue(&"q".repeat(60))
+            .is_err());
     }
 }

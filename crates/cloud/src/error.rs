@@ -151,7 +151,10 @@ impl Error {
 
     /// Whether this is the credentials being refused, as opposed to any other failure.
     pub fn is_auth(&self) -> bool {
-        matches!(self, Error::Auth { .. } | Error::PermissionDenied { .. } | Error::Credential(_))
+        matches!(
+            self,
+            Error::Auth { .. } | Error::PermissionDenied { .. } | Error::Credential(_)
+        )
     }
 
     pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {

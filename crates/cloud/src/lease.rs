@@ -34,7 +34,11 @@ pub struct MessageLease {
 impl MessageLease {
     /// Starts renewing `message` (just received from `queue` with `visibility`).
     /// Must be called inside a tokio runtime.
-    pub fn start(queue: Arc<dyn JobQueue>, message: ReceivedMessage, visibility: Duration) -> MessageLease {
+    pub fn start(
+        queue: Arc<dyn JobQueue>,
+        message: ReceivedMessage,
+        visibility: Duration,
+    ) -> MessageLease {
         let id = message.id.clone();
         let dequeue_count = message.dequeue_count;
         let message = Arc::new(Mutex::new(message));
@@ -111,7 +115,9 @@ impl MessageLease {
     /// Makes the message visible again at once, so another worker takes the job.
     pub async fn release(mut self) -> Result<()> {
         let mut message = self.stop_renewing().await;
-        self.queue.set_visibility(&mut message, Duration::ZERO).await
+        self.queue
+            .set_visibility(&mut message, Duration::ZERO)
+            .await
     }
 
     /// Stops renewing and hands back the message with its current pop receipt.

@@ -61,15 +61,19 @@ pub mod store;
 pub mod testing;
 
 pub use bytes::Bytes;
-pub use config::{AzureAccount, Auth, Backend, CloudConfig, EntraCredential, DEFAULT_CONTAINER, DEFAULT_QUEUE};
+pub use config::{
+    Auth, AzureAccount, Backend, CloudConfig, EntraCredential, DEFAULT_CONTAINER, DEFAULT_QUEUE,
+};
 pub use error::{Error, Result};
 pub use lease::MessageLease;
 pub use protocol::{
-    default_frames_per_job, job_range, sha256_file, sha256_hex, split_jobs, DoneMarker, FailedMarker, FrameFormat,
-    FrameRange, FrameRate, JobSpec, RunId, RunManifest, FORMAT_VERSION,
+    default_frames_per_job, job_range, sha256_file, sha256_hex, split_jobs, DoneMarker,
+    FailedMarker, FrameFormat, FrameRange, FrameRate, JobSpec, RunId, RunManifest, FORMAT_VERSION,
 };
 pub use redact::{redact_secrets, Redacted};
-pub use run::{delete_run, existing_frames, list_runs, load_manifest, publish_manifest, RunProgress};
+pub use run::{
+    delete_run, existing_frames, list_runs, load_manifest, publish_manifest, RunProgress,
+};
 pub use store::{dead_letter, poison_queue_name, BlobEntry, BlobStore, JobQueue, ReceivedMessage};
 
 use std::{fmt, sync::Arc};
@@ -93,18 +97,19 @@ impl Cloud {
     /// up on the first operation, as [`Error::Auth`].
     pub fn open(config: &CloudConfig) -> Result<Cloud> {
         let poison = config.poison_queue();
-        let (blobs, jobs, poison): (Arc<dyn BlobStore>, Arc<dyn JobQueue>, Arc<dyn JobQueue>) = match &config.backend {
-            Backend::Local { root } => (
-                Arc::new(local::LocalBlobStore::new(root, &config.container)?),
-                Arc::new(local::LocalQueue::new(root, &config.queue)?),
-                Arc::new(local::LocalQueue::new(root, &poison)?),
-            ),
-            Backend::Azure(account) => (
-                Arc::new(azure::AzureBlobStore::new(account, &config.container)?),
-                Arc::new(azure::AzureQueue::new(account, &config.queue)?),
-                Arc::new(azure::AzureQueue::new(account, &poison)?),
-            ),
-        };
+        let (blobs, jobs, poison): (Arc<dyn BlobStore>, Arc<dyn JobQueue>, Arc<dyn JobQueue>) =
+            match &config.backend {
+                Backend::Local { root } => (
+                    Arc::new(local::LocalBlobStore::new(root, &config.container)?),
+                    Arc::new(local::LocalQueue::new(root, &config.queue)?),
+                    Arc::new(local::LocalQueue::new(root, &poison)?),
+                ),
+                Backend::Azure(account) => (
+                    Arc::new(azure::AzureBlobStore::new(account, &config.container)?),
+                    Arc::new(azure::AzureQueue::new(account, &config.queue)?),
+                    Arc::new(azure::AzureQueue::new(account, &poison)?),
+                ),
+            };
         Ok(Cloud {
             blobs,
             jobs,
@@ -151,7 +156,9 @@ impl Cloud {
 
 impl fmt::Debug for Cloud {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Cloud").field("storage", &self.description).finish_non_exhaustive()
+        f.debug_struct("Cloud")
+            .field("storage", &self.description)
+            .finish_non_exhaustive()
     }
 }
 

@@ -13,7 +13,10 @@
 //! or message, and workers in several processes can share one root.
 
 use crate::{
-    store::{validate_key, validate_resource_name, visibility_secs, BlobEntry, BlobStore, JobQueue, ReceivedMessage},
+    store::{
+        validate_key, validate_resource_name, visibility_secs, BlobEntry, BlobStore, JobQueue,
+        ReceivedMessage,
+    },
     Error, Result,
 };
 use async_trait::async_trait;
@@ -100,7 +103,9 @@ impl BlobStore for LocalBlobStore {
         let key = key.to_owned();
         blocking(move || match fs::read(&path) {
             Ok(b) => Ok(Bytes::from(b)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::NotFound(format!("blob {key}"))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Err(Error::NotFound(format!("blob {key}")))
+            }
             Err(e) => Err(Error::io("reading", &path, e)),
         })
         .await
@@ -159,9 +164,17 @@ fn walk(dir: &Path, rel: &str, prefix: &str, out: &mut Vec<BlobEntry>) -> Result
     };
     for entry in entries {
         let entry = entry.map_err(|e| Error::io("listing", dir, e))?;
-        let Ok(name) = entry.file_name().into_string() else { continue };
-        let key = if rel.is_empty() { name } else { format!("{rel}/{name}") };
-        let meta = entry.metadata().map_err(|e| Error::io("listing", entry.path(), e))?;
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        let key = if rel.is_empty() {
+            name
+        } else {
+            format!("{rel}/{name}")
+        };
+        let meta = entry
+            .metadata()
+            .map_err(|e| Error::io("listing", entry.path(), e))?;
         if meta.is_dir() {
             // Descend only where keys below could still start with the prefix.
             let folder = format!("{key}/");
@@ -169,7 +182,10 @@ fn walk(dir: &Path, rel: &str, prefix: &str, out: &mut Vec<BlobEntry>) -> Result
                 walk(&entry.path(), &key, prefix, out)?;
             }
         } else if meta.is_file() && key.starts_with(prefix) {
-            out.push(BlobEntry { key, size: meta.len() });
+            out.push(BlobEntry {
+                key,
+                size: meta.len(),
+            });
         }
     }
     Ok(())
@@ -200,17 +216,28 @@ impl LocalQueue {
         })
     }
 
-    async fn locked<T: Send + 'static>(&self, f: impl FnOnce(&Path) -> Result<T> + Send + 'static) -> Result<T> {
+    async fn locked<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Path) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
         let dir = self.dir.clone();
         let name = self.name.clone();
         blocking(move || {
             let lock_path = dir.join(".lock");
-            let lock = match fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path) {
+            let lock = match fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lock_path)
+            {
                 Ok(f) => f,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Error::NotFound(format!("queue {name}"))),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    return Err(Error::NotFound(format!("queue {name}")))
+                }
                 Err(e) => return Err(Error::io("opening", &lock_path, e)),
             };
-            lock.lock().map_err(|e| Error::io("locking", &lock_path, e))?;
+            lock.lock()
+                .map_err(|e| Error::io("locking", &lock_path, e))?;
             // Dropping the file releases the lock, on every path out of `f`.
             f(&dir)
         })
@@ -222,7 +249,9 @@ fn message_files(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
     let mut out = Vec::new();
     for entry in fs::read_dir(dir).map_err(|e| Error::io("listing", dir, e))? {
         let entry = entry.map_err(|e| Error::io("listing", dir, e))?;
-        let Ok(name) = entry.file_name().into_string() else { continue };
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
         if let Some(id) = name.strip_suffix(".json") {
             if !name.starts_with('.') {
                 out.push((id.to_owned(), entry.path()));
@@ -298,7 +327,9 @@ impl JobQueue for LocalQueue {
         self.locked(move |dir| {
             let now = now_ms();
             for (id, path) in message_files(dir)? {
-                let Some(mut m) = read_message(&path)? else { continue };
+                let Some(mut m) = read_message(&path)? else {
+                    continue;
+                };
                 if m.visible_at_ms > now {
                     continue;
                 }
@@ -318,7 +349,11 @@ impl JobQueue for LocalQueue {
         .await
     }
 
-    async fn set_visibility(&self, message: &mut ReceivedMessage, visibility: Duration) -> Result<()> {
+    async fn set_visibility(
+        &self,
+        message: &mut ReceivedMessage,
+        visibility: Duration,
+    ) -> Result<()> {
         let hide_ms = visibility_secs(visibility, 0) * 1000;
         let current = message.clone();
         let receipt = self
@@ -344,7 +379,8 @@ impl JobQueue for LocalQueue {
     }
 
     async fn approximate_len(&self) -> Result<u64> {
-        self.locked(|dir| Ok(message_files(dir)?.len() as u64)).await
+        self.locked(|dir| Ok(message_files(dir)?.len() as u64))
+            .await
     }
 
     async fn clear(&self) -> Result<()> {
@@ -363,10 +399,12 @@ impl JobQueue for LocalQueue {
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| Error::Other {
-        operation: "local storage".into(),
-        message: format!("background task failed: {e}"),
-    })?
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Other {
+            operation: "local storage".into(),
+            message: format!("background task failed: {e}"),
+        })?
 }
 
 fn stage(tmp: &Path, bytes: &[u8]) -> Result<PathBuf> {
@@ -378,7 +416,8 @@ fn stage(tmp: &Path, bytes: &[u8]) -> Result<PathBuf> {
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut f = fs::File::create(path).map_err(|e| Error::io("creating", path, e))?;
-    f.write_all(bytes).map_err(|e| Error::io("writing", path, e))
+    f.write_all(bytes)
+        .map_err(|e| Error::io("writing", path, e))
 }
 
 fn make_parent(path: &Path) -> Result<()> {
@@ -389,14 +428,18 @@ fn make_parent(path: &Path) -> Result<()> {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// Sortable by creation time, and unique across threads and processes.
 fn unique_name() -> String {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     format!("{nanos:020}-{:010}-{n:08}", std::process::id())
 }

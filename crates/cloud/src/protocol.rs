@@ -37,7 +37,11 @@ impl RunId {
         h.update(b"stylize-run\0");
         h.update(FORMAT_VERSION.to_le_bytes());
         // Length prefixes keep ("ab","c") and ("a","bc") apart.
-        for part in [input_sha256.as_bytes(), style.as_bytes(), canonical_json(params).as_bytes()] {
+        for part in [
+            input_sha256.as_bytes(),
+            style.as_bytes(),
+            canonical_json(params).as_bytes(),
+        ] {
             h.update((part.len() as u64).to_le_bytes());
             h.update(part);
         }
@@ -47,7 +51,8 @@ impl RunId {
 
     /// Parses a run id as printed by `Display` (e.g. from `stylize runs`).
     pub fn parse(s: &str) -> Result<RunId> {
-        let ok = s.len() == RUN_ID_HEX_LEN && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        let ok =
+            s.len() == RUN_ID_HEX_LEN && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
         if ok {
             Ok(RunId(s.to_owned()))
         } else {
@@ -366,7 +371,9 @@ impl RunManifest {
             job_count: frame_count.div_ceil(frames_per_job),
             style,
             params,
-            created: OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or(OffsetDateTime::UNIX_EPOCH),
+            created: OffsetDateTime::now_utc()
+                .replace_nanosecond(0)
+                .unwrap_or(OffsetDateTime::UNIX_EPOCH),
             output_container: None,
         })
     }
@@ -389,7 +396,8 @@ impl RunManifest {
 
     /// Job `index`, or `None` past the last job.
     pub fn job_spec(&self, index: u32) -> Option<JobSpec> {
-        job_range(self.frame_count, self.frames_per_job, index).map(|frames| self.job(index, frames))
+        job_range(self.frame_count, self.frames_per_job, index)
+            .map(|frames| self.job(index, frames))
     }
 
     fn job(&self, job: u32, frames: FrameRange) -> JobSpec {
@@ -415,7 +423,8 @@ impl RunManifest {
 
     /// Parses a manifest blob, refusing other format versions.
     pub fn from_json(bytes: &[u8]) -> Result<RunManifest> {
-        let m: RunManifest = serde_json::from_slice(bytes).map_err(|e| Error::json("run manifest", e))?;
+        let m: RunManifest =
+            serde_json::from_slice(bytes).map_err(|e| Error::json("run manifest", e))?;
         if m.version != FORMAT_VERSION {
             return Err(Error::MalformedMessage(format!(
                 "run manifest {} has format version {}, this build reads {FORMAT_VERSION}",
@@ -472,15 +481,20 @@ impl JobSpec {
     /// Parses a queue message body; anything that is not a well-formed job of
     /// this protocol version is [`Error::MalformedMessage`].
     pub fn from_message(body: &str) -> Result<JobSpec> {
-        let spec: JobSpec = serde_json::from_str(body).map_err(|e| Error::MalformedMessage(e.to_string()))?;
+        let spec: JobSpec =
+            serde_json::from_str(body).map_err(|e| Error::MalformedMessage(e.to_string()))?;
         if spec.version != FORMAT_VERSION {
             return Err(Error::MalformedMessage(format!(
                 "job format version {} (this build reads {FORMAT_VERSION})",
                 spec.version
             )));
         }
-        for container in [&spec.container, &spec.output_container].into_iter().flatten() {
-            crate::store::validate_resource_name("container", container).map_err(|e| Error::MalformedMessage(e.to_string()))?;
+        for container in [&spec.container, &spec.output_container]
+            .into_iter()
+            .flatten()
+        {
+            crate::store::validate_resource_name("container", container)
+                .map_err(|e| Error::MalformedMessage(e.to_string()))?;
         }
         if spec.frames.is_empty() {
             return Err(Error::MalformedMessage(format!(
@@ -493,18 +507,24 @@ impl JobSpec {
 
     /// Blob names of this job's input frames, in order.
     pub fn frame_keys(&self) -> impl Iterator<Item = (u32, String)> + '_ {
-        self.frames.frames().map(|n| (n, self.run_id.frame_key(n, self.frame_format)))
+        self.frames
+            .frames()
+            .map(|n| (n, self.run_id.frame_key(n, self.frame_format)))
     }
 
     /// Blob names of this job's styled frames, in order.
     pub fn styled_keys(&self) -> impl Iterator<Item = (u32, String)> + '_ {
-        self.frames.frames().map(|n| (n, self.run_id.styled_key(n, self.frame_format)))
+        self.frames
+            .frames()
+            .map(|n| (n, self.run_id.styled_key(n, self.frame_format)))
     }
 
     /// The container of the run's outputs: its output container, else the
     /// run's own (`container`), else `None` for the worker's default.
     pub fn outputs_container(&self) -> Option<&str> {
-        self.output_container.as_deref().or(self.container.as_deref())
+        self.output_container
+            .as_deref()
+            .or(self.container.as_deref())
     }
 
     /// This job's done marker.
@@ -584,7 +604,12 @@ pub struct FailedMarker {
 
 impl FailedMarker {
     /// A marker for a job given up on now.
-    pub fn new(spec: &JobSpec, reason: impl AsRef<str>, dequeue_count: u32, worker: impl Into<String>) -> FailedMarker {
+    pub fn new(
+        spec: &JobSpec,
+        reason: impl AsRef<str>,
+        dequeue_count: u32,
+        worker: impl Into<String>,
+    ) -> FailedMarker {
         FailedMarker {
             version: FORMAT_VERSION,
             job: spec.job,
@@ -612,7 +637,8 @@ fn now() -> OffsetDateTime {
 }
 
 fn to_json_bytes<T: Serialize>(value: &T) -> Vec<u8> {
-    let mut out = serde_json::to_vec_pretty(value).unwrap_or_else(|_| unreachable!("protocol documents always serialise"));
+    let mut out = serde_json::to_vec_pretty(value)
+        .unwrap_or_else(|_| unreachable!("protocol documents always serialise"));
     out.push(b'\n');
     out
 }
@@ -629,7 +655,9 @@ pub fn sha256_file(path: &Path) -> Result<String> {
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = file.read(&mut buf).map_err(|e| Error::io("reading", path, e))?;
+        let n = file
+            .read(&mut buf)
+            .map_err(|e| Error::io("reading", path, e))?;
         if n == 0 {
             break;
         }
@@ -696,12 +724,21 @@ mod tests {
     fn run_id_is_stable_and_depends_on_every_component() {
         let p = json!({"a": 1, "b": [1, 2]});
         let a = RunId::derive("abc", "style", &p);
-        assert_eq!(a, RunId::derive("abc", "style", &json!({"b": [1, 2], "a": 1})));
+        assert_eq!(
+            a,
+            RunId::derive("abc", "style", &json!({"b": [1, 2], "a": 1}))
+        );
         assert_eq!(a.as_str().len(), RUN_ID_HEX_LEN);
         assert_ne!(a, RunId::derive("abd", "style", &p));
         assert_ne!(a, RunId::derive("abc", "style2", &p));
-        assert_ne!(a, RunId::derive("abc", "style", &json!({"a": 2, "b": [1, 2]})));
-        assert_ne!(RunId::derive("ab", "cstyle", &p), RunId::derive("abc", "style", &p));
+        assert_ne!(
+            a,
+            RunId::derive("abc", "style", &json!({"a": 2, "b": [1, 2]}))
+        );
+        assert_ne!(
+            RunId::derive("ab", "cstyle", &p),
+            RunId::derive("abc", "style", &p)
+        );
         assert_eq!(RunId::parse(a.as_str()).unwrap(), a);
         assert!(RunId::parse("../etc").is_err());
         assert!(RunId::parse("ABCDEF0123456789").is_err());
@@ -711,13 +748,25 @@ mod tests {
     fn blob_layout_matches_the_design() {
         let run = RunId::parse("0123456789abcdef").unwrap();
         assert_eq!(run.manifest_key(), "runs/0123456789abcdef/manifest.json");
-        assert_eq!(run.frame_key(7, FrameFormat::Png), "runs/0123456789abcdef/frames/000007.png");
-        assert_eq!(run.styled_key(822, FrameFormat::Jpeg), "runs/0123456789abcdef/styled/000822.jpg");
+        assert_eq!(
+            run.frame_key(7, FrameFormat::Png),
+            "runs/0123456789abcdef/frames/000007.png"
+        );
+        assert_eq!(
+            run.styled_key(822, FrameFormat::Jpeg),
+            "runs/0123456789abcdef/styled/000822.jpg"
+        );
         assert_eq!(run.done_key(3), "runs/0123456789abcdef/done/00003.json");
-        assert_eq!(run.failed_key(12), "runs/0123456789abcdef/failed/00012.json");
+        assert_eq!(
+            run.failed_key(12),
+            "runs/0123456789abcdef/failed/00012.json"
+        );
         assert_eq!(run.queued_key(4), "runs/0123456789abcdef/queued/00004.json");
         assert_eq!(job_index_of(&run.queued_key(4)), Some(4));
-        assert_eq!(frame_number_of(&run.styled_key(822, FrameFormat::Webp)), Some(822));
+        assert_eq!(
+            frame_number_of(&run.styled_key(822, FrameFormat::Webp)),
+            Some(822)
+        );
         assert_eq!(job_index_of(&run.done_key(3)), Some(3));
         assert_eq!(frame_number_of("runs/x/frames/7.png"), None);
         assert_eq!(frame_number_of("runs/x/frames/00000a.png"), None);
@@ -730,12 +779,18 @@ mod tests {
                 let jobs = split_jobs(frames, per_job);
                 let mut next = 0;
                 for (i, r) in jobs.iter().enumerate() {
-                    assert_eq!(r.start, next, "{frames}/{per_job}: job {i} does not start where the last ended");
+                    assert_eq!(
+                        r.start, next,
+                        "{frames}/{per_job}: job {i} does not start where the last ended"
+                    );
                     assert!(!r.is_empty() && r.len() <= per_job);
                     assert_eq!(job_range(frames, per_job, i as u32), Some(*r));
                     next = r.end;
                 }
-                assert_eq!(next, frames, "{frames}/{per_job}: frames dropped at the end");
+                assert_eq!(
+                    next, frames,
+                    "{frames}/{per_job}: frames dropped at the end"
+                );
                 assert_eq!(jobs.len() as u32, frames.div_ceil(per_job));
                 assert_eq!(job_range(frames, per_job, jobs.len() as u32), None);
             }
@@ -763,7 +818,13 @@ mod tests {
 
         let jobs = m.jobs();
         assert_eq!(jobs.len(), 17);
-        assert_eq!(jobs[16].frames, FrameRange { start: 800, end: 823 });
+        assert_eq!(
+            jobs[16].frames,
+            FrameRange {
+                start: 800,
+                end: 823
+            }
+        );
         for j in &jobs {
             assert_eq!(JobSpec::from_message(&j.to_message()).unwrap(), *j);
         }
@@ -773,7 +834,12 @@ mod tests {
         let job = JobSpec::from_message(&split.jobs()[3].to_message()).unwrap();
         assert_eq!(job.output_container.as_deref(), Some("styled-out"));
         assert_eq!(RunManifest::from_json(&split.to_json()).unwrap(), split);
-        assert!(!String::from_utf8(m.to_json()).unwrap().contains("output_container"), "absent when unused");
+        assert!(
+            !String::from_utf8(m.to_json())
+                .unwrap()
+                .contains("output_container"),
+            "absent when unused"
+        );
         assert!(m.clone().with_output_container("Bad_Name").is_err());
         let keys: Vec<_> = jobs[16].styled_keys().collect();
         assert_eq!(keys.len(), 23);
@@ -791,23 +857,44 @@ mod tests {
         let good = manifest(100, 10).jobs()[0].to_message();
         let mut v: serde_json::Value = serde_json::from_str(&good).unwrap();
         v["extra"] = json!(1);
-        assert!(matches!(JobSpec::from_message(&v.to_string()), Err(Error::MalformedMessage(_))));
+        assert!(matches!(
+            JobSpec::from_message(&v.to_string()),
+            Err(Error::MalformedMessage(_))
+        ));
 
         let mut v: serde_json::Value = serde_json::from_str(&good).unwrap();
         v["frames"]["step"] = json!(2);
-        assert!(matches!(JobSpec::from_message(&v.to_string()), Err(Error::MalformedMessage(_))));
+        assert!(matches!(
+            JobSpec::from_message(&v.to_string()),
+            Err(Error::MalformedMessage(_))
+        ));
 
         let mut v: serde_json::Value = serde_json::from_str(&good).unwrap();
         v["version"] = json!(2);
-        assert!(matches!(JobSpec::from_message(&v.to_string()), Err(Error::MalformedMessage(_))));
+        assert!(matches!(
+            JobSpec::from_message(&v.to_string()),
+            Err(Error::MalformedMessage(_))
+        ));
 
         let mut v: serde_json::Value = serde_json::from_str(&good).unwrap();
         v["frames"] = json!({"start": 5, "end": 5});
-        assert!(matches!(JobSpec::from_message(&v.to_string()), Err(Error::MalformedMessage(_))));
+        assert!(matches!(
+            JobSpec::from_message(&v.to_string()),
+            Err(Error::MalformedMessage(_))
+        ));
 
-        for foreign in ["", "hello", "{}", "eyJqb2IiOjF9", r#"{"run_id":"../../x","job":1}"#] {
+        for foreign in [
+            "",
+            "hello",
+            "{}",
+            "eyJqb2IiOjF9",
+            r#"{"run_id":"../../x","job":1}"#,
+        ] {
             assert!(
-                matches!(JobSpec::from_message(foreign), Err(Error::MalformedMessage(_))),
+                matches!(
+                    JobSpec::from_message(foreign),
+                    Err(Error::MalformedMessage(_))
+                ),
                 "{foreign:?} accepted"
             );
         }
@@ -816,6 +903,9 @@ mod tests {
     #[test]
     fn canonical_json_sorts_keys_at_every_level() {
         let a = json!({"b": {"y": 1, "x": [ {"d": 1, "c": 2} ]}, "a": "s"});
-        assert_eq!(canonical_json(&a), r#"{"a":"s","b":{"x":[{"c":2,"d":1}],"y":1}}"#);
+        assert_eq!(
+            canonical_json(&a),
+            r#"{"a":"s","b":{"x":[{"c":2,"d":1}],"y":1}}"#
+        );
     }
 }

@@ -11,9 +11,15 @@ use std::collections::{BTreeMap, BTreeSet};
 /// Writes the run's manifest unless one exists, and returns the manifest in
 /// force: the new one, or on a re-run the one written first (whose job split
 /// the queued jobs and markers follow, so a resumed run must use it).
-pub async fn publish_manifest(blobs: &dyn BlobStore, manifest: &RunManifest) -> Result<RunManifest> {
+pub async fn publish_manifest(
+    blobs: &dyn BlobStore,
+    manifest: &RunManifest,
+) -> Result<RunManifest> {
     let key = manifest.run_id.manifest_key();
-    if blobs.put_if_absent(&key, Bytes::from(manifest.to_json())).await? {
+    if blobs
+        .put_if_absent(&key, Bytes::from(manifest.to_json()))
+        .await?
+    {
         return Ok(manifest.clone());
     }
     load_manifest(blobs, &manifest.run_id).await
@@ -34,7 +40,9 @@ pub async fn list_runs(blobs: &dyn BlobStore) -> Result<Vec<RunId>> {
     let mut runs = Vec::new();
     for entry in blobs.list("runs/").await? {
         let mut parts = entry.key.split('/');
-        if let (Some("runs"), Some(id), Some("manifest.json"), None) = (parts.next(), parts.next(), parts.next(), parts.next()) {
+        if let (Some("runs"), Some(id), Some("manifest.json"), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        {
             if let Ok(run) = RunId::parse(id) {
                 runs.push(run);
             }
@@ -92,7 +100,9 @@ impl RunProgress {
             .collect();
         let mut failed = BTreeMap::new();
         for entry in blobs.list(&run.failed_prefix()).await? {
-            let Some(job) = job_index_of(&entry.key) else { continue };
+            let Some(job) = job_index_of(&entry.key) else {
+                continue;
+            };
             // A job that failed once and later succeeded counts as done.
             if done.contains(&job) || job >= manifest.job_count {
                 continue;
@@ -123,7 +133,10 @@ impl RunProgress {
 
     /// Pending jobs not queued yet: what a (resumed) coordinator still has to send.
     pub fn unqueued(&self) -> Vec<u32> {
-        self.pending().into_iter().filter(|j| !self.queued.contains(j)).collect()
+        self.pending()
+            .into_iter()
+            .filter(|j| !self.queued.contains(j))
+            .collect()
     }
 
     /// Whether every job is done or failed (nothing left to wait for).
@@ -142,7 +155,9 @@ pub async fn delete_run(blobs: &dyn BlobStore, run: &RunId) -> Result<usize> {
     let entries = blobs.list(&run.prefix()).await?;
     let mut deleted = 0;
     // The manifest goes last, so an interrupted clean still lists as a run.
-    let (manifest, rest): (Vec<_>, Vec<_>) = entries.into_iter().partition(|e| e.key == run.manifest_key());
+    let (manifest, rest): (Vec<_>, Vec<_>) = entries
+        .into_iter()
+        .partition(|e| e.key == run.manifest_key());
     for entry in rest.into_iter().chain(manifest) {
         if blobs.delete(&entry.key).await? {
             deleted += 1;

@@ -14,7 +14,11 @@ const EXPIRY_FORMAT: &[FormatItem<'static>] =
 /// An account SAS for the blob and queue services: service, container and
 /// object level; read, write, delete, list, add, create, update, process.
 /// Returned as query pairs in order; the caller form-encodes them.
-pub fn account_sas(account: &str, key: &[u8], expiry: OffsetDateTime) -> Vec<(&'static str, String)> {
+pub fn account_sas(
+    account: &str,
+    key: &[u8],
+    expiry: OffsetDateTime,
+) -> Vec<(&'static str, String)> {
     account_sas_with(account, key, expiry, "sco", "rwdlacup")
 }
 
@@ -36,10 +40,16 @@ pub fn account_sas_with(
         .unwrap_or_else(|_| unreachable!("a UTC time always formats"));
     // Fields: account, permissions, services, resource types, start, expiry,
     // IP range, protocol, version, encryption scope, and a final newline.
-    let string_to_sign = format!("{account}\n{permissions}\n{SERVICES}\n{resource_types}\n\n{expiry}\n\n\n{SAS_VERSION}\n\n");
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    let string_to_sign = format!(
+        "{account}\n{permissions}\n{SERVICES}\n{resource_types}\n\n{expiry}\n\n\n{SAS_VERSION}\n\n"
+    );
+    let mut mac = Hmac::<Sha256>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
     mac.update(string_to_sign.as_bytes());
-    let sig = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, mac.finalize().into_bytes());
+    let sig = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        mac.finalize().into_bytes(),
+    );
     vec![
         ("sv", SAS_VERSION.to_owned()),
         ("ss", SERVICES.to_owned()),

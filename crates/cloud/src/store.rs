@@ -92,7 +92,11 @@ pub trait JobQueue: Send + Sync + fmt::Debug {
     /// Hides the message for `visibility` from now (0 makes it visible again at
     /// once, releasing it). Updates `message.pop_receipt` to the new receipt.
     /// [`Error::LeaseLost`] if the delivery is no longer current.
-    async fn set_visibility(&self, message: &mut ReceivedMessage, visibility: Duration) -> Result<()>;
+    async fn set_visibility(
+        &self,
+        message: &mut ReceivedMessage,
+        visibility: Duration,
+    ) -> Result<()>;
 
     /// Deletes the message for good. [`Error::LeaseLost`] if the delivery is no
     /// longer current (it was redelivered to someone else, or deleted).
@@ -118,7 +122,11 @@ pub(crate) fn visibility_secs(d: Duration, min: u64) -> u64 {
 /// Moves a message to the poison queue: sends its body there, then deletes it
 /// here. A crash between the two leaves a copy in both, which is harmless for
 /// a dead-letter queue (delivery is at least once everywhere).
-pub async fn dead_letter(queue: &dyn JobQueue, poison: &dyn JobQueue, message: &ReceivedMessage) -> Result<()> {
+pub async fn dead_letter(
+    queue: &dyn JobQueue,
+    poison: &dyn JobQueue,
+    message: &ReceivedMessage,
+) -> Result<()> {
     poison.send(&message.body).await?;
     queue.delete(message).await
 }
@@ -139,7 +147,10 @@ pub fn validate_key(key: &str) -> Result<()> {
     if key.chars().any(|c| c.is_control() || c == '\\') {
         return bad("contains a control character or backslash");
     }
-    if key.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..") {
+    if key
+        .split('/')
+        .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+    {
         return bad("has an empty, `.` or `..` path segment");
     }
     Ok(())
@@ -150,7 +161,9 @@ pub fn validate_key(key: &str) -> Result<()> {
 /// letter or digit), so a name that works locally also works in Azure.
 pub fn validate_resource_name(kind: &str, name: &str) -> Result<()> {
     let ok = (3..=63).contains(&name.len())
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !name.starts_with('-')
         && !name.ends_with('-')
         && !name.contains("--");
@@ -170,7 +183,16 @@ mod tests {
     #[test]
     fn keys() {
         assert!(validate_key("runs/abc/frames/000001.png").is_ok());
-        for bad in ["", "/abs", "a//b", "a/../b", "a/./b", "trailing/", "back\\slash", "nl\nx"] {
+        for bad in [
+            "",
+            "/abs",
+            "a//b",
+            "a/../b",
+            "a/./b",
+            "trailing/",
+            "back\\slash",
+            "nl\nx",
+        ] {
             assert!(validate_key(bad).is_err(), "{bad:?} accepted");
         }
     }
@@ -179,8 +201,19 @@ mod tests {
     fn resource_names() {
         assert!(validate_resource_name("queue", "stylize-jobs").is_ok());
         assert!(validate_resource_name("queue", &poison_queue_name("stylize-jobs")).is_ok());
-        for bad in ["ab", "Upper", "-lead", "trail-", "dou--ble", "under_score", &"x".repeat(64)] {
-            assert!(validate_resource_name("queue", bad).is_err(), "{bad:?} accepted");
+        for bad in [
+            "ab",
+            "Upper",
+            "-lead",
+            "trail-",
+            "dou--ble",
+            "under_score",
+            &"x".repeat(64),
+        ] {
+            assert!(
+                validate_resource_name("queue", bad).is_err(),
+                "{bad:?} accepted"
+            );
         }
     }
 
@@ -190,7 +223,10 @@ mod tests {
         assert_eq!(visibility_secs(Duration::from_millis(1500), 1), 2);
         assert_eq!(visibility_secs(Duration::ZERO, 0), 0);
         assert_eq!(visibility_secs(Duration::ZERO, 1), 1);
-        assert_eq!(visibility_secs(Duration::from_secs(30 * 24 * 3600), 1), MAX_VISIBILITY.as_secs());
+        assert_eq!(
+            visibility_secs(Duration::from_secs(30 * 24 * 3600), 1),
+            MAX_VISIBILITY.as_secs()
+        );
     }
 
     #[test]

@@ -78,7 +78,9 @@ impl Azurite {
         let (blob_port, queue_port, table_port) = (ports[0], ports[1], ports[2]);
         let log_path = data.path().join("azurite.log");
         let log = fs::File::create(&log_path).map_err(|e| Error::io("creating", &log_path, e))?;
-        let log_err = log.try_clone().map_err(|e| Error::io("opening", &log_path, e))?;
+        let log_err = log
+            .try_clone()
+            .map_err(|e| Error::io("opening", &log_path, e))?;
         let location = data.path().join("data");
         fs::create_dir_all(&location).map_err(|e| Error::io("creating", &location, e))?;
         // `node` runs the entry script itself, so the child's PID is Azurite's
@@ -87,9 +89,24 @@ impl Azurite {
             .arg(entry)
             .arg("--location")
             .arg(&location)
-            .args(["--blobHost", "127.0.0.1", "--blobPort", &blob_port.to_string()])
-            .args(["--queueHost", "127.0.0.1", "--queuePort", &queue_port.to_string()])
-            .args(["--tableHost", "127.0.0.1", "--tablePort", &table_port.to_string()])
+            .args([
+                "--blobHost",
+                "127.0.0.1",
+                "--blobPort",
+                &blob_port.to_string(),
+            ])
+            .args([
+                "--queueHost",
+                "127.0.0.1",
+                "--queuePort",
+                &queue_port.to_string(),
+            ])
+            .args([
+                "--tableHost",
+                "127.0.0.1",
+                "--tablePort",
+                &table_port.to_string(),
+            ])
             .args(["--skipApiVersionCheck", "--disableTelemetry", "--silent"])
             .stdin(Stdio::null())
             .stdout(log)
@@ -101,7 +118,9 @@ impl Azurite {
         loop {
             if let Ok(Some(status)) = child.try_wait() {
                 let log = fs::read_to_string(&log_path).unwrap_or_default();
-                return Err(other(&format!("Azurite exited with {status} before it was ready:\n{log}")));
+                return Err(other(&format!(
+                    "Azurite exited with {status} before it was ready:\n{log}"
+                )));
             }
             if accepts(blob_port) && accepts(queue_port) {
                 return Ok(Azurite {
@@ -115,7 +134,9 @@ impl Azurite {
                 let _ = child.kill();
                 let _ = child.wait();
                 let log = fs::read_to_string(&log_path).unwrap_or_default();
-                return Err(other(&format!("Azurite not ready after {READY_TIMEOUT:?}:\n{log}")));
+                return Err(other(&format!(
+                    "Azurite not ready after {READY_TIMEOUT:?}:\n{log}"
+                )));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -128,12 +149,20 @@ impl Azurite {
 
     /// Blob service URL, path-style with the account: `http://127.0.0.1:PORT/devstoreaccount1`.
     pub fn blob_endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}/{}", self.blob_port, crate::config::DEV_ACCOUNT)
+        format!(
+            "http://127.0.0.1:{}/{}",
+            self.blob_port,
+            crate::config::DEV_ACCOUNT
+        )
     }
 
     /// Queue service URL.
     pub fn queue_endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}/{}", self.queue_port, crate::config::DEV_ACCOUNT)
+        format!(
+            "http://127.0.0.1:{}/{}",
+            self.queue_port,
+            crate::config::DEV_ACCOUNT
+        )
     }
 
     /// A connection string for this instance (the emulator's public development key).
@@ -170,7 +199,10 @@ impl Drop for Azurite {
 /// (installing once per process; concurrent tests wait for the first).
 pub fn entry_script() -> Result<PathBuf> {
     static ENTRY: OnceLock<Mutex<Option<PathBuf>>> = OnceLock::new();
-    let mut cached = ENTRY.get_or_init(|| Mutex::new(None)).lock().unwrap_or_else(|p| p.into_inner());
+    let mut cached = ENTRY
+        .get_or_init(|| Mutex::new(None))
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
     if let Some(p) = cached.as_ref() {
         return Ok(p.clone());
     }
@@ -196,7 +228,10 @@ pub fn entry_script() -> Result<PathBuf> {
         }
     };
     if !path.is_file() {
-        return Err(other(&format!("Azurite entry script {} does not exist", path.display())));
+        return Err(other(&format!(
+            "Azurite entry script {} does not exist",
+            path.display()
+        )));
     }
     *cached = Some(path.clone());
     Ok(path)
@@ -205,16 +240,26 @@ pub fn entry_script() -> Result<PathBuf> {
 fn free_ports(n: usize) -> Result<Vec<u16>> {
     // All listeners stay open until every port is chosen, so the n ports differ.
     let listeners = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").map_err(|e| Error::io("binding", "127.0.0.1:0", e)))
+        .map(|_| {
+            TcpListener::bind("127.0.0.1:0").map_err(|e| Error::io("binding", "127.0.0.1:0", e))
+        })
         .collect::<Result<Vec<_>>>()?;
     listeners
         .iter()
-        .map(|l| l.local_addr().map(|a| a.port()).map_err(|e| Error::io("binding", "127.0.0.1:0", e)))
+        .map(|l| {
+            l.local_addr()
+                .map(|a| a.port())
+                .map_err(|e| Error::io("binding", "127.0.0.1:0", e))
+        })
         .collect()
 }
 
 fn accepts(port: u16) -> bool {
-    TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_millis(200)).is_ok()
+    TcpStream::connect_timeout(
+        &SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_millis(200),
+    )
+    .is_ok()
 }
 
 fn other(message: &str) -> Error {

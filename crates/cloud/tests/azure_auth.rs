@@ -22,7 +22,10 @@ fn assert_clear_auth_error(e: &Error, code: &str) {
     assert!(!e.is_retryable());
     assert!(e.is_auth());
     for shown in [text, format!("{e:?}")] {
-        assert!(!shown.contains(WRONG_KEY) && !shown.contains("sig="), "{shown}");
+        assert!(
+            !shown.contains(WRONG_KEY) && !shown.contains("sig="),
+            "{shown}"
+        );
     }
 }
 
@@ -38,9 +41,22 @@ async fn wrong_key_is_a_clear_auth_error() {
         azurite.queue_endpoint()
     );
     let cloud = Cloud::open(&CloudConfig::from_spec(&spec).unwrap()).unwrap();
-    assert_clear_auth_error(&cloud.blobs.create_if_missing().await.unwrap_err(), BLOB_CODE);
-    assert_clear_auth_error(&cloud.blobs.put("runs/x/a", Bytes::from_static(b"x")).await.unwrap_err(), BLOB_CODE);
-    assert_clear_auth_error(&cloud.jobs.create_if_missing().await.unwrap_err(), QUEUE_CODE);
+    assert_clear_auth_error(
+        &cloud.blobs.create_if_missing().await.unwrap_err(),
+        BLOB_CODE,
+    );
+    assert_clear_auth_error(
+        &cloud
+            .blobs
+            .put("runs/x/a", Bytes::from_static(b"x"))
+            .await
+            .unwrap_err(),
+        BLOB_CODE,
+    );
+    assert_clear_auth_error(
+        &cloud.jobs.create_if_missing().await.unwrap_err(),
+        QUEUE_CODE,
+    );
     assert_clear_auth_error(&cloud.jobs.send("x").await.unwrap_err(), QUEUE_CODE);
     // HEAD requests carry no error body; the refusal must still read as one.
     let e = cloud.blobs.exists("runs/x/a").await.unwrap_err();
@@ -49,7 +65,8 @@ async fn wrong_key_is_a_clear_auth_error() {
 
 fn sas_query(pairs: &[(&'static str, String)]) -> String {
     let mut url = azure_core::http::Url::parse("http://x/").unwrap();
-    url.query_pairs_mut().extend_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())));
+    url.query_pairs_mut()
+        .extend_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())));
     url.query().unwrap().to_owned()
 }
 
@@ -72,7 +89,10 @@ async fn expired_sas_is_a_clear_auth_error() {
     let config = CloudConfig::from_spec(&spec).unwrap();
     assert!(!format!("{config} {config:?}").contains("sig="));
     let cloud = Cloud::open(&config).unwrap();
-    assert_clear_auth_error(&cloud.blobs.create_if_missing().await.unwrap_err(), BLOB_CODE);
+    assert_clear_auth_error(
+        &cloud.blobs.create_if_missing().await.unwrap_err(),
+        BLOB_CODE,
+    );
     assert_clear_auth_error(&cloud.jobs.send("x").await.unwrap_err(), QUEUE_CODE);
 }
 
@@ -89,10 +109,22 @@ async fn user_sas_per_service_works() {
     );
     let cloud = Cloud::open(&CloudConfig::from_spec(&spec).unwrap()).unwrap();
     cloud.create_if_missing().await.unwrap();
-    cloud.blobs.put("runs/r/frames/000000.png", Bytes::from_static(b"px")).await.unwrap();
-    assert_eq!(cloud.blobs.get("runs/r/frames/000000.png").await.unwrap(), Bytes::from_static(b"px"));
+    cloud
+        .blobs
+        .put("runs/r/frames/000000.png", Bytes::from_static(b"px"))
+        .await
+        .unwrap();
+    assert_eq!(
+        cloud.blobs.get("runs/r/frames/000000.png").await.unwrap(),
+        Bytes::from_static(b"px")
+    );
     cloud.jobs.send("hello").await.unwrap();
-    let m = cloud.jobs.receive(Duration::from_secs(5)).await.unwrap().unwrap();
+    let m = cloud
+        .jobs
+        .receive(Duration::from_secs(5))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(m.body, "hello");
     cloud.jobs.delete(&m).await.unwrap();
     assert_eq!(cloud.poison.name(), "jobs-b-poison");
@@ -103,7 +135,10 @@ async fn missing_blob_and_queue_are_not_found() {
     let Some(azurite) = start() else { return };
     let cloud = Cloud::open(&azurite.config().with_queue("never-created").unwrap()).unwrap();
     cloud.blobs.create_if_missing().await.unwrap();
-    assert!(matches!(cloud.blobs.get("runs/none").await, Err(Error::NotFound(_))));
+    assert!(matches!(
+        cloud.blobs.get("runs/none").await,
+        Err(Error::NotFound(_))
+    ));
     let err = cloud.jobs.send("x").await.unwrap_err();
     assert!(matches!(err, Error::NotFound(_)), "{err:?}");
     assert!(!err.is_retryable());

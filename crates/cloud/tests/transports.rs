@@ -3,8 +3,9 @@
 use serde_json::json;
 use std::{collections::BTreeSet, sync::Arc, time::Duration};
 use stylize_cloud::{
-    dead_letter, delete_run, existing_frames, list_runs, publish_manifest, testing::Azurite, Bytes, Cloud, CloudConfig,
-    DoneMarker, Error, FailedMarker, FrameFormat, FrameRate, JobSpec, MessageLease, RunManifest, RunProgress,
+    dead_letter, delete_run, existing_frames, list_runs, publish_manifest, testing::Azurite, Bytes,
+    Cloud, CloudConfig, DoneMarker, Error, FailedMarker, FrameFormat, FrameRate, JobSpec,
+    MessageLease, RunManifest, RunProgress,
 };
 
 /// A connected transport plus whatever keeps it alive (a temp folder or an Azurite process).
@@ -31,7 +32,8 @@ async fn local() -> Option<Harness> {
 }
 
 async fn azurite() -> Option<Harness> {
-    let azurite = Azurite::start_or_skip().expect("Azurite must start (set STYLIZE_SKIP_AZURITE=1 to skip)")?;
+    let azurite = Azurite::start_or_skip()
+        .expect("Azurite must start (set STYLIZE_SKIP_AZURITE=1 to skip)")?;
     let config = CloudConfig::from_spec(&azurite.connection_string()).unwrap();
     let cloud = Cloud::open(&config).unwrap();
     cloud.create_if_missing().await.unwrap();
@@ -77,21 +79,42 @@ suite!(
 
 async fn blob_put_get_list_delete(cloud: &Cloud) {
     let b = &cloud.blobs;
-    b.put("runs/r1/frames/000001.png", Bytes::from_static(b"one")).await.unwrap();
-    b.put("runs/r1/frames/000000.png", Bytes::from_static(b"zero")).await.unwrap();
-    b.put("runs/r1/styled/000000.png", Bytes::from_static(b"s0")).await.unwrap();
-    b.put("runs/r2/frames/000000.png", Bytes::new()).await.unwrap();
+    b.put("runs/r1/frames/000001.png", Bytes::from_static(b"one"))
+        .await
+        .unwrap();
+    b.put("runs/r1/frames/000000.png", Bytes::from_static(b"zero"))
+        .await
+        .unwrap();
+    b.put("runs/r1/styled/000000.png", Bytes::from_static(b"s0"))
+        .await
+        .unwrap();
+    b.put("runs/r2/frames/000000.png", Bytes::new())
+        .await
+        .unwrap();
     let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
-    b.put("runs/r1/big.bin", Bytes::from(big.clone())).await.unwrap();
+    b.put("runs/r1/big.bin", Bytes::from(big.clone()))
+        .await
+        .unwrap();
 
-    assert_eq!(b.get("runs/r1/frames/000001.png").await.unwrap(), Bytes::from_static(b"one"));
+    assert_eq!(
+        b.get("runs/r1/frames/000001.png").await.unwrap(),
+        Bytes::from_static(b"one")
+    );
     assert_eq!(b.get("runs/r1/big.bin").await.unwrap().as_ref(), &big[..]);
-    b.put("runs/r1/frames/000001.png", Bytes::from_static(b"uno")).await.unwrap();
-    assert_eq!(b.get("runs/r1/frames/000001.png").await.unwrap(), Bytes::from_static(b"uno"));
+    b.put("runs/r1/frames/000001.png", Bytes::from_static(b"uno"))
+        .await
+        .unwrap();
+    assert_eq!(
+        b.get("runs/r1/frames/000001.png").await.unwrap(),
+        Bytes::from_static(b"uno")
+    );
 
     assert!(b.exists("runs/r1/frames/000000.png").await.unwrap());
     assert!(!b.exists("runs/r1/frames/000009.png").await.unwrap());
-    assert!(matches!(b.get("runs/r1/frames/000009.png").await, Err(Error::NotFound(_))));
+    assert!(matches!(
+        b.get("runs/r1/frames/000009.png").await,
+        Err(Error::NotFound(_))
+    ));
 
     let keys = |v: Vec<stylize_cloud::BlobEntry>| v.into_iter().map(|e| e.key).collect::<Vec<_>>();
     assert_eq!(
@@ -100,16 +123,28 @@ async fn blob_put_get_list_delete(cloud: &Cloud) {
     );
     let all = b.list("runs/").await.unwrap();
     assert_eq!(all.len(), 5);
-    assert_eq!(all.iter().find(|e| e.key == "runs/r1/big.bin").unwrap().size, 3_000_000);
+    assert_eq!(
+        all.iter()
+            .find(|e| e.key == "runs/r1/big.bin")
+            .unwrap()
+            .size,
+        3_000_000
+    );
     // A prefix that ends inside a name segment matches like a string prefix.
     assert_eq!(keys(b.list("runs/r1/fr").await.unwrap()).len(), 2);
     assert!(b.list("runs/none/").await.unwrap().is_empty());
 
     assert!(b.delete("runs/r1/frames/000000.png").await.unwrap());
     assert!(!b.delete("runs/r1/frames/000000.png").await.unwrap());
-    assert_eq!(keys(b.list("runs/r1/frames/").await.unwrap()), ["runs/r1/frames/000001.png"]);
+    assert_eq!(
+        keys(b.list("runs/r1/frames/").await.unwrap()),
+        ["runs/r1/frames/000001.png"]
+    );
 
-    assert!(matches!(b.put("../escape", Bytes::new()).await, Err(Error::Config(_))));
+    assert!(matches!(
+        b.put("../escape", Bytes::new()).await,
+        Err(Error::Config(_))
+    ));
     assert!(matches!(b.get("runs//x").await, Err(Error::Config(_))));
 }
 
@@ -120,7 +155,14 @@ async fn blob_put_if_absent_writes_once(cloud: &Cloud) {
     let tasks: Vec<_> = (0..6)
         .map(|i| {
             let b = b.clone();
-            tokio::spawn(async move { (i, b.put_if_absent(key, Bytes::from(format!("writer {i}"))).await.unwrap()) })
+            tokio::spawn(async move {
+                (
+                    i,
+                    b.put_if_absent(key, Bytes::from(format!("writer {i}")))
+                        .await
+                        .unwrap(),
+                )
+            })
         })
         .collect();
     let mut winners = Vec::new();
@@ -131,7 +173,10 @@ async fn blob_put_if_absent_writes_once(cloud: &Cloud) {
         }
     }
     assert_eq!(winners.len(), 1, "winners: {winners:?}");
-    assert_eq!(b.get(key).await.unwrap(), Bytes::from(format!("writer {}", winners[0])));
+    assert_eq!(
+        b.get(key).await.unwrap(),
+        Bytes::from(format!("writer {}", winners[0]))
+    );
 }
 
 const VIS: Duration = Duration::from_secs(1);
@@ -141,7 +186,9 @@ async fn queue_send_receive_delete(cloud: &Cloud) {
     assert!(q.receive(VIS).await.unwrap().is_none());
     assert_eq!(q.approximate_len().await.unwrap(), 0);
     for i in 0..3 {
-        q.send(&format!(r#"{{"n":{i},"text":"<&>"}}"#)).await.unwrap();
+        q.send(&format!(r#"{{"n":{i},"text":"<&>"}}"#))
+            .await
+            .unwrap();
     }
     assert_eq!(q.approximate_len().await.unwrap(), 3);
     let mut bodies = BTreeSet::new();
@@ -150,7 +197,9 @@ async fn queue_send_receive_delete(cloud: &Cloud) {
         bodies.insert(m.body.clone());
         q.delete(&m).await.unwrap();
     }
-    let expected: BTreeSet<String> = (0..3).map(|i| format!(r#"{{"n":{i},"text":"<&>"}}"#)).collect();
+    let expected: BTreeSet<String> = (0..3)
+        .map(|i| format!(r#"{{"n":{i},"text":"<&>"}}"#))
+        .collect();
     assert_eq!(bodies, expected);
     assert_eq!(q.approximate_len().await.unwrap(), 0);
 
@@ -165,18 +214,29 @@ async fn queue_visibility_extension_and_stale_receipts(cloud: &Cloud) {
     q.send("job").await.unwrap();
     let mut m = q.receive(VIS).await.unwrap().unwrap();
     let first = m.clone();
-    q.set_visibility(&mut m, Duration::from_secs(4)).await.unwrap();
-    assert_ne!(m.pop_receipt, first.pop_receipt, "an update must issue a new receipt");
+    q.set_visibility(&mut m, Duration::from_secs(4))
+        .await
+        .unwrap();
+    assert_ne!(
+        m.pop_receipt, first.pop_receipt,
+        "an update must issue a new receipt"
+    );
     tokio::time::sleep(Duration::from_millis(2200)).await;
     // Past the original 1 s, but within the extension: still hidden.
     assert!(q.receive(VIS).await.unwrap().is_none());
     // The receipt from before the update no longer works.
-    assert!(matches!(q.delete(&first).await, Err(Error::LeaseLost { .. })));
+    assert!(matches!(
+        q.delete(&first).await,
+        Err(Error::LeaseLost { .. })
+    ));
     q.delete(&m).await.unwrap();
     assert_eq!(q.approximate_len().await.unwrap(), 0);
     // Deleted: the current receipt is now stale too.
     let mut gone = m.clone();
-    assert!(matches!(q.set_visibility(&mut gone, VIS).await, Err(Error::LeaseLost { .. })));
+    assert!(matches!(
+        q.set_visibility(&mut gone, VIS).await,
+        Err(Error::LeaseLost { .. })
+    ));
 }
 
 async fn queue_redelivery_after_timeout_counts_dequeues(cloud: &Cloud) {
@@ -186,19 +246,30 @@ async fn queue_redelivery_after_timeout_counts_dequeues(cloud: &Cloud) {
     assert_eq!(first.dequeue_count, 1);
     assert!(q.receive(VIS).await.unwrap().is_none());
     tokio::time::sleep(Duration::from_millis(2200)).await;
-    let second = q.receive(VIS).await.unwrap().expect("message must reappear after its timeout");
+    let second = q
+        .receive(VIS)
+        .await
+        .unwrap()
+        .expect("message must reappear after its timeout");
     assert_eq!(second.id, first.id);
     assert_eq!(second.body, "again");
     assert_eq!(second.dequeue_count, 2);
     // The first worker's receipt is stale: it cannot delete the redelivered job.
-    assert!(matches!(q.delete(&first).await, Err(Error::LeaseLost { .. })));
+    assert!(matches!(
+        q.delete(&first).await,
+        Err(Error::LeaseLost { .. })
+    ));
     q.delete(&second).await.unwrap();
 
     // Releasing (visibility 0) hands the message back at once.
     q.send("released").await.unwrap();
     let mut m = q.receive(Duration::from_secs(60)).await.unwrap().unwrap();
     q.set_visibility(&mut m, Duration::ZERO).await.unwrap();
-    let again = q.receive(VIS).await.unwrap().expect("released message must be visible");
+    let again = q
+        .receive(VIS)
+        .await
+        .unwrap()
+        .expect("released message must be visible");
     assert_eq!((again.id.as_str(), again.dequeue_count), (m.id.as_str(), 2));
     q.delete(&again).await.unwrap();
 }
@@ -226,7 +297,11 @@ async fn queue_each_message_goes_to_one_receiver(cloud: &Cloud) {
         all.extend(r.await.unwrap());
     }
     all.sort();
-    assert_eq!(all, (0..20).collect::<Vec<_>>(), "every message exactly once");
+    assert_eq!(
+        all,
+        (0..20).collect::<Vec<_>>(),
+        "every message exactly once"
+    );
 }
 
 async fn queue_poison_move_and_malformed_messages(cloud: &Cloud) {
@@ -236,7 +311,9 @@ async fn queue_poison_move_and_malformed_messages(cloud: &Cloud) {
     let job = manifest.jobs()[1].clone();
     q.send(&job.to_message()).await.unwrap();
     q.send("this is not a job").await.unwrap();
-    q.send(r#"{"version":1,"run_id":"0123456789abcdef","job":0,"extra":true}"#).await.unwrap();
+    q.send(r#"{"version":1,"run_id":"0123456789abcdef","job":0,"extra":true}"#)
+        .await
+        .unwrap();
 
     let max_deliveries = 2;
     let mut failed_jobs = Vec::new();
@@ -256,8 +333,17 @@ async fn queue_poison_move_and_malformed_messages(cloud: &Cloud) {
             }
             Err(e) => panic!("unexpected {e}"),
             Ok(spec) if m.dequeue_count >= max_deliveries => {
-                let marker = FailedMarker::new(&spec, "styling kept failing", m.dequeue_count, "test worker");
-                cloud.blobs.put(&spec.failed_key(), Bytes::from(marker.to_json())).await.unwrap();
+                let marker = FailedMarker::new(
+                    &spec,
+                    "styling kept failing",
+                    m.dequeue_count,
+                    "test worker",
+                );
+                cloud
+                    .blobs
+                    .put(&spec.failed_key(), Bytes::from(marker.to_json()))
+                    .await
+                    .unwrap();
                 dead_letter(q.as_ref(), poison.as_ref(), &m).await.unwrap();
                 failed_jobs.push(spec.job);
             }
@@ -277,7 +363,9 @@ async fn queue_poison_move_and_malformed_messages(cloud: &Cloud) {
     assert!(poisoned.contains(&job.to_message()));
     assert!(poisoned.contains(&"this is not a job".to_owned()));
 
-    let progress = RunProgress::load(cloud.blobs.as_ref(), &manifest).await.unwrap();
+    let progress = RunProgress::load(cloud.blobs.as_ref(), &manifest)
+        .await
+        .unwrap();
     assert_eq!(progress.failed.keys().copied().collect::<Vec<_>>(), [1]);
     assert_eq!(progress.failed[&1].frames.start, 10);
     assert_eq!(progress.failed[&1].dequeue_count, 2);
@@ -291,7 +379,10 @@ async fn lease_renews_completes_and_releases(cloud: &Cloud) {
     let lease = MessageLease::start(q.clone(), m, vis);
     // Well past the first timeout: renewals keep it hidden.
     tokio::time::sleep(Duration::from_millis(4500)).await;
-    assert!(q.receive(VIS).await.unwrap().is_none(), "a renewed message must stay hidden");
+    assert!(
+        q.receive(VIS).await.unwrap().is_none(),
+        "a renewed message must stay hidden"
+    );
     assert!(!lease.is_lost());
     lease.complete().await.unwrap();
     assert_eq!(q.approximate_len().await.unwrap(), 0);
@@ -300,7 +391,11 @@ async fn lease_renews_completes_and_releases(cloud: &Cloud) {
     let m = q.receive(Duration::from_secs(60)).await.unwrap().unwrap();
     let lease = MessageLease::start(q.clone(), m, Duration::from_secs(60));
     lease.release().await.unwrap();
-    let again = q.receive(VIS).await.unwrap().expect("released job is visible at once");
+    let again = q
+        .receive(VIS)
+        .await
+        .unwrap()
+        .expect("released job is visible at once");
     assert_eq!(again.dequeue_count, 2);
     q.delete(&again).await.unwrap();
 }
@@ -311,7 +406,10 @@ fn sample_manifest(frames: u32, per_job: u32) -> RunManifest {
         stylize_cloud::sha256_hex(format!("clip {frames}").as_bytes()),
         frames,
         (64, 48),
-        FrameRate { num: 30000, den: 1001 },
+        FrameRate {
+            num: 30000,
+            den: 1001,
+        },
         FrameFormat::Png,
         per_job,
         "preset:mosaic",
@@ -333,17 +431,28 @@ async fn run_manifest_progress_resume_and_clean(cloud: &Cloud) {
     assert_eq!(list_runs(b).await.unwrap(), std::slice::from_ref(&m.run_id));
 
     for n in [0u32, 1, 2, 24] {
-        b.put(&m.run_id.frame_key(n, m.frame_format), Bytes::from(vec![1u8; 10])).await.unwrap();
+        b.put(
+            &m.run_id.frame_key(n, m.frame_format),
+            Bytes::from(vec![1u8; 10]),
+        )
+        .await
+        .unwrap();
     }
     assert_eq!(
-        existing_frames(b, &m.run_id.frames_prefix()).await.unwrap().into_iter().collect::<Vec<_>>(),
+        existing_frames(b, &m.run_id.frames_prefix())
+            .await
+            .unwrap()
+            .into_iter()
+            .collect::<Vec<_>>(),
         [0, 1, 2, 24]
     );
 
     let jobs = m.jobs();
     assert_eq!(jobs.len(), 3);
     let done = DoneMarker::new(&jobs[2], "w0", 0.5);
-    b.put(&jobs[2].done_key(), Bytes::from(done.to_json())).await.unwrap();
+    b.put(&jobs[2].done_key(), Bytes::from(done.to_json()))
+        .await
+        .unwrap();
     let progress = RunProgress::load(b, &m).await.unwrap();
     assert_eq!(progress.done.iter().copied().collect::<Vec<_>>(), [2]);
     assert_eq!(progress.frames_done, 5);
@@ -352,11 +461,21 @@ async fn run_manifest_progress_resume_and_clean(cloud: &Cloud) {
 
     // A job that failed once but was done later counts as done.
     let failed = FailedMarker::new(&jobs[0], "boom", 5, "w1");
-    b.put(&jobs[0].failed_key(), Bytes::from(failed.to_json())).await.unwrap();
-    b.put(&jobs[0].done_key(), Bytes::from(DoneMarker::new(&jobs[0], "w0", 1.0).to_json())).await.unwrap();
-    b.put(&jobs[1].failed_key(), Bytes::from(FailedMarker::new(&jobs[1], "bad frame", 5, "w1").to_json()))
+    b.put(&jobs[0].failed_key(), Bytes::from(failed.to_json()))
         .await
         .unwrap();
+    b.put(
+        &jobs[0].done_key(),
+        Bytes::from(DoneMarker::new(&jobs[0], "w0", 1.0).to_json()),
+    )
+    .await
+    .unwrap();
+    b.put(
+        &jobs[1].failed_key(),
+        Bytes::from(FailedMarker::new(&jobs[1], "bad frame", 5, "w1").to_json()),
+    )
+    .await
+    .unwrap();
     let progress = RunProgress::load(b, &m).await.unwrap();
     assert!(progress.is_settled() && !progress.is_complete());
     assert_eq!(progress.failed.keys().copied().collect::<Vec<_>>(), [1]);
@@ -367,5 +486,8 @@ async fn run_manifest_progress_resume_and_clean(cloud: &Cloud) {
     let deleted = delete_run(b, &m.run_id).await.unwrap();
     assert_eq!(deleted, 1 + 4 + 2 + 2);
     assert!(b.list(&m.run_id.prefix()).await.unwrap().is_empty());
-    assert_eq!(list_runs(b).await.unwrap(), std::slice::from_ref(&other.run_id));
+    assert_eq!(
+        list_runs(b).await.unwrap(),
+        std::slice::from_ref(&other.run_id)
+    );
 }

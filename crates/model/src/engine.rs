@@ -395,7 +395,10 @@ impl Engine {
         let style = if image_style {
             if values.len() != STYLE_VECTOR_LEN || values.iter().any(|v| !v.is_finite()) {
                 return Err(ModelError::BadStyle {
-                    reason: format!("a style vector has {STYLE_VECTOR_LEN} finite values, got {}", values.len()),
+                    reason: format!(
+                        "a style vector has {STYLE_VECTOR_LEN} finite values, got {}",
+                        values.len()
+                    ),
                 });
             }
             let vector = Tensor::from_slice(values).reshape([1, STYLE_VECTOR_LEN as i64]);
@@ -403,13 +406,20 @@ impl Engine {
         } else {
             if values.len() != PRESET_COUNT {
                 return Err(ModelError::BadStyle {
-                    reason: format!("preset weights have {PRESET_COUNT} values, got {}", values.len()),
+                    reason: format!(
+                        "preset weights have {PRESET_COUNT} values, got {}",
+                        values.len()
+                    ),
                 });
             }
             let list: Vec<(usize, f32)> = values.iter().copied().enumerate().collect();
             Prepared::Presets(self.preset_weights(&list)?)
         };
-        Ok(PreparedStyle { style, params: params.clone(), device: self.device })
+        Ok(PreparedStyle {
+            style,
+            params: params.clone(),
+            device: self.device,
+        })
     }
 
     fn preset_weights(&self, list: &[(usize, f32)]) -> Result<Tensor, ModelError> {

@@ -342,21 +342,53 @@ fn cuda_without_cuda_is_an_error() {
 /// A style rebuilt from its values (as a cloud worker does) styles frames exactly like the original.
 #[test]
 fn prepare_from_values_reproduces_the_style() {
-    let engine = Engine::new(&EngineOptions { device: DeviceChoice::Cpu, precision: Precision::F32, threads: None }).unwrap();
+    let engine = Engine::new(&EngineOptions {
+        device: DeviceChoice::Cpu,
+        precision: Precision::F32,
+        threads: None,
+    })
+    .unwrap();
     let picture = RgbImage {
         width: 64,
         height: 48,
         data: (0..64 * 48 * 3).map(|i| ((i * 37) % 251) as u8).collect(),
     };
-    let frame = RgbImage { width: 40, height: 30, data: (0..40 * 30 * 3).map(|i| ((i * 11) % 253) as u8).collect() };
-    let params = StyleParams { strength: 0.7, preserve_colors: false, max_size: None };
-    for source in [StyleSource::Image(picture), StyleSource::Presets(vec![(2, 0.25), (9, 0.75)])] {
+    let frame = RgbImage {
+        width: 40,
+        height: 30,
+        data: (0..40 * 30 * 3).map(|i| ((i * 11) % 253) as u8).collect(),
+    };
+    let params = StyleParams {
+        strength: 0.7,
+        preserve_colors: false,
+        max_size: None,
+    };
+    for source in [
+        StyleSource::Image(picture),
+        StyleSource::Presets(vec![(2, 0.25), (9, 0.75)]),
+    ] {
         let original = engine.prepare(&source, &params, Some(&frame)).unwrap();
-        let rebuilt = engine.prepare_from_values(original.is_image_style(), &original.values(), &params).unwrap();
-        let a = engine.stylize(&original, std::slice::from_ref(&frame)).unwrap();
-        let b = engine.stylize(&rebuilt, std::slice::from_ref(&frame)).unwrap();
-        assert_eq!(a[0].data, b[0].data, "rebuilt style must give identical frames");
+        let rebuilt = engine
+            .prepare_from_values(original.is_image_style(), &original.values(), &params)
+            .unwrap();
+        let a = engine
+            .stylize(&original, std::slice::from_ref(&frame))
+            .unwrap();
+        let b = engine
+            .stylize(&rebuilt, std::slice::from_ref(&frame))
+            .unwrap();
+        assert_eq!(
+            a[0].data, b[0].data,
+            "rebuilt style must give identical frames"
+        );
     }
-    assert!(engine.prepare_from_values(true, &[0.0; 7], &params).is_err());
-    assert!(engine.prepare_from_values(false, &[0.0; 26], &params).is_err(), "all-zero preset weights");
+    assert!(engine
+        .prepare_from_values(true, &[0.0; 7], &params)
+        .is_err());
+    assert!(
+        engine
+            .prepare_from_values(false, &[0.0; 26], &params)
+            .is_err(),
+        "all-zero preset weights"
+    );
 }
