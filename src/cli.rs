@@ -170,6 +170,9 @@ pub struct DemoArgs {
     /// No progress bars
     #[arg(short, long)]
     pub quiet: bool,
+    /// With --cloud, style through storage and `stylize worker` processes instead of here
+    #[command(flatten)]
+    pub cloud: crate::cloud::CloudArgs,
 }
 
 #[derive(Debug, Args)]

@@ -30,7 +30,7 @@ fn main() -> ExitCode {
         Some(Command::Worker(args)) => cloud::worker(&args),
         Some(Command::Runs(args)) => cloud::runs(&args),
         None if cli.style.cloud.cloud.is_some() => config::run_config(&cli.style)
-            .and_then(|config| cloud::coordinate(config, &cli.style.cloud)),
+            .and_then(|config| cloud::coordinate(config, &cli.style.cloud, cli.style.compare)),
         None => {
             config::run_config(&cli.style).and_then(|config| run::run(config, cli.style.compare))
         }

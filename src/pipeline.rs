@@ -246,20 +246,16 @@ fn encode_stage(
     progress: &Progress,
 ) -> Result<u64> {
     let mut writer = VideoWriter::create(temp, final_path, info, encode)?;
-    let mut side = match side {
-        Some((temp, path)) => Some((
-            VideoWriter::create(temp, path, &compare::wide_info(info), encode)?,
-            compare::SideBySide::for_video(info),
-        )),
-        None => None,
-    };
+    let mut side = side
+        .map(|(temp, path)| compare::SideBySideWriter::create(temp, path, info, encode))
+        .transpose()?;
     for styled in input {
         if cancelled() {
             return Ok(0);
         }
         writer.write(&styled.frame)?;
-        if let (Some((side_writer, composer)), Some(original)) = (side.as_mut(), &styled.original) {
-            side_writer.write(composer.compose(original, &styled.frame))?;
+        if let (Some(side), Some(original)) = (side.as_mut(), &styled.original) {
+            side.write(original, &styled.frame)?;
         }
         progress.frame_done();
     }
@@ -267,11 +263,8 @@ fn encode_stage(
         return Ok(0);
     }
     let frames = writer.finish()?.frames;
-    if let Some((side_writer, _)) = side {
-        let side_frames = side_writer.finish()?.frames;
-        if side_frames != frames {
-            bail!("side-by-side video: encoded {side_frames} frames but the styled video has {frames}");
-        }
+    if let Some(side) = side {
+        side.finish(frames)?;
     }
     Ok(frames)
 }

@@ -60,12 +60,17 @@ impl LoadedLook {
     }
 }
 
-/// Runs every job; returns the process exit code (0 only if every input succeeded).
-/// With `compare`, each input also gets its side-by-side video (`--compare`).
-pub fn run(config: RunConfig, compare: bool) -> Result<i32> {
-    let progress = Progress::new(config.quiet);
-    // Refuse bad inputs before paying for the network: probe everything first.
-    let mut probed = Vec::new();
+/// An input that passed the checks made before any work, with where its outputs go.
+pub struct CheckedInput {
+    pub info: VideoInfo,
+    pub plan: crate::output::OutputPlan,
+    /// The side-by-side video's plan, with `--compare`.
+    pub side: Option<crate::output::OutputPlan>,
+}
+
+/// Probes every input and plans its outputs (with `compare`, the side-by-side video too), so a bad
+/// input or a clash is told before the network is loaded or anything is uploaded.
+pub fn check_inputs(config: &RunConfig, compare: bool) -> Vec<Result<CheckedInput>> {
     // Side-by-side names must not collide with any styled output of this run either.
     let mut claimed: Vec<std::path::PathBuf> = config
         .jobs
@@ -73,8 +78,9 @@ pub fn run(config: RunConfig, compare: bool) -> Result<i32> {
         .filter_map(|j| j.plan.as_ref().ok())
         .map(|p| p.final_path.clone())
         .collect();
+    let mut checked = Vec::new();
     for job in &config.jobs {
-        let checked = job.plan.clone().map_err(|e| anyhow!(e)).and_then(|plan| {
+        checked.push(job.plan.clone().map_err(|e| anyhow!(e)).and_then(|plan| {
             if !job.input.exists() {
                 anyhow::bail!("{}: no such file", job.input.display());
             }
@@ -93,10 +99,18 @@ pub fn run(config: RunConfig, compare: bool) -> Result<i32> {
                 None
             };
             let info = stylize_media::probe(&job.input)?;
-            Ok((info, plan, side))
-        });
-        probed.push(checked);
+            Ok(CheckedInput { info, plan, side })
+        }));
     }
+    checked
+}
+
+/// Runs every job; returns the process exit code (0 only if every input succeeded).
+/// With `compare`, each input also gets its side-by-side video (`--compare`).
+pub fn run(config: RunConfig, compare: bool) -> Result<i32> {
+    let progress = Progress::new(config.quiet);
+    // Refuse bad inputs before paying for the network: probe everything first.
+    let probed = check_inputs(&config, compare);
     let mut results: Vec<Result<VideoOutcome>> = Vec::new();
     if probed.iter().any(|p| p.is_ok()) {
         let loaded = LoadedLook::load(&config.look)?;
@@ -106,7 +120,7 @@ pub fn run(config: RunConfig, compare: bool) -> Result<i32> {
                 results.push(Err(anyhow!("interrupted")));
                 continue;
             }
-            let outcome = checked.and_then(|(info, plan, side)| {
+            let outcome = checked.and_then(|CheckedInput { info, plan, side }| {
                 let outcome =
                     loaded.style_video(&info, &plan, side.as_ref(), &config.encode, &progress)?;
                 let side_note = side

@@ -45,8 +45,13 @@ struct Proc {
 
 impl Proc {
     fn spawn(args: &[&str]) -> Proc {
+        Self::spawn_with_env(args, &[])
+    }
+
+    fn spawn_with_env(args: &[&str], env: &[(&str, &str)]) -> Proc {
         let mut child = stylize()
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -333,6 +338,166 @@ fn two_workers_match_local_mode_for_two_inputs_and_never_show_the_key() {
             "{what} show a SAS signature:\n{text}"
         );
     }
+}
+
+/// `stylize demo --cloud` and `--compare --cloud`: the same three files as the local demo, styled
+/// by a worker, frame for frame the same videos as local mode's; the plain command's side-by-side
+/// video holds the original on the left and the styled frame on the right.
+#[test]
+fn demo_and_compare_run_through_the_cloud() {
+    let Some(azurite) = azurite() else { return };
+    let cs = azurite.connection_string();
+    let dir = tempfile::tempdir().unwrap();
+    let (local_dir, cloud_dir) = (dir.path().join("local"), dir.path().join("cloud"));
+    fn demo<'a>(out: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+        let mut args = vec![
+            "demo",
+            "--offline",
+            "--frames",
+            "12",
+            "--threads",
+            "1",
+            "--out-dir",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        args
+    }
+    // Made before the clocks start: the bundled sample takes a while the first time.
+    let sample = common::showcase::bundled_sample();
+    let cache = common::showcase::shared_cache();
+    let out = stylize()
+        .env("STYLIZE_CACHE", &cache)
+        .args(demo(&local_dir, &["-q"]))
+        .output()
+        .unwrap();
+    let (code, _, stderr) = decode(out);
+    assert_eq!(code, 0, "local demo: {stderr}");
+
+    let w = worker(&cs, "w0", &["--threads", "1"]);
+    let coordinator = Proc::spawn_with_env(
+        &demo(&cloud_dir, &["--cloud", &cs, "--frames-per-job", "4"]),
+        &[("STYLIZE_CACHE", cache.to_str().unwrap())],
+    );
+    let (code, log) = coordinator.wait();
+    assert_eq!(code, 0, "cloud demo: {log}");
+    let names = [
+        "stylize-sample.styled.compare.mp4",
+        "stylize-sample.styled.mp4",
+        "stylize-sample.styled.sheet.png",
+    ];
+    for name in names {
+        let path = cloud_dir.join(name);
+        assert!(log.contains(path.to_str().unwrap()), "names {name}: {log}");
+    }
+    assert_eq!(
+        listing(&cloud_dir),
+        names,
+        "the three files and nothing else"
+    );
+    assert!(
+        log.contains("12 frames in"),
+        "the summary counts the frames: {log}"
+    );
+    for name in &names[..2] {
+        let (local, cloud) = (local_dir.join(name), cloud_dir.join(name));
+        assert_eq!(
+            audio_md5(&cloud, 0),
+            audio_md5(&local, 0),
+            "{name}: audio copied"
+        );
+        let (fl, fc) = (all_frames(&local), all_frames(&cloud));
+        assert_eq!((fl.len(), fc.len()), (12, 12), "{name}: frame counts");
+        for (i, (l, c)) in fl.iter().zip(&fc).enumerate() {
+            assert!(
+                l == c,
+                "{name}: frame {i} differs from the local demo's (mean diff {})",
+                mean_abs_diff(l, c)
+            );
+        }
+    }
+    let sheet = common::showcase::read_sheet(&cloud_dir.join(names[2]));
+    sheet.assert_grid(12, 6, 1.0);
+    let (_, _, first) = frame_rgb(&sample, 0);
+    assert!(mean_abs_diff(&first, &all_frames(&cloud_dir.join(names[1]))[0]) > 12.0);
+
+    // The plain command with --compare: both videos written as the frames come back.
+    let clip = scene_clip(
+        dir.path(),
+        "c.mp4",
+        "64x48",
+        "25",
+        8,
+        &["sine=f=440:sample_rate=48000"],
+        &["-ac", "1"],
+    );
+    let coordinator = Proc::spawn(&[
+        clip.to_str().unwrap(),
+        "--style",
+        "preset:3",
+        "--cloud",
+        &cs,
+        "--compare",
+        "--out-dir",
+        cloud_dir.to_str().unwrap(),
+    ]);
+    let (code, log) = coordinator.wait();
+    assert_eq!(code, 0, "cloud --compare: {log}");
+    let (styled, side) = (
+        cloud_dir.join("c.styled.mp4"),
+        cloud_dir.join("c.styled.compare.mp4"),
+    );
+    assert!(
+        log.contains(&format!("side by side: {}", side.display())),
+        "{log}"
+    );
+    let probe = ffprobe(&side);
+    let v = video_stream(&probe);
+    assert_eq!(
+        (v["width"].as_u64(), v["height"].as_u64()),
+        (Some(128), Some(48))
+    );
+    assert_eq!(v["nb_read_frames"], "8");
+    assert_eq!(
+        audio_md5(&side, 0),
+        audio_md5(&clip, 0),
+        "side-by-side audio"
+    );
+    let (wide, styled_frames, originals) =
+        (all_frames(&side), all_frames(&styled), all_frames(&clip));
+    let half = |frame: &[u8], right: bool| -> Vec<u8> {
+        frame
+            .chunks_exact(128 * 3)
+            .flat_map(|row| {
+                if right {
+                    &row[64 * 3..]
+                } else {
+                    &row[..64 * 3]
+                }
+                .to_vec()
+            })
+            .collect()
+    };
+    for i in 0..8 {
+        let (left, right) = (half(&wide[i], false), half(&wide[i], true));
+        let (lo, ls) = (
+            mean_abs_diff(&left, &originals[i]),
+            mean_abs_diff(&left, &styled_frames[i]),
+        );
+        let (rs, ro) = (
+            mean_abs_diff(&right, &styled_frames[i]),
+            mean_abs_diff(&right, &originals[i]),
+        );
+        assert!(
+            lo < ls / 2.0,
+            "frame {i}: left half is not the original ({lo:.1} vs {ls:.1})"
+        );
+        assert!(
+            rs < ro / 2.0,
+            "frame {i}: right half is not the styled frame ({rs:.1} vs {ro:.1})"
+        );
+    }
+    drop(w);
 }
 
 /// A worker SIGKILLed in the middle of a job: the job reappears after the visibility timeout,

@@ -22,7 +22,7 @@ use stylize_cloud::{
     Cloud, DoneMarker, Error as CloudError, FrameFormat, FrameRate, RunId, RunManifest,
     RunProgress,
 };
-use stylize_media::{EncodeOptions, FrameReader, VideoInfo, VideoWriter};
+use stylize_media::{EncodeOptions, FrameReader, RgbFrame, VideoInfo, VideoWriter};
 use stylize_model::{Engine, RgbImage};
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
@@ -34,6 +34,8 @@ use crate::config::{LookConfig, RunConfig};
 use crate::output::{OutputPlan, TempGuard};
 use crate::pipeline::cancelled;
 use crate::progress::clock;
+use crate::run::CheckedInput;
+use crate::showcase::compare::SideBySideWriter;
 
 /// How often the coordinator reads the markers while it waits.
 const POLL: Duration = Duration::from_secs(1);
@@ -71,6 +73,8 @@ impl Shared {
 enum Outcome {
     Written {
         output: PathBuf,
+        /// The side-by-side video, with `--compare`.
+        side: Option<PathBuf>,
         frames: u64,
         elapsed: Duration,
         run: RunId,
@@ -85,23 +89,19 @@ enum Outcome {
     },
 }
 
-pub fn run(config: RunConfig, args: &CloudArgs) -> Result<i32> {
+pub fn run(config: RunConfig, args: &CloudArgs, compare: bool) -> Result<i32> {
     let spec = args
         .cloud
         .as_deref()
         .ok_or_else(|| anyhow!("--cloud is required"))?;
     let (storage, cloud) = super::open(spec, args.container.as_deref(), args.queue.as_deref())?;
     // Same up-front checks as local mode: every input probed before any work.
-    let mut inputs = Vec::new();
-    for job in &config.jobs {
-        let checked = job.plan.clone().map_err(|e| anyhow!(e)).and_then(|plan| {
-            if !job.input.exists() {
-                bail!("{}: no such file", job.input.display());
-            }
-            Ok((stylize_media::probe(&job.input)?, plan))
-        });
-        inputs.push((job.input.clone(), checked));
-    }
+    let inputs: Vec<_> = config
+        .jobs
+        .iter()
+        .map(|j| j.input.clone())
+        .zip(crate::run::check_inputs(&config, compare))
+        .collect();
     let multi = MultiProgress::with_draw_target(if config.quiet {
         ProgressDrawTarget::hidden()
     } else {
@@ -137,8 +137,7 @@ pub fn run(config: RunConfig, args: &CloudArgs) -> Result<i32> {
         for (input, checked) in inputs {
             let shared = shared.clone();
             handles.push(tokio::spawn(async move {
-                let (info, plan) = checked?;
-                process_input(shared, info, plan)
+                process_input(shared, checked?)
                     .await
                     .with_context(|| input.display().to_string())
             }));
@@ -165,10 +164,11 @@ fn report(shared: &Shared, config: &RunConfig, results: &[Result<Outcome>]) {
     let style = crate::style::describe(&shared.look.style_spec, &shared.look.style);
     for (job, result) in config.jobs.iter().zip(results) {
         match result {
-            Ok(Outcome::Written { output, frames, elapsed, run, jobs, workers, up, down }) => shared.say(&format!(
-                "{} → {}: {frames} frames in {} ({:.1} fps), style {style}, run {run}: {jobs} jobs on {workers} worker{}, {} up, {} down",
+            Ok(Outcome::Written { output, side, frames, elapsed, run, jobs, workers, up, down }) => shared.say(&format!(
+                "{} → {}{}: {frames} frames in {} ({:.1} fps), style {style}, run {run}: {jobs} jobs on {workers} worker{}, {} up, {} down",
                 job.input.display(),
                 output.display(),
+                side.as_ref().map(|s| format!(" (side by side: {})", s.display())).unwrap_or_default(),
                 clock(*elapsed),
                 *frames as f64 / elapsed.as_secs_f64().max(1e-9),
                 if *workers == 1 { "" } else { "s" },
@@ -219,7 +219,8 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
         .map_err(|e| anyhow!("worker thread failed: {e}"))?
 }
 
-async fn process_input(shared: Arc<Shared>, info: VideoInfo, plan: OutputPlan) -> Result<Outcome> {
+async fn process_input(shared: Arc<Shared>, input: CheckedInput) -> Result<Outcome> {
+    let CheckedInput { info, plan, side } = input;
     let started = Instant::now();
     let name = info
         .path
@@ -227,7 +228,7 @@ async fn process_input(shared: Arc<Shared>, info: VideoInfo, plan: OutputPlan) -
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let bar = new_bar(&shared, &name);
-    let result = submit_and_collect(&shared, &info, &plan, &bar, started).await;
+    let result = submit_and_collect(&shared, &info, &plan, side.as_ref(), &bar, started).await;
     bar.finish_and_clear();
     shared.multi.remove(&bar);
     result
@@ -237,6 +238,7 @@ async fn submit_and_collect(
     shared: &Arc<Shared>,
     info: &VideoInfo,
     plan: &OutputPlan,
+    side: Option<&OutputPlan>,
     bar: &ProgressBar,
     started: Instant,
 ) -> Result<Outcome> {
@@ -341,9 +343,11 @@ async fn submit_and_collect(
             queued: progress.pending().len(),
         });
     }
-    let (frames, down, workers) = follow_and_restitch(shared, info, plan, &manifest, bar).await?;
+    let (frames, down, workers) =
+        follow_and_restitch(shared, info, plan, side, &manifest, bar).await?;
     Ok(Outcome::Written {
         output: plan.final_path.clone(),
+        side: side.map(|s| s.final_path.clone()),
         frames,
         elapsed: started.elapsed(),
         run: manifest.run_id.clone(),
@@ -633,6 +637,7 @@ async fn follow_and_restitch(
     shared: &Arc<Shared>,
     info: &VideoInfo,
     plan: &OutputPlan,
+    side: Option<&OutputPlan>,
     manifest: &RunManifest,
     bar: &ProgressBar,
 ) -> Result<(u64, u64, usize)> {
@@ -647,14 +652,25 @@ async fn follow_and_restitch(
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<(u32, PathBuf)>();
     let written = Arc::new(AtomicU64::new(0));
     let restitcher = tokio::task::spawn_blocking({
-        let (info, plan, encode, manifest, written) = (
+        let (info, plan, side, encode, manifest, written) = (
             info.clone(),
             plan.clone(),
+            side.cloned(),
             shared.encode.clone(),
             manifest.clone(),
             written.clone(),
         );
-        move || restitch(&info, &plan, &encode, &manifest, ready_rx, &written)
+        move || {
+            restitch(
+                &info,
+                &plan,
+                side.as_ref(),
+                &encode,
+                &manifest,
+                ready_rx,
+                &written,
+            )
+        }
     });
     bar.set_length(u64::from(manifest.frame_count));
     bar.set_position(0);
@@ -847,10 +863,12 @@ fn failure_report(manifest: &RunManifest, progress: &RunProgress) -> anyhow::Err
 
 /// Decodes the input again for each frame's timestamp, swaps in the styled
 /// picture as it arrives, and writes the output with the original audio; the
-/// same output rules as local mode (temporary name, then rename).
+/// same output rules as local mode (temporary name, then rename). With `side`,
+/// the side-by-side video is written in the same pass from the decoded original.
 fn restitch(
     info: &VideoInfo,
     plan: &OutputPlan,
+    side: Option<&OutputPlan>,
     encode: &EncodeOptions,
     manifest: &RunManifest,
     ready: std::sync::mpsc::Receiver<(u32, PathBuf)>,
@@ -858,6 +876,16 @@ fn restitch(
 ) -> Result<u64> {
     let temp = TempGuard::new(plan.temp_path());
     let mut writer = VideoWriter::create(temp.path(), &plan.final_path, info, encode)?;
+    let side_temp = side.map(|s| TempGuard::new(s.temp_path()));
+    let mut side_writer = match (side, &side_temp) {
+        (Some(s), Some(t)) => Some(SideBySideWriter::create(
+            t.path(),
+            &s.final_path,
+            info,
+            encode,
+        )?),
+        _ => None,
+    };
     let mut arrived: HashMap<u32, PathBuf> = HashMap::new();
     let mut count: u32 = 0;
     for frame in FrameReader::open(info)? {
@@ -887,7 +915,7 @@ fn restitch(
         let bytes =
             std::fs::read(&path).with_context(|| format!("{}: cannot read", path.display()))?;
         let _ = std::fs::remove_file(&path);
-        frame.image.data = codec::decode(
+        let styled = codec::decode(
             manifest.frame_format,
             &bytes,
             manifest.width,
@@ -899,7 +927,16 @@ fn restitch(
                 manifest.run_id.styled_key(n, manifest.frame_format)
             )
         })?;
+        let original_data = std::mem::replace(&mut frame.image.data, styled);
         writer.write(&frame)?;
+        if let Some(side_writer) = side_writer.as_mut() {
+            let original = RgbFrame {
+                width: frame.image.width,
+                height: frame.image.height,
+                data: original_data,
+            };
+            side_writer.write(&original, &frame)?;
+        }
         count += 1;
         written.store(u64::from(count), Ordering::Relaxed);
     }
@@ -911,6 +948,11 @@ fn restitch(
         );
     }
     let summary = writer.finish()?;
+    if let (Some(side_writer), Some(side), Some(side_temp)) = (side_writer, side, side_temp) {
+        side_writer.finish(summary.frames)?;
+        // As in local mode: the side-by-side video first, so a failure there claims nothing done.
+        side.commit(side_temp)?;
+    }
     plan.commit(temp)?;
     Ok(summary.frames)
 }

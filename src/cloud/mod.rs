@@ -21,8 +21,9 @@ pub use args::{CloudArgs, RunsArgs, WorkerArgs};
 use crate::config::RunConfig;
 
 /// `stylize INPUT... --style X --cloud STORAGE`.
-pub fn coordinate(config: RunConfig, args: &CloudArgs) -> Result<i32> {
-    coordinator::run(config, args)
+/// With `compare`, each input also gets its side-by-side video, as in local mode.
+pub fn coordinate(config: RunConfig, args: &CloudArgs, compare: bool) -> Result<i32> {
+    coordinator::run(config, args, compare)
 }
 
 /// `stylize worker --cloud STORAGE`.

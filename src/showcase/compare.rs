@@ -1,8 +1,8 @@
 //! Side-by-side videos (original | styled): where they go and how each wide frame is put together.
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
-use stylize_media::{DecodedFrame, RgbFrame, VideoInfo};
+use anyhow::{bail, Result};
+use stylize_media::{DecodedFrame, EncodeOptions, RgbFrame, VideoInfo, VideoWriter};
 
 use super::canvas::quarter_turns;
 use crate::output::OutputPlan;
@@ -132,6 +132,42 @@ impl SideBySide {
         self.frame.index = styled.index;
         self.frame.pts = styled.pts;
         &self.frame
+    }
+}
+
+/// The side-by-side video being written: an encoder for the wide frames and the buffer they are
+/// composed in. Used by local runs and by the cloud restitcher alike.
+pub struct SideBySideWriter {
+    writer: VideoWriter,
+    composer: SideBySide,
+}
+
+impl SideBySideWriter {
+    /// Writes to `temp` (committed to `final_path` by the caller's plan) for frames of `info`.
+    pub fn create(
+        temp: &Path,
+        final_path: &Path,
+        info: &VideoInfo,
+        encode: &EncodeOptions,
+    ) -> Result<Self> {
+        Ok(SideBySideWriter {
+            writer: VideoWriter::create(temp, final_path, &wide_info(info), encode)?,
+            composer: SideBySide::for_video(info),
+        })
+    }
+
+    pub fn write(&mut self, original: &RgbFrame, styled: &DecodedFrame) -> Result<()> {
+        self.writer.write(self.composer.compose(original, styled))?;
+        Ok(())
+    }
+
+    /// Finishes the file, checking it holds as many frames as the styled video.
+    pub fn finish(self, styled_frames: u64) -> Result<()> {
+        let frames = self.writer.finish()?.frames;
+        if frames != styled_frames {
+            bail!("side-by-side video: encoded {frames} frames but the styled video has {styled_frames}");
+        }
+        Ok(())
     }
 }
 

@@ -11,7 +11,8 @@ use super::canvas::displayed;
 use super::fetch::{self, Origin};
 use super::{compare, files, frames, preview, sample};
 use crate::cli::DemoArgs;
-use crate::config::{look_config, LookConfig};
+use crate::cloud::CloudArgs;
+use crate::config::{look_config, LookConfig, RunConfig, VideoJob};
 use crate::output::OutputPlan;
 use crate::progress::{clock, Progress};
 use crate::run::LoadedLook;
@@ -27,17 +28,26 @@ const SHEET_MOMENTS: usize = 6;
 /// What the reference clip is (and what the bundled sample copies).
 const REFERENCE_SHAPE: &str = "720×720, 30 fps, 823 frames, H.264 + AAC 48 kHz mono";
 
-/// Where the demo's frames get styled. The cloud fan-out (`--cloud`) plugs in here as a second
-/// variant: it must leave the styled video at `plan` and the side-by-side video at `side` (both
-/// with the clip's audio); the contact sheet is then made from the files alone, whatever styled them.
-enum Backend {
+/// Where the demo's frames get styled. Either way the styled video ends at `plan` and the
+/// side-by-side video at `side` (both with the clip's audio); the contact sheet is then made from
+/// the files alone, whatever styled them.
+enum Backend<'a> {
     Local,
+    /// The cloud fan-out: frames through storage, styled by `stylize worker` processes.
+    Cloud(&'a CloudArgs),
 }
 
 pub fn run(args: &DemoArgs) -> Result<()> {
     if args.frames == Some(0) {
         bail!("--frames must be at least 1");
     }
+    if args.cloud.no_wait {
+        bail!("--no-wait does not fit the demo, which needs the styled video for its side-by-side video and sheet");
+    }
+    let backend = match &args.cloud.cloud {
+        Some(_) => Backend::Cloud(&args.cloud),
+        None => Backend::Local,
+    };
     let mut look_args = args.look.clone();
     look_args
         .style
@@ -78,8 +88,9 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     };
     let style_label = crate::style::describe(&look.style_spec, &look.style);
     let started = Instant::now();
-    let (engine_description, frames_styled) = match Backend::Local {
+    let (engine_description, frames_styled) = match backend {
         Backend::Local => style_locally(&look, &info, &plan, &side, &encode, &progress)?,
+        Backend::Cloud(cloud) => style_in_the_cloud(&look, &info, &plan, &encode, args, cloud)?,
     };
     let elapsed = started.elapsed();
     progress.say(&format!(
@@ -116,6 +127,36 @@ fn style_locally(
     let loaded = LoadedLook::load(look)?;
     let outcome = loaded.style_video(info, plan, Some(side), encode, progress)?;
     Ok((loaded.engine.describe(), outcome.frames))
+}
+
+/// The cloud path: the same coordinator as `stylize INPUT --cloud STORAGE --compare`, which writes
+/// both videos as the workers' frames come back. Returns how it was styled and the frames written.
+fn style_in_the_cloud(
+    look: &LookConfig,
+    info: &VideoInfo,
+    plan: &OutputPlan,
+    encode: &EncodeOptions,
+    args: &DemoArgs,
+    cloud: &CloudArgs,
+) -> Result<(String, u64)> {
+    let config = RunConfig {
+        look: look.clone(),
+        jobs: vec![VideoJob {
+            input: info.path.clone(),
+            plan: Ok(plan.clone()),
+        }],
+        encode: encode.clone(),
+        quiet: args.quiet,
+    };
+    if crate::cloud::coordinate(config, cloud, true)? != 0 {
+        // The coordinator has told what went wrong; the run stays in storage for a re-run.
+        bail!("the cloud run did not complete; run the same command again to resume it");
+    }
+    // The coordinator checked every frame in; the written file states how many.
+    let frames = stylize_media::probe(&plan.final_path)?
+        .frame_count
+        .unwrap_or_default();
+    Ok(("cloud workers".to_string(), frames))
 }
 
 /// The reference clip when it can be had (cached or downloaded), else the bundled sample.
