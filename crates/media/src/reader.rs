@@ -352,6 +352,9 @@ impl FrameReader {
     fn feed(&mut self) {
         let mut invalid_in_a_row = 0u32;
         loop {
+            // av_read_frame does not release what the packet held: reading into the same
+            // packet again would keep every packet of the file allocated. Dropping unrefs it.
+            self.packet = ff::Packet::empty();
             match self.packet.read(&mut self.input) {
                 Ok(()) => {
                     if self.packet.stream() != self.stream_index {
