@@ -2,7 +2,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use stylize_media::{EncodeOptions, PixelFormatChoice};
+use stylize_media::{EncodeOptions, PixelFormatChoice, X264_PRESETS};
 use stylize_model::{DeviceChoice, EngineOptions, Precision, StyleParams, StyleSource};
 
 use crate::cli::{DeviceArg, LookArgs, PixelFormatArg, PrecisionArg, StyleArgs};
@@ -14,18 +14,6 @@ pub const VIDEO_EXTENSIONS: &[&str] = &[
 ];
 /// Containers we write; anything else falls back to .mp4 for default names.
 pub const OUTPUT_CONTAINERS: &[&str] = &["mp4", "mkv", "mov"];
-const X264_PRESETS: &[&str] = &[
-    "ultrafast",
-    "superfast",
-    "veryfast",
-    "faster",
-    "fast",
-    "medium",
-    "slow",
-    "slower",
-    "veryslow",
-    "placebo",
-];
 
 /// How frames are styled: the network's placement, the style and its parameters.
 #[derive(Debug, Clone)]
@@ -60,8 +48,9 @@ pub fn look_config(args: &LookArgs) -> Result<LookConfig> {
         );
     }
     if let Some(size) = args.max_size {
-        if size < 32 {
-            bail!("--max-size {size} is too small: use 32 or more");
+        let min = stylize_model::MIN_MAX_SIZE;
+        if size < min {
+            bail!("--max-size {size} is too small: use {min} or more");
         }
     }
     if let Some(threads) = args.threads {

@@ -86,42 +86,16 @@ impl OutputPlan {
             .with_file_name(format!(".{name}.stylize-tmp-{}.{ext}", std::process::id()))
     }
 
-    /// Moves the finished temporary into place. Without `--overwrite` this never replaces a file,
-    /// even one created while we worked (a hard link fails if the name exists, unlike a rename).
-    /// The temporary is removed whatever happens.
+    /// Moves the finished temporary into place (see [`move_into_place`]); the temporary is
+    /// removed whatever happens.
     pub fn commit(&self, temp: TempGuard) -> Result<()> {
-        let moved = if self.overwrite {
-            std::fs::rename(temp.path(), &self.final_path)
-        } else {
-            match std::fs::hard_link(temp.path(), &self.final_path) {
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    bail!(
-                        "{}: output appeared while styling; not replacing it (add --overwrite)",
-                        self.final_path.display()
-                    )
-                }
-                // Filesystems without hard links: fall back to a checked rename.
-                Err(_) if !self.final_path.exists() => {
-                    std::fs::rename(temp.path(), &self.final_path)
-                }
-                other => other,
-            }
-        };
-        moved.with_context(|| {
-            format!(
-                "{}: cannot move the finished video into place",
-                self.final_path.display()
-            )
-        })?;
+        move_into_place(temp.path(), &self.final_path, self.overwrite)?;
         drop(temp); // after a hard link this removes the temporary name; after a rename it is already gone
         Ok(())
     }
 
     fn check_writable(&self) -> Result<()> {
-        let dir = match self.final_path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
+        let dir = parent_of(&self.final_path);
         if !dir.is_dir() {
             bail!("{}: output folder does not exist", dir.display());
         }
@@ -139,6 +113,41 @@ impl OutputPlan {
 }
 
 /// `clip.mov` → `clip.styled.mov`; inputs in containers we don't write get `.mp4`.
+/// Moves a finished temporary to `final_path`. Without `overwrite` this never replaces a file,
+/// even one created while we worked (a hard link fails if the name exists, unlike a rename); the
+/// temporary name may then remain, for its owner (a [`TempGuard`]) to remove.
+pub fn move_into_place(temp: &Path, final_path: &Path, overwrite: bool) -> Result<()> {
+    let moved = if overwrite {
+        std::fs::rename(temp, final_path)
+    } else {
+        match std::fs::hard_link(temp, final_path) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                bail!(
+                    "{}: appeared while we worked; not replacing it (add --overwrite)",
+                    final_path.display()
+                )
+            }
+            // Filesystems without hard links: fall back to a checked rename.
+            Err(_) if !final_path.exists() => std::fs::rename(temp, final_path),
+            other => other,
+        }
+    };
+    moved.with_context(|| {
+        format!(
+            "{}: cannot move the finished file into place",
+            final_path.display()
+        )
+    })
+}
+
+/// The folder a file goes into (`.` for a bare name).
+pub fn parent_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
 pub fn default_name(input: &Path) -> String {
     let stem = input
         .file_stem()
@@ -244,7 +253,9 @@ mod tests {
         std::fs::write(temp.path(), b"new").unwrap();
         let temp_path = temp.path().to_path_buf();
         std::fs::write(&plan.final_path, b"appeared meanwhile").unwrap();
-        assert!(format!("{:#}", plan.commit(temp).unwrap_err()).contains("appeared while styling"));
+        assert!(
+            format!("{:#}", plan.commit(temp).unwrap_err()).contains("appeared while we worked")
+        );
         assert_eq!(
             std::fs::read(&plan.final_path).unwrap(),
             b"appeared meanwhile"

@@ -5,7 +5,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use stylize_media::{EncodeOptions, PixelFormatChoice, VideoInfo};
+use stylize_media::{EncodeOptions, VideoInfo};
 
 use super::canvas::displayed;
 use super::fetch::{self, Origin};
@@ -81,11 +81,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     files::check_free(&sheet_path, args.overwrite)?;
 
     let progress = Progress::new(args.quiet);
-    let encode = EncodeOptions {
-        crf: 18.0,
-        preset: "fast".into(),
-        pixel_format: PixelFormatChoice::Yuv420p,
-    };
+    let encode = EncodeOptions::default();
     let style_label = crate::style::describe(&look.style_spec, &look.style);
     let started = Instant::now();
     let (engine_description, frames_styled) = match backend {

@@ -3,6 +3,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+pub use crate::output::parent_of;
+use crate::output::{move_into_place, TempGuard};
+
 /// Refuses `path` when it exists (unless `overwrite`) or its folder is missing; run before any work.
 pub fn check_free(path: &Path, overwrite: bool) -> Result<()> {
     if path.is_dir() {
@@ -21,30 +24,19 @@ pub fn check_free(path: &Path, overwrite: bool) -> Result<()> {
     Ok(())
 }
 
-/// Writes `bytes` to a temporary sibling, then renames it into place, so a reader never sees a partial file.
+/// Writes `bytes` to a temporary sibling, then moves it into place with the same no-clobber rule
+/// as the videos, so a reader never sees a partial file and nothing appearing meanwhile is replaced.
 pub fn write_new(path: &Path, bytes: &[u8], overwrite: bool) -> Result<()> {
     check_free(path, overwrite)?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let temp = path.with_file_name(format!(".{name}.stylize-tmp-{}", std::process::id()));
-    std::fs::write(&temp, bytes).with_context(|| format!("{}: cannot write", path.display()))?;
-    std::fs::rename(&temp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&temp);
-        anyhow::anyhow!(
-            "{}: cannot move the finished file into place ({e})",
-            path.display()
-        )
-    })
-}
-
-/// The folder a file goes into (`.` for a bare name).
-pub fn parent_of(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
+    let temp =
+        TempGuard::new(path.with_file_name(format!(".{name}.stylize-tmp-{}", std::process::id())));
+    std::fs::write(temp.path(), bytes)
+        .with_context(|| format!("{}: cannot write", path.display()))?;
+    move_into_place(temp.path(), path, overwrite)
 }
 
 /// `dir/clip.mp4` + `.preview.png` → `dir/clip.preview.png`.

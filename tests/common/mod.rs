@@ -166,14 +166,30 @@ pub fn audio_md5(path: &Path, index: usize) -> String {
 
 /// Decodes frame `index` of a video to packed RGB24 (coded size, no rotation applied).
 pub fn frame_rgb(path: &Path, index: u32) -> (u32, u32, Vec<u8>) {
+    decode_frame(path, index, false)
+}
+
+/// Frame `index` as packed RGB24; with `as_displayed`, turned by the display matrix as a player
+/// shows it (ffmpeg's autorotate), else in coded orientation.
+pub fn decode_frame(path: &Path, index: u32, as_displayed: bool) -> (u32, u32, Vec<u8>) {
     let probe = ffprobe(path);
     let v = video_stream(&probe);
     let (w, h) = (
         v["width"].as_u64().unwrap() as u32,
         v["height"].as_u64().unwrap() as u32,
     );
-    let out = Command::new("ffmpeg")
-        .args(["-loglevel", "error", "-noautorotate", "-i"])
+    let (w, h) = if as_displayed && rotation(v).rem_euclid(180) == 90 {
+        (h, w)
+    } else {
+        (w, h)
+    };
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-loglevel", "error"]);
+    if !as_displayed {
+        cmd.arg("-noautorotate");
+    }
+    let out = cmd
+        .arg("-i")
         .arg(path)
         .args([
             "-vf",

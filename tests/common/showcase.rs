@@ -238,41 +238,7 @@ pub fn rotated_clip(dir: &Path, name: &str, size: &str, frames: u32) -> PathBuf 
 
 /// Frame `index` as a player shows it (ffmpeg's autorotate applies the display matrix).
 pub fn displayed_frame_rgb(path: &Path, index: u32) -> (u32, u32, Vec<u8>) {
-    let probe = super::ffprobe(path);
-    let v = super::video_stream(&probe);
-    let (w, h) = (
-        v["width"].as_u64().unwrap() as u32,
-        v["height"].as_u64().unwrap() as u32,
-    );
-    let (w, h) = if super::rotation(v).rem_euclid(180) == 90 {
-        (h, w)
-    } else {
-        (w, h)
-    };
-    let out = Command::new("ffmpeg")
-        .args(["-loglevel", "error", "-i"])
-        .arg(path)
-        .args([
-            "-vf",
-            &format!("select=eq(n\\,{index})"),
-            "-frames:v",
-            "1",
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "rgb24",
-            "-",
-        ])
-        .output()
-        .expect("run ffmpeg frame");
-    assert!(out.status.success());
-    assert_eq!(
-        out.stdout.len(),
-        (w * h * 3) as usize,
-        "displayed frame {index} of {}",
-        path.display()
-    );
-    (w, h, out.stdout)
+    super::decode_frame(path, index, true)
 }
 
 /// Columns `x0..x0 + width` of a packed RGB picture `w` pixels wide.

@@ -34,7 +34,9 @@ mod writer;
 pub use error::MediaError;
 pub use probe::{probe, AudioStreamInfo, Rational, VideoInfo};
 pub use reader::{DecodedFrame, FrameReader, RgbFrame};
-pub use writer::{encoded_size, EncodeOptions, PixelFormatChoice, VideoWriter, WriteSummary};
+pub use writer::{
+    encoded_size, EncodeOptions, PixelFormatChoice, VideoWriter, WriteSummary, X264_PRESETS,
+};
 
 use std::sync::OnceLock;
 

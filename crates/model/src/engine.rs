@@ -127,10 +127,11 @@ impl Default for StyleParams {
 }
 
 /// Smallest `max_size` accepted: below it the networks' downsampling leaves nothing to paint.
-pub const MIN_MAX_SIZE: u32 = 16;
+/// (32 keeps a few pixels after the presets network's three halvings.)
+pub const MIN_MAX_SIZE: u32 = 32;
 
 /// Length of the arbitrary network's style vector.
-pub const STYLE_VECTOR_LEN: usize = 100;
+pub const STYLE_VECTOR_LEN: usize = crate::arbitrary::STYLE_DIM as usize;
 
 #[derive(Debug)]
 enum Prepared {
@@ -723,6 +724,15 @@ struct Entry {
     end: usize,
 }
 
+/// A JSON array of non-negative integers.
+fn as_ints(value: &serde_json::Value) -> Option<Vec<i64>> {
+    value
+        .as_array()?
+        .iter()
+        .map(|v| v.as_u64().and_then(|n| i64::try_from(n).ok()))
+        .collect()
+}
+
 /// Parses a safetensors header: 8-byte little-endian length, JSON table, data.
 fn safetensors_index(bytes: &[u8]) -> Result<Vec<(String, Entry)>, String> {
     let len = bytes
@@ -734,7 +744,9 @@ fn safetensors_index(bytes: &[u8]) -> Result<Vec<(String, Entry)>, String> {
         .ok_or("header runs past the end of the file")?;
     let header = std::str::from_utf8(header).map_err(|_| "header is not UTF-8")?;
     let data_start = 8 + len;
-    let Json::Obj(items) = json::parse(header)? else {
+    let serde_json::Value::Object(items) =
+        serde_json::from_str(header).map_err(|e| format!("header is not JSON ({e})"))?
+    else {
         return Err("header is not a JSON object".into());
     };
     let mut out = Vec::new();
@@ -754,12 +766,9 @@ fn safetensors_index(bytes: &[u8]) -> Result<Vec<(String, Entry)>, String> {
             Some("U8") => Kind::Uint8,
             other => return Err(format!("{key}: unsupported dtype {other:?}")),
         };
-        let shape = field("shape")?
-            .as_ints()
-            .ok_or_else(|| format!("{key}: bad shape"))?;
-        let offsets = field("data_offsets")?
-            .as_ints()
-            .ok_or_else(|| format!("{key}: bad data_offsets"))?;
+        let shape = as_ints(field("shape")?).ok_or_else(|| format!("{key}: bad shape"))?;
+        let offsets =
+            as_ints(field("data_offsets")?).ok_or_else(|| format!("{key}: bad data_offsets"))?;
         let [a, b] = offsets[..] else {
             return Err(format!("{key}: data_offsets needs two values"));
         };
@@ -784,210 +793,6 @@ fn safetensors_index(bytes: &[u8]) -> Result<Vec<(String, Entry)>, String> {
         ));
     }
     Ok(out)
-}
-
-/// Just enough JSON for safetensors headers.
-enum Json {
-    Obj(Vec<(String, Json)>),
-    Arr(Vec<Json>),
-    Str(String),
-    Num(f64),
-    Lit,
-}
-
-impl Json {
-    fn get(&self, key: &str) -> Option<&Json> {
-        match self {
-            Json::Obj(items) => items.iter().find(|(k, _)| k == key).map(|(_, v)| v),
-            _ => None,
-        }
-    }
-    fn as_str(&self) -> Option<&str> {
-        match self {
-            Json::Str(s) => Some(s),
-            _ => None,
-        }
-    }
-    fn as_ints(&self) -> Option<Vec<i64>> {
-        match self {
-            Json::Arr(items) => items
-                .iter()
-                .map(|v| match v {
-                    Json::Num(n) if n.fract() == 0.0 && *n >= 0.0 && *n < 9.0e15 => Some(*n as i64),
-                    _ => None,
-                })
-                .collect(),
-            _ => None,
-        }
-    }
-}
-
-mod json {
-    use super::Json;
-
-    pub(super) fn parse(s: &str) -> Result<Json, String> {
-        let mut p = Parser {
-            b: s.as_bytes(),
-            i: 0,
-        };
-        let v = p.value()?;
-        p.ws();
-        if p.i != p.b.len() {
-            return Err(format!("trailing characters in header at byte {}", p.i));
-        }
-        Ok(v)
-    }
-
-    struct Parser<'a> {
-        b: &'a [u8],
-        i: usize,
-    }
-
-    impl Parser<'_> {
-        fn ws(&mut self) {
-            while self.i < self.b.len() && self.b[self.i].is_ascii_whitespace() {
-                self.i += 1;
-            }
-        }
-        fn err<T>(&self, what: &str) -> Result<T, String> {
-            Err(format!("header JSON: {what} at byte {}", self.i))
-        }
-        fn eat(&mut self, c: u8) -> Result<(), String> {
-            self.ws();
-            if self.b.get(self.i) == Some(&c) {
-                self.i += 1;
-                Ok(())
-            } else {
-                self.err(&format!("expected '{}'", c as char))
-            }
-        }
-        fn value(&mut self) -> Result<Json, String> {
-            self.ws();
-            match self.b.get(self.i) {
-                Some(b'{') => {
-                    self.i += 1;
-                    let mut items = Vec::new();
-                    self.ws();
-                    if self.b.get(self.i) == Some(&b'}') {
-                        self.i += 1;
-                        return Ok(Json::Obj(items));
-                    }
-                    loop {
-                        self.ws();
-                        let k = self.string()?;
-                        self.eat(b':')?;
-                        items.push((k, self.value()?));
-                        self.ws();
-                        match self.b.get(self.i) {
-                            Some(b',') => self.i += 1,
-                            Some(b'}') => {
-                                self.i += 1;
-                                return Ok(Json::Obj(items));
-                            }
-                            _ => return self.err("expected ',' or '}'"),
-                        }
-                    }
-                }
-                Some(b'[') => {
-                    self.i += 1;
-                    let mut items = Vec::new();
-                    self.ws();
-                    if self.b.get(self.i) == Some(&b']') {
-                        self.i += 1;
-                        return Ok(Json::Arr(items));
-                    }
-                    loop {
-                        items.push(self.value()?);
-                        self.ws();
-                        match self.b.get(self.i) {
-                            Some(b',') => self.i += 1,
-                            Some(b']') => {
-                                self.i += 1;
-                                return Ok(Json::Arr(items));
-                            }
-                            _ => return self.err("expected ',' or ']'"),
-                        }
-                    }
-                }
-                Some(b'"') => Ok(Json::Str(self.string()?)),
-                Some(c) if c.is_ascii_digit() || *c == b'-' => {
-                    let start = self.i;
-                    while self.i < self.b.len()
-                        && matches!(
-                            self.b[self.i],
-                            b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'
-                        )
-                    {
-                        self.i += 1;
-                    }
-                    let text = std::str::from_utf8(&self.b[start..self.i]).unwrap_or("");
-                    text.parse()
-                        .map(Json::Num)
-                        .or_else(|_| self.err("bad number"))
-                }
-                _ => {
-                    for lit in ["true", "false", "null"] {
-                        if self.b[self.i..].starts_with(lit.as_bytes()) {
-                            self.i += lit.len();
-                            return Ok(Json::Lit);
-                        }
-                    }
-                    self.err("unexpected character")
-                }
-            }
-        }
-        fn string(&mut self) -> Result<String, String> {
-            if self.b.get(self.i) != Some(&b'"') {
-                return self.err("expected a string");
-            }
-            self.i += 1;
-            let mut out = String::new();
-            loop {
-                let start = self.i;
-                while self.i < self.b.len() && self.b[self.i] != b'"' && self.b[self.i] != b'\\' {
-                    self.i += 1;
-                }
-                out.push_str(
-                    std::str::from_utf8(&self.b[start..self.i])
-                        .map_err(|_| "header is not UTF-8")?,
-                );
-                match self.b.get(self.i) {
-                    Some(b'"') => {
-                        self.i += 1;
-                        return Ok(out);
-                    }
-                    Some(b'\\') => {
-                        let esc = *self.b.get(self.i + 1).ok_or("unterminated escape")?;
-                        self.i += 2;
-                        match esc {
-                            b'"' => out.push('"'),
-                            b'\\' => out.push('\\'),
-                            b'/' => out.push('/'),
-                            b'b' => out.push('\u{8}'),
-                            b'f' => out.push('\u{c}'),
-                            b'n' => out.push('\n'),
-                            b'r' => out.push('\r'),
-                            b't' => out.push('\t'),
-                            b'u' => {
-                                let hex =
-                                    self.b.get(self.i..self.i + 4).ok_or("short \\u escape")?;
-                                let code = u32::from_str_radix(
-                                    std::str::from_utf8(hex).unwrap_or("x"),
-                                    16,
-                                )
-                                .map_err(|_| "bad \\u escape")?;
-                                self.i += 4;
-                                // Surrogate pairs never occur in tensor names; keep a marker rather than fail.
-                                out.push(char::from_u32(code).unwrap_or('\u{fffd}'));
-                            }
-                            _ => return self.err("bad escape"),
-                        }
-                    }
-                    _ => return self.err("unterminated string"),
-                }
-            }
-        }
-    }
 }
 
 #[cfg(test)]
