@@ -9,7 +9,7 @@
 # per frame and inverts the colours instead of running the network, so the only other costs are the
 # protocol's: queue receives, lease renewals, frame downloads and uploads with their PNG/JPEG/WebP
 # coding, done markers. Against a local Azurite (started here for each measurement on free loopback
-# ports with a fresh data folder, stopped by PID).
+# ports with fresh storage, in memory unless AZURITE_ARGS says otherwise, stopped by PID).
 #
 # For each measurement the coordinator first uploads the frames and queues the jobs on a side queue
 # (`--no-wait`, not timed); N workers start and wait on the empty main queue; `stylize runs requeue`
@@ -28,6 +28,10 @@ MS=${MS:-100}
 FRAMES_PER_JOB=${FRAMES_PER_JOB:-8}
 WORKERS=${WORKERS:-"1 2 4 8"}
 FORMATS=${FORMATS:-"png jpeg webp"}
+# Extra Azurite options. By default the emulator keeps blobs in memory: on this one machine its disk
+# persistence costs CPU that the workers need, a cost Azure Storage (on its own servers) never puts
+# on the workers' nodes. AZURITE_ARGS= (empty) measures with the emulator writing to disk.
+AZURITE_ARGS=${AZURITE_ARGS---inMemoryPersistence}
 # Long enough for the requeue below to start after all workers are ready.
 IDLE_EXIT=4
 
@@ -53,9 +57,11 @@ socks = [socket.socket() for _ in range(3)]
 for s in socks: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in socks])')
     rm -rf "$WORK/azurite" && mkdir -p "$WORK/azurite"
-    node "$ENTRY" --location "$WORK/azurite" --blobHost 127.0.0.1 --blobPort "$blob_port" \
+    local location=(--location "$WORK/azurite")
+    [[ "$AZURITE_ARGS" == *--inMemoryPersistence* ]] && location=()
+    node "$ENTRY" "${location[@]}" --blobHost 127.0.0.1 --blobPort "$blob_port" \
         --queueHost 127.0.0.1 --queuePort "$queue_port" --tableHost 127.0.0.1 --tablePort "$table_port" \
-        --skipApiVersionCheck --disableTelemetry --silent >"$WORK/azurite.log" 2>&1 &
+        --skipApiVersionCheck --disableTelemetry --silent $AZURITE_ARGS >"$WORK/azurite.log" 2>&1 &
     AZURITE_PID=$!
     for _ in $(seq 100); do
         (echo >/dev/tcp/127.0.0.1/"$blob_port") 2>/dev/null && (echo >/dev/tcp/127.0.0.1/"$queue_port") 2>/dev/null && break
