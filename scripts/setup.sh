@@ -16,7 +16,7 @@ say() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
 # --- system packages -------------------------------------------------------
 APT_PACKAGES=(libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libavfilter-dev
   libavdevice-dev libswresample-dev pkg-config clang libclang-dev ffmpeg python3 python3-venv
-  python3-pip unzip curl ca-certificates build-essential nodejs npm time)
+  python3-pip unzip curl ca-certificates openssl build-essential nodejs npm time)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

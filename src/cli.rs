@@ -107,10 +107,10 @@ pub struct StyleArgs {
     #[arg(long)]
     pub compare: bool,
     /// x264 constant rate factor (lower is better quality, larger files)
-    #[arg(long, default_value_t = 18.0, value_name = "0..51")]
+    #[arg(long, default_value_t = stylize_media::EncodeOptions::default().crf, value_name = "0..51")]
     pub crf: f32,
     /// x264 preset (ultrafast .. placebo)
-    #[arg(long, default_value = "fast")]
+    #[arg(long, default_value_t = stylize_media::EncodeOptions::default().preset)]
     pub preset: String,
     /// Output pixel format; yuv420p plays everywhere but cannot hold odd sizes
     /// (they lose their last column/row), yuv444p keeps every size exactly

@@ -94,6 +94,27 @@ impl OutputPlan {
         Ok(())
     }
 
+    /// Commits the styled video with its side-by-side video (`--compare`), all or nothing: the
+    /// side-by-side goes first, and if the styled video then cannot be placed, the side-by-side
+    /// file just placed is taken back, so a re-run is not refused because of it.
+    pub fn commit_with_side(
+        &self,
+        temp: TempGuard,
+        side: Option<(&OutputPlan, TempGuard)>,
+    ) -> Result<()> {
+        let Some((side_plan, side_temp)) = side else {
+            return self.commit(temp);
+        };
+        side_plan.commit(side_temp)?;
+        self.commit(temp).inspect_err(|_| {
+            // With --overwrite an earlier file was replaced and is gone either way; without it
+            // the name was free, so the file there is the one just placed.
+            if !side_plan.overwrite {
+                let _ = std::fs::remove_file(&side_plan.final_path);
+            }
+        })
+    }
+
     fn check_writable(&self) -> Result<()> {
         let dir = parent_of(&self.final_path);
         if !dir.is_dir() {
@@ -112,7 +133,6 @@ impl OutputPlan {
     }
 }
 
-/// `clip.mov` → `clip.styled.mov`; inputs in containers we don't write get `.mp4`.
 /// Moves a finished temporary to `final_path`. Without `overwrite` this never replaces a file,
 /// even one created while we worked (a hard link fails if the name exists, unlike a rename); the
 /// temporary name may then remain, for its owner (a [`TempGuard`]) to remove.
@@ -148,6 +168,7 @@ pub fn parent_of(path: &Path) -> PathBuf {
     }
 }
 
+/// `clip.mov` → `clip.styled.mov`; inputs in containers we don't write get `.mp4`.
 pub fn default_name(input: &Path) -> String {
     let stem = input
         .file_stem()
@@ -241,6 +262,51 @@ mod tests {
         let err =
             OutputPlan::new(&input, Some(&dir.path().join("x.avi")), None, false, &[]).unwrap_err();
         assert!(format!("{err:#}").contains("unsupported output container"));
+    }
+
+    #[test]
+    fn a_side_by_side_video_is_taken_back_when_the_styled_one_cannot_be_placed() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("a.mp4");
+        std::fs::write(&input, b"x").unwrap();
+        let plan = OutputPlan::new(&input, None, None, false, &[]).unwrap();
+        let side =
+            crate::showcase::compare::plan_for(&input, &plan, &[plan.final_path.clone()]).unwrap();
+        let write_temps = || {
+            let (temp, side_temp) = (
+                TempGuard::new(plan.temp_path()),
+                TempGuard::new(side.temp_path()),
+            );
+            std::fs::write(temp.path(), b"styled").unwrap();
+            std::fs::write(side_temp.path(), b"wide").unwrap();
+            (temp, side_temp)
+        };
+        let (temp, side_temp) = write_temps();
+        std::fs::write(&plan.final_path, b"appeared meanwhile").unwrap();
+        let err = plan
+            .commit_with_side(temp, Some((&side, side_temp)))
+            .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("appeared while we worked"),
+            "{err:#}"
+        );
+        assert!(!side.final_path.exists(), "side-by-side video taken back");
+        assert_eq!(
+            std::fs::read(&plan.final_path).unwrap(),
+            b"appeared meanwhile"
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            2,
+            "no temporaries left"
+        );
+
+        std::fs::remove_file(&plan.final_path).unwrap();
+        let (temp, side_temp) = write_temps();
+        plan.commit_with_side(temp, Some((&side, side_temp)))
+            .unwrap();
+        assert_eq!(std::fs::read(&plan.final_path).unwrap(), b"styled");
+        assert_eq!(std::fs::read(&side.final_path).unwrap(), b"wide");
     }
 
     #[test]

@@ -125,12 +125,7 @@ pub fn style_video(
             plan.final_path.display()
         );
     }
-    // The side-by-side video goes first: if it cannot be placed, the run fails with no styled
-    // video claimed as done either.
-    if let (Some(compare), Some(temp)) = (compare, compare_temp) {
-        compare.commit(temp)?;
-    }
-    plan.commit(temp)?;
+    plan.commit_with_side(temp, compare.zip(compare_temp))?;
     Ok(VideoOutcome {
         output: plan.final_path.clone(),
         frames: written,

@@ -395,8 +395,9 @@ fn demo_and_compare_run_through_the_cloud() {
         names,
         "the three files and nothing else"
     );
+    // The demo's own summary line, with the frames the coordinator wrote.
     assert!(
-        log.contains("12 frames in"),
+        log.contains("styled stylize-sample.mp4 with starry-blue: 12 frames in"),
         "the summary counts the frames: {log}"
     );
     for name in &names[..2] {
@@ -497,6 +498,17 @@ fn demo_and_compare_run_through_the_cloud() {
             "frame {i}: right half is not the styled frame ({rs:.1} vs {ro:.1})"
         );
     }
+    assert_eq!(
+        listing(&cloud_dir),
+        [
+            "c.styled.compare.mp4",
+            "c.styled.mp4",
+            "stylize-sample.styled.compare.mp4",
+            "stylize-sample.styled.mp4",
+            "stylize-sample.styled.sheet.png"
+        ],
+        "no temporaries or download folders left"
+    );
     drop(w);
 }
 

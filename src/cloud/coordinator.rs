@@ -89,7 +89,18 @@ enum Outcome {
     },
 }
 
-pub fn run(config: RunConfig, args: &CloudArgs, compare: bool) -> Result<i32> {
+/// What became of one input, as the caller needs it (details have been reported already).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Finished {
+    /// The video was written, with this many frames.
+    Written(u64),
+    /// Uploaded and queued (`--no-wait`).
+    Submitted,
+    Failed,
+}
+
+/// Runs every input through the cloud and reports each outcome.
+pub fn run(config: RunConfig, args: &CloudArgs, compare: bool) -> Result<Vec<Finished>> {
     let spec = args
         .cloud
         .as_deref()
@@ -153,11 +164,14 @@ pub fn run(config: RunConfig, args: &CloudArgs, compare: bool) -> Result<i32> {
         Ok::<_, anyhow::Error>(results)
     })?;
     report(&shared, &config, &results);
-    Ok(if results.iter().all(|r| r.is_ok()) {
-        0
-    } else {
-        1
-    })
+    Ok(results
+        .iter()
+        .map(|r| match r {
+            Ok(Outcome::Written { frames, .. }) => Finished::Written(*frames),
+            Ok(Outcome::Submitted { .. }) => Finished::Submitted,
+            Err(_) => Finished::Failed,
+        })
+        .collect())
 }
 
 fn report(shared: &Shared, config: &RunConfig, results: &[Result<Outcome>]) {
@@ -803,6 +817,9 @@ async fn follow_and_restitch(
             () = tokio::time::sleep_until(next_poll) => {}
         }
     } Ok(()) }.await;
+    // Downloads still in flight must end before the spool folder is removed (on any return),
+    // or a late write could recreate a file in it.
+    downloads.shutdown().await;
     drop(ready_tx);
     let restitched = restitcher
         .await
@@ -948,11 +965,9 @@ fn restitch(
         );
     }
     let summary = writer.finish()?;
-    if let (Some(side_writer), Some(side), Some(side_temp)) = (side_writer, side, side_temp) {
+    if let Some(side_writer) = side_writer {
         side_writer.finish(summary.frames)?;
-        // As in local mode: the side-by-side video first, so a failure there claims nothing done.
-        side.commit(side_temp)?;
     }
-    plan.commit(temp)?;
+    plan.commit_with_side(temp, side.zip(side_temp))?;
     Ok(summary.frames)
 }

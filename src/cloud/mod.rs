@@ -13,17 +13,28 @@ mod worker;
 
 use std::time::Duration;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use stylize_cloud::{Bytes, Cloud, CloudConfig, RunManifest};
 
 pub use args::{CloudArgs, RunsArgs, WorkerArgs};
+use coordinator::Finished;
 
 use crate::config::RunConfig;
 
 /// `stylize INPUT... --style X --cloud STORAGE`.
 /// With `compare`, each input also gets its side-by-side video, as in local mode.
 pub fn coordinate(config: RunConfig, args: &CloudArgs, compare: bool) -> Result<i32> {
-    coordinator::run(config, args, compare)
+    let finished = coordinator::run(config, args, compare)?;
+    Ok(i32::from(finished.contains(&Finished::Failed)))
+}
+
+/// One input through the cloud with its side-by-side video (`stylize demo --cloud`): the frames
+/// written, or an error once the coordinator has reported why.
+pub fn coordinate_with_side(config: RunConfig, args: &CloudArgs) -> Result<u64> {
+    match coordinator::run(config, args, true)?.first() {
+        Some(Finished::Written(frames)) => Ok(*frames),
+        _ => bail!("the cloud run did not complete; run the same command again to resume it"),
+    }
 }
 
 /// `stylize worker --cloud STORAGE`.

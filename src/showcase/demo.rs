@@ -144,14 +144,7 @@ fn style_in_the_cloud(
         encode: encode.clone(),
         quiet: args.quiet,
     };
-    if crate::cloud::coordinate(config, cloud, true)? != 0 {
-        // The coordinator has told what went wrong; the run stays in storage for a re-run.
-        bail!("the cloud run did not complete; run the same command again to resume it");
-    }
-    // The coordinator checked every frame in; the written file states how many.
-    let frames = stylize_media::probe(&plan.final_path)?
-        .frame_count
-        .unwrap_or_default();
+    let frames = crate::cloud::coordinate_with_side(config, cloud)?;
     Ok(("cloud workers".to_string(), frames))
 }
 

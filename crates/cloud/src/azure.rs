@@ -138,7 +138,7 @@ impl TokenCredential for CredentialChain {
 }
 
 fn entra_credential(choice: EntraCredential) -> Result<Arc<dyn TokenCredential>> {
-    let cred_err = |e: azure_core::Error| Error::Credential(crate::redact_secrets(&e.to_string()));
+    let cred_err = |e: azure_core::Error| credential_error(&e.to_string());
     let workload = || -> Result<Arc<dyn TokenCredential>> {
         Ok(WorkloadIdentityCredential::new(None).map_err(cred_err)?)
     };
@@ -259,12 +259,24 @@ fn map_error(e: azure_core::Error, operation: &str, account: &str) -> Error {
             operation: operation.to_owned(),
             detail: crate::redact_secrets(&error_chain(&e)),
         },
-        ErrorKind::Credential => Error::Credential(crate::redact_secrets(&error_chain(&e))),
+        ErrorKind::Credential => credential_error(&error_chain(&e)),
         _ => Error::Other {
             operation: operation.to_owned(),
             message: crate::redact_secrets(&error_chain(&e)),
         },
     }
+}
+
+/// `azure_identity` appends a second line ("To troubleshoot, visit ...") to
+/// its messages; an error here is one line, so the lines are joined.
+fn credential_error(message: &str) -> Error {
+    let one_line = message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    Error::Credential(crate::redact_secrets(&one_line))
 }
 
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
@@ -676,5 +688,18 @@ mod tests {
         );
         assert!(e.is_retryable());
         assert!(!e.to_string().contains("SECRET"), "{e}");
+        let e = map_error(
+            azure_core::Error::with_message(
+                ErrorKind::Credential,
+                "ManagedIdentityCredential authentication failed. No identity\nTo troubleshoot, visit https://aka.ms/x",
+            ),
+            "put x",
+            "acct",
+        );
+        assert_eq!(
+            e.to_string(),
+            "could not obtain an Entra ID token for storage: ManagedIdentityCredential \
+             authentication failed. No identity To troubleshoot, visit https://aka.ms/x"
+        );
     }
 }

@@ -10,6 +10,11 @@
 //! # Ok(()) }
 //! ```
 //!
+//! [`Azurite::start_oauth_or_skip`] starts it over HTTPS with `--oauth basic`
+//! instead, so requests can carry Entra ID bearer tokens: the certificate is
+//! issued at start by a throwaway CA (made with the `openssl` CLI) whose PEM,
+//! [`Azurite::ca_cert`], a client must trust (e.g. via `SSL_CERT_FILE`).
+//!
 //! Azurite comes from `scripts/azurite.sh path` (which installs the pinned
 //! version into the cache on first use), or from `$STYLIZE_AZURITE_JS` when
 //! set. If it cannot be installed or started, tests fail with the reason;
@@ -38,6 +43,9 @@ pub struct Azurite {
     child: Child,
     blob_port: u16,
     queue_port: u16,
+    // `https` (with `ca_cert`) when started with OAuth, else `http`.
+    scheme: &'static str,
+    ca_cert: Option<PathBuf>,
     // Held so the data folder lives as long as the process and is removed after it.
     data: tempfile::TempDir,
 }
@@ -46,8 +54,7 @@ impl Azurite {
     /// Starts Azurite, or returns `None` when `STYLIZE_SKIP_AZURITE=1`.
     /// Any other failure is an error, so a broken setup cannot pass silently.
     pub fn start_or_skip() -> Result<Option<Azurite>> {
-        if std::env::var(SKIP_VAR).is_ok_and(|v| v == "1") {
-            eprintln!("{SKIP_VAR}=1: skipping a test that needs Azurite");
+        if skip() {
             return Ok(None);
         }
         Azurite::start().map(Some)
@@ -56,12 +63,26 @@ impl Azurite {
     /// Starts Azurite on free ports with a fresh data folder and waits until
     /// both services accept connections.
     pub fn start() -> Result<Azurite> {
+        Self::start_retrying(false)
+    }
+
+    /// Like [`Azurite::start_or_skip`], but serving HTTPS with `--oauth basic`,
+    /// so it accepts Entra ID bearer tokens (checked for format, lifetime,
+    /// issuer and audience, not signature) besides keys and SAS.
+    pub fn start_oauth_or_skip() -> Result<Option<Azurite>> {
+        if skip() {
+            return Ok(None);
+        }
+        Self::start_retrying(true).map(Some)
+    }
+
+    fn start_retrying(oauth: bool) -> Result<Azurite> {
         let entry = entry_script()?;
         let mut last_error = None;
         // Free ports are found by binding and releasing them, so another
         // process can grab one in between; a second attempt gets new ones.
         for _ in 0..3 {
-            match Self::start_once(&entry) {
+            match Self::start_once(&entry, oauth) {
                 Ok(a) => return Ok(a),
                 Err(e) => last_error = Some(e),
             }
@@ -69,11 +90,16 @@ impl Azurite {
         Err(last_error.unwrap_or_else(|| other("Azurite did not start")))
     }
 
-    fn start_once(entry: &Path) -> Result<Azurite> {
+    fn start_once(entry: &Path, oauth: bool) -> Result<Azurite> {
         let data = tempfile::Builder::new()
             .prefix("stylize-azurite-")
             .tempdir()
             .map_err(|e| Error::io("creating", std::env::temp_dir(), e))?;
+        let tls = if oauth {
+            Some(issue_certificate(data.path())?)
+        } else {
+            None
+        };
         let ports = free_ports(3)?;
         let (blob_port, queue_port, table_port) = (ports[0], ports[1], ports[2]);
         let log_path = data.path().join("azurite.log");
@@ -85,8 +111,16 @@ impl Azurite {
         fs::create_dir_all(&location).map_err(|e| Error::io("creating", &location, e))?;
         // `node` runs the entry script itself, so the child's PID is Azurite's
         // (an npx or shell wrapper would leave the server running on kill).
-        let mut child = Command::new("node")
-            .arg(entry)
+        let mut command = Command::new("node");
+        command.arg(entry);
+        if let Some(tls) = &tls {
+            command
+                .args(["--oauth", "basic", "--cert"])
+                .arg(&tls.cert)
+                .arg("--key")
+                .arg(&tls.key);
+        }
+        let mut child = command
             .arg("--location")
             .arg(&location)
             .args([
@@ -127,6 +161,8 @@ impl Azurite {
                     child,
                     blob_port,
                     queue_port,
+                    scheme: if tls.is_some() { "https" } else { "http" },
+                    ca_cert: tls.map(|t| t.ca),
                     data,
                 });
             }
@@ -147,10 +183,12 @@ impl Azurite {
         self.child.id()
     }
 
-    /// Blob service URL, path-style with the account: `http://127.0.0.1:PORT/devstoreaccount1`.
+    /// Blob service URL, path-style with the account: `http://127.0.0.1:PORT/devstoreaccount1`
+    /// (`https://` when started with OAuth).
     pub fn blob_endpoint(&self) -> String {
         format!(
-            "http://127.0.0.1:{}/{}",
+            "{}://127.0.0.1:{}/{}",
+            self.scheme,
             self.blob_port,
             crate::config::DEV_ACCOUNT
         )
@@ -159,16 +197,23 @@ impl Azurite {
     /// Queue service URL.
     pub fn queue_endpoint(&self) -> String {
         format!(
-            "http://127.0.0.1:{}/{}",
+            "{}://127.0.0.1:{}/{}",
+            self.scheme,
             self.queue_port,
             crate::config::DEV_ACCOUNT
         )
     }
 
+    /// The PEM of the CA that issued the HTTPS certificate, when started with OAuth.
+    pub fn ca_cert(&self) -> Option<&Path> {
+        self.ca_cert.as_deref()
+    }
+
     /// A connection string for this instance (the emulator's public development key).
     pub fn connection_string(&self) -> String {
         format!(
-            "DefaultEndpointsProtocol=http;AccountName={};AccountKey={};BlobEndpoint={};QueueEndpoint={}",
+            "DefaultEndpointsProtocol={};AccountName={};AccountKey={};BlobEndpoint={};QueueEndpoint={}",
+            self.scheme,
             crate::config::DEV_ACCOUNT,
             crate::config::DEV_ACCOUNT_KEY,
             self.blob_endpoint(),
@@ -193,6 +238,120 @@ impl Drop for Azurite {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn skip() -> bool {
+    let skip = std::env::var(SKIP_VAR).is_ok_and(|v| v == "1");
+    if skip {
+        eprintln!("{SKIP_VAR}=1: skipping a test that needs Azurite");
+    }
+    skip
+}
+
+/// Files of a server certificate for 127.0.0.1 and localhost.
+struct Tls {
+    /// The issuing CA, for clients to trust.
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+/// OpenSSL settings for the CA and the server certificate. webpki (rustls)
+/// refuses a CA certificate as a server's own, so a self-signed one will not do.
+const OPENSSL_CONFIG: &str = "\
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = stylize test
+[ca]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[server]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = IP:127.0.0.1, DNS:localhost
+authorityKeyIdentifier = keyid
+";
+
+/// Makes a throwaway CA and a server certificate it signs (P-256, valid two
+/// days) in `dir` with the `openssl` CLI.
+fn issue_certificate(dir: &Path) -> Result<Tls> {
+    let config = dir.join("openssl.cnf");
+    fs::write(&config, OPENSSL_CONFIG).map_err(|e| Error::io("writing", &config, e))?;
+    let file = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let config = file("openssl.cnf");
+    let (ca, ca_key, csr, cert, key) = (
+        file("ca.pem"),
+        file("ca-key.pem"),
+        file("server.csr"),
+        file("cert.pem"),
+        file("key.pem"),
+    );
+    let new_key = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let steps: [Vec<&str>; 3] = [
+        [
+            &["req", "-x509", "-config", &config, "-extensions", "ca"][..],
+            &new_key,
+            &["-keyout", &ca_key, "-out", &ca, "-days", "2"],
+            &["-subj", "/CN=stylize test CA"],
+        ]
+        .concat(),
+        [
+            &["req", "-new", "-config", &config][..],
+            &new_key,
+            &["-keyout", &key, "-out", &csr, "-subj", "/CN=127.0.0.1"],
+        ]
+        .concat(),
+        vec![
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca,
+            "-CAkey",
+            &ca_key,
+            "-set_serial",
+            "2",
+            "-days",
+            "2",
+            "-extfile",
+            &config,
+            "-extensions",
+            "server",
+            "-out",
+            &cert,
+        ],
+    ];
+    for args in steps {
+        let out = Command::new("openssl")
+            .args(&args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| Error::io("running", "openssl", e))?;
+        if !out.status.success() {
+            return Err(other(&format!(
+                "openssl {} failed ({}): {}",
+                args[0],
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+    }
+    Ok(Tls {
+        ca: ca.into(),
+        cert: cert.into(),
+        key: key.into(),
+    })
 }
 
 /// The `azurite.js` to run: `$STYLIZE_AZURITE_JS`, or `scripts/azurite.sh path`

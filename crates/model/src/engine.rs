@@ -773,11 +773,11 @@ fn safetensors_index(bytes: &[u8]) -> Result<Vec<(String, Entry)>, String> {
             return Err(format!("{key}: data_offsets needs two values"));
         };
         let (start, end) = (data_start + a as usize, data_start + b as usize);
-        let numel: i64 = shape.iter().product();
-        if end > bytes.len()
-            || start > end
-            || (end - start) as i64 != numel * kind.elt_size_in_bytes() as i64
-        {
+        // Checked: a crafted header must not wrap around into a size that passes.
+        let size = shape
+            .iter()
+            .try_fold(kind.elt_size_in_bytes() as i64, |n, &d| n.checked_mul(d));
+        if end > bytes.len() || start > end || size != Some((end - start) as i64) {
             return Err(format!(
                 "{key}: data range {a}..{b} does not fit its shape and the file"
             ));
