@@ -40,6 +40,28 @@ pub struct VideoJob {
     pub plan: Result<OutputPlan, String>,
 }
 
+/// Where and how the network runs, from the command-line choices (local runs and workers alike).
+pub fn engine_options(
+    device: DeviceArg,
+    precision: PrecisionArg,
+    threads: Option<usize>,
+) -> EngineOptions {
+    EngineOptions {
+        device: match device {
+            DeviceArg::Auto => DeviceChoice::Auto,
+            DeviceArg::Cpu => DeviceChoice::Cpu,
+            DeviceArg::Cuda => DeviceChoice::Cuda,
+        },
+        precision: match precision {
+            PrecisionArg::Auto => Precision::Auto,
+            PrecisionArg::Fp32 => Precision::F32,
+            PrecisionArg::Bf16 => Precision::Bf16,
+            PrecisionArg::Fp16 => Precision::F16,
+        },
+        threads,
+    }
+}
+
 pub fn look_config(args: &LookArgs) -> Result<LookConfig> {
     if !(0.0..=1.0).contains(&args.strength) || args.strength.is_nan() {
         bail!(
@@ -68,20 +90,7 @@ pub fn look_config(args: &LookArgs) -> Result<LookConfig> {
     };
     let style = crate::style::parse_style(&style_spec)?;
     Ok(LookConfig {
-        engine: EngineOptions {
-            device: match args.device {
-                DeviceArg::Auto => DeviceChoice::Auto,
-                DeviceArg::Cpu => DeviceChoice::Cpu,
-                DeviceArg::Cuda => DeviceChoice::Cuda,
-            },
-            precision: match args.precision {
-                PrecisionArg::Auto => Precision::Auto,
-                PrecisionArg::Fp32 => Precision::F32,
-                PrecisionArg::Bf16 => Precision::Bf16,
-                PrecisionArg::Fp16 => Precision::F16,
-            },
-            threads: args.threads,
-        },
+        engine: engine_options(args.device, args.precision, args.threads),
         style_spec,
         style,
         params: StyleParams {

@@ -270,8 +270,12 @@ mod tests {
         let input = dir.path().join("a.mp4");
         std::fs::write(&input, b"x").unwrap();
         let plan = OutputPlan::new(&input, None, None, false, &[]).unwrap();
-        let side =
-            crate::showcase::compare::plan_for(&input, &plan, &[plan.final_path.clone()]).unwrap();
+        let side = crate::showcase::compare::plan_for(
+            &input,
+            &plan,
+            std::slice::from_ref(&plan.final_path),
+        )
+        .unwrap();
         let write_temps = || {
             let (temp, side_temp) = (
                 TempGuard::new(plan.temp_path()),

@@ -137,7 +137,7 @@ pub fn style_video(
 fn decode_stage(info: &VideoInfo, out: Sender<Result<DecodedFrame>>) -> Result<(u64, f64)> {
     let mut reader = FrameReader::open(info)?;
     let mut count = 0;
-    while let Some(frame) = reader.next() {
+    for frame in reader.by_ref() {
         if cancelled() {
             break;
         }

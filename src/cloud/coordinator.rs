@@ -725,7 +725,7 @@ async fn follow_and_restitch(
                     styled = s;
                 }
             }
-            if polls % 10 == 0 && !inputs.exists(&run.manifest_key()).await.unwrap_or(true) {
+            if polls.is_multiple_of(10) && !inputs.exists(&run.manifest_key()).await.unwrap_or(true) {
                 bail!("run {run} was cleaned while waiting for it");
             }
             for &job in &progress.done {
@@ -781,7 +781,7 @@ async fn follow_and_restitch(
             // clean raced this run) would be waited for forever: when the queue
             // stays empty, counting hidden messages too, and nothing moves, queue
             // the pending jobs again.
-            if polls % 15 == 0 && !progress.is_settled() && running.is_empty() && last_change.elapsed() > POLL * 15 {
+            if polls.is_multiple_of(15) && !progress.is_settled() && running.is_empty() && last_change.elapsed() > POLL * 15 {
                 match shared.cloud.jobs.approximate_len().await {
                     Ok(0) => empty_queue_checks += 1,
                     _ => empty_queue_checks = 0,

@@ -16,16 +16,13 @@ use stylize_cloud::{
     dead_letter, existing_frames, BlobStore, Bytes, Cloud, DoneMarker, Error as CloudError,
     FailedMarker, JobSpec, MessageLease, ReceivedMessage, RunId,
 };
-use stylize_model::{
-    DeviceChoice, Engine, EngineOptions, ModelError, Precision, RgbImage, StyleParams,
-};
+use stylize_model::{Engine, ModelError, RgbImage, StyleParams};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::task::JoinSet;
 
 use super::args::WorkerArgs;
 use super::codec;
 use super::look::{ParamsDoc, StyleDoc};
-use crate::cli::{DeviceArg, PrecisionArg};
 use crate::pipeline::cancelled;
 
 pub fn run(args: &WorkerArgs) -> Result<i32> {
@@ -769,20 +766,11 @@ impl Compute {
     fn start(args: &WorkerArgs) -> Result<Compute> {
         let stylizer_options = match args.test_stylizer_ms {
             Some(ms) => Err(Duration::from_millis(ms)),
-            None => Ok(EngineOptions {
-                device: match args.device {
-                    DeviceArg::Auto => DeviceChoice::Auto,
-                    DeviceArg::Cpu => DeviceChoice::Cpu,
-                    DeviceArg::Cuda => DeviceChoice::Cuda,
-                },
-                precision: match args.precision {
-                    PrecisionArg::Auto => Precision::Auto,
-                    PrecisionArg::Fp32 => Precision::F32,
-                    PrecisionArg::Bf16 => Precision::Bf16,
-                    PrecisionArg::Fp16 => Precision::F16,
-                },
-                threads: args.threads,
-            }),
+            None => Ok(crate::config::engine_options(
+                args.device,
+                args.precision,
+                args.threads,
+            )),
         };
         let (tx, rx) = std::sync::mpsc::channel::<Request>();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(usize, String)>>();
