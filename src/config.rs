@@ -45,8 +45,18 @@ pub fn engine_options(
     device: DeviceArg,
     precision: PrecisionArg,
     threads: Option<usize>,
-) -> EngineOptions {
-    EngineOptions {
+) -> Result<EngineOptions> {
+    if let Some(threads) = threads {
+        // More threads than cores only adds contention; far more can exhaust the machine.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if threads == 0 || threads > cores * 4 {
+            bail!(
+                "--threads {threads} is out of range: use 1 to {} on this machine ({cores} cores)",
+                cores * 4
+            );
+        }
+    }
+    Ok(EngineOptions {
         device: match device {
             DeviceArg::Auto => DeviceChoice::Auto,
             DeviceArg::Cpu => DeviceChoice::Cpu,
@@ -59,7 +69,7 @@ pub fn engine_options(
             PrecisionArg::Fp16 => Precision::F16,
         },
         threads,
-    }
+    })
 }
 
 pub fn look_config(args: &LookArgs) -> Result<LookConfig> {
@@ -75,22 +85,12 @@ pub fn look_config(args: &LookArgs) -> Result<LookConfig> {
             bail!("--max-size {size} is too small: use {min} or more");
         }
     }
-    if let Some(threads) = args.threads {
-        // More threads than cores only adds contention; far more can exhaust the machine.
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        if threads == 0 || threads > cores * 4 {
-            bail!(
-                "--threads {threads} is out of range: use 1 to {} on this machine ({cores} cores)",
-                cores * 4
-            );
-        }
-    }
     let Some(style_spec) = args.style.clone() else {
         bail!("no style given: add --style PICTURE, --style preset:N, or a blend (see `stylize styles`)");
     };
     let style = crate::style::parse_style(&style_spec)?;
     Ok(LookConfig {
-        engine: engine_options(args.device, args.precision, args.threads),
+        engine: engine_options(args.device, args.precision, args.threads)?,
         style_spec,
         style,
         params: StyleParams {

@@ -770,7 +770,7 @@ impl Compute {
                 args.device,
                 args.precision,
                 args.threads,
-            )),
+            )?),
         };
         let (tx, rx) = std::sync::mpsc::channel::<Request>();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(usize, String)>>();
