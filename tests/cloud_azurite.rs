@@ -466,36 +466,13 @@ fn demo_and_compare_run_through_the_cloud() {
     );
     let (wide, styled_frames, originals) =
         (all_frames(&side), all_frames(&styled), all_frames(&clip));
-    let half = |frame: &[u8], right: bool| -> Vec<u8> {
-        frame
-            .chunks_exact(128 * 3)
-            .flat_map(|row| {
-                if right {
-                    &row[64 * 3..]
-                } else {
-                    &row[..64 * 3]
-                }
-                .to_vec()
-            })
-            .collect()
-    };
     for i in 0..8 {
-        let (left, right) = (half(&wide[i], false), half(&wide[i], true));
-        let (lo, ls) = (
-            mean_abs_diff(&left, &originals[i]),
-            mean_abs_diff(&left, &styled_frames[i]),
-        );
-        let (rs, ro) = (
-            mean_abs_diff(&right, &styled_frames[i]),
-            mean_abs_diff(&right, &originals[i]),
-        );
-        assert!(
-            lo < ls / 2.0,
-            "frame {i}: left half is not the original ({lo:.1} vs {ls:.1})"
-        );
-        assert!(
-            rs < ro / 2.0,
-            "frame {i}: right half is not the styled frame ({rs:.1} vs {ro:.1})"
+        common::showcase::assert_side_by_side(
+            128,
+            &wide[i],
+            &originals[i],
+            &styled_frames[i],
+            &format!("frame {i}"),
         );
     }
     assert_eq!(

@@ -248,6 +248,29 @@ pub fn columns(w: u32, rgb: &[u8], x0: u32, width: u32) -> Vec<u8> {
         .collect()
 }
 
+/// Asserts that a wide frame (`w` pixels across, two pictures side by side) shows `original` on
+/// the left and `styled` on the right. Each video went through its own lossy encode, so each half
+/// must be close to its own source and far closer to it than to the other one.
+pub fn assert_side_by_side(w: u32, wide: &[u8], original: &[u8], styled: &[u8], what: &str) {
+    let (left, right) = (columns(w, wide, 0, w / 2), columns(w, wide, w / 2, w / 2));
+    let (lo, ls) = (
+        super::mean_abs_diff(&left, original),
+        super::mean_abs_diff(&left, styled),
+    );
+    let (rs, ro) = (
+        super::mean_abs_diff(&right, styled),
+        super::mean_abs_diff(&right, original),
+    );
+    assert!(
+        lo < 6.0 && lo < ls / 3.0,
+        "{what}: left half is not the original ({lo:.1} vs {ls:.1})"
+    );
+    assert!(
+        rs < 8.0 && rs < ro / 3.0,
+        "{what}: right half is not the styled frame ({rs:.1} vs {ro:.1})"
+    );
+}
+
 /// A packed RGB picture resized (Lanczos, as the sheets do) to `width` × `height`.
 pub fn resized(w: u32, h: u32, rgb: Vec<u8>, width: u32, height: u32) -> Vec<u8> {
     let img = image::RgbImage::from_raw(w, h, rgb).unwrap();
