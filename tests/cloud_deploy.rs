@@ -137,12 +137,19 @@ fn deployment_and_scaler_match_the_code_defaults() {
 fn deployment_arguments_are_accepted_by_the_worker() {
     let deployment = yaml("deploy/kubernetes/worker.yaml");
     let worker = &deployment["spec"]["template"]["spec"]["containers"][0];
-    let mut args: Vec<String> = worker["args"]
+    let args: Vec<String> = worker["args"]
         .as_sequence()
         .unwrap()
         .iter()
         .map(|a| s(a).to_string())
         .collect();
+    let stderr = run_worker_until_idle(args);
+    assert!(stderr.contains("processed 0 frames"), "{stderr}");
+}
+
+/// Runs `stylize` with a worker's `args` against an empty shared-folder store (with the
+/// test stylizer, exiting once idle), asserts it succeeded, and returns what it printed.
+fn run_worker_until_idle(mut args: Vec<String>) -> String {
     args.extend(["--test-stylizer-ms", "1", "--idle-exit", "0"].map(String::from));
     let dir = tempfile::tempdir().unwrap();
     let out = common::stylize()
@@ -153,9 +160,9 @@ fn deployment_arguments_are_accepted_by_the_worker() {
         )
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{args:?}: {stderr}");
-    assert!(stderr.contains("processed 0 frames"), "{stderr}");
+    stderr
 }
 
 /// The systemd unit in the README runs a worker with arguments the binary accepts.
@@ -179,19 +186,5 @@ fn readme_systemd_unit_runs_a_worker() {
     if let Some(i) = args.iter().position(|a| a == "--idle-exit") {
         args.drain(i..i + 2);
     }
-    args.extend(["--test-stylizer-ms", "1", "--idle-exit", "0"].map(String::from));
-    let dir = tempfile::tempdir().unwrap();
-    let out = common::stylize()
-        .args(&args)
-        .env(
-            CONNECTION_STRING_VAR,
-            format!("dir:{}", dir.path().display()),
-        )
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_worker_until_idle(args);
 }
