@@ -9,6 +9,8 @@
 //! - stride-2 convs read reflect padding through a border fix instead of a padded copy;
 //! - nearest-upsample + 3×3 conv runs as a sub-pixel conv at the low resolution, and the 9×9
 //!   output conv on 2×2 space-to-depth blocks, so no layer works on 3 or 4 channels at full size.
+use std::cell::RefCell;
+
 use tch::{nn, Kind, Tensor};
 
 /// Number of preset styles the network was trained on.
@@ -39,6 +41,10 @@ struct CondConv {
     beta: Tensor,
     kernel: i64,
     sampling: Sampling,
+    /// The kernel as the conv runs it (rewritten for the sampling, in the activations' kind,
+    /// channels-last), made on the first frame instead of every frame: the weights are loaded
+    /// after construction, and never change once loaded.
+    conv_weight: RefCell<Option<(Kind, Tensor)>>,
 }
 
 impl CondConv {
@@ -53,7 +59,24 @@ impl CondConv {
             beta,
             kernel,
             sampling,
+            conv_weight: RefCell::new(None),
         }
+    }
+
+    /// The kernel for activations of `kind`, rewritten once for the layer's sampling.
+    fn conv_weight(&self, kind: Kind) -> Tensor {
+        let mut cached = self.conv_weight.borrow_mut();
+        if let Some((_, w)) = cached.as_ref().filter(|(k, _)| *k == kind) {
+            return w.shallow_clone();
+        }
+        let rewritten = match self.sampling {
+            Sampling::Down(_) => self.w.shallow_clone(),
+            Sampling::Up => subpixel_weights(&self.w),
+            Sampling::Blocked9 => space_to_depth_weights(&self.w),
+        };
+        let w = to_channels_last(&rewritten.to_kind(kind));
+        *cached = Some((kind, w.shallow_clone()));
+        w
     }
 
     /// The network's per-channel scale and shift for a blend of presets: `style_weights @ gamma`.
@@ -72,7 +95,7 @@ impl CondConv {
         let kind = x.kind();
         match self.sampling {
             Sampling::Down(stride) => {
-                let w = to_channels_last(&self.w.to_kind(kind));
+                let w = self.conv_weight(kind);
                 let y = if stride == 2 && self.kernel == 3 {
                     stride2_reflect_conv(x, &w)
                 } else {
@@ -92,7 +115,7 @@ impl CondConv {
             }
             Sampling::Up => {
                 // Reflect padding of the upsampled image is replicate padding of the low-res one.
-                let w = to_channels_last(&subpixel_weights(&self.w).to_kind(kind));
+                let w = self.conv_weight(kind);
                 let y = x.replication_pad2d([1, 1, 1, 1]).conv2d(
                     &w,
                     None::<Tensor>,
@@ -107,7 +130,7 @@ impl CondConv {
             }
             Sampling::Blocked9 => {
                 // Even padded sides, so the 2×2 blocks tile it (the forward pads H, W to multiples of 4).
-                let w = to_channels_last(&space_to_depth_weights(&self.w).to_kind(kind));
+                let w = self.conv_weight(kind);
                 let y = x.reflection_pad2d([4, 4, 4, 4]).pixel_unshuffle(2).conv2d(
                     &w,
                     None::<Tensor>,
