@@ -613,12 +613,18 @@ fn poison_job_is_reported_with_its_frames_and_a_rerun_repairs_it() {
     ))
     .unwrap();
 
+    // The worker starts only once this coordinator has looked at the run: a job that failed
+    // before a coordinator looks is "failed before", which a re-run retries.
+    let coordinator = Proc::spawn(&cmd);
+    wait_until("the coordinator resumed the run", PROCESS_TIMEOUT, || {
+        coordinator.log().contains("resuming run")
+    });
     let w = worker(
         &cs,
         "w0",
         &["--test-stylizer-ms", "1", "--max-deliveries", "3"],
     );
-    let (code, log) = Proc::spawn(&cmd).wait();
+    let (code, log) = coordinator.wait();
     assert_eq!(code, 1, "{log}");
     assert!(log.contains("1 of 3 jobs failed (4 frames)"), "{log}");
     assert!(

@@ -322,7 +322,8 @@ fn batch_of_inputs_with_one_bad_one() {
 #[test]
 fn ctrl_c_stops_promptly_and_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let input = scene_clip(dir.path(), "long.mp4", "320x240", "30", 600, &[], &[]);
+    // Long enough (60 s of video) that even a many-core machine is still styling after 4 s.
+    let input = scene_clip(dir.path(), "long.mp4", "320x240", "30", 1800, &[], &[]);
     let mut child = stylize()
         .args([input.to_str().unwrap(), "--style", "preset:4"])
         .stderr(std::process::Stdio::piped())
