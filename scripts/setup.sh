@@ -41,7 +41,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# --- Rust (>= 1.88) ------------------------------------------------------------
+# --- Rust (>= 1.89) ------------------------------------------------------------
 if ! command -v cargo >/dev/null; then
   # rustup's installer puts cargo in ~/.cargo/bin and leaves ~/.cargo/env to add it to PATH.
   if [ -f "$HOME/.cargo/env" ]; then source "$HOME/.cargo/env"
@@ -50,7 +50,7 @@ fi
 if ! command -v cargo >/dev/null || ! command -v rustc >/dev/null; then
   cat >&2 <<'EOF'
 setup: no Rust toolchain found (cargo and rustc are not on PATH, nor in ~/.cargo/bin).
-  stylize needs Rust >= 1.88. Install it with rustup, then run this script again:
+  stylize needs Rust >= 1.89. Install it with rustup, then run this script again:
     curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y
     source ~/.cargo/env
 EOF
@@ -58,8 +58,8 @@ EOF
 fi
 rust_version=$(rustc --version | awk '{print $2}')
 IFS=. read -r rust_major rust_minor _ <<<"$rust_version"
-if [ "${rust_major:-0}" -lt 1 ] || { [ "$rust_major" -eq 1 ] && [ "${rust_minor:-0}" -lt 88 ]; }; then
-  echo "setup: Rust $rust_version is too old; stylize needs Rust >= 1.88 (with rustup: rustup update stable)" >&2
+if [ "${rust_major:-0}" -lt 1 ] || { [ "$rust_major" -eq 1 ] && [ "${rust_minor:-0}" -lt 89 ]; }; then
+  echo "setup: Rust $rust_version is too old; stylize needs Rust >= 1.89 (with rustup: rustup update stable)" >&2
   exit 1
 fi
 

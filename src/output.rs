@@ -71,6 +71,7 @@ impl OutputPlan {
             overwrite,
         };
         plan.check_writable()?;
+        remove_abandoned_temps(&plan.final_path);
         Ok(plan)
     }
 
@@ -200,14 +201,66 @@ fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
-/// Temporaries being written, so a second Ctrl-C (which exits at once) can still remove them.
+/// Temporaries being written (files, and the cloud coordinator's download folder), so a second
+/// Ctrl-C (which exits at once) can still remove them.
 static LIVE_TEMPS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
 
 /// Removes every temporary still being written; called on the way out of an abrupt exit.
 pub fn remove_live_temps() {
     if let Ok(temps) = LIVE_TEMPS.lock() {
         for path in temps.iter() {
-            let _ = std::fs::remove_file(path);
+            remove_temp(path);
+        }
+    }
+}
+
+/// Notes a temporary for [`remove_live_temps`] until [`forget_live_temp`].
+pub fn track_live_temp(path: &Path) {
+    if let Ok(mut temps) = LIVE_TEMPS.lock() {
+        temps.push(path.to_path_buf());
+    }
+}
+
+pub fn forget_live_temp(path: &Path) {
+    if let Ok(mut temps) = LIVE_TEMPS.lock() {
+        temps.retain(|p| p != path);
+    }
+}
+
+fn remove_temp(path: &Path) {
+    if path.is_dir() {
+        let _ = std::fs::remove_dir_all(path);
+    } else {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// Removes the temporaries that a run of stylize killed outright (SIGKILL, power loss) left
+/// beside `final_path`: hidden `.NAME.stylize-tmp-PID.*` files and `.NAME.stylize-frames-PID`
+/// folders whose process is gone. A live process's are left alone.
+pub fn remove_abandoned_temps(final_path: &Path) {
+    let Some(name) = final_path.file_name() else {
+        return;
+    };
+    let prefix = format!(".{}.stylize-", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(parent_of(final_path)) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = file_name.strip_prefix(&prefix) else {
+            continue;
+        };
+        let Some(pid) = ["tmp-", "frames-"]
+            .iter()
+            .find_map(|kind| rest.strip_prefix(kind))
+            .map(|tail| tail.split('.').next().unwrap_or_default())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            remove_temp(&entry.path());
         }
     }
 }
@@ -218,9 +271,7 @@ pub struct TempGuard(PathBuf);
 
 impl TempGuard {
     pub fn new(path: PathBuf) -> Self {
-        if let Ok(mut temps) = LIVE_TEMPS.lock() {
-            temps.push(path.clone());
-        }
+        track_live_temp(&path);
         TempGuard(path)
     }
     pub fn path(&self) -> &Path {
@@ -231,9 +282,7 @@ impl TempGuard {
 impl Drop for TempGuard {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
-        if let Ok(mut temps) = LIVE_TEMPS.lock() {
-            temps.retain(|p| p != &self.0);
-        }
+        forget_live_temp(&self.0);
     }
 }
 
@@ -361,5 +410,46 @@ mod tests {
         std::fs::write(&path, b"x").unwrap();
         drop(TempGuard::new(path.clone()));
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn abandoned_temps_of_dead_processes_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        // A finished child's pid is free (until the system wraps pid numbers around).
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let alive = std::process::id();
+        let keep = [
+            format!(".out.mp4.stylize-tmp-{alive}.mp4"),
+            format!(".out.mp4.stylize-frames-{alive}"),
+            format!(".other.mp4.stylize-tmp-{dead}.mp4"),
+            "out.mp4.stylize-tmp-1.mp4".to_string(),
+            ".out.mp4.stylize-tmp-notapid.mp4".to_string(),
+            "out.mp4".to_string(),
+        ];
+        let remove = [
+            format!(".out.mp4.stylize-tmp-{dead}.mp4"),
+            format!(".out.mp4.stylize-tmp-{dead}.probe"),
+            format!(".out.mp4.stylize-frames-{dead}"),
+        ];
+        for name in keep.iter().chain(&remove) {
+            let path = dir.path().join(name);
+            if name.contains("frames") {
+                std::fs::create_dir(&path).unwrap();
+                std::fs::write(path.join("000001"), b"frame").unwrap();
+            } else {
+                std::fs::write(&path, b"x").unwrap();
+            }
+        }
+        remove_abandoned_temps(&dir.path().join("out.mp4"));
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        let mut expected = keep.to_vec();
+        expected.sort();
+        assert_eq!(left, expected);
     }
 }

@@ -108,13 +108,14 @@ pub fn style_video(
             );
         }
     }
-    if let Some(container_secs) = info.container_duration_secs {
-        // A cut Matroska file ends early without any error but still states its full length. The
-        // slack allows audio that legitimately runs on past the last picture.
-        let slack = (container_secs * 0.1).max(1.0);
-        if decoded_secs + slack < container_secs {
+    // A cut Matroska file ends early without any error but still states its full length. The
+    // video's own length leaves out audio that runs on past the last picture; the container's,
+    // used when a file does not record the video's, needs the slack for it.
+    if let Some(stated_secs) = info.video_duration_secs.or(info.container_duration_secs) {
+        let slack = (stated_secs * 0.1).max(1.0);
+        if decoded_secs + slack < stated_secs {
             bail!(
-                "{}: truncated or damaged: the picture ends at {decoded_secs:.1} s of {container_secs:.1} s; no output written",
+                "{}: truncated or damaged: the picture ends at {decoded_secs:.1} s of {stated_secs:.1} s; no output written",
                 info.path.display()
             );
         }

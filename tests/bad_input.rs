@@ -197,3 +197,23 @@ fn matroska_cut_short_without_an_error() {
     );
     assert_eq!(listing(dir.path()), vec!["cut.mkv"]);
 }
+
+#[test]
+fn worker_timings_out_of_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = format!("dir:{}", dir.path().display());
+    for (option, value, problem) in [
+        ("--drain-timeout", "1e20", "zero to 2592000 seconds"),
+        ("--idle-exit", "-1", "zero to 2592000 seconds"),
+        ("--poll-interval", "0", "more than zero to 2592000 seconds"),
+        (
+            "--poll-interval",
+            "NaN",
+            "more than zero to 2592000 seconds",
+        ),
+    ] {
+        let given = format!("{option}={value}");
+        expect_error(&["worker", "--cloud", &storage, &given], option, problem);
+    }
+    assert_eq!(listing(dir.path()), Vec::<String>::new(), "nothing created");
+}

@@ -675,6 +675,67 @@ fn poison_job_is_reported_with_its_frames_and_a_rerun_repairs_it() {
     );
 }
 
+/// A worker whose network fails every batch (a GPU in a sticky error state) exits after a few
+/// jobs in a row instead of spending the whole queue's deliveries; nothing is marked failed, and
+/// a healthy worker then styles every frame.
+#[test]
+fn a_worker_with_a_broken_device_exits_and_leaves_the_jobs_to_others() {
+    let Some(azurite) = azurite() else { return };
+    let cs = azurite.connection_string();
+    let (rt, cloud) = (rt(), cloud(&azurite));
+    let dir = tempfile::tempdir().unwrap();
+    let input = scene_clip(dir.path(), "in.mp4", "64x48", "25", 20, &[], &[]);
+    let cmd = [
+        input.to_str().unwrap(),
+        "--style",
+        "preset:5",
+        "--cloud",
+        &cs,
+        "--frames-per-job",
+        "4",
+    ];
+    let (code, log) = Proc::spawn(&[&cmd[..], &["--no-wait"]].concat()).wait();
+    assert_eq!(code, 0, "{log}");
+    let run = the_run(&rt, &cloud);
+
+    let broken = worker(
+        &cs,
+        "broken",
+        &[
+            "--test-stylizer-ms",
+            "1",
+            "--test-stylizer-fault",
+            "--visibility-timeout",
+            "3",
+        ],
+    );
+    let (code, log) = broken.wait();
+    assert_eq!(code, 1, "{log}");
+    let last = log.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: worker broken: the network failed 3 jobs in a row")
+            && last.contains("simulated device fault"),
+        "{log}"
+    );
+    // A job taken beside the third may fail too before the worker stops.
+    assert!(
+        log.matches("failed on delivery 1 of 5").count() >= 3,
+        "{log}"
+    );
+    assert_eq!(blob_count(&rt, &cloud, &run.failed_prefix()), 0);
+    assert_eq!(blob_count(&rt, &cloud, &run.styled_prefix()), 0);
+    assert_eq!(rt.block_on(cloud.poison.approximate_len()).unwrap(), 0);
+    assert_eq!(rt.block_on(cloud.jobs.approximate_len()).unwrap(), 5);
+
+    let healthy = worker(&cs, "healthy", &["--test-stylizer-ms", "1"]);
+    let (code, log) = Proc::spawn(&cmd).wait();
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(all_frames(&dir.path().join("in.styled.mp4")).len(), 20);
+    healthy.sigterm();
+    let (_, log) = healthy.wait();
+    assert!(log.contains("processed 20 frames"), "{log}");
+}
+
 /// Messages that are not jobs are moved to the poison queue and logged; the worker goes on and
 /// styles the real job queued after them.
 #[test]

@@ -406,3 +406,46 @@ fn a_clip_cut_without_reencoding_is_styled_whole() {
     );
     assert!((di - dout).abs() <= 0.1, "duration {dout} vs input {di}");
 }
+
+#[test]
+fn audio_that_runs_on_past_the_picture_is_not_a_truncated_file() {
+    // 2 s of picture, 6 s of sound: valid (a closing credit's music, say), and all of it is kept.
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["long_audio.mp4", "long_audio.mkv"] {
+        let input = ffmpeg_clip(
+            dir.path(),
+            name,
+            &[
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=96x64:rate=30:duration=2",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=f=440:sample_rate=48000:duration=6",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-pix_fmt",
+                "yuv420p",
+                "-c:a",
+                "aac",
+            ],
+        );
+        let output = dir.path().join(format!("styled_{name}"));
+        let (code, _, stderr) = run(&[
+            input.to_str().unwrap(),
+            "--style",
+            "preset:2",
+            "-o",
+            output.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{name}: {stderr}");
+        let probe = ffprobe(&output);
+        assert_eq!(video_stream(&probe)["nb_read_frames"], "60", "{name}");
+        assert_eq!(audio_md5(&input, 0), audio_md5(&output, 0), "{name}");
+        assert!(num(&probe["format"]["duration"]) > 5.9, "{name}: {probe}");
+    }
+}

@@ -101,6 +101,9 @@ pub struct WorkerArgs {
     /// (measures coordination overhead without a GPU; see scripts/bench-cloud.sh)
     #[arg(long, value_name = "MS", hide_short_help = true)]
     pub test_stylizer_ms: Option<u64>,
+    /// TEST ONLY: the test stylizer fails every batch as a broken GPU would
+    #[arg(long, hide = true, requires = "test_stylizer_ms")]
+    pub test_stylizer_fault: bool,
 }
 
 /// `stylize runs`: what is in storage.

@@ -634,6 +634,7 @@ impl Spool {
             .with_file_name(format!(".{name}.stylize-frames-{}", std::process::id()));
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("{}: cannot create the download folder", dir.display()))?;
+        crate::output::track_live_temp(&dir);
         Ok(Spool(dir))
     }
 }
@@ -641,6 +642,7 @@ impl Spool {
 impl Drop for Spool {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+        crate::output::forget_live_temp(&self.0);
     }
 }
 

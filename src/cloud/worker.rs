@@ -26,17 +26,12 @@ use super::look::{ParamsDoc, StyleDoc};
 use crate::pipeline::cancelled;
 
 pub fn run(args: &WorkerArgs) -> Result<i32> {
-    for (name, value) in [
-        ("--idle-exit", args.idle_exit),
-        ("--drain-timeout", Some(args.drain_timeout)),
-    ] {
-        if value.is_some_and(|v| !(v.is_finite() && v >= 0.0)) {
-            bail!("{name} must be zero or more seconds");
-        }
-    }
-    if !(args.poll_interval.is_finite() && args.poll_interval > 0.0) {
-        bail!("--poll-interval must be more than zero seconds");
-    }
+    let idle_exit = args
+        .idle_exit
+        .map(|secs| seconds_option("--idle-exit", secs, true))
+        .transpose()?;
+    let drain = seconds_option("--drain-timeout", args.drain_timeout, true)?;
+    let poll = seconds_option("--poll-interval", args.poll_interval, false)?;
     if args.max_jobs == Some(0) {
         bail!("--max-jobs must be at least 1");
     }
@@ -62,15 +57,32 @@ pub fn run(args: &WorkerArgs) -> Result<i32> {
             max_deliveries: args.max_deliveries,
             transfers: Arc::new(Semaphore::new(args.transfers as usize)),
             prefetch: (args.transfers as usize).max(2),
-            drain: Duration::from_secs_f64(args.drain_timeout),
+            drain,
             drain_started: Mutex::new(None),
             outputs: Mutex::new(HashMap::new()),
+            device_failures: Mutex::new((0, String::new())),
         }),
-        poll: Duration::from_secs_f64(args.poll_interval),
-        idle_exit: args.idle_exit.map(Duration::from_secs_f64),
+        poll,
+        idle_exit,
         max_jobs: args.max_jobs,
     };
     super::runtime()?.block_on(worker.run())
+}
+
+/// A number of seconds from the command line; one line naming the option when it is unusable.
+fn seconds_option(name: &str, secs: f64, zero_allowed: bool) -> Result<Duration> {
+    // Thirty days: anything longer is a typo, and Duration would overflow on the absurd.
+    const LONGEST: f64 = 30.0 * 24.0 * 3600.0;
+    let above_floor = secs > 0.0 || (zero_allowed && secs == 0.0);
+    if !(secs.is_finite() && above_floor && secs <= LONGEST) {
+        let floor = if zero_allowed {
+            "zero"
+        } else {
+            "more than zero"
+        };
+        bail!("{name} must be {floor} to {LONGEST} seconds, not {secs}");
+    }
+    Ok(Duration::from_secs_f64(secs))
 }
 
 /// The pod name under Kubernetes, the machine's name elsewhere.
@@ -89,6 +101,12 @@ fn default_worker_id() -> String {
 /// network idle between jobs; it is never more, so a worker does not sit on
 /// jobs that an idle worker could take.
 const JOBS_IN_FLIGHT: usize = 2;
+
+/// Jobs in a row that the network may fail before the worker gives up on its
+/// device and exits. A GPU in a sticky error state fails every job in
+/// milliseconds; left running, it would take most of the queue and spend every
+/// job's deliveries, while a restart (or a healthy node) would style them.
+const DEVICE_FAILURES_BEFORE_EXIT: u32 = 3;
 
 /// The receive loop: when to take a job, when to stop.
 struct Worker {
@@ -112,6 +130,8 @@ struct Jobs {
     drain_started: Mutex<Option<Instant>>,
     /// Clients for runs' separate output containers, made once each.
     outputs: Mutex<HashMap<String, Arc<dyn BlobStore>>>,
+    /// Jobs failed in a row by the network itself, with the latest reason.
+    device_failures: Mutex<(u32, String)>,
 }
 
 /// How one delivery of a job ended, when it did not succeed.
@@ -151,6 +171,17 @@ fn is_retryable(e: &anyhow::Error) -> bool {
     })
 }
 
+/// Whether the network (its device, or the thread running it) failed, rather than storage or
+/// the job's data.
+fn is_device_fault(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<ModelError>(),
+            Some(ModelError::Inference { .. })
+        )
+    })
+}
+
 struct JobStats {
     styled: usize,
     skipped: usize,
@@ -179,6 +210,12 @@ impl Worker {
             while let Some(done) = active.try_join_next_with_id() {
                 let handled = finished(done, &mut near_end);
                 (frames, jobs_done) = (frames + handled.frames, jobs_done + handled.jobs);
+            }
+            if let Some(last) = self.jobs.device_given_up() {
+                // Jobs in hand are dropped with their leases and reappear for other workers.
+                bail!(
+                    "worker {id}: the network failed {DEVICE_FAILURES_BEFORE_EXIT} jobs in a row ({last}); exiting so that a restarted or another worker styles them"
+                );
             }
             let may_take = near_end.values().all(|flag| flag.load(Ordering::SeqCst));
             let stopping = cancelled()
@@ -288,6 +325,27 @@ impl NearEnd {
 }
 
 impl Jobs {
+    /// Counts a job the network failed (or resets the count after one it styled).
+    fn note_device(&self, failure: Option<&anyhow::Error>) {
+        let mut state = self
+            .device_failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        *state = match failure {
+            Some(e) => (state.0 + 1, format!("{e:#}")),
+            None => (0, String::new()),
+        };
+    }
+
+    /// The latest reason, once the network has failed too many jobs in a row.
+    fn device_given_up(&self) -> Option<String> {
+        let state = self
+            .device_failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        (state.0 >= DEVICE_FAILURES_BEFORE_EXIT).then(|| state.1.clone())
+    }
+
     /// Where a job's run lives (manifest, input frames).
     fn inputs_for(&self, spec: &JobSpec) -> Result<Arc<dyn BlobStore>> {
         self.store(spec.container.as_deref())
@@ -413,6 +471,7 @@ impl Jobs {
         };
         match outcome {
             Ok(stats) => {
+                self.note_device(None);
                 match lease.complete().await {
                     Ok(()) => {}
                     // Someone else holds it now; they will find the done marker and drop it.
@@ -447,6 +506,9 @@ impl Jobs {
                 eprintln!("worker {id}: {tag}: lost to another worker (the visibility timeout ran out); stopped");
             }
             Err(JobError::Failed(e)) => {
+                if is_device_fault(&e) {
+                    self.note_device(Some(&e));
+                }
                 let message = lease.into_message().await;
                 if dequeue_count >= self.max_deliveries {
                     self.mark_failed(&spec, &format!("{e:#}"), dequeue_count)
@@ -758,14 +820,15 @@ enum Stylizer {
         engine: Box<Engine>,
         prepared: Option<(RunId, stylize_model::PreparedStyle)>,
     },
-    /// Test only: a fixed cost per frame and an obvious, exact result.
-    Test { per_frame: Duration },
+    /// Test only: a fixed cost per frame and an obvious, exact result, or a device that
+    /// fails every batch.
+    Test { per_frame: Duration, fault: bool },
 }
 
 impl Compute {
     fn start(args: &WorkerArgs) -> Result<Compute> {
         let stylizer_options = match args.test_stylizer_ms {
-            Some(ms) => Err(Duration::from_millis(ms)),
+            Some(ms) => Err((Duration::from_millis(ms), args.test_stylizer_fault)),
             None => Ok(crate::config::engine_options(
                 args.device,
                 args.precision,
@@ -794,18 +857,22 @@ impl Compute {
                             return;
                         }
                     },
-                    Err(per_frame) => {
+                    Err((per_frame, fault)) => {
                         let describe = format!(
                             "TEST STYLIZER: {} ms per frame, inverted colours, no network",
                             per_frame.as_millis()
                         );
                         // One frame per call, as on a CPU: the sleep then tracks frames exactly.
                         let _ = ready_tx.send(Ok((1, describe)));
-                        Stylizer::Test { per_frame }
+                        Stylizer::Test { per_frame, fault }
                     }
                 };
                 for request in rx {
-                    let result = stylizer.style(&request);
+                    // tch panics on some failing ops: one bad batch must not end the thread.
+                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        stylizer.style(&request)
+                    }))
+                    .unwrap_or_else(|_| Err(device_fault("the style network panicked")));
                     let _ = request.reply.send(result);
                 }
             })
@@ -837,11 +904,18 @@ impl Compute {
         };
         self.requests
             .send(request)
-            .map_err(|_| anyhow!("the compute thread has stopped"))?;
+            .map_err(|_| device_fault("the compute thread has stopped"))?;
         answer
             .await
-            .map_err(|_| anyhow!("the compute thread stopped mid-batch"))?
+            .map_err(|_| device_fault("the compute thread stopped mid-batch"))?
     }
+}
+
+/// A failure of the network's device or thread, counted towards giving up on the device.
+fn device_fault(reason: &str) -> anyhow::Error {
+    anyhow::Error::from(ModelError::Inference {
+        reason: reason.to_owned(),
+    })
 }
 
 impl Stylizer {
@@ -859,8 +933,11 @@ impl Stylizer {
                 let (_, style) = prepared.as_ref().expect("prepared above");
                 Ok(engine.stylize(style, &request.frames)?)
             }
-            Stylizer::Test { per_frame } => {
+            Stylizer::Test { per_frame, fault } => {
                 std::thread::sleep(*per_frame * request.frames.len() as u32);
+                if *fault {
+                    return Err(device_fault("TEST STYLIZER: simulated device fault"));
+                }
                 Ok(request
                     .frames
                     .iter()

@@ -491,3 +491,31 @@ async fn run_manifest_progress_resume_and_clean(cloud: &Cloud) {
         std::slice::from_ref(&other.run_id)
     );
 }
+
+/// A file put into a `dir:` queue's folder by hand, not sent, is delivered with its text as the
+/// body (so a worker moves it aside as a foreign message) instead of stopping every receiver.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_queue_delivers_a_hand_made_file_as_its_text() {
+    let h = local().await.unwrap();
+    let Guard::Dir(dir) = &h._guard else {
+        unreachable!()
+    };
+    let folder = dir.path().join("queues").join(h.cloud.jobs.name());
+    assert!(folder.is_dir(), "{}", folder.display());
+    std::fs::write(folder.join("0-by-hand.json"), b"{ half a message").unwrap();
+    let m = h
+        .cloud
+        .jobs
+        .receive(Duration::from_secs(30))
+        .await
+        .unwrap()
+        .expect("delivered");
+    assert_eq!(m.body, "{ half a message");
+    assert_eq!(m.dequeue_count, 1);
+    assert!(matches!(
+        JobSpec::from_message(&m.body),
+        Err(Error::MalformedMessage(_))
+    ));
+    h.cloud.jobs.delete(&m).await.unwrap();
+    assert_eq!(h.cloud.jobs.approximate_len().await.unwrap(), 0);
+}

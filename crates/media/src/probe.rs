@@ -105,6 +105,10 @@ pub struct VideoInfo {
     pub frame_count_exact: bool,
     /// The video stream's duration, else the container's; 0.0 when neither is known.
     pub duration_secs: f64,
+    /// The video stream's own length when the file records one: MP4/MOV's stream
+    /// duration, or the `DURATION` tag Matroska muxers write per track. Unlike
+    /// `container_duration_secs` it leaves out audio that runs on past the picture.
+    pub video_duration_secs: Option<f64>,
     /// The container's duration (ffprobe's `format=duration`: from the earliest
     /// start to the latest end over all streams), `None` when the file gives none.
     /// Matroska records it in its header, so a cut file still claims the full
@@ -200,8 +204,16 @@ pub fn probe(path: &Path) -> Result<VideoInfo, MediaError> {
         }
     };
 
-    let duration_secs = if stream.duration() > 0 {
-        stream.duration() as f64 * time_base.as_f64()
+    let video_duration_secs = if stream.duration() > 0 {
+        Some(stream.duration() as f64 * time_base.as_f64())
+    } else {
+        stream
+            .metadata()
+            .get("DURATION")
+            .and_then(parse_clock_duration)
+    };
+    let duration_secs = if let Some(secs) = video_duration_secs {
+        secs
     } else if ictx.duration() > 0 {
         ictx.duration() as f64 / f64::from(ffi::AV_TIME_BASE)
     } else {
@@ -263,12 +275,23 @@ pub fn probe(path: &Path) -> Result<VideoInfo, MediaError> {
         frame_count,
         frame_count_exact,
         duration_secs,
+        video_duration_secs,
         container_duration_secs,
         start_secs,
         rotation_degrees,
         audio,
         video_stream_index: video_index,
     })
+}
+
+/// Reads Matroska's `DURATION` tag, `HH:MM:SS.fraction` (e.g. `00:00:10.033000000`).
+fn parse_clock_duration(text: &str) -> Option<f64> {
+    let mut parts = text.trim().splitn(3, ':');
+    let hours: f64 = parts.next()?.parse().ok()?;
+    let minutes: f64 = parts.next()?.parse().ok()?;
+    let seconds: f64 = parts.next()?.parse().ok()?;
+    let total = hours * 3600.0 + minutes * 60.0 + seconds;
+    (total.is_finite() && total > 0.0).then_some(total)
 }
 
 /// A stream's first presented timestamp (FFmpeg's `start_time`, edit lists
@@ -364,6 +387,15 @@ mod tests {
             Rational::new(30000, 1001)
         );
         assert_eq!(reduce(Rational::new(30, 1)), Rational::new(30, 1));
+    }
+
+    #[test]
+    fn matroska_duration_tags_read_as_seconds() {
+        assert_eq!(parse_clock_duration("00:00:10.033000000"), Some(10.033));
+        assert_eq!(parse_clock_duration("01:02:03.5"), Some(3723.5));
+        assert_eq!(parse_clock_duration("00:00:00.000000000"), None);
+        assert_eq!(parse_clock_duration("ten seconds"), None);
+        assert_eq!(parse_clock_duration("00:10"), None);
     }
 
     #[test]
