@@ -736,6 +736,49 @@ fn a_worker_with_a_broken_device_exits_and_leaves_the_jobs_to_others() {
     assert!(log.contains("processed 20 frames"), "{log}");
 }
 
+/// A run longer than the coordinator's download window (256 frames ahead of the restitcher; here
+/// two 128-frame jobs) is fetched as the window moves and restitched whole and in order.
+#[test]
+fn a_run_longer_than_the_download_window_is_restitched_in_order() {
+    let Some(azurite) = azurite() else { return };
+    let cs = azurite.connection_string();
+    let dir = tempfile::tempdir().unwrap();
+    let input = scene_clip(dir.path(), "long.mp4", "32x32", "30", 640, &[], &[]);
+    let workers = [
+        worker(&cs, "w0", &["--test-stylizer-ms", "0"]),
+        worker(&cs, "w1", &["--test-stylizer-ms", "0"]),
+    ];
+    let (code, log) = Proc::spawn(&[
+        input.to_str().unwrap(),
+        "--style",
+        "preset:6",
+        "--cloud",
+        &cs,
+        "--frames-per-job",
+        "128",
+    ])
+    .wait();
+    assert_eq!(code, 0, "{log}");
+    for w in workers {
+        w.sigterm();
+        w.wait();
+    }
+    let (inp, out) = (
+        all_frames(&input),
+        all_frames(&dir.path().join("long.styled.mp4")),
+    );
+    assert_eq!(out.len(), 640);
+    for (i, (a, b)) in inp.iter().zip(&out).enumerate() {
+        let inverted: Vec<u8> = a.iter().map(|v| 255 - v).collect();
+        let diff = mean_abs_diff(&inverted, b);
+        assert!(
+            diff < 12.0,
+            "frame {i} is not the inverted input frame (mean diff {diff})"
+        );
+    }
+    assert_eq!(listing(dir.path()), vec!["long.mp4", "long.styled.mp4"]);
+}
+
 /// Messages that are not jobs are moved to the poison queue and logged; the worker goes on and
 /// styles the real job queued after them.
 #[test]

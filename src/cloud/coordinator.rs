@@ -41,6 +41,10 @@ use crate::showcase::compare::SideBySideWriter;
 const POLL: Duration = Duration::from_secs(1);
 /// Quiet time after which the coordinator says that no worker seems to be running.
 const NO_WORKER_HINT_AFTER: Duration = Duration::from_secs(60);
+/// Styled frames the coordinator downloads ahead of the restitcher. The restitcher takes them in
+/// order, so when an early job lags, later done jobs wait in storage rather than fill the disk
+/// beside the output; this is seconds of encoding, enough to keep the encoder fed.
+const DOWNLOAD_AHEAD_FRAMES: u32 = 256;
 
 struct Shared {
     cloud: Cloud,
@@ -730,20 +734,6 @@ async fn follow_and_restitch(
             if polls.is_multiple_of(10) && !inputs.exists(&run.manifest_key()).await.unwrap_or(true) {
                 bail!("run {run} was cleaned while waiting for it");
             }
-            for &job in &progress.done {
-                if started_jobs.insert(job) {
-                    let spec = manifest.job_spec(job).expect("done jobs are in range");
-                    for (n, key) in spec.styled_keys() {
-                        let (blobs, transfers, path) = (blobs.clone(), shared.transfers.clone(), spool.0.join(format!("{n:06}")));
-                        downloads.spawn(async move {
-                            let _permit = transfers.acquire_owned().await.expect("never closed");
-                            let bytes = blobs.get(&key).await.with_context(|| format!("downloading styled frame {n}"))?;
-                            tokio::fs::write(&path, &bytes).await.with_context(|| format!("{}: cannot write", path.display()))?;
-                            Ok((n, path, bytes.len() as u64))
-                        });
-                    }
-                }
-            }
             // Jobs with styled frames but no done marker are being worked on.
             let per_job = manifest.frames_per_job;
             let running: BTreeSet<u32> =
@@ -799,6 +789,25 @@ async fn follow_and_restitch(
                     for job in pending {
                         enqueue(shared, manifest, job).await?;
                     }
+                }
+            }
+        }
+        // Done jobs within reach of the restitcher are fetched (checked on every pass, so the
+        // window moves as soon as frames are encoded, not only at the next poll).
+        let per_job = manifest.frames_per_job;
+        let next_needed_job = (written.load(Ordering::Relaxed) / u64::from(per_job)) as u32;
+        let reach = next_needed_job.saturating_add((DOWNLOAD_AHEAD_FRAMES / per_job).max(2));
+        for &job in progress.done.range(..reach) {
+            if started_jobs.insert(job) {
+                let spec = manifest.job_spec(job).expect("done jobs are in range");
+                for (n, key) in spec.styled_keys() {
+                    let (blobs, transfers, path) = (blobs.clone(), shared.transfers.clone(), spool.0.join(format!("{n:06}")));
+                    downloads.spawn(async move {
+                        let _permit = transfers.acquire_owned().await.expect("never closed");
+                        let bytes = blobs.get(&key).await.with_context(|| format!("downloading styled frame {n}"))?;
+                        tokio::fs::write(&path, &bytes).await.with_context(|| format!("{}: cannot write", path.display()))?;
+                        Ok((n, path, bytes.len() as u64))
+                    });
                 }
             }
         }
