@@ -106,6 +106,18 @@ pub struct StyleArgs {
     /// named `<output>.compare.<ext>`
     #[arg(long)]
     pub compare: bool,
+    #[command(flatten)]
+    pub encode: EncodeArgs,
+    /// No progress bar and no summary
+    #[arg(short, long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub cloud: crate::cloud::CloudArgs,
+}
+
+/// How the styled video is encoded (shared by runs and the demo).
+#[derive(Debug, Args, Clone)]
+pub struct EncodeArgs {
     /// x264 constant rate factor (lower is better quality, larger files)
     #[arg(long, default_value_t = stylize_media::EncodeOptions::default().crf, value_name = "0..51")]
     pub crf: f32,
@@ -116,11 +128,6 @@ pub struct StyleArgs {
     /// (they lose their last column/row), yuv444p keeps every size exactly
     #[arg(long, value_enum, default_value_t = PixelFormatArg::Yuv420p)]
     pub pixel_format: PixelFormatArg,
-    /// No progress bar and no summary
-    #[arg(short, long)]
-    pub quiet: bool,
-    #[command(flatten)]
-    pub cloud: crate::cloud::CloudArgs,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -155,6 +162,8 @@ pub struct DemoArgs {
     /// Replace existing output files
     #[arg(long)]
     pub overwrite: bool,
+    #[command(flatten)]
+    pub encode: EncodeArgs,
     /// Do not try to download the reference clip; use the bundled sample
     #[arg(long)]
     pub offline: bool,

@@ -5,7 +5,7 @@ use anyhow::{bail, Context, Result};
 use stylize_media::{EncodeOptions, PixelFormatChoice, X264_PRESETS};
 use stylize_model::{DeviceChoice, EngineOptions, Precision, StyleParams, StyleSource};
 
-use crate::cli::{DeviceArg, LookArgs, PixelFormatArg, PrecisionArg, StyleArgs};
+use crate::cli::{DeviceArg, EncodeArgs, LookArgs, PixelFormatArg, PrecisionArg, StyleArgs};
 use crate::output::OutputPlan;
 
 /// Extensions picked up when a folder is given as an input.
@@ -101,7 +101,8 @@ pub fn look_config(args: &LookArgs) -> Result<LookConfig> {
     })
 }
 
-pub fn run_config(args: &StyleArgs) -> Result<RunConfig> {
+/// `--crf`, `--preset` and `--pixel-format`, checked.
+pub fn encode_options(args: &EncodeArgs) -> Result<EncodeOptions> {
     if !(0.0..=51.0).contains(&args.crf) {
         bail!("--crf {} is out of range: use 0 to 51", args.crf);
     }
@@ -112,6 +113,18 @@ pub fn run_config(args: &StyleArgs) -> Result<RunConfig> {
             X264_PRESETS.join(", ")
         );
     }
+    Ok(EncodeOptions {
+        crf: args.crf,
+        preset: args.preset.clone(),
+        pixel_format: match args.pixel_format {
+            PixelFormatArg::Yuv420p => PixelFormatChoice::Yuv420p,
+            PixelFormatArg::Yuv444p => PixelFormatChoice::Yuv444p,
+        },
+    })
+}
+
+pub fn run_config(args: &StyleArgs) -> Result<RunConfig> {
+    let encode = encode_options(&args.encode)?;
     let look = look_config(&args.look)?;
     let inputs = expand_inputs(&args.inputs)?;
     if args.output.is_some() && inputs.len() > 1 {
@@ -160,14 +173,7 @@ pub fn run_config(args: &StyleArgs) -> Result<RunConfig> {
     Ok(RunConfig {
         look,
         jobs,
-        encode: EncodeOptions {
-            crf: args.crf,
-            preset: args.preset.clone(),
-            pixel_format: match args.pixel_format {
-                PixelFormatArg::Yuv420p => PixelFormatChoice::Yuv420p,
-                PixelFormatArg::Yuv444p => PixelFormatChoice::Yuv444p,
-            },
-        },
+        encode,
         quiet: args.quiet,
     })
 }

@@ -217,3 +217,23 @@ fn worker_timings_out_of_range() {
     }
     assert_eq!(listing(dir.path()), Vec::<String>::new(), "nothing created");
 }
+
+#[test]
+fn encoder_settings_out_of_range_for_runs_and_the_demo() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = good_clip(dir.path());
+    let out = dir.path().join("demo-out");
+    for command in [
+        vec![clip.to_str().unwrap(), "--style", "preset:1"],
+        vec!["demo", "--offline", "--out-dir", out.to_str().unwrap()],
+    ] {
+        let with = |extra: &[&'static str]| [command.as_slice(), extra].concat();
+        expect_error(&with(&["--crf", "60"]), "--crf 60", "use 0 to 51");
+        expect_error(
+            &with(&["--preset", "speedy"]),
+            "--preset \"speedy\"",
+            "not an x264 preset",
+        );
+    }
+    assert_eq!(listing(dir.path()), vec!["good.mp4"], "nothing created");
+}

@@ -12,7 +12,7 @@ use super::fetch::{self, Origin};
 use super::{compare, files, frames, preview, sample};
 use crate::cli::DemoArgs;
 use crate::cloud::CloudArgs;
-use crate::config::{look_config, LookConfig, RunConfig, VideoJob};
+use crate::config::{encode_options, look_config, LookConfig, RunConfig, VideoJob};
 use crate::output::OutputPlan;
 use crate::progress::{clock, Progress};
 use crate::run::LoadedLook;
@@ -53,6 +53,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         .style
         .get_or_insert_with(|| DEFAULT_STYLE.to_string());
     // Validated before anything is downloaded or made.
+    let encode = encode_options(&args.encode)?;
     let look = look_config(&look_args)?;
     let cache = super::cache_dir();
     let say = |line: &str| {
@@ -81,7 +82,6 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     files::check_free(&sheet_path, args.overwrite)?;
 
     let progress = Progress::new(args.quiet);
-    let encode = EncodeOptions::default();
     let style_label = crate::style::describe(&look.style_spec, &look.style);
     let started = Instant::now();
     let (engine_description, frames_styled) = match backend {
