@@ -80,7 +80,9 @@ pub fn check_inputs(config: &RunConfig, compare: bool) -> Vec<Result<CheckedInpu
         .collect();
     let mut checked = Vec::new();
     for job in &config.jobs {
-        checked.push(job.plan.clone().map_err(|e| anyhow!(e)).and_then(|plan| {
+        let mut check = || {
+            // The input's own problem first: a mistyped path is told as such, not as the
+            // missing folder its default output would go to.
             if !job.input.exists() {
                 anyhow::bail!("{}: no such file", job.input.display());
             }
@@ -91,8 +93,21 @@ pub fn check_inputs(config: &RunConfig, compare: bool) -> Vec<Result<CheckedInpu
                     crate::config::VIDEO_EXTENSIONS.join(", ")
                 );
             }
+            let plan = job.plan.clone().map_err(|e| anyhow!(e))?;
             let side = if compare {
                 let side = crate::showcase::compare::plan_for(&job.input, &plan, &claimed)?;
+                // With --overwrite the side-by-side video could otherwise replace another input.
+                if let Some(other) = config
+                    .jobs
+                    .iter()
+                    .find(|other| crate::output::same_file(&other.input, &side.final_path))
+                {
+                    anyhow::bail!(
+                        "{}: side-by-side video would replace input {}",
+                        side.final_path.display(),
+                        other.input.display()
+                    );
+                }
                 claimed.push(side.final_path.clone());
                 Some(side)
             } else {
@@ -100,7 +115,8 @@ pub fn check_inputs(config: &RunConfig, compare: bool) -> Vec<Result<CheckedInpu
             };
             let info = stylize_media::probe(&job.input)?;
             Ok(CheckedInput { info, plan, side })
-        }));
+        };
+        checked.push(check());
     }
     checked
 }

@@ -237,3 +237,44 @@ fn encoder_settings_out_of_range_for_runs_and_the_demo() {
     }
     assert_eq!(listing(dir.path()), vec!["good.mp4"], "nothing created");
 }
+
+#[test]
+fn missing_input_in_a_missing_folder_is_told_as_the_missing_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("typo").join("clip.mp4");
+    expect_error(
+        &[missing.to_str().unwrap(), "--style", "preset:1"],
+        "typo/clip.mp4",
+        "no such file",
+    );
+    assert!(listing(dir.path()).is_empty());
+}
+
+#[test]
+fn a_side_by_side_video_never_replaces_another_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = good_clip(dir.path());
+    // An input that happens to carry the name a's side-by-side video would get.
+    let b = dir.path().join("good.styled.compare.mp4");
+    std::fs::copy(&a, &b).unwrap();
+    let before = std::fs::read(&b).unwrap();
+    let (code, _, stderr) = run(&[
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--style",
+        "preset:1",
+        "--compare",
+        "--overwrite",
+        "-q",
+    ]);
+    assert_ne!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("good.styled.compare.mp4: side-by-side video would replace input"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read(&b).unwrap(),
+        before,
+        "the other input is untouched"
+    );
+}
