@@ -75,6 +75,26 @@ fn preview_shows_moments_at_several_strengths() {
         stderr.contains("already exists (add --overwrite"),
         "{stderr}"
     );
+    // Nor is the style picture, even with --overwrite.
+    let style = dir.path().join("look.png");
+    std::fs::copy(&sheet, &style).unwrap();
+    let style_bytes = std::fs::read(&style).unwrap();
+    let style_arg = style.to_str().unwrap();
+    let (code, _, stderr) = run(&[
+        "preview",
+        clip.to_str().unwrap(),
+        "--style",
+        style_arg,
+        "-o",
+        style_arg,
+        "--overwrite",
+    ]);
+    assert_ne!(code, 0);
+    assert!(
+        stderr.trim().lines().count() == 1 && stderr.contains("would replace its own source"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(&style).unwrap(), style_bytes);
 }
 
 #[test]

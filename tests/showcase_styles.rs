@@ -119,7 +119,22 @@ fn sheet_accepts_a_video_and_refuses_bad_input() {
     );
     read_sheet(&sheet).assert_grid(27, 7, 16.0 / 9.0);
 
+    // A picture that is already a PNG: the sheet must not be written over it, even when asked to.
+    let picture = dir.path().join("photo.png");
+    std::fs::copy(&sheet, &picture).unwrap();
+    let picture_bytes = std::fs::read(&picture).unwrap();
     for (args, expect) in [
+        (
+            vec![
+                "styles",
+                "--sheet",
+                picture.to_str().unwrap(),
+                "-o",
+                picture.to_str().unwrap(),
+                "--overwrite",
+            ],
+            "would replace its own source",
+        ),
         (vec!["styles", "--sheet", "missing.jpg"], "no such file"),
         (
             vec!["styles", "--sheet", clip.to_str().unwrap(), "-o", "x.jpg"],
@@ -135,6 +150,11 @@ fn sheet_accepts_a_video_and_refuses_bad_input() {
         assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
         assert!(stderr.contains(expect), "{args:?}: {stderr}");
     }
+    assert_eq!(
+        std::fs::read(&picture).unwrap(),
+        picture_bytes,
+        "the picture is untouched"
+    );
 }
 
 #[test]

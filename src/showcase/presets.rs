@@ -31,6 +31,7 @@ pub fn sheet(source: &Path, args: &StylesArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| files::sibling(source, ".styles.png"));
     require_png(&output)?;
+    files::check_not_a_source(&output, &[source])?;
     files::check_free(&output, args.overwrite)?;
     let catalogue = crate::style::presets();
     let thumb_paths: Vec<_> = match &args.thumbs {

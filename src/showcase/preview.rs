@@ -52,6 +52,7 @@ pub fn run(args: &PreviewArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| files::sibling(&args.input, ".preview.png"));
     super::presets::require_png(&output)?;
+    files::check_not_a_source(&output, &[&args.input, Path::new(&args.style)])?;
     files::check_free(&output, args.overwrite)?;
     let info = stylize_media::probe(&args.input)?;
 
