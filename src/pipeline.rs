@@ -3,7 +3,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use stylize_media::{DecodedFrame, EncodeOptions, FrameReader, RgbFrame, VideoInfo, VideoWriter};
 use stylize_model::{Engine, PreparedStyle, RgbImage};
@@ -94,7 +94,7 @@ pub fn style_video(
     }
     // The first stage to fail explains the others (they stop because a channel closed).
     let (decoded_frames, decoded_secs) = decoded?;
-    styling?;
+    styling.with_context(|| format!("{}: styling failed", info.path.display()))?;
     let written = encoded?;
     if decoded_frames == 0 {
         bail!("{}: no video frames could be decoded", info.path.display());

@@ -627,14 +627,45 @@ pub fn tensor_to_frames(t: &Tensor) -> Result<Vec<RgbImage>, ModelError> {
 
 /// Runs LibTorch work, turning a panic raised by a failing op (tch unwraps errors) into an error.
 fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, ModelError> {
-    catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
-        let reason = payload
+    install_quiet_panic_hook();
+    let was_guarded = GUARDED.replace(true);
+    let result = catch_unwind(AssertUnwindSafe(f));
+    GUARDED.set(was_guarded);
+    result.map_err(|payload| {
+        let message = payload
             .downcast_ref::<String>()
             .cloned()
             .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "LibTorch operation failed".into());
+            .unwrap_or_default();
+        // tch's messages carry LibTorch's C++ backtrace on the following lines: the first says it.
+        let first = message.lines().next().unwrap_or_default().trim();
+        let reason = if first.is_empty() {
+            "LibTorch operation failed".to_string()
+        } else {
+            first.to_string()
+        };
         ModelError::Inference { reason }
     })
+}
+
+thread_local! {
+    /// True while this thread runs LibTorch inside [`guarded`], whose panics become errors.
+    static GUARDED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// A LibTorch panic caught by [`guarded`] becomes an error the caller reports in one line; the
+/// default hook would first print it with a backtrace. Every other panic still reaches the hook
+/// that was installed before.
+fn install_quiet_panic_hook() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !GUARDED.get() {
+                previous(info);
+            }
+        }));
+    });
 }
 
 fn unsupported(engine: &Engine) -> impl Fn(ModelError) -> ModelError + '_ {
@@ -798,6 +829,25 @@ fn safetensors_index(bytes: &[u8]) -> Result<Vec<(String, Entry)>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_libtorch_failure_becomes_a_one_line_error() {
+        // A real LibTorch failure: adding tensors whose shapes cannot broadcast.
+        let err = guarded(|| {
+            Tensor::ones([2, 3], (Kind::Float, Device::Cpu))
+                + Tensor::ones([4], (Kind::Float, Device::Cpu))
+        })
+        .unwrap_err();
+        let ModelError::Inference { reason } = err else {
+            panic!("not an inference error: {err}")
+        };
+        assert!(
+            !reason.contains('\n') && reason.contains("size of tensor"),
+            "{reason}"
+        );
+        assert!(!GUARDED.get(), "the flag is cleared after the call");
+        assert_eq!(guarded(|| 7).unwrap(), 7);
+    }
 
     #[test]
     fn header_parses_with_metadata_and_escapes() {
