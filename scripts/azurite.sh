@@ -17,16 +17,30 @@
 # AZURITE_VERSION overrides the pinned version.
 set -euo pipefail
 
-# 3.36+ require Node >= 21; this is the newest release that runs on Node 20.
-AZURITE_VERSION="${AZURITE_VERSION:-3.35.0}"
+# 3.36+ require Node >= 21; this is the newest release that runs on Node 20. Its whole
+# dependency tree is locked in scripts/azurite/package-lock.json (installed with `npm ci`).
+LOCKED_VERSION=3.35.0
+AZURITE_VERSION="${AZURITE_VERSION:-$LOCKED_VERSION}"
 CACHE="${STYLIZE_CACHE:-$HOME/.cache/stylize}"
 PREFIX="$CACHE/azurite-$AZURITE_VERSION"
 ENTRY="$PREFIX/node_modules/azurite/dist/src/azurite.js"
+LOCK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/azurite"
+# The installed tree remembers which lock it came from: a changed lock installs again.
+STAMP="$PREFIX/.package-lock-sha256"
+if [[ "$AZURITE_VERSION" == "$LOCKED_VERSION" ]]; then
+    WANT_STAMP="$(sha256sum "$LOCK_DIR/package-lock.json" | cut -d' ' -f1)"
+else
+    WANT_STAMP="unlocked azurite@$AZURITE_VERSION"
+fi
 
 die() { echo "azurite.sh: $*" >&2; exit 1; }
 
+installed() {
+    [[ -f "$ENTRY" && "$(cat "$STAMP" 2>/dev/null)" == "$WANT_STAMP" ]]
+}
+
 install() {
-    if [[ -f "$ENTRY" ]]; then
+    if installed; then
         return 0
     fi
     command -v node >/dev/null || die "node is not installed (Azurite needs Node.js >= 18)"
@@ -39,7 +53,7 @@ install() {
     # Parallel test processes may all ask at once: one installs, the others wait.
     exec 9>"$CACHE/.azurite-install.lock"
     flock 9
-    if [[ -f "$ENTRY" ]]; then
+    if installed; then
         return 0
     fi
     # Install into a scratch folder and move it into place, so an interrupted
@@ -48,11 +62,19 @@ install() {
     tmp="$(mktemp -d "$CACHE/.azurite-install.XXXXXX")"
     trap 'rm -rf "${tmp:-}"' RETURN EXIT
     echo "azurite.sh: installing azurite@$AZURITE_VERSION into $PREFIX" >&2
-    npm install --prefix "$tmp" --no-audit --no-fund --no-save --loglevel=error \
-        "azurite@$AZURITE_VERSION" >&2 \
-        || die "npm install azurite@$AZURITE_VERSION failed"
+    if [[ "$AZURITE_VERSION" == "$LOCKED_VERSION" ]]; then
+        cp "$LOCK_DIR/package.json" "$LOCK_DIR/package-lock.json" "$tmp/"
+        (cd "$tmp" && npm ci --no-audit --no-fund --loglevel=error >&2) \
+            || die "npm ci (azurite@$AZURITE_VERSION from scripts/azurite/package-lock.json) failed"
+    else
+        echo "azurite.sh: AZURITE_VERSION=$AZURITE_VERSION is not the locked $LOCKED_VERSION; its dependencies are not pinned" >&2
+        npm install --prefix "$tmp" --no-audit --no-fund --no-save --loglevel=error \
+            "azurite@$AZURITE_VERSION" >&2 \
+            || die "npm install azurite@$AZURITE_VERSION failed"
+    fi
     [[ -f "$tmp/node_modules/azurite/dist/src/azurite.js" ]] \
         || die "azurite@$AZURITE_VERSION installed, but dist/src/azurite.js is missing"
+    echo "$WANT_STAMP" >"$tmp/.package-lock-sha256"
     rm -rf "$PREFIX"
     mv "$tmp" "$PREFIX"
 }
