@@ -307,3 +307,68 @@ fn bad_demo_arguments_fail_in_one_line() {
         assert!(stderr.contains(expect), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn ctrl_c_during_the_download_stops_the_demo_instead_of_falling_back() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let cache = cache_with_shared_sample(dir.path());
+    // A server that trickles a large body, so the download is still running when Ctrl-C comes.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/videos/slow.mp4", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut request = [0u8; 4096];
+        let _ = stream.read(&mut request);
+        let total = 50_000_000;
+        let header = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {total}\r\nContent-Type: video/mp4\r\n\r\n"
+        );
+        if stream.write_all(header.as_bytes()).is_err() {
+            return;
+        }
+        for _ in 0..1000 {
+            if stream.write_all(&[0u8; 4096]).is_err() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    });
+    let out = dir.path().join("out");
+    let mut child = stylize()
+        .env("STYLIZE_CACHE", &cache)
+        .args(["demo", "--url", &url, "--out-dir", out.to_str().unwrap()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let sent = std::time::Instant::now();
+    assert!(std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(
+        sent.elapsed().as_secs_f64() < 3.0,
+        "took {:?} to stop",
+        sent.elapsed()
+    );
+    assert_ne!(status.code(), Some(0), "{stderr}");
+    assert!(
+        !stderr.contains("bundled sample") && stderr.contains("interrupted"),
+        "{stderr}"
+    );
+    assert!(
+        cache.join("demo/slow.mp4.part").exists(),
+        "the partial download is kept for resuming"
+    );
+    assert!(!out.exists() || listing(&out).is_empty(), "nothing styled");
+}

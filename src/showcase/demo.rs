@@ -184,6 +184,10 @@ fn obtain_clip(args: &DemoArgs, cache: &Path, say: &dyn Fn(&str)) -> Result<Path
                     }
                 }
             }
+            // Ctrl-C during the download stops the demo; it is not a reason to fall back.
+            Err(_) if crate::pipeline::cancelled() => {
+                bail!("interrupted; the partial download of {name} resumes on the next run")
+            }
             Err(e) => say(&format!("{name} {e}; using the bundled sample instead")),
         }
     }
