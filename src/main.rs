@@ -23,6 +23,11 @@ fn main() -> ExitCode {
         return ExitCode::from(1);
     }
     install_ctrl_c();
+    let _out_dir = cli
+        .style
+        .out_dir
+        .as_deref()
+        .map(output::FolderIfMade::watch);
     let result = match cli.command {
         Some(Command::Styles(args)) => commands::styles(&args).map(|()| 0),
         Some(Command::Demo(args)) => showcase::demo::run(&args).map(|()| 0),

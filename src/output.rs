@@ -265,6 +265,26 @@ pub fn remove_abandoned_temps(final_path: &Path) {
     }
 }
 
+/// An output folder this command is about to create: removed again when the command ends with
+/// nothing in it (every input failed, or it was stopped), so a failed run leaves no empty folder.
+pub struct FolderIfMade(Option<PathBuf>);
+
+impl FolderIfMade {
+    /// Call before the folder is created; a folder that already exists is never touched.
+    pub fn watch(dir: &Path) -> Self {
+        FolderIfMade((!dir.exists()).then(|| dir.to_path_buf()))
+    }
+}
+
+impl Drop for FolderIfMade {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.0 {
+            // remove_dir only removes an empty folder.
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
 /// Removes a temporary file when dropped, whether the work failed, was interrupted or succeeded
 /// (after a successful commit there is nothing left to remove).
 pub struct TempGuard(PathBuf);

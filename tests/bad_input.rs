@@ -278,3 +278,33 @@ fn a_side_by_side_video_never_replaces_another_input() {
         "the other input is untouched"
     );
 }
+
+#[test]
+fn a_run_that_writes_nothing_leaves_no_new_output_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.mp4");
+    let out = dir.path().join("styled");
+    expect_error(
+        &[
+            missing.to_str().unwrap(),
+            "--style",
+            "preset:1",
+            "--out-dir",
+            out.to_str().unwrap(),
+        ],
+        "nope.mp4",
+        "no such file",
+    );
+    assert!(listing(dir.path()).is_empty(), "no empty styled/ left");
+    // A folder that was there before is kept, empty or not.
+    std::fs::create_dir(&out).unwrap();
+    let (code, _, _) = run(&[
+        missing.to_str().unwrap(),
+        "--style",
+        "preset:1",
+        "--out-dir",
+        out.to_str().unwrap(),
+    ]);
+    assert_ne!(code, 0);
+    assert!(out.is_dir());
+}

@@ -74,6 +74,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     let info = stylize_media::probe(&clip)?;
 
     // Every output is checked before the long run, so a clash fails in a second, not after it.
+    let _made = crate::output::FolderIfMade::watch(&args.out_dir);
     std::fs::create_dir_all(&args.out_dir)
         .with_context(|| format!("{}: cannot create output folder", args.out_dir.display()))?;
     let plan = OutputPlan::new(&clip, None, Some(&args.out_dir), args.overwrite, &[])?;
