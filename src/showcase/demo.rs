@@ -97,14 +97,22 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         frames_styled as f64 / elapsed.as_secs_f64().max(1e-9),
     ));
 
-    let sheet = contact_sheet(
+    // The videos are finished files by now: a failing sheet must not make them look lost.
+    contact_sheet(
         &info,
         &plan.final_path,
         &style_label,
         elapsed,
         &engine_description,
-    )?;
-    files::write_new(&sheet_path, &sheet, args.overwrite)?;
+    )
+    .and_then(|sheet| files::write_new(&sheet_path, &sheet, args.overwrite))
+    .with_context(|| {
+        format!(
+            "{} and {} were written, but not the contact sheet",
+            plan.final_path.display(),
+            side.final_path.display()
+        )
+    })?;
     println!("styled video:       {}", plan.final_path.display());
     println!("side-by-side video: {}", side.final_path.display());
     println!("contact sheet:      {}", sheet_path.display());
