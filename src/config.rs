@@ -149,17 +149,9 @@ pub fn run_config(args: &StyleArgs) -> Result<RunConfig> {
         )
         .and_then(|plan| {
             // With --overwrite an output could otherwise replace a later input of the same run.
-            match inputs
-                .iter()
-                .find(|other| crate::output::same_file(other, &plan.final_path))
-            {
-                Some(other) => bail!(
-                    "{}: output would replace input {}",
-                    plan.final_path.display(),
-                    other.display()
-                ),
-                None => Ok(plan),
-            }
+            let inputs = inputs.iter().map(PathBuf::as_path);
+            crate::output::refuse_to_replace(&plan.final_path, "output", "input", inputs)?;
+            Ok(plan)
         })
         .map_err(|e| format!("{e:#}"));
         if let Ok(plan) = &plan {

@@ -265,6 +265,24 @@ pub fn remove_abandoned_temps(final_path: &Path) {
     }
 }
 
+/// Refuses to write `path` over one of the files this command reads (`role`: what they are to it),
+/// whatever `--overwrite` says: `clip.styled.mp4: output would replace input clip.styled.mp4`.
+pub fn refuse_to_replace<'a>(
+    path: &Path,
+    what: &str,
+    role: &str,
+    protected: impl IntoIterator<Item = &'a Path>,
+) -> Result<()> {
+    match protected.into_iter().find(|p| same_file(p, path)) {
+        Some(source) => bail!(
+            "{}: {what} would replace {role} {}",
+            path.display(),
+            source.display()
+        ),
+        None => Ok(()),
+    }
+}
+
 /// An output folder this command is about to create: removed again when the command ends with
 /// nothing in it (every input failed, or it was stopped), so a failed run leaves no empty folder.
 pub struct FolderIfMade(Option<PathBuf>);

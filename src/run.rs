@@ -97,17 +97,13 @@ pub fn check_inputs(config: &RunConfig, compare: bool) -> Vec<Result<CheckedInpu
             let side = if compare {
                 let side = crate::showcase::compare::plan_for(&job.input, &plan, &claimed)?;
                 // With --overwrite the side-by-side video could otherwise replace another input.
-                if let Some(other) = config
-                    .jobs
-                    .iter()
-                    .find(|other| crate::output::same_file(&other.input, &side.final_path))
-                {
-                    anyhow::bail!(
-                        "{}: side-by-side video would replace input {}",
-                        side.final_path.display(),
-                        other.input.display()
-                    );
-                }
+                let inputs = config.jobs.iter().map(|j| j.input.as_path());
+                crate::output::refuse_to_replace(
+                    &side.final_path,
+                    "side-by-side video",
+                    "input",
+                    inputs,
+                )?;
                 claimed.push(side.final_path.clone());
                 Some(side)
             } else {

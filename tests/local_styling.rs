@@ -342,14 +342,6 @@ fn ctrl_c_stops_promptly_and_leaves_nothing() {
     assert_eq!(listing(dir.path()), vec!["long.mp4"], "no partial output");
 }
 
-fn send_sigint(pid: u32) {
-    let ok = std::process::Command::new("kill")
-        .args(["-INT", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-}
-
 #[test]
 fn an_empty_folder_is_one_failed_row_not_the_end_of_the_batch() {
     let dir = tempfile::tempdir().unwrap();

@@ -343,11 +343,7 @@ fn ctrl_c_during_the_download_stops_the_demo_instead_of_falling_back() {
         .unwrap();
     std::thread::sleep(std::time::Duration::from_secs(2));
     let sent = std::time::Instant::now();
-    assert!(std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success());
+    send_sigint(child.id());
     let status = child.wait().unwrap();
     let mut stderr = String::new();
     child

@@ -24,21 +24,6 @@ pub fn check_free(path: &Path, overwrite: bool) -> Result<()> {
     Ok(())
 }
 
-/// Refuses `path` when it is one of the files the picture is made from (even with --overwrite).
-pub fn check_not_a_source(path: &Path, sources: &[&Path]) -> Result<()> {
-    match sources
-        .iter()
-        .find(|source| crate::output::same_file(source, path))
-    {
-        Some(source) => bail!(
-            "{}: would replace its own source {}; choose another output name",
-            path.display(),
-            source.display()
-        ),
-        None => Ok(()),
-    }
-}
-
 /// Writes `bytes` to a temporary sibling, then moves it into place with the same no-clobber rule
 /// as the videos, so a reader never sees a partial file and nothing appearing meanwhile is replaced.
 pub fn write_new(path: &Path, bytes: &[u8], overwrite: bool) -> Result<()> {

@@ -31,7 +31,7 @@ pub fn sheet(source: &Path, args: &StylesArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| files::sibling(source, ".styles.png"));
     require_png(&output)?;
-    files::check_not_a_source(&output, &[source])?;
+    crate::output::refuse_to_replace(&output, "sheet", "its own source", [source])?;
     files::check_free(&output, args.overwrite)?;
     let catalogue = crate::style::presets();
     let thumb_paths: Vec<_> = match &args.thumbs {

@@ -52,7 +52,8 @@ pub fn run(args: &PreviewArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| files::sibling(&args.input, ".preview.png"));
     super::presets::require_png(&output)?;
-    files::check_not_a_source(&output, &[&args.input, Path::new(&args.style)])?;
+    let sources = [args.input.as_path(), Path::new(&args.style)];
+    crate::output::refuse_to_replace(&output, "preview sheet", "its own source", sources)?;
     files::check_free(&output, args.overwrite)?;
     let info = stylize_media::probe(&args.input)?;
 
