@@ -308,3 +308,31 @@ fn a_run_that_writes_nothing_leaves_no_new_output_folder() {
     assert_ne!(code, 0);
     assert!(out.is_dir());
 }
+
+#[test]
+fn an_output_never_replaces_another_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = good_clip(dir.path());
+    // An input that carries the name a's styled video would get.
+    let b = dir.path().join("good.styled.mp4");
+    std::fs::copy(&a, &b).unwrap();
+    let before = std::fs::read(&b).unwrap();
+    let (code, _, stderr) = run(&[
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--style",
+        "preset:1",
+        "--overwrite",
+        "-q",
+    ]);
+    assert_ne!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("good.styled.mp4: output would replace input"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read(&b).unwrap(),
+        before,
+        "the other input is untouched"
+    );
+}
