@@ -60,7 +60,9 @@ install() {
     # install never leaves a half-populated prefix that looks finished.
     local tmp
     tmp="$(mktemp -d "$CACHE/.azurite-install.XXXXXX")"
-    trap 'rm -rf "${tmp:-}"' RETURN EXIT
+    # The path is fixed now: at exit the local is gone and a same-named variable could be anyone's.
+    # shellcheck disable=SC2064
+    trap "rm -rf '$tmp'" EXIT
     echo "azurite.sh: installing azurite@$AZURITE_VERSION into $PREFIX" >&2
     if [[ "$AZURITE_VERSION" == "$LOCKED_VERSION" ]]; then
         cp "$LOCK_DIR/package.json" "$LOCK_DIR/package-lock.json" "$tmp/"
@@ -77,6 +79,7 @@ install() {
     echo "$WANT_STAMP" >"$tmp/.package-lock-sha256"
     rm -rf "$PREFIX"
     mv "$tmp" "$PREFIX"
+    trap - EXIT
 }
 
 case "${1:-}" in

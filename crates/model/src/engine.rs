@@ -638,7 +638,20 @@ fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, ModelError> {
             .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
             .unwrap_or_default();
         // tch's messages carry LibTorch's C++ backtrace on the following lines: the first says it.
-        let first = message.lines().next().unwrap_or_default().trim();
+        // tch panics with `called Result::unwrap() on an Err value: Torch("…")`, the C++ text
+        // escaped onto one line: keep LibTorch's own first line.
+        let message = match message.find("Torch(\"") {
+            Some(at) => message[at + 7..].replace("\\n", "\n"),
+            None => message,
+        };
+        let first = message
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split("Exception raised from")
+            .next()
+            .unwrap_or_default()
+            .trim();
         let reason = if first.is_empty() {
             "LibTorch operation failed".to_string()
         } else {
@@ -845,6 +858,9 @@ mod tests {
             !reason.contains('\n') && reason.contains("size of tensor"),
             "{reason}"
         );
+        for noise in ["unwrap", "Exception raised", "frame #", "\\n"] {
+            assert!(!reason.contains(noise), "{noise:?} in {reason}");
+        }
         assert!(!GUARDED.get(), "the flag is cleared after the call");
         assert_eq!(guarded(|| 7).unwrap(), 7);
     }
