@@ -252,26 +252,34 @@ fn missing_input_in_a_missing_folder_is_told_as_the_missing_input() {
 
 #[test]
 fn a_side_by_side_video_never_replaces_another_input() {
+    assert_second_input_kept(
+        "good.styled.compare.mp4",
+        &["--compare"],
+        "good.styled.compare.mp4: side-by-side video would replace input",
+    );
+}
+
+/// Runs `good.mp4` and a copy of it named `second` with --overwrite (and `extra`): the run must
+/// fail with `expected` and leave the copy as it was.
+fn assert_second_input_kept(second: &str, extra: &[&str], expected: &str) {
     let dir = tempfile::tempdir().unwrap();
     let a = good_clip(dir.path());
-    // An input that happens to carry the name a's side-by-side video would get.
-    let b = dir.path().join("good.styled.compare.mp4");
+    // An input that carries the name one of a's outputs would get.
+    let b = dir.path().join(second);
     std::fs::copy(&a, &b).unwrap();
     let before = std::fs::read(&b).unwrap();
-    let (code, _, stderr) = run(&[
+    let mut args = vec![
         a.to_str().unwrap(),
         b.to_str().unwrap(),
         "--style",
         "preset:1",
-        "--compare",
         "--overwrite",
         "-q",
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let (code, _, stderr) = run(&args);
     assert_ne!(code, 0, "{stderr}");
-    assert!(
-        stderr.contains("good.styled.compare.mp4: side-by-side video would replace input"),
-        "{stderr}"
-    );
+    assert!(stderr.contains(expected), "{stderr}");
     assert_eq!(
         std::fs::read(&b).unwrap(),
         before,
@@ -311,28 +319,9 @@ fn a_run_that_writes_nothing_leaves_no_new_output_folder() {
 
 #[test]
 fn an_output_never_replaces_another_input() {
-    let dir = tempfile::tempdir().unwrap();
-    let a = good_clip(dir.path());
-    // An input that carries the name a's styled video would get.
-    let b = dir.path().join("good.styled.mp4");
-    std::fs::copy(&a, &b).unwrap();
-    let before = std::fs::read(&b).unwrap();
-    let (code, _, stderr) = run(&[
-        a.to_str().unwrap(),
-        b.to_str().unwrap(),
-        "--style",
-        "preset:1",
-        "--overwrite",
-        "-q",
-    ]);
-    assert_ne!(code, 0, "{stderr}");
-    assert!(
-        stderr.contains("good.styled.mp4: output would replace input"),
-        "{stderr}"
-    );
-    assert_eq!(
-        std::fs::read(&b).unwrap(),
-        before,
-        "the other input is untouched"
+    assert_second_input_kept(
+        "good.styled.mp4",
+        &[],
+        "good.styled.mp4: output would replace input",
     );
 }
