@@ -1,7 +1,12 @@
-//! Command-line surface: the clap structs and nothing else (validation lives in `config`).
+//! Command-line surface: the clap structs and nothing else (validation and conversion into the core's options live in `config`).
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use stylize_core::cloud::{DEFAULT_MAX_DELIVERIES, DEFAULT_TRANSFERS, DEFAULT_VISIBILITY_SECS};
+
+/// The reference clip of the original demo (`stylize demo --url` replaces it).
+pub const REFERENCE_URL: &str =
+    "https://happypathspublic.blob.core.windows.net/videos/orangutan.mp4";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -31,9 +36,9 @@ pub enum Command {
     /// Style a few frames spread through a video, in seconds, into a before/after sheet
     Preview(PreviewArgs),
     /// Take styling jobs from the cloud queue until stopped (run one per GPU)
-    Worker(crate::cloud::WorkerArgs),
+    Worker(WorkerArgs),
     /// List cloud runs and their progress, or delete one (`runs clean RUN`)
-    Runs(crate::cloud::RunsArgs),
+    Runs(RunsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -75,10 +80,18 @@ pub struct LookArgs {
     /// Cap the long side for styling (then scale back to the original size); faster, coarser
     #[arg(long, value_name = "PIXELS")]
     pub max_size: Option<u32>,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+/// Where and how the network runs (runs, the demo, previews and workers alike).
+#[derive(Debug, Args, Clone)]
+pub struct EngineArgs {
     /// Where to run the network
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
-    /// Numeric precision (auto: bf16 on CPUs with native bf16 such as AMX, else fp32; fp16 on CUDA)
+    /// Numeric precision (auto: bf16 on CPUs that compute it natively, such as AVX-512 BF16 or
+    /// AMX, else fp32; fp16 on CUDA)
     #[arg(long, value_enum, default_value_t = PrecisionArg::Auto)]
     pub precision: PrecisionArg,
     /// CPU threads for the network (default: all cores)
@@ -112,7 +125,7 @@ pub struct StyleArgs {
     #[arg(short, long)]
     pub quiet: bool,
     #[command(flatten)]
-    pub cloud: crate::cloud::CloudArgs,
+    pub cloud: CloudArgs,
 }
 
 /// How the styled video is encoded (shared by runs and the demo).
@@ -168,7 +181,7 @@ pub struct DemoArgs {
     #[arg(long)]
     pub offline: bool,
     /// Where the reference clip is downloaded from
-    #[arg(long, value_name = "URL", default_value = crate::showcase::demo::REFERENCE_URL)]
+    #[arg(long, value_name = "URL", default_value = REFERENCE_URL)]
     pub url: String,
     /// Style only the first N frames (quick checks and tests)
     #[arg(long, value_name = "N", hide = true)]
@@ -181,7 +194,7 @@ pub struct DemoArgs {
     pub quiet: bool,
     /// With --cloud, style through storage and `stylize worker` processes instead of here
     #[command(flatten)]
-    pub cloud: crate::cloud::CloudArgs,
+    pub cloud: CloudArgs,
 }
 
 #[derive(Debug, Args)]
@@ -210,16 +223,143 @@ pub struct PreviewArgs {
     /// Replace an existing sheet
     #[arg(long)]
     pub overwrite: bool,
-    /// Where to run the network
-    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
-    pub device: DeviceArg,
-    /// Numeric precision (auto: bf16 on CPUs that compute it natively, fp16 on CUDA)
-    #[arg(long, value_enum, default_value_t = PrecisionArg::Auto)]
-    pub precision: PrecisionArg,
-    /// CPU threads for the network (default: all cores)
-    #[arg(long, value_name = "N")]
-    pub threads: Option<usize>,
+    #[command(flatten)]
+    pub engine: EngineArgs,
     /// Print only where the sheet went
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+/// Options that send `stylize INPUT... --style X` to the cloud instead of styling locally.
+#[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Cloud (fan out over `stylize worker` processes)")]
+pub struct CloudArgs {
+    /// Style on remote workers through storage: `env` (reads $AZURE_STORAGE_CONNECTION_STRING),
+    /// `env:VAR`, a connection string, `https://ACCOUNT.blob.core.windows.net[?SAS]`
+    /// (no SAS: Entra ID), `UseDevelopmentStorage=true` (Azurite) or `dir:PATH` (a shared folder)
+    #[arg(long, value_name = "STORAGE")]
+    pub cloud: Option<String>,
+    /// Blob container holding the runs [default: stylize, or Container= in the connection string]
+    #[arg(long, value_name = "NAME", requires = "cloud")]
+    pub container: Option<String>,
+    /// Job queue; its dead-letter queue is NAME-poison [default: stylize-jobs, or Queue= in the connection string]
+    #[arg(long, value_name = "NAME", requires = "cloud")]
+    pub queue: Option<String>,
+    /// Container for the styled frames and job markers, when they should not sit beside the inputs
+    /// (e.g. inputs and outputs under separate grants) [default: the --container]
+    #[arg(long, value_name = "NAME", requires = "cloud")]
+    pub output_container: Option<String>,
+    /// Frames per job [default: about 96 jobs per video, 8 to 240 frames each]
+    #[arg(long, value_name = "N", requires = "cloud", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub frames_per_job: Option<u32>,
+    /// How frames travel through storage: png (lossless, the cheapest to encode), webp (lossless,
+    /// smaller for busy pictures, slower) or jpeg (quality 95: a third of the bytes, slightly lossy)
+    #[arg(long, value_enum, default_value_t = FrameFormatArg::Png, requires = "cloud")]
+    pub frame_format: FrameFormatArg,
+    /// Blob transfers in flight at once
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_TRANSFERS, requires = "cloud",
+          value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub transfers: u32,
+    /// Upload the frames and queue the jobs, then exit; run the same command again to collect the video
+    #[arg(long, requires = "cloud")]
+    pub no_wait: bool,
+}
+
+/// `stylize worker`: takes jobs from the queue until told to stop.
+#[derive(Debug, Args, Clone)]
+pub struct WorkerArgs {
+    /// Storage holding the runs and the queue (same forms as the main command's --cloud)
+    #[arg(long, value_name = "STORAGE")]
+    pub cloud: String,
+    /// Blob container holding the runs [default: stylize, or Container= in the connection string]
+    #[arg(long, value_name = "NAME")]
+    pub container: Option<String>,
+    /// Job queue [default: stylize-jobs, or Queue= in the connection string]
+    #[arg(long, value_name = "NAME")]
+    pub queue: Option<String>,
+    /// Name used in logs and done markers [default: the host name]
+    #[arg(long, value_name = "ID")]
+    pub worker_id: Option<String>,
+    /// Exit after this many jobs
+    #[arg(long, value_name = "N")]
+    pub max_jobs: Option<u64>,
+    /// Exit once the queue has had nothing for this many seconds (for pools that scale down)
+    #[arg(long, value_name = "SECS")]
+    pub idle_exit: Option<f64>,
+    /// Seconds a taken job stays hidden from other workers; renewed while the job runs, so it
+    /// only sets how soon the job of a worker that died goes to another
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_VISIBILITY_SECS,
+          value_parser = clap::value_parser!(u64).range(3..=7 * 24 * 3600))]
+    pub visibility_timeout: u64,
+    /// Deliveries of one job before it is marked failed and moved to the poison queue
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_DELIVERIES,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub max_deliveries: u32,
+    /// On SIGTERM, seconds to finish the current job before handing it back to the queue
+    #[arg(long, value_name = "SECS", default_value_t = 20.0)]
+    pub drain_timeout: f64,
+    /// Blob transfers in flight at once
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_TRANSFERS,
+          value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub transfers: u32,
+    /// Seconds between queue polls while the queue is empty
+    #[arg(long, value_name = "SECS", default_value_t = 1.0)]
+    pub poll_interval: f64,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// TEST ONLY: instead of the network, sleep MS milliseconds per frame and invert the colours
+    /// (measures coordination overhead without a GPU; see scripts/bench-cloud.sh)
+    #[arg(long, value_name = "MS", hide_short_help = true)]
+    pub test_stylizer_ms: Option<u64>,
+    /// TEST ONLY: the test stylizer fails every batch as a broken GPU would
+    #[arg(long, hide = true, requires = "test_stylizer_ms")]
+    pub test_stylizer_fault: bool,
+}
+
+/// `stylize runs`: what is in storage.
+#[derive(Debug, Args, Clone)]
+#[command(args_conflicts_with_subcommands = false)]
+pub struct RunsArgs {
+    #[command(subcommand)]
+    pub action: Option<RunsAction>,
+    /// Storage holding the runs (same forms as the main command's --cloud)
+    #[arg(long, value_name = "STORAGE", global = true)]
+    pub cloud: Option<String>,
+    /// Blob container holding the runs
+    #[arg(long, value_name = "NAME", global = true)]
+    pub container: Option<String>,
+    /// Job queue (its depth is shown with the listing)
+    #[arg(long, value_name = "NAME", global = true)]
+    pub queue: Option<String>,
+    /// Print the listing as JSON
+    #[arg(long)]
+    pub json: bool,
+    /// With --json: every done job's worker, duration and finish time (one read per job)
+    #[arg(long, requires = "json")]
+    pub details: bool,
+}
+
+#[derive(Debug, Subcommand, Clone)]
+pub enum RunsAction {
+    /// Delete a run's blobs (frames, styled frames, markers, manifest); workers then drop its queued jobs
+    Clean {
+        /// The run id, as `stylize runs` lists it
+        #[arg(value_name = "RUN", required = true)]
+        runs: Vec<String>,
+    },
+    /// Queue a run's unfinished jobs again, failed ones included (after the queue was cleared,
+    /// or to send the run to another queue with --queue); needs no input video
+    Requeue {
+        /// The run id, as `stylize runs` lists it
+        #[arg(value_name = "RUN", required = true)]
+        runs: Vec<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq, Default)]
+pub enum FrameFormatArg {
+    #[default]
+    Png,
+    Jpeg,
+    Webp,
 }

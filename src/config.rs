@@ -1,52 +1,24 @@
-//! Turns parsed arguments into one validated run configuration: inputs, outputs, style and encoder settings.
-use std::path::{Path, PathBuf};
+//! Turns parsed arguments into the core's validated options: the look, the encoder, the run's outputs, cloud and worker settings.
+use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
+use stylize_cloud::FrameFormat;
+use stylize_core::cloud::coordinator::CoordinatorOptions;
+use stylize_core::cloud::worker::{StylizerChoice, WorkerOptions};
+use stylize_core::cloud::StorageOptions;
+use stylize_core::inputs::{plan_run, OutputRequest, RunConfig};
+use stylize_core::look::LookConfig;
 use stylize_media::{EncodeOptions, PixelFormatChoice, X264_PRESETS};
-use stylize_model::{DeviceChoice, EngineOptions, Precision, StyleParams, StyleSource};
+use stylize_model::{DeviceChoice, EngineOptions, Precision, StyleParams};
 
-use crate::cli::{DeviceArg, EncodeArgs, LookArgs, PixelFormatArg, PrecisionArg, StyleArgs};
-use crate::output::OutputPlan;
+use crate::cli::{
+    CloudArgs, DeviceArg, EncodeArgs, EngineArgs, FrameFormatArg, LookArgs, PixelFormatArg,
+    PrecisionArg, StyleArgs, WorkerArgs,
+};
 
-/// Extensions picked up when a folder is given as an input.
-pub const VIDEO_EXTENSIONS: &[&str] = &[
-    "mp4", "m4v", "mov", "mkv", "webm", "avi", "mpg", "mpeg", "ts", "mts", "flv", "wmv",
-];
-/// Containers we write; anything else falls back to .mp4 for default names.
-pub const OUTPUT_CONTAINERS: &[&str] = &["mp4", "mkv", "mov"];
-
-/// How frames are styled: the network's placement, the style and its parameters.
-#[derive(Debug, Clone)]
-pub struct LookConfig {
-    pub engine: EngineOptions,
-    pub style_spec: String,
-    pub style: StyleSource,
-    pub params: StyleParams,
-}
-
-/// A whole `stylize INPUT... --style X` invocation, validated.
-#[derive(Debug)]
-pub struct RunConfig {
-    pub look: LookConfig,
-    pub jobs: Vec<VideoJob>,
-    pub encode: EncodeOptions,
-    pub quiet: bool,
-}
-
-/// One input and where its output goes, or why it was refused before any work.
-#[derive(Debug)]
-pub struct VideoJob {
-    pub input: PathBuf,
-    pub plan: Result<OutputPlan, String>,
-}
-
-/// Where and how the network runs, from the command-line choices (local runs and workers alike).
-pub fn engine_options(
-    device: DeviceArg,
-    precision: PrecisionArg,
-    threads: Option<usize>,
-) -> Result<EngineOptions> {
-    if let Some(threads) = threads {
+/// Where and how the network runs, from the command-line choices (runs, previews and workers alike).
+pub fn engine_options(args: &EngineArgs) -> Result<EngineOptions> {
+    if let Some(threads) = args.threads {
         // More threads than cores only adds contention; far more can exhaust the machine.
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         if threads == 0 || threads > cores * 4 {
@@ -57,46 +29,53 @@ pub fn engine_options(
         }
     }
     Ok(EngineOptions {
-        device: match device {
+        device: match args.device {
             DeviceArg::Auto => DeviceChoice::Auto,
             DeviceArg::Cpu => DeviceChoice::Cpu,
             DeviceArg::Cuda => DeviceChoice::Cuda,
         },
-        precision: match precision {
+        precision: match args.precision {
             PrecisionArg::Auto => Precision::Auto,
             PrecisionArg::Fp32 => Precision::F32,
             PrecisionArg::Bf16 => Precision::Bf16,
             PrecisionArg::Fp16 => Precision::F16,
         },
-        threads,
+        threads: args.threads,
     })
 }
 
+/// `--strength` checked.
+pub fn strength(value: f32) -> Result<f32> {
+    if !(0.0..=1.0).contains(&value) || value.is_nan() {
+        bail!("--strength {value} is out of range: use a value from 0 to 1");
+    }
+    Ok(value)
+}
+
+/// `--max-size` checked.
+pub fn max_size(value: Option<u32>) -> Result<Option<u32>> {
+    let min = stylize_model::MIN_MAX_SIZE;
+    match value {
+        Some(size) if size < min => bail!("--max-size {size} is too small: use {min} or more"),
+        other => Ok(other),
+    }
+}
+
 pub fn look_config(args: &LookArgs) -> Result<LookConfig> {
-    if !(0.0..=1.0).contains(&args.strength) || args.strength.is_nan() {
-        bail!(
-            "--strength {} is out of range: use a value from 0 to 1",
-            args.strength
-        );
-    }
-    if let Some(size) = args.max_size {
-        let min = stylize_model::MIN_MAX_SIZE;
-        if size < min {
-            bail!("--max-size {size} is too small: use {min} or more");
-        }
-    }
+    let strength = strength(args.strength)?;
+    let max_size = max_size(args.max_size)?;
     let Some(style_spec) = args.style.clone() else {
         bail!("no style given: add --style PICTURE, --style preset:N, or a blend (see `stylize styles`)");
     };
-    let style = crate::style::parse_style(&style_spec)?;
+    let style = stylize_core::style::parse_style(&style_spec)?;
     Ok(LookConfig {
-        engine: engine_options(args.device, args.precision, args.threads)?,
+        engine: engine_options(&args.engine)?,
         style_spec,
         style,
         params: StyleParams {
-            strength: args.strength,
+            strength,
             preserve_colors: args.preserve_colors,
-            max_size: args.max_size,
+            max_size,
         },
     })
 }
@@ -126,83 +105,87 @@ pub fn encode_options(args: &EncodeArgs) -> Result<EncodeOptions> {
 pub fn run_config(args: &StyleArgs) -> Result<RunConfig> {
     let encode = encode_options(&args.encode)?;
     let look = look_config(&args.look)?;
-    let inputs = expand_inputs(&args.inputs)?;
-    if args.output.is_some() && inputs.len() > 1 {
-        bail!(
-            "-o/--output names one file but {} inputs were given: use --out-dir",
-            inputs.len()
-        );
+    let outputs = OutputRequest {
+        output: args.output.clone(),
+        out_dir: args.out_dir.clone(),
+        overwrite: args.overwrite,
+    };
+    plan_run(&args.inputs, &outputs, look, encode)
+}
+
+/// `--cloud` with its container and queue overrides.
+pub fn storage(spec: &str, container: &Option<String>, queue: &Option<String>) -> StorageOptions {
+    StorageOptions {
+        spec: spec.to_owned(),
+        container: container.clone(),
+        queue: queue.clone(),
     }
-    if let Some(dir) = &args.out_dir {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("{}: cannot create output folder", dir.display()))?;
-    }
-    let mut jobs = Vec::new();
-    let mut claimed: Vec<PathBuf> = Vec::new();
-    for input in &inputs {
-        let plan = OutputPlan::new(
-            input,
-            args.output.as_deref(),
-            args.out_dir.as_deref(),
-            args.overwrite,
-            &claimed,
-        )
-        .and_then(|plan| {
-            // With --overwrite an output could otherwise replace a later input of the same run.
-            let inputs = inputs.iter().map(PathBuf::as_path);
-            crate::output::refuse_to_replace(&plan.final_path, "output", "input", inputs)?;
-            Ok(plan)
-        })
-        .map_err(|e| format!("{e:#}"));
-        if let Ok(plan) = &plan {
-            claimed.push(plan.final_path.clone());
-        }
-        jobs.push(VideoJob {
-            input: input.clone(),
-            plan,
-        });
-    }
-    Ok(RunConfig {
-        look,
-        jobs,
-        encode,
-        quiet: args.quiet,
+}
+
+/// The coordinator's options for `--cloud` runs (and `stylize demo --cloud`).
+pub fn coordinator_options(args: &CloudArgs, compare: bool) -> Result<CoordinatorOptions> {
+    let Some(spec) = args.cloud.as_deref() else {
+        bail!("--cloud is required");
+    };
+    Ok(CoordinatorOptions {
+        storage: storage(spec, &args.container, &args.queue),
+        output_container: args.output_container.clone(),
+        frames_per_job: args.frames_per_job,
+        frame_format: match args.frame_format {
+            FrameFormatArg::Png => FrameFormat::Png,
+            FrameFormatArg::Jpeg => FrameFormat::Jpeg,
+            FrameFormatArg::Webp => FrameFormat::Webp,
+        },
+        transfers: args.transfers,
+        no_wait: args.no_wait,
+        compare,
     })
 }
 
-/// Folders expand to the videos directly inside them (sorted); files are kept as given, even missing
-/// ones, and so is a folder with no videos: each gets its own error line instead of stopping the batch.
-fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    for input in inputs {
-        if input.is_dir() {
-            let mut found: Vec<PathBuf> = std::fs::read_dir(input)
-                .with_context(|| format!("{}: cannot list folder", input.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file() && has_video_extension(p) && !is_our_own_file(p))
-                .collect();
-            found.sort();
-            if found.is_empty() {
-                out.push(input.clone()); // reported as "folder holds no videos" when probed
-            }
-            out.extend(found);
-        } else {
-            out.push(input.clone());
-        }
+/// `stylize worker`'s options, checked.
+pub fn worker_options(args: &WorkerArgs) -> Result<WorkerOptions> {
+    let idle_exit = args
+        .idle_exit
+        .map(|secs| seconds_option("--idle-exit", secs, true))
+        .transpose()?;
+    let drain = seconds_option("--drain-timeout", args.drain_timeout, true)?;
+    let poll = seconds_option("--poll-interval", args.poll_interval, false)?;
+    if args.max_jobs == Some(0) {
+        bail!("--max-jobs must be at least 1");
     }
-    Ok(out)
+    let stylizer = match args.test_stylizer_ms {
+        Some(ms) => StylizerChoice::Test {
+            per_frame: Duration::from_millis(ms),
+            fault: args.test_stylizer_fault,
+        },
+        None => StylizerChoice::Network(engine_options(&args.engine)?),
+    };
+    Ok(WorkerOptions {
+        storage: storage(&args.cloud, &args.container, &args.queue),
+        worker_id: args.worker_id.clone(),
+        max_jobs: args.max_jobs,
+        idle_exit,
+        visibility: Duration::from_secs(args.visibility_timeout),
+        max_deliveries: args.max_deliveries,
+        drain,
+        transfers: args.transfers,
+        poll,
+        stylizer,
+    })
 }
 
-fn has_video_extension(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| VIDEO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-}
-
-/// Earlier outputs and temporaries in the same folder are not inputs: re-running `stylize clips/`
-/// must not style the styled videos.
-fn is_our_own_file(path: &Path) -> bool {
-    path.file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(|n| n.contains(".stylize-tmp") || n.contains(crate::output::DEFAULT_SUFFIX))
+/// A number of seconds from the command line; one line naming the option when it is unusable.
+fn seconds_option(name: &str, secs: f64, zero_allowed: bool) -> Result<Duration> {
+    // Thirty days: anything longer is a typo, and Duration would overflow on the absurd.
+    const LONGEST: f64 = 30.0 * 24.0 * 3600.0;
+    let above_floor = secs > 0.0 || (zero_allowed && secs == 0.0);
+    if !(secs.is_finite() && above_floor && secs <= LONGEST) {
+        let floor = if zero_allowed {
+            "zero"
+        } else {
+            "more than zero"
+        };
+        bail!("{name} must be {floor} to {LONGEST} seconds, not {secs}");
+    }
+    Ok(Duration::from_secs_f64(secs))
 }

@@ -2,16 +2,14 @@
 mod cli;
 mod cloud;
 mod config;
-mod output;
-mod pipeline;
 mod progress;
 mod run;
 mod showcase;
-mod style;
 
 use std::process::ExitCode;
 
 use clap::Parser;
+use stylize_core::cancel::cancelled;
 
 use crate::cli::{Cli, Command};
 
@@ -27,27 +25,35 @@ fn main() -> ExitCode {
         .style
         .out_dir
         .as_deref()
-        .map(output::FolderIfMade::watch);
+        .map(stylize_core::output::FolderIfMade::watch);
     let result = match cli.command {
         Some(Command::Styles(args)) => commands::styles(&args).map(|()| 0),
         Some(Command::Demo(args)) => showcase::demo::run(&args).map(|()| 0),
         Some(Command::Preview(args)) => showcase::preview::run(&args).map(|()| 0),
         Some(Command::Worker(args)) => cloud::worker(&args),
         Some(Command::Runs(args)) => cloud::runs(&args),
-        None if cli.style.cloud.cloud.is_some() => config::run_config(&cli.style)
-            .and_then(|config| cloud::coordinate(config, &cli.style.cloud, cli.style.compare)),
-        None => {
-            config::run_config(&cli.style).and_then(|config| run::run(config, cli.style.compare))
-        }
+        None => style(&cli.style),
     };
     match result {
-        Ok(_) if pipeline::cancelled() => ExitCode::from(130),
+        Ok(_) if cancelled() => ExitCode::from(130),
         Ok(0) => ExitCode::SUCCESS,
         Ok(code) => ExitCode::from(code as u8),
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(if pipeline::cancelled() { 130 } else { 1 })
+            ExitCode::from(if cancelled() { 130 } else { 1 })
         }
+    }
+}
+
+/// `stylize INPUT... --style X`, here or through the cloud.
+fn style(args: &cli::StyleArgs) -> anyhow::Result<i32> {
+    let config = config::run_config(args)?;
+    match args.cloud.cloud {
+        Some(_) => {
+            let options = config::coordinator_options(&args.cloud, args.compare)?;
+            cloud::coordinate(config, &options, args.quiet)
+        }
+        None => run::run(config, args.compare, args.quiet),
     }
 }
 
@@ -75,8 +81,8 @@ fn prefer_passive_openmp() {
 /// First Ctrl-C: stop after the current frame and clean up. Second: leave at once.
 fn install_ctrl_c() {
     let _ = ctrlc::set_handler(|| {
-        if pipeline::CANCELLED.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            output::remove_live_temps();
+        if stylize_core::cancel::request_stop() {
+            stylize_core::output::remove_live_temps();
             std::process::exit(130);
         }
         eprintln!("\ninterrupted: stopping (press Ctrl-C again to quit at once)");
@@ -93,7 +99,7 @@ mod commands {
         if let Some(picture) = &args.sheet {
             return crate::showcase::presets::sheet(picture, args);
         }
-        let presets = crate::style::presets();
+        let presets = stylize_core::style::presets();
         if args.json {
             println!("{}", serde_json::to_string_pretty(&presets)?);
             return Ok(());

@@ -1,10 +1,33 @@
-//! Progress reporting: one bar per video (frames, fps, ETA) and the end-of-run lines, all silenced by --quiet.
+//! Progress on the terminal: one bar per video (frames, fps, ETA) for local and cloud runs, all silenced by --quiet.
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use stylize_core::cloud::coordinator::{InputProgress, Reporter};
+use stylize_core::pipeline::FrameProgress;
 use stylize_media::VideoInfo;
 
-/// A progress bar that is a no-op when quiet; shared by reference with the encoder thread.
+/// The look of every frame-counting bar: `template` with a `{per_sec}` key shown as `12.3 fps`.
+fn bar_style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template)
+        .expect("valid template")
+        .with_key(
+            "per_sec",
+            |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{:.1} fps", state.per_sec());
+            },
+        )
+        .progress_chars("=> ")
+}
+
+fn draw_target(quiet: bool) -> ProgressDrawTarget {
+    if quiet {
+        ProgressDrawTarget::hidden()
+    } else {
+        ProgressDrawTarget::stderr()
+    }
+}
+
+/// A local run's progress bar, a no-op when quiet; shared by reference with the encoder thread.
 pub struct Progress {
     bar: ProgressBar,
     quiet: bool,
@@ -12,48 +35,8 @@ pub struct Progress {
 
 impl Progress {
     pub fn new(quiet: bool) -> Self {
-        let bar = if quiet {
-            ProgressBar::hidden()
-        } else {
-            ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
-        };
+        let bar = ProgressBar::with_draw_target(None, draw_target(quiet));
         Progress { bar, quiet }
-    }
-
-    pub fn start(&self, info: &VideoInfo) {
-        let name = info
-            .path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        self.bar.reset();
-        self.bar.set_length(info.frame_count.unwrap_or(0));
-        self.bar.set_prefix(name);
-        let template = if info.frame_count.is_some() {
-            "{prefix:.bold} [{bar:32.cyan/blue}] {pos}/{len} frames  {per_sec}  ETA {eta}"
-        } else {
-            "{prefix:.bold} {spinner} {pos} frames  {per_sec}"
-        };
-        self.bar.set_style(
-            ProgressStyle::with_template(template)
-                .expect("valid template")
-                .with_key(
-                    "per_sec",
-                    |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
-                        let _ = write!(w, "{:.1} fps", state.per_sec());
-                    },
-                )
-                .progress_chars("=> "),
-        );
-        self.bar.enable_steady_tick(Duration::from_millis(250));
-    }
-
-    pub fn frame_done(&self) {
-        self.bar.inc(1);
-    }
-
-    pub fn finish(&self) {
-        self.bar.finish_and_clear();
     }
 
     /// A line for the user (summaries, where files went); suppressed by --quiet.
@@ -68,12 +51,95 @@ impl Progress {
     }
 }
 
-/// `83.4` → `1:23`, `3725` → `1:02:05`.
-pub fn clock(d: Duration) -> String {
-    let s = d.as_secs();
-    if s >= 3600 {
-        format!("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
-    } else {
-        format!("{}:{:02}", s / 60, s % 60)
+impl FrameProgress for Progress {
+    fn start(&self, info: &VideoInfo) {
+        let name = info
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        self.bar.reset();
+        self.bar.set_length(info.frame_count.unwrap_or(0));
+        self.bar.set_prefix(name);
+        self.bar.set_style(bar_style(if info.frame_count.is_some() {
+            "{prefix:.bold} [{bar:32.cyan/blue}] {pos}/{len} frames  {per_sec}  ETA {eta}"
+        } else {
+            "{prefix:.bold} {spinner} {pos} frames  {per_sec}"
+        }));
+        self.bar.enable_steady_tick(Duration::from_millis(250));
+    }
+
+    fn frame_done(&self) {
+        self.bar.inc(1);
+    }
+
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+/// A cloud run's display: one bar per input, lines above them.
+pub struct CloudProgress {
+    multi: MultiProgress,
+    quiet: bool,
+}
+
+impl CloudProgress {
+    pub fn new(quiet: bool) -> Self {
+        CloudProgress {
+            multi: MultiProgress::with_draw_target(draw_target(quiet)),
+            quiet,
+        }
+    }
+}
+
+impl Reporter for CloudProgress {
+    fn say(&self, line: &str) {
+        if !self.quiet {
+            self.multi.suspend(|| eprintln!("{line}"));
+        }
+    }
+
+    fn input(&self, name: &str) -> Box<dyn InputProgress> {
+        let bar = self.multi.add(ProgressBar::new(0));
+        bar.set_style(bar_style(
+            "{prefix:.bold} [{bar:28.cyan/blue}] {pos}/{len} {msg}  {per_sec}  ETA {eta}",
+        ));
+        bar.set_prefix(name.to_string());
+        bar.enable_steady_tick(Duration::from_millis(250));
+        Box::new(InputBar {
+            bar,
+            multi: self.multi.clone(),
+        })
+    }
+}
+
+struct InputBar {
+    bar: ProgressBar,
+    multi: MultiProgress,
+}
+
+impl InputProgress for InputBar {
+    fn message(&self, text: &str) {
+        self.bar.set_message(text.to_string());
+    }
+
+    fn restart(&self, total: u64) {
+        self.bar.set_length(total);
+        self.bar.set_position(0);
+        self.bar.reset_eta();
+    }
+
+    fn set(&self, done: u64) {
+        self.bar.set_position(done);
+    }
+
+    fn advance(&self) {
+        self.bar.inc(1);
+    }
+
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+        self.multi.remove(&self.bar);
     }
 }

@@ -1,155 +1,31 @@
 //! `stylize INPUT... --style X`: loads the network once, styles each input in turn, and reports every outcome.
-use anyhow::{anyhow, Context, Result};
-use stylize_media::VideoInfo;
-use stylize_model::{Engine, PreparedStyle, RgbImage, StyleSource};
+use std::path::Path;
+use std::time::Duration;
 
-use crate::config::{LookConfig, RunConfig};
-use crate::pipeline::{style_video, StyleForVideo, VideoOutcome};
-use crate::progress::{clock, Progress};
+use anyhow::{anyhow, Result};
+use stylize_core::cancel::cancelled;
+use stylize_core::inputs::{check_inputs, CheckedInput, RunConfig};
+use stylize_core::look::LoadedLook;
+use stylize_core::pipeline::{style_video, VideoOutcome};
+use stylize_core::units::clock;
 
-/// Loads the engine for a look and prepares the style when it does not depend on the content.
-pub struct LoadedLook {
-    pub engine: Engine,
-    pub shared: Option<PreparedStyle>,
-    look: LookConfig,
-}
-
-impl LoadedLook {
-    pub fn load(look: &LookConfig) -> Result<Self> {
-        let engine = Engine::new(&look.engine).context("cannot start the style network")?;
-        // Only an image style at partial strength needs the video's own content; everything else
-        // is computed once for the whole run.
-        let needs_content =
-            matches!(look.style, StyleSource::Image(_)) && look.params.strength < 1.0;
-        let shared = if needs_content {
-            None
-        } else {
-            Some(
-                engine
-                    .prepare(&look.style, &look.params, None)
-                    .with_context(|| format!("style {}", look.style_spec))?,
-            )
-        };
-        Ok(LoadedLook {
-            engine,
-            shared,
-            look: look.clone(),
-        })
-    }
-
-    pub fn prepare_for(&self, first_frame: &RgbImage) -> Result<PreparedStyle> {
-        self.engine
-            .prepare(&self.look.style, &self.look.params, Some(first_frame))
-            .with_context(|| format!("style {}", self.look.style_spec))
-    }
-
-    pub fn style_video(
-        &self,
-        info: &VideoInfo,
-        plan: &crate::output::OutputPlan,
-        compare: Option<&crate::output::OutputPlan>,
-        encode: &stylize_media::EncodeOptions,
-        progress: &Progress,
-    ) -> Result<VideoOutcome> {
-        let prepare = |frame: &RgbImage| self.prepare_for(frame);
-        let style = match &self.shared {
-            Some(prepared) => StyleForVideo::Ready(prepared),
-            None => StyleForVideo::FromFirstFrame(&prepare),
-        };
-        style_video(&self.engine, style, info, plan, compare, encode, progress)
-    }
-}
-
-/// An input that passed the checks made before any work, with where its outputs go.
-pub struct CheckedInput {
-    pub info: VideoInfo,
-    pub plan: crate::output::OutputPlan,
-    /// The side-by-side video's plan, with `--compare`.
-    pub side: Option<crate::output::OutputPlan>,
-}
-
-/// Probes every input and plans its outputs (with `compare`, the side-by-side video too), so a bad
-/// input or a clash is told before the network is loaded or anything is uploaded.
-pub fn check_inputs(config: &RunConfig, compare: bool) -> Vec<Result<CheckedInput>> {
-    // Side-by-side names must not collide with any styled output of this run either.
-    let mut claimed: Vec<std::path::PathBuf> = config
-        .jobs
-        .iter()
-        .filter_map(|j| j.plan.as_ref().ok())
-        .map(|p| p.final_path.clone())
-        .collect();
-    let mut checked = Vec::new();
-    for job in &config.jobs {
-        let mut check = || {
-            // The input's own problem first: a mistyped path is told as such, not as the
-            // missing folder its default output would go to.
-            if !job.input.exists() {
-                anyhow::bail!("{}: no such file", job.input.display());
-            }
-            if job.input.is_dir() {
-                anyhow::bail!(
-                    "{}: folder holds no videos ({})",
-                    job.input.display(),
-                    crate::config::VIDEO_EXTENSIONS.join(", ")
-                );
-            }
-            let plan = job.plan.clone().map_err(|e| anyhow!(e))?;
-            let side = if compare {
-                let side = crate::showcase::compare::plan_for(&job.input, &plan, &claimed)?;
-                // With --overwrite the side-by-side video could otherwise replace another input.
-                let inputs = config.jobs.iter().map(|j| j.input.as_path());
-                crate::output::refuse_to_replace(
-                    &side.final_path,
-                    "side-by-side video",
-                    "input",
-                    inputs,
-                )?;
-                claimed.push(side.final_path.clone());
-                Some(side)
-            } else {
-                None
-            };
-            let info = stylize_media::probe(&job.input)?;
-            Ok(CheckedInput { info, plan, side })
-        };
-        checked.push(check());
-    }
-    checked
-}
+use crate::progress::Progress;
 
 /// Runs every job; returns the process exit code (0 only if every input succeeded).
 /// With `compare`, each input also gets its side-by-side video (`--compare`).
-pub fn run(config: RunConfig, compare: bool) -> Result<i32> {
-    let progress = Progress::new(config.quiet);
+pub fn run(config: RunConfig, compare: bool, quiet: bool) -> Result<i32> {
+    let progress = Progress::new(quiet);
     // Refuse bad inputs before paying for the network: probe everything first.
     let probed = check_inputs(&config, compare);
     let mut results: Vec<Result<VideoOutcome>> = Vec::new();
     if probed.iter().any(|p| p.is_ok()) {
         let loaded = LoadedLook::load(&config.look)?;
-        let style_label = crate::style::describe(&config.look.style_spec, &config.look.style);
         for checked in probed {
-            if crate::pipeline::cancelled() {
+            if cancelled() {
                 results.push(Err(anyhow!("interrupted")));
                 continue;
             }
-            let outcome = checked.and_then(|CheckedInput { info, plan, side }| {
-                let outcome =
-                    loaded.style_video(&info, &plan, side.as_ref(), &config.encode, &progress)?;
-                let side_note = side
-                    .map(|s| format!(" (side by side: {})", s.final_path.display()))
-                    .unwrap_or_default();
-                progress.say(&format!(
-                    "{} → {}{side_note}: {} frames in {} ({:.1} fps), style {}, {}",
-                    info.path.display(),
-                    outcome.output.display(),
-                    outcome.frames,
-                    clock(outcome.elapsed),
-                    outcome.frames as f64 / outcome.elapsed.as_secs_f64().max(1e-9),
-                    style_label,
-                    loaded.engine.describe()
-                ));
-                Ok(outcome)
-            });
+            let outcome = checked.and_then(|c| style_one(&loaded, &config, c, &progress));
             if let Err(e) = &outcome {
                 eprintln!("error: {e:#}");
             }
@@ -170,6 +46,44 @@ pub fn run(config: RunConfig, compare: bool) -> Result<i32> {
     } else {
         1
     })
+}
+
+fn style_one(
+    loaded: &LoadedLook,
+    config: &RunConfig,
+    CheckedInput { info, plan, side }: CheckedInput,
+    progress: &Progress,
+) -> Result<VideoOutcome> {
+    let outcome = style_video(loaded, &info, &plan, side.as_ref(), &config.encode, progress)?;
+    let side = side.as_ref().map(|s| s.final_path.as_path());
+    let done = summary(&info.path, &outcome.output, side, outcome.frames, outcome.elapsed);
+    progress.say(&format!(
+        "{done}, style {}, {}",
+        config.look.label(),
+        loaded.engine.describe()
+    ));
+    Ok(outcome)
+}
+
+/// `in.mp4 → out.mp4 (side by side: …): 120 frames in 0:21 (5.7 fps)`: the start of the line
+/// local and cloud runs both print for each finished video.
+pub fn summary(
+    input: &Path,
+    output: &Path,
+    side: Option<&Path>,
+    frames: u64,
+    elapsed: Duration,
+) -> String {
+    let side_note = side
+        .map(|s| format!(" (side by side: {})", s.display()))
+        .unwrap_or_default();
+    format!(
+        "{} → {}{side_note}: {frames} frames in {} ({:.1} fps)",
+        input.display(),
+        output.display(),
+        clock(elapsed),
+        frames as f64 / elapsed.as_secs_f64().max(1e-9),
+    )
 }
 
 fn print_table(config: &RunConfig, results: &[Result<VideoOutcome>]) {

@@ -7,19 +7,20 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use stylize_media::{EncodeOptions, VideoInfo};
 
-use super::canvas::displayed;
-use super::fetch::{self, Origin};
-use super::{compare, files, frames, preview, sample};
-use crate::cli::DemoArgs;
-use crate::cloud::CloudArgs;
-use crate::config::{encode_options, look_config, LookConfig, RunConfig, VideoJob};
-use crate::output::OutputPlan;
-use crate::progress::{clock, Progress};
-use crate::run::LoadedLook;
+use stylize_core::cancel::cancelled;
+use stylize_core::inputs::{RunConfig, VideoJob};
+use stylize_core::look::{LoadedLook, LookConfig};
+use stylize_core::output::OutputPlan;
+use stylize_core::sheet::canvas::displayed;
+use stylize_core::units::clock;
+use stylize_core::{compare, files, frames};
 
-/// The reference clip of the original demo.
-pub const REFERENCE_URL: &str =
-    "https://happypathspublic.blob.core.windows.net/videos/orangutan.mp4";
+use super::fetch::{self, Origin};
+use super::{preview, sample};
+use crate::cli::{CloudArgs, DemoArgs};
+use crate::config::{encode_options, look_config};
+use crate::progress::Progress;
+
 /// The demo's style when none is given: a preset, so the demo needs no picture of its own.
 pub const DEFAULT_STYLE: &str = "starry-blue";
 /// Moments shown on the contact sheet.
@@ -74,7 +75,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     let info = stylize_media::probe(&clip)?;
 
     // Every output is checked before the long run, so a clash fails in a second, not after it.
-    let _made = crate::output::FolderIfMade::watch(&args.out_dir);
+    let _made = stylize_core::output::FolderIfMade::watch(&args.out_dir);
     std::fs::create_dir_all(&args.out_dir)
         .with_context(|| format!("{}: cannot create output folder", args.out_dir.display()))?;
     let plan = OutputPlan::new(&clip, None, Some(&args.out_dir), args.overwrite, &[])?;
@@ -83,7 +84,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     files::check_free(&sheet_path, args.overwrite)?;
 
     let progress = Progress::new(args.quiet);
-    let style_label = crate::style::describe(&look.style_spec, &look.style);
+    let style_label = look.label();
     let started = Instant::now();
     let (engine_description, frames_styled) = match backend {
         Backend::Local => style_locally(&look, &info, &plan, &side, &encode, &progress)?,
@@ -130,7 +131,8 @@ fn style_locally(
     progress: &Progress,
 ) -> Result<(String, u64)> {
     let loaded = LoadedLook::load(look)?;
-    let outcome = loaded.style_video(info, plan, Some(side), encode, progress)?;
+    let outcome =
+        stylize_core::pipeline::style_video(&loaded, info, plan, Some(side), encode, progress)?;
     Ok((loaded.engine.describe(), outcome.frames))
 }
 
@@ -151,9 +153,9 @@ fn style_in_the_cloud(
             plan: Ok(plan.clone()),
         }],
         encode: encode.clone(),
-        quiet: args.quiet,
     };
-    let frames = crate::cloud::coordinate_with_side(config, cloud)?;
+    let options = crate::config::coordinator_options(cloud, true)?;
+    let frames = crate::cloud::coordinate_one(config, &options, args.quiet)?;
     Ok(("cloud workers".to_string(), frames))
 }
 
@@ -194,7 +196,7 @@ fn obtain_clip(args: &DemoArgs, cache: &Path, say: &dyn Fn(&str)) -> Result<Path
                 }
             }
             // Ctrl-C during the download stops the demo; it is not a reason to fall back.
-            Err(_) if crate::pipeline::cancelled() => {
+            Err(_) if cancelled() => {
                 bail!("interrupted; the partial download of {name} resumes on the next run")
             }
             Err(e) => say(&format!("{name} {e}; using the bundled sample instead")),
@@ -345,5 +347,5 @@ fn contact_sheet(
         &["styled".to_string()],
         vec![styled],
     );
-    Ok(super::sheet::to_png(&sheet)?.0)
+    Ok(stylize_core::sheet::to_png(&sheet)?.0)
 }

@@ -165,7 +165,7 @@ pub fn fetch(url: &str, dest: &Path, quiet: bool) -> Result<Origin, FetchError> 
     let mut reader = response.into_body().into_reader();
     let mut buffer = vec![0u8; 256 * 1024];
     loop {
-        if crate::pipeline::cancelled() {
+        if stylize_core::cancel::cancelled() {
             bar.abandon();
             return Err(FetchError::Interrupted {
                 bytes: got,

@@ -1,19 +1,13 @@
-//! Showing a style before and after the long run: the demo, previews, preset sheets and side-by-side videos.
+//! Showing a style before and after the long run: the demo, previews and preset sheets.
 //!
-//! Everything here composes the local pipeline and the engine; the only new
-//! pixels are sheets (a grid of tiles drawn with a built-in font) and the
-//! bundled sample clip, painted by [`sample`] and encoded by the ffmpeg command.
-pub mod canvas;
-pub mod compare;
+//! Everything here composes the core's pipeline, sheets and side-by-side
+//! writer; the only new pixels are the bundled sample clip, painted by
+//! [`sample`] and encoded by the ffmpeg command.
 pub mod demo;
 pub mod fetch;
-pub mod files;
-pub mod font;
-pub mod frames;
 pub mod presets;
 pub mod preview;
 pub mod sample;
-pub mod sheet;
 
 use std::path::PathBuf;
 

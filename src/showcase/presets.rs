@@ -6,9 +6,10 @@ use anyhow::{anyhow, bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use stylize_model::{Engine, EngineOptions, RgbImage, StyleParams, StyleSource};
 
-use super::canvas::{displayed, encode_jpeg, resize_to_fit};
-use super::sheet::{tile_box, to_png, Sheet, Tile};
-use super::{files, frames};
+use stylize_core::sheet::canvas::{displayed, encode_jpeg, resize_to_fit};
+use stylize_core::sheet::{tile_box, to_png, Sheet, Tile};
+use stylize_core::{files, frames};
+
 use crate::cli::StylesArgs;
 
 /// Columns of the preset grid: the original and 26 presets fill four rows of seven.
@@ -31,9 +32,9 @@ pub fn sheet(source: &Path, args: &StylesArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| files::sibling(source, ".styles.png"));
     require_png(&output)?;
-    crate::output::refuse_to_replace(&output, "sheet", "its own source", [source])?;
+    stylize_core::output::refuse_to_replace(&output, "sheet", "its own source", [source])?;
     files::check_free(&output, args.overwrite)?;
-    let catalogue = crate::style::presets();
+    let catalogue = stylize_core::style::presets();
     let thumb_paths: Vec<_> = match &args.thumbs {
         Some(dir) => {
             std::fs::create_dir_all(dir)
@@ -76,7 +77,7 @@ pub fn sheet(source: &Path, args: &StylesArgs) -> Result<()> {
                 .ok_or_else(|| anyhow!("the network returned no picture"))?,
         );
         bar.inc(1);
-        if crate::pipeline::cancelled() {
+        if stylize_core::cancel::cancelled() {
             bail!("interrupted; nothing written");
         }
     }
@@ -162,7 +163,7 @@ fn load_source(path: &Path) -> Result<RgbImage> {
         .map(|r| r.format().is_some())
         .unwrap_or(false);
     if is_picture {
-        return crate::style::load_picture(path);
+        return stylize_core::style::load_picture(path);
     }
     let info = stylize_media::probe(path).map_err(|e| {
         anyhow!(

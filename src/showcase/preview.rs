@@ -3,47 +3,22 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
-use stylize_media::{RgbFrame, VideoInfo};
+use stylize_media::VideoInfo;
 use stylize_model::{Engine, PreparedStyle, RgbImage};
 
-use super::canvas::{displayed_size, from_frame, quarter_turns, rotate_ccw};
-use super::sheet::{tile_box, to_png, Sheet, Tile};
-use super::{files, frames};
+use stylize_core::look::LookConfig;
+use stylize_core::sheet::canvas::{displayed_size, quarter_turns, rotate_ccw};
+use stylize_core::sheet::{tile_box, to_png, Sheet, Tile};
+use stylize_core::{files, frames};
+
 use crate::cli::{LookArgs, PreviewArgs};
-use crate::config::{look_config, LookConfig};
+use crate::config::look_config;
 
 const MAX_FRAMES: usize = 12;
 const MAX_STRENGTHS: usize = 6;
 
 pub fn run(args: &PreviewArgs) -> Result<()> {
-    if args.frames == 0 || args.frames > MAX_FRAMES {
-        bail!(
-            "--frames {} is out of range: show 1 to {MAX_FRAMES} moments",
-            args.frames
-        );
-    }
-    if args.strength.len() > MAX_STRENGTHS {
-        bail!(
-            "{} strengths given: compare at most {MAX_STRENGTHS} at once",
-            args.strength.len()
-        );
-    }
-    // One look per strength, validated exactly as a full run would validate it.
-    let looks = args
-        .strength
-        .iter()
-        .map(|&strength| {
-            look_config(&LookArgs {
-                style: Some(args.style.clone()),
-                strength,
-                preserve_colors: args.preserve_colors,
-                max_size: args.max_size,
-                device: args.device,
-                precision: args.precision,
-                threads: args.threads,
-            })
-        })
-        .collect::<Result<Vec<LookConfig>>>()?;
+    let looks = looks_for(args)?;
     if !args.input.exists() {
         bail!("{}: no such file", args.input.display());
     }
@@ -53,63 +28,27 @@ pub fn run(args: &PreviewArgs) -> Result<()> {
         .unwrap_or_else(|| files::sibling(&args.input, ".preview.png"));
     super::presets::require_png(&output)?;
     let sources = [args.input.as_path(), Path::new(&args.style)];
-    crate::output::refuse_to_replace(&output, "preview sheet", "its own source", sources)?;
+    stylize_core::output::refuse_to_replace(&output, "preview sheet", "its own source", sources)?;
     files::check_free(&output, args.overwrite)?;
     let info = stylize_media::probe(&args.input)?;
 
     let started = Instant::now();
-    let count = estimated_frames(&info);
-    let picks = frames::spread(count, args.frames);
-    // Frame 0 rides along: an image style below full strength blends with the first frame's own
-    // style, as the full run does, so the preview must use the same one.
-    let mut wanted = picks.clone();
-    if wanted.first() != Some(&0) {
-        wanted.insert(0, 0);
-    }
-    let mut grabbed = frames::grab(&info, &wanted)?;
-    let first = to_model(&grabbed[0].1);
-    if picks.first() != Some(&0) && grabbed.len() > 1 {
-        grabbed.remove(0);
-    }
-
+    let (first, coded) = grab_moments(&info, args.frames)?;
     let engine = Engine::new(&looks[0].engine).context("cannot start the style network")?;
     let prepared = looks
         .iter()
-        .map(|look| {
-            engine
-                .prepare(&look.style, &look.params, Some(&first))
-                .with_context(|| format!("style {}", look.style_spec))
-        })
+        .map(|look| look.prepare(&engine, Some(&first)))
         .collect::<Result<Vec<PreparedStyle>>>()?;
     // Styled as decoded, like the full run (which keeps the rotation as metadata); turned to the
     // displayed orientation only for the sheet.
-    let coded: Vec<(u64, RgbImage)> = grabbed
-        .into_iter()
-        .map(|(i, f)| (i, from_frame(f)))
-        .collect();
     let turns = quarter_turns(info.rotation_degrees);
-    let mut rows: Vec<Vec<RgbImage>> = Vec::with_capacity(prepared.len());
-    for style in &prepared {
-        let mut row = Vec::with_capacity(coded.len());
-        for (_, frame) in &coded {
-            let mut out = engine.stylize(style, std::slice::from_ref(frame))?;
-            let styled = out
-                .pop()
-                .ok_or_else(|| anyhow!("the network returned no picture"))?;
-            row.push(rotate_ccw(styled, turns));
-            if crate::pipeline::cancelled() {
-                bail!("interrupted; nothing written");
-            }
-        }
-        rows.push(row);
-    }
+    let rows = style_rows(&engine, &prepared, &coded, turns)?;
     let elapsed = started.elapsed();
     let originals: Vec<(u64, RgbImage)> = coded
         .into_iter()
         .map(|(i, f)| (i, rotate_ccw(f, turns)))
         .collect();
 
-    let style_label = crate::style::describe(&looks[0].style_spec, &looks[0].style);
     let row_labels: Vec<String> = if args.strength.len() == 1 && args.strength[0] == 1.0 {
         vec!["styled".into()]
     } else {
@@ -118,23 +57,19 @@ pub fn run(args: &PreviewArgs) -> Result<()> {
             .map(|s| format!("strength {s}"))
             .collect()
     };
-    let sheet = build_sheet(
-        &info,
-        &format!(
-            "stylize preview: {} with {style_label}",
-            file_name(&args.input)
-        ),
-        &format!(
-            "{} · {:.1} s to style {} frames on {}",
-            describe_video(&info),
-            elapsed.as_secs_f64(),
-            originals.len() * rows.len(),
-            engine.describe()
-        ),
-        &originals,
-        &row_labels,
-        rows,
+    let title = format!(
+        "stylize preview: {} with {}",
+        file_name(&args.input),
+        looks[0].label()
     );
+    let subtitle = format!(
+        "{} · {:.1} s to style {} frames on {}",
+        describe_video(&info),
+        elapsed.as_secs_f64(),
+        originals.len() * rows.len(),
+        engine.describe()
+    );
+    let sheet = build_sheet(&info, &title, &subtitle, &originals, &row_labels, rows);
     let (png, layout) = to_png(&sheet)?;
     files::write_new(&output, &png, args.overwrite)?;
     println!(
@@ -155,9 +90,79 @@ pub fn run(args: &PreviewArgs) -> Result<()> {
     Ok(())
 }
 
+/// One look per strength, validated exactly as a full run would validate it.
+fn looks_for(args: &PreviewArgs) -> Result<Vec<LookConfig>> {
+    if args.frames == 0 || args.frames > MAX_FRAMES {
+        bail!(
+            "--frames {} is out of range: show 1 to {MAX_FRAMES} moments",
+            args.frames
+        );
+    }
+    if args.strength.len() > MAX_STRENGTHS {
+        bail!(
+            "{} strengths given: compare at most {MAX_STRENGTHS} at once",
+            args.strength.len()
+        );
+    }
+    args.strength
+        .iter()
+        .map(|&strength| {
+            look_config(&LookArgs {
+                style: Some(args.style.clone()),
+                strength,
+                preserve_colors: args.preserve_colors,
+                max_size: args.max_size,
+                engine: args.engine.clone(),
+            })
+        })
+        .collect()
+}
+
+/// `moments` frames spread through the video (coded orientation), and the first frame: an image
+/// style below full strength blends with the first frame's own style, as the full run does, so
+/// the preview must use the same one.
+fn grab_moments(info: &VideoInfo, moments: usize) -> Result<(RgbImage, Vec<(u64, RgbImage)>)> {
+    let picks = frames::spread(estimated_frames(info), moments);
+    let mut wanted = picks.clone();
+    if wanted.first() != Some(&0) {
+        wanted.insert(0, 0);
+    }
+    let mut grabbed = frames::grab(info, &wanted)?;
+    let first = grabbed[0].1.clone();
+    if picks.first() != Some(&0) && grabbed.len() > 1 {
+        grabbed.remove(0);
+    }
+    Ok((first, grabbed))
+}
+
+/// Each prepared style applied to every moment: one row per style, turned for display.
+fn style_rows(
+    engine: &Engine,
+    prepared: &[PreparedStyle],
+    coded: &[(u64, RgbImage)],
+    turns: u8,
+) -> Result<Vec<Vec<RgbImage>>> {
+    let mut rows = Vec::with_capacity(prepared.len());
+    for style in prepared {
+        let mut row = Vec::with_capacity(coded.len());
+        for (_, frame) in coded {
+            let mut out = engine.stylize(style, std::slice::from_ref(frame))?;
+            let styled = out
+                .pop()
+                .ok_or_else(|| anyhow!("the network returned no picture"))?;
+            row.push(rotate_ccw(styled, turns));
+            if stylize_core::cancel::cancelled() {
+                bail!("interrupted; nothing written");
+            }
+        }
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
 /// The before/after grid shared with the demo: one column per moment, the originals on the first
 /// row, then one row per styled version (`row_labels` name them). Every picture comes already turned
-/// to how a player shows `info` (see [`displayed`](super::canvas::displayed)), so tiles of rotated videos stand upright.
+/// to how a player shows `info` (see [`displayed`](stylize_core::sheet::canvas::displayed)), so tiles of rotated videos stand upright.
 pub fn build_sheet(
     info: &VideoInfo,
     title: &str,
@@ -227,14 +232,6 @@ fn estimated_frames(info: &VideoInfo) -> u64 {
             .round()
             .max(1.0) as u64
     })
-}
-
-fn to_model(frame: &RgbFrame) -> RgbImage {
-    RgbImage {
-        width: frame.width,
-        height: frame.height,
-        data: frame.data.clone(),
-    }
 }
 
 pub fn file_name(path: &Path) -> String {

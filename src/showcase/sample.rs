@@ -109,7 +109,7 @@ fn generate(out: &Path, quiet: bool) -> Result<()> {
     let mut stdin = child.stdin.take().expect("piped");
     let mut write_error = None;
     for i in 0..FRAMES {
-        if crate::pipeline::cancelled() {
+        if stylize_core::cancel::cancelled() {
             let _ = child.kill();
             bail!("interrupted");
         }

@@ -62,9 +62,27 @@ pub enum Error {
         message_id: String,
     },
 
-    /// A queue message that is not a job of this protocol version.
+    /// A queue message that is not a job of this protocol version (or a
+    /// manifest of another version): nothing in it names a run to report to.
     #[error("malformed queue message: {0}")]
     MalformedMessage(String),
+
+    /// A style or styling parameters a worker could not use (no values, a
+    /// value that is not finite, a presets style without
+    /// [`PRESET_COUNT`](crate::PRESET_COUNT) weights, a strength outside 0..=1):
+    /// from [`StyleSpec::validate`](crate::StyleSpec::validate),
+    /// [`StyleParamsSpec::validate`](crate::StyleParamsSpec::validate),
+    /// [`RunManifest::new`](crate::RunManifest::new) and
+    /// [`RunManifest::from_json`](crate::RunManifest::from_json).
+    #[error("unusable style or parameters: {0}")]
+    InvalidStyle(String),
+
+    /// A queue message that is a job of this protocol, whose style or
+    /// parameters this build cannot use: unlike
+    /// [`MalformedMessage`](Error::MalformedMessage), it names its run and
+    /// job, so the worker writes a failed marker before setting it aside.
+    #[error("job cannot be styled by this build: {0}")]
+    UnusableJob(Box<crate::protocol::UnusableJob>),
 
     /// The service answered with an error not covered above.
     #[error("storage service error during {operation}: {status} {code}: {message}")]
@@ -144,6 +162,8 @@ impl Error {
             | Error::AlreadyExists(_)
             | Error::LeaseLost { .. }
             | Error::MalformedMessage(_)
+            | Error::InvalidStyle(_)
+            | Error::UnusableJob(_)
             | Error::Json { .. }
             | Error::Other { .. } => false,
         }

@@ -1,17 +1,44 @@
-//! stylize-cloud: the fan-out job protocol (manifest, jobs, done markers) and its storage/queue transports.
+//! stylize-cloud: the fan-out job contract (every document typed) and its storage/queue transports.
 //!
 //! A run is one input video + one style + parameters, identified by a content
 //! hash ([`RunId::derive`]). The coordinator uploads frames to
 //! `runs/<run>/frames/`, writes `runs/<run>/manifest.json` once
 //! ([`publish_manifest`]) and enqueues one [`JobSpec`] per range of frames
-//! ([`split_jobs`], [`default_frames_per_job`]), noting each queued job in
-//! `runs/<run>/queued/` so a resumed coordinator does not queue it twice. Workers receive jobs
+//! ([`split_jobs`], [`default_frames_per_job`]), noting each queued job with a
+//! [`QueuedMarker`] so a resumed coordinator does not queue it twice. Workers receive jobs
 //! ([`JobQueue::receive`]), keep them invisible while they work
 //! ([`MessageLease`]), write `runs/<run>/styled/` frames and then a
 //! [`DoneMarker`], and only then delete the message. A message delivered too
 //! often goes to `<queue>-poison` ([`dead_letter`]) with a [`FailedMarker`],
 //! so the coordinator ([`RunProgress`]) reports those frames instead of
 //! waiting forever.
+//!
+//! # The contract
+//!
+//! Every document is a type of [`protocol`], at [`FORMAT_VERSION`]; blob names
+//! come from [`RunId`]'s `*_key` methods.
+//!
+//! | document | type | written by | read by |
+//! |---|---|---|---|
+//! | `runs/<run>/manifest.json`, once | [`RunManifest`] ([`to_json`](RunManifest::to_json), [`from_json`](RunManifest::from_json)) | the coordinator | a resumed coordinator, `stylize runs` |
+//! | a queue message | [`JobSpec`] ([`to_message`](JobSpec::to_message), [`from_message`](JobSpec::from_message)) | the coordinator | workers |
+//! | the `style` of both | [`StyleSpec`]: [`StyleKind`], a label, the values ([`PRESET_COUNT`] weights for presets) | the coordinator | workers |
+//! | the `params` of both | [`StyleParamsSpec`]: `max_size`, `preserve_colors`, `strength`; hashed into the run id | the coordinator | workers |
+//! | `runs/<run>/queued/<job:05>.json` | [`QueuedMarker`] (only its name is read) | the coordinator, after the send | a resumed coordinator |
+//! | `runs/<run>/frames/<n:06>.<ext>`, `styled/<n:06>.<ext>` | images in the run's [`FrameFormat`] | the coordinator, workers | workers, the coordinator |
+//! | `runs/<run>/done/<job:05>.json` | [`DoneMarker`] | a worker, last | the coordinator |
+//! | `runs/<run>/failed/<job:05>.json` | [`FailedMarker`] | a worker giving up | the coordinator |
+//!
+//! Parsing checks as well as reads: [`RunManifest::from_json`] and
+//! [`RunManifest::new`] refuse a style or parameters a worker could not use
+//! ([`StyleSpec::validate`], [`StyleParamsSpec::validate`]:
+//! [`Error::InvalidStyle`]). [`JobSpec::from_message`] keeps two failures
+//! apart: [`Error::MalformedMessage`] for a message that is not a job of this
+//! version (set it aside), and [`Error::UnusableJob`] for a job of this
+//! protocol whose style or parameters this build cannot use, which names its
+//! run and job so the worker writes its [`FailedMarker`]
+//! ([`UnusableJob::failed_marker`]) and the coordinator stops waiting.
+//! `JobSpec`, `StyleSpec` and `StyleParamsSpec` reject unknown fields.
 //!
 //! Two transports implement [`BlobStore`] and [`JobQueue`]: a local folder
 //! ([`local`], safe for several processes on one machine) and Azure Blob
@@ -68,7 +95,8 @@ pub use error::{Error, Result};
 pub use lease::MessageLease;
 pub use protocol::{
     default_frames_per_job, job_range, sha256_file, sha256_hex, split_jobs, DoneMarker,
-    FailedMarker, FrameFormat, FrameRange, FrameRate, JobSpec, RunId, RunManifest, FORMAT_VERSION,
+    FailedMarker, FrameFormat, FrameRange, FrameRate, JobSpec, QueuedMarker, RunId, RunManifest,
+    StyleKind, StyleParamsSpec, StyleSpec, UnusableJob, FORMAT_VERSION, PRESET_COUNT,
 };
 pub use redact::{redact_secrets, Redacted};
 pub use run::{

@@ -1,4 +1,4 @@
-//! The job protocol's documents (run manifest, job message, done/failed markers), run ids, blob names and job splitting.
+//! The job protocol's documents (run manifest, job message, style and parameters, queued/done/failed markers), run ids, blob names and job splitting.
 //!
 //! Everything here is pure data: no I/O, so the coordinator, the workers and
 //! the tests agree on names and shapes without a storage account.
@@ -27,12 +27,16 @@ pub struct RunId(String);
 
 impl RunId {
     /// The run id for an input (its sha256, hex, e.g. from [`sha256_file`]),
-    /// a style reference (a preset name, or the style image's sha256) and the
+    /// a style reference (the binary's canonical text for the look, e.g. the
+    /// style image's size and sha256 or the normalised preset blend) and the
     /// styling parameters.
     ///
-    /// `params` is hashed in a canonical form (object keys sorted, no
-    /// whitespace), so the order in which the caller built it does not matter.
-    pub fn derive(input_sha256: &str, style: &str, params: &serde_json::Value) -> RunId {
+    /// `params` is hashed as the [`canonical_json`] of its JSON value (keys
+    /// sorted, no whitespace, `strength` as its `f64` widening), exactly as
+    /// format version 1 always has, so a re-run finds the runs stored before.
+    pub fn derive(input_sha256: &str, style: &str, params: &StyleParamsSpec) -> RunId {
+        let params = serde_json::to_value(params)
+            .unwrap_or_else(|_| unreachable!("StyleParamsSpec always serialises"));
         let mut h = Sha256::new();
         h.update(b"stylize-run\0");
         h.update(FORMAT_VERSION.to_le_bytes());
@@ -40,7 +44,7 @@ impl RunId {
         for part in [
             input_sha256.as_bytes(),
             style.as_bytes(),
-            canonical_json(params).as_bytes(),
+            canonical_json(&params).as_bytes(),
         ] {
             h.update((part.len() as u64).to_le_bytes());
             h.update(part);
@@ -295,6 +299,176 @@ pub fn job_range(frame_count: u32, frames_per_job: u32, job: u32) -> Option<Fram
     })
 }
 
+/// Number of presets of the preset network: a [`StyleKind::Presets`] style
+/// carries exactly this many weights, one per preset in the network's order.
+///
+/// Fixed by the network's weights (the model crate's preset count); repeated
+/// here because the protocol must not depend on the model crate. A build whose
+/// network has another count is another protocol, and must change
+/// [`FORMAT_VERSION`].
+pub const PRESET_COUNT: usize = 26;
+
+/// Which network a [`StyleSpec`]'s values are for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StyleKind {
+    /// The arbitrary-style network; the values are its style vector.
+    Image,
+    /// The [`PRESET_COUNT`]-preset network; the values are the normalised preset weights.
+    Presets,
+}
+
+impl StyleKind {
+    /// The name used in the documents (`image`, `presets`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StyleKind::Image => "image",
+            StyleKind::Presets => "presets",
+        }
+    }
+
+    /// How many values a style of this kind carries, where the protocol fixes
+    /// it: [`PRESET_COUNT`] for presets; `None` for an image style (its vector
+    /// length is the network's business).
+    pub fn value_count(self) -> Option<usize> {
+        match self {
+            StyleKind::Image => None,
+            StyleKind::Presets => Some(PRESET_COUNT),
+        }
+    }
+}
+
+impl fmt::Display for StyleKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The style of a run, computed once by the coordinator: the manifest's and
+/// every job's `style` field.
+///
+/// Workers never see the style picture: the coordinator turns it into the
+/// network's style vector (or the normalised preset weights), and a worker
+/// rebuilds exactly the style local mode would use from these numbers alone.
+/// [`StyleSpec::validate`] says whether a worker can use it;
+/// [`RunManifest::from_json`] and [`JobSpec::from_message`] apply it.
+///
+/// Values are written as their exact `f64` widening (`0.1f32` appears as
+/// `0.10000000149011612`), as format version 1 always has, and read back to
+/// the same `f32`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StyleSpec {
+    /// Which network the values are for.
+    pub kind: StyleKind,
+    /// For people reading `stylize runs` (a file name or preset names); never
+    /// used to compute anything.
+    pub label: String,
+    /// The prepared style's values: an image style's vector (already blended
+    /// with the first frame's own style below full strength), or
+    /// [`PRESET_COUNT`] preset weights.
+    #[serde(serialize_with = "serialize_f32s_wide")]
+    pub values: Vec<f32>,
+}
+
+impl StyleSpec {
+    /// Checks that a worker can use the style: at least one value, every value
+    /// finite, and exactly [`PRESET_COUNT`] of them for a presets style.
+    ///
+    /// # Errors
+    /// [`Error::InvalidStyle`] saying what is wrong.
+    pub fn validate(&self) -> Result<()> {
+        if self.values.is_empty() {
+            return Err(Error::InvalidStyle(format!(
+                "the {} style {:?} has no values",
+                self.kind, self.label
+            )));
+        }
+        if let Some(n) = self.kind.value_count() {
+            if self.values.len() != n {
+                return Err(Error::InvalidStyle(format!(
+                    "a {} style has {n} values, {:?} has {}",
+                    self.kind,
+                    self.label,
+                    self.values.len()
+                )));
+            }
+        }
+        if let Some(i) = self.values.iter().position(|v| !v.is_finite()) {
+            return Err(Error::InvalidStyle(format!(
+                "value {i} of the {} style {:?} is not a finite number ({})",
+                self.kind, self.label, self.values[i]
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The styling parameters of a run: the manifest's and every job's `params`
+/// field, and part of the run id (see [`RunId::derive`]).
+///
+/// The fields are declared in alphabetical order on purpose: format version 1
+/// wrote them in that order (through a sorted JSON map), and keeping it keeps
+/// stored manifests and queued messages byte for byte what this type writes.
+/// `strength` is written as its exact `f64` widening, as it always was.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StyleParamsSpec {
+    /// Longest side, in pixels, the network sees (`None`: the frame's own
+    /// size); the styled frame is scaled back to the input's size.
+    pub max_size: Option<u32>,
+    /// Keep the original colours (only the styled luminance is used).
+    pub preserve_colors: bool,
+    /// How much of the styled frame to use, 0 to 1 (1: fully styled).
+    #[serde(serialize_with = "serialize_f32_wide")]
+    pub strength: f32,
+}
+
+impl StyleParamsSpec {
+    /// Checks that a worker can use the parameters: `strength` within `0..=1`
+    /// (the rule the command line and the networks apply too).
+    ///
+    /// # Errors
+    /// [`Error::InvalidStyle`] saying what is wrong.
+    pub fn validate(&self) -> Result<()> {
+        if !(0.0..=1.0).contains(&self.strength) {
+            return Err(Error::InvalidStyle(format!(
+                "strength must be within 0..=1, got {}",
+                self.strength
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// `f32` written as its exact `f64` widening (what a `serde_json::Value` made
+/// from an `f32` holds), so the protocol's text is what format version 1 wrote.
+fn serialize_f32_wide<S: serde::Serializer>(v: &f32, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_f64(f64::from(*v))
+}
+
+fn serialize_f32s_wide<S: serde::Serializer>(
+    v: &[f32],
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    s.collect_seq(v.iter().map(|&x| f64::from(x)))
+}
+
+/// Reads a style and its parameters from their JSON, applying both
+/// `validate`s; the error says which part is unusable, for a failed marker.
+fn parse_look(
+    style: serde_json::Value,
+    params: serde_json::Value,
+) -> std::result::Result<(StyleSpec, StyleParamsSpec), String> {
+    let style: StyleSpec = serde_json::from_value(style)
+        .map_err(|e| format!("its style is not one this build reads: {e}"))?;
+    style.validate().map_err(|e| e.to_string())?;
+    let params: StyleParamsSpec = serde_json::from_value(params)
+        .map_err(|e| format!("its parameters are not ones this build reads: {e}"))?;
+    params.validate().map_err(|e| e.to_string())?;
+    Ok((style, params))
+}
+
 /// `runs/<run>/manifest.json`: what the run is, written once by the coordinator.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunManifest {
@@ -320,10 +494,10 @@ pub struct RunManifest {
     pub frames_per_job: u32,
     /// Number of jobs: `ceil(frame_count / frames_per_job)`.
     pub job_count: u32,
-    /// The style reference, as the binary describes it (opaque here).
-    pub style: serde_json::Value,
-    /// Styling parameters, as the binary describes them (opaque here).
-    pub params: serde_json::Value,
+    /// The run's style, computed once by the coordinator.
+    pub style: StyleSpec,
+    /// The styling parameters.
+    pub params: StyleParamsSpec,
     /// When the run was created.
     #[serde(with = "time::serde::rfc3339")]
     pub created: OffsetDateTime,
@@ -336,7 +510,12 @@ pub struct RunManifest {
 
 impl RunManifest {
     /// A manifest for a new run; `job_count` follows from the frame count and
-    /// `frames_per_job`, and the run id from the input hash, style and params.
+    /// `frames_per_job`, and the run id from the input hash, `style_ref` and
+    /// `params` ([`RunId::derive`]).
+    ///
+    /// # Errors
+    /// [`Error::Config`] for no frames or 0 frames per job;
+    /// [`Error::InvalidStyle`] for a style or parameters a worker could not use.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         input_name: impl Into<String>,
@@ -347,8 +526,8 @@ impl RunManifest {
         frame_format: FrameFormat,
         frames_per_job: u32,
         style_ref: &str,
-        style: serde_json::Value,
-        params: serde_json::Value,
+        style: StyleSpec,
+        params: StyleParamsSpec,
     ) -> Result<RunManifest> {
         if frames_per_job == 0 {
             return Err(Error::Config("frames per job must be at least 1".into()));
@@ -356,6 +535,8 @@ impl RunManifest {
         if frame_count == 0 {
             return Err(Error::Config("the input has no frames".into()));
         }
+        style.validate()?;
+        params.validate()?;
         let input_sha256 = input_sha256.into();
         Ok(RunManifest {
             version: FORMAT_VERSION,
@@ -421,18 +602,42 @@ impl RunManifest {
         to_json_bytes(self)
     }
 
-    /// Parses a manifest blob, refusing other format versions.
+    /// Parses a manifest blob, refusing other format versions and styles a
+    /// worker could not use.
+    ///
+    /// # Errors
+    /// [`Error::MalformedMessage`] for another format version, [`Error::Json`]
+    /// for a document that is not a manifest, [`Error::InvalidStyle`] for an
+    /// unusable style or parameters.
     pub fn from_json(bytes: &[u8]) -> Result<RunManifest> {
+        // The version first, so a manifest of another version says so rather
+        // than failing on whichever field that version changed.
+        if let Ok(probe) = serde_json::from_slice::<VersionProbe>(bytes) {
+            if probe.version != FORMAT_VERSION {
+                return Err(Error::MalformedMessage(format!(
+                    "run manifest {} has format version {}, this build reads {FORMAT_VERSION}",
+                    probe.run_id.as_deref().unwrap_or("?"),
+                    probe.version
+                )));
+            }
+        }
         let m: RunManifest =
             serde_json::from_slice(bytes).map_err(|e| Error::json("run manifest", e))?;
-        if m.version != FORMAT_VERSION {
-            return Err(Error::MalformedMessage(format!(
-                "run manifest {} has format version {}, this build reads {FORMAT_VERSION}",
-                m.run_id, m.version
-            )));
+        for check in [m.style.validate(), m.params.validate()] {
+            check.map_err(|e| match e {
+                Error::InvalidStyle(why) => Error::InvalidStyle(format!("run {}: {why}", m.run_id)),
+                other => other,
+            })?;
         }
         Ok(m)
     }
+}
+
+/// Just the version (and run id, for the message) of a document of any format version.
+#[derive(Deserialize)]
+struct VersionProbe {
+    version: u32,
+    run_id: Option<String>,
 }
 
 /// One queue message: style frames `[start, end)` of a run.
@@ -441,6 +646,8 @@ impl RunManifest {
 /// frame_format)` for each `n` in `frames` and needs nothing else to start.
 /// Unknown fields are rejected, so a message from another tool or another
 /// protocol version is recognised as foreign instead of half-understood.
+/// Parse messages with [`JobSpec::from_message`], which also checks the
+/// version, the frame range, the container names and the style.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JobSpec {
@@ -458,10 +665,10 @@ pub struct JobSpec {
     pub width: u32,
     /// Frame height.
     pub height: u32,
-    /// The style reference (as in the manifest).
-    pub style: serde_json::Value,
+    /// The run's style (as in the manifest).
+    pub style: StyleSpec,
     /// The styling parameters (as in the manifest).
-    pub params: serde_json::Value,
+    pub params: StyleParamsSpec,
     /// Where the outputs go when not beside the inputs (as in the manifest).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_container: Option<String>,
@@ -478,31 +685,67 @@ impl JobSpec {
         serde_json::to_string(self).unwrap_or_else(|_| unreachable!("JobSpec always serialises"))
     }
 
-    /// Parses a queue message body; anything that is not a well-formed job of
-    /// this protocol version is [`Error::MalformedMessage`].
+    /// Parses a queue message body.
+    ///
+    /// # Errors
+    /// - [`Error::MalformedMessage`]: not a job of this protocol version at
+    ///   all (not JSON, unknown or missing fields, another version, an empty
+    ///   frame range, a bad container name). Nothing in it can be trusted to
+    ///   name a run: set the message aside.
+    /// - [`Error::UnusableJob`]: a job of this protocol whose style or
+    ///   parameters this build cannot use (another shape, or failing
+    ///   [`StyleSpec::validate`] / [`StyleParamsSpec::validate`]). It carries
+    ///   the job's run, index, frames and containers, so a worker can write
+    ///   its failed marker ([`UnusableJob::failed_marker`]) and the
+    ///   coordinator stops waiting for it.
     pub fn from_message(body: &str) -> Result<JobSpec> {
-        let spec: JobSpec =
+        let raw: JobEnvelope =
             serde_json::from_str(body).map_err(|e| Error::MalformedMessage(e.to_string()))?;
-        if spec.version != FORMAT_VERSION {
+        if raw.version != FORMAT_VERSION {
             return Err(Error::MalformedMessage(format!(
                 "job format version {} (this build reads {FORMAT_VERSION})",
-                spec.version
+                raw.version
             )));
         }
-        for container in [&spec.container, &spec.output_container]
+        for container in [&raw.container, &raw.output_container]
             .into_iter()
             .flatten()
         {
             crate::store::validate_resource_name("container", container)
                 .map_err(|e| Error::MalformedMessage(e.to_string()))?;
         }
-        if spec.frames.is_empty() {
+        if raw.frames.is_empty() {
             return Err(Error::MalformedMessage(format!(
                 "job {} of run {} has an empty frame range {}..{}",
-                spec.job, spec.run_id, spec.frames.start, spec.frames.end
+                raw.job, raw.run_id, raw.frames.start, raw.frames.end
             )));
         }
-        Ok(spec)
+        let (style, params) = match parse_look(raw.style, raw.params) {
+            Ok(look) => look,
+            Err(reason) => {
+                return Err(Error::UnusableJob(Box::new(UnusableJob {
+                    run_id: raw.run_id,
+                    job: raw.job,
+                    frames: raw.frames,
+                    output_container: raw.output_container,
+                    container: raw.container,
+                    reason,
+                })))
+            }
+        };
+        Ok(JobSpec {
+            version: raw.version,
+            run_id: raw.run_id,
+            job: raw.job,
+            frames: raw.frames,
+            frame_format: raw.frame_format,
+            width: raw.width,
+            height: raw.height,
+            style,
+            params,
+            output_container: raw.output_container,
+            container: raw.container,
+        })
     }
 
     /// Blob names of this job's input frames, in order.
@@ -535,6 +778,89 @@ impl JobSpec {
     /// This job's failed marker.
     pub fn failed_key(&self) -> String {
         self.run_id.failed_key(self.job)
+    }
+}
+
+/// A queue message as [`JobSpec::from_message`] first reads it: every field
+/// of a job, the style and parameters still as plain JSON, so a job whose
+/// look this build cannot read is still known as a job (and whose).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JobEnvelope {
+    version: u32,
+    run_id: RunId,
+    job: u32,
+    frames: FrameRange,
+    frame_format: FrameFormat,
+    width: u32,
+    height: u32,
+    style: serde_json::Value,
+    params: serde_json::Value,
+    #[serde(default)]
+    output_container: Option<String>,
+    #[serde(default)]
+    container: Option<String>,
+}
+
+/// A job of this protocol that this build cannot style: the message is a
+/// well-formed job (version, run, index, frames and containers all read) but
+/// its style or parameters are not usable here. Carried by
+/// [`Error::UnusableJob`].
+///
+/// Unlike a foreign message, it names its run: the worker writes its failed
+/// marker ([`UnusableJob::failed_marker`] at [`UnusableJob::failed_key`], in
+/// [`UnusableJob::outputs_container`]) so the coordinator reports its frames
+/// instead of waiting, then sets the message aside.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UnusableJob {
+    /// The run the job belongs to.
+    pub run_id: RunId,
+    /// The job's index.
+    pub job: u32,
+    /// The frames it covers.
+    pub frames: FrameRange,
+    /// As in [`JobSpec::output_container`].
+    pub output_container: Option<String>,
+    /// As in [`JobSpec::container`].
+    pub container: Option<String>,
+    /// What is wrong with the style or parameters.
+    pub reason: String,
+}
+
+impl UnusableJob {
+    /// Where its failed marker goes, as [`JobSpec::outputs_container`].
+    pub fn outputs_container(&self) -> Option<&str> {
+        self.output_container
+            .as_deref()
+            .or(self.container.as_deref())
+    }
+
+    /// Its failed marker's blob name.
+    pub fn failed_key(&self) -> String {
+        self.run_id.failed_key(self.job)
+    }
+
+    /// Its failed marker, with [`UnusableJob::reason`] as the reason.
+    pub fn failed_marker(&self, dequeue_count: u32, worker: impl Into<String>) -> FailedMarker {
+        FailedMarker {
+            version: FORMAT_VERSION,
+            job: self.job,
+            frames: self.frames,
+            reason: crate::redact_secrets(&self.reason),
+            dequeue_count,
+            worker: worker.into(),
+            failed: now(),
+        }
+    }
+}
+
+impl fmt::Display for UnusableJob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "run {} job {} ({}): {}",
+            self.run_id, self.job, self.frames, self.reason
+        )
     }
 }
 
@@ -632,6 +958,40 @@ impl FailedMarker {
     }
 }
 
+/// `runs/<run>/queued/<job:05>.json` ([`RunId::queued_key`]): written by the
+/// coordinator right after it sends the job's message, so a resumed
+/// coordinator does not queue the job twice. Only its presence counts
+/// ([`RunProgress::load`](crate::RunProgress::load) reads the names alone);
+/// the content is for people.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueuedMarker {
+    /// The job's index.
+    pub job: u32,
+    /// The queue the message went to.
+    pub queue: String,
+}
+
+impl QueuedMarker {
+    /// A marker for job `job` sent to `queue`.
+    pub fn new(job: u32, queue: impl Into<String>) -> QueuedMarker {
+        QueuedMarker {
+            job,
+            queue: queue.into(),
+        }
+    }
+
+    /// JSON bytes for the blob: compact, one line without a newline
+    /// (`{"job":7,"queue":"stylize-jobs"}`), as the coordinator has always written it.
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_else(|_| unreachable!("QueuedMarker always serialises"))
+    }
+
+    /// Parses a queued-marker blob.
+    pub fn from_json(bytes: &[u8]) -> Result<QueuedMarker> {
+        serde_json::from_slice(bytes).map_err(|e| Error::json("queued marker", e))
+    }
+}
+
 fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
 }
@@ -704,6 +1064,25 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn presets_style() -> StyleSpec {
+        let mut values = vec![0f32; PRESET_COUNT];
+        values[3] = 0.5;
+        values[5] = 0.5;
+        StyleSpec {
+            kind: StyleKind::Presets,
+            label: "mosaic + candy".into(),
+            values,
+        }
+    }
+
+    fn params(strength: f32) -> StyleParamsSpec {
+        StyleParamsSpec {
+            max_size: None,
+            preserve_colors: false,
+            strength,
+        }
+    }
+
     fn manifest(frames: u32, per_job: u32) -> RunManifest {
         RunManifest::new(
             "orangutan.mp4",
@@ -713,27 +1092,43 @@ mod tests {
             FrameRate { num: 30, den: 1 },
             FrameFormat::Png,
             per_job,
-            "preset:mosaic",
-            json!({"preset": "mosaic"}),
-            json!({"strength": 1.0, "preserve_colors": false}),
+            "presets:3=0.500000,5=0.500000",
+            presets_style(),
+            params(1.0),
         )
         .unwrap()
     }
 
     #[test]
     fn run_id_is_stable_and_depends_on_every_component() {
-        let p = json!({"a": 1, "b": [1, 2]});
+        let p = params(1.0);
         let a = RunId::derive("abc", "style", &p);
-        assert_eq!(
-            a,
-            RunId::derive("abc", "style", &json!({"b": [1, 2], "a": 1}))
-        );
+        assert_eq!(a, RunId::derive("abc", "style", &p.clone()));
         assert_eq!(a.as_str().len(), RUN_ID_HEX_LEN);
         assert_ne!(a, RunId::derive("abd", "style", &p));
         assert_ne!(a, RunId::derive("abc", "style2", &p));
+        assert_ne!(a, RunId::derive("abc", "style", &params(0.5)));
         assert_ne!(
             a,
-            RunId::derive("abc", "style", &json!({"a": 2, "b": [1, 2]}))
+            RunId::derive(
+                "abc",
+                "style",
+                &StyleParamsSpec {
+                    preserve_colors: true,
+                    ..p.clone()
+                }
+            )
+        );
+        assert_ne!(
+            a,
+            RunId::derive(
+                "abc",
+                "style",
+                &StyleParamsSpec {
+                    max_size: Some(360),
+                    ..p.clone()
+                }
+            )
         );
         assert_ne!(
             RunId::derive("ab", "cstyle", &p),
@@ -898,6 +1293,354 @@ mod tests {
                 "{foreign:?} accepted"
             );
         }
+    }
+
+    // Documents written by format version 1 before the style and parameters
+    // were typed here (the binary built them as `serde_json::Value`s from its
+    // own `StyleDoc`/`ParamsDoc`, and wrote the queued marker with `json!`).
+    // They must still parse, and the typed documents must write them byte for
+    // byte: stored runs resume, queued messages are understood, and a new
+    // build's messages read the same to an older worker.
+
+    /// `RunManifest::to_json` of the old code, output container set, `created` fixed.
+    const MANIFEST_V1: &str = r#"{
+  "version": 1,
+  "run_id": "627c1664153a7a29",
+  "input_name": "orangutan.mp4",
+  "input_sha256": "96b050b919f3fca2fc8b6923537136a197ad13c583beb1438d1a12ccbc999c42",
+  "frame_count": 823,
+  "width": 720,
+  "height": 480,
+  "frame_rate": {
+    "num": 30000,
+    "den": 1001
+  },
+  "frame_format": "png",
+  "frames_per_job": 50,
+  "job_count": 17,
+  "style": {
+    "kind": "presets",
+    "label": "mosaic + candy",
+    "values": [
+      0.0,
+      0.0,
+      0.0,
+      0.5,
+      0.0,
+      0.5,
+      0.0,
+      0.3333333432674408,
+      0.0,
+      0.0,
+      0.0,
+      0.0,
+      0.0,
+      0.0,
+      0.0,
+      0.0,
+      0.0,
+      0.0,
+      0.0,
+      0.0,
+      0.0,
+      0.0,
+      0.0,
+      0.0,
+      0.0,
+      0.0
+    ]
+  },
+  "params": {
+    "max_size": 360,
+    "preserve_colors": true,
+    "strength": 0.699999988079071
+  },
+  "created": "2025-03-01T12:34:56Z",
+  "output_container": "styled-out"
+}
+"#;
+
+    /// `JobSpec::to_message` of the old code: job 16 of `MANIFEST_V1`, `container` set.
+    const JOB_PRESETS_V1: &str = r#"{"version":1,"run_id":"627c1664153a7a29","job":16,"frames":{"start":800,"end":823},"frame_format":"png","width":720,"height":480,"style":{"kind":"presets","label":"mosaic + candy","values":[0.0,0.0,0.0,0.5,0.0,0.5,0.0,0.3333333432674408,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0]},"params":{"max_size":360,"preserve_colors":true,"strength":0.699999988079071},"output_container":"styled-out","container":"stylize"}"#;
+
+    /// `JobSpec::to_message` of the old code: an image style, strength 1, no containers.
+    const JOB_IMAGE_V1: &str = r#"{"version":1,"run_id":"2cf8bf1ba67e7a18","job":0,"frames":{"start":0,"end":8},"frame_format":"jpeg","width":64,"height":48,"style":{"kind":"image","label":"starry.jpg","values":[0.10000000149011612,-1.25,0.000029999999242136255,12345.677734375,0.0]},"params":{"max_size":null,"preserve_colors":false,"strength":1.0}}"#;
+
+    /// The old coordinator's `json!({ "job": job, "queue": queue_name }).to_string()`.
+    const QUEUED_V1: &str = r#"{"job":7,"queue":"stylize-jobs"}"#;
+
+    fn old_params() -> StyleParamsSpec {
+        StyleParamsSpec {
+            max_size: Some(360),
+            preserve_colors: true,
+            strength: 0.7,
+        }
+    }
+
+    fn old_presets_style() -> StyleSpec {
+        let mut style = presets_style();
+        style.values[7] = 1.0 / 3.0;
+        style
+    }
+
+    #[test]
+    fn run_ids_are_those_of_format_1() {
+        // Computed by the code that hashed a `serde_json::Value` of the params.
+        let sha = sha256_hex(b"video bytes");
+        assert_eq!(
+            RunId::derive(&sha, "presets:3=0.500000,5=0.500000", &old_params()).as_str(),
+            "627c1664153a7a29"
+        );
+        let image_params = StyleParamsSpec {
+            max_size: None,
+            preserve_colors: false,
+            strength: 1.0,
+        };
+        assert_eq!(
+            RunId::derive(&sha, "image:512x384:abcdef", &image_params).as_str(),
+            "f572a377e9ba36b5"
+        );
+        assert_eq!(
+            canonical_json(&serde_json::to_value(old_params()).unwrap()),
+            r#"{"max_size":360,"preserve_colors":true,"strength":0.699999988079071}"#
+        );
+    }
+
+    #[test]
+    fn format_1_documents_parse_and_are_written_byte_for_byte() {
+        let m = RunManifest::from_json(MANIFEST_V1.as_bytes()).unwrap();
+        assert_eq!(m.run_id.as_str(), "627c1664153a7a29");
+        assert_eq!(m.style, old_presets_style());
+        assert_eq!(m.params, old_params());
+        assert_eq!(m.output_container.as_deref(), Some("styled-out"));
+        assert_eq!(String::from_utf8(m.to_json()).unwrap(), MANIFEST_V1);
+
+        // A new manifest from the same inputs is the same document.
+        let mut fresh = RunManifest::new(
+            "orangutan.mp4",
+            sha256_hex(b"video bytes"),
+            823,
+            (720, 480),
+            FrameRate {
+                num: 30000,
+                den: 1001,
+            },
+            FrameFormat::Png,
+            50,
+            "presets:3=0.500000,5=0.500000",
+            old_presets_style(),
+            old_params(),
+        )
+        .unwrap()
+        .with_output_container("styled-out")
+        .unwrap();
+        fresh.created = m.created;
+        assert_eq!(fresh, m);
+        assert_eq!(String::from_utf8(fresh.to_json()).unwrap(), MANIFEST_V1);
+
+        let job = JobSpec::from_message(JOB_PRESETS_V1).unwrap();
+        let mut expected = m.job_spec(16).unwrap();
+        expected.container = Some("stylize".into());
+        assert_eq!(job, expected);
+        assert_eq!(job.to_message(), JOB_PRESETS_V1);
+
+        let job = JobSpec::from_message(JOB_IMAGE_V1).unwrap();
+        assert_eq!(job.run_id.as_str(), "2cf8bf1ba67e7a18");
+        assert_eq!(job.style.kind, StyleKind::Image);
+        assert_eq!(job.style.values, [0.1, -1.25, 3.0e-5, 12345.678, 0.0]);
+        assert_eq!(job.params.max_size, None);
+        assert_eq!(job.outputs_container(), None);
+        assert_eq!(job.to_message(), JOB_IMAGE_V1);
+
+        let queued = QueuedMarker::from_json(QUEUED_V1.as_bytes()).unwrap();
+        assert_eq!(queued, QueuedMarker::new(7, "stylize-jobs"));
+        assert_eq!(queued.to_json(), QUEUED_V1.as_bytes());
+    }
+
+    #[test]
+    fn styles_and_params_a_worker_cannot_use_are_refused() {
+        presets_style().validate().unwrap();
+        let image = StyleSpec {
+            kind: StyleKind::Image,
+            label: "starry.jpg".into(),
+            values: vec![0.25; 100],
+        };
+        image.validate().unwrap();
+        let bad_styles = [
+            StyleSpec {
+                values: vec![0.5; 3],
+                ..presets_style()
+            },
+            StyleSpec {
+                values: vec![],
+                ..image.clone()
+            },
+            StyleSpec {
+                values: vec![0.0, f32::NAN],
+                ..image.clone()
+            },
+            StyleSpec {
+                values: vec![f32::INFINITY; PRESET_COUNT],
+                ..presets_style()
+            },
+        ];
+        for bad in bad_styles {
+            assert!(
+                matches!(bad.validate(), Err(Error::InvalidStyle(_))),
+                "{bad:?} accepted"
+            );
+        }
+        for strength in [0.0, 0.5, 1.0] {
+            params(strength).validate().unwrap();
+        }
+        for strength in [-0.1, 1.5, f32::NAN] {
+            assert!(matches!(
+                params(strength).validate(),
+                Err(Error::InvalidStyle(_))
+            ));
+        }
+
+        let new = |style: StyleSpec, params: StyleParamsSpec| {
+            RunManifest::new(
+                "a.mp4",
+                "00",
+                10,
+                (8, 8),
+                FrameRate { num: 1, den: 1 },
+                FrameFormat::Png,
+                5,
+                "x",
+                style,
+                params,
+            )
+        };
+        assert!(matches!(
+            new(
+                StyleSpec {
+                    values: vec![1.0],
+                    ..presets_style()
+                },
+                params(1.0)
+            ),
+            Err(Error::InvalidStyle(_))
+        ));
+        assert!(matches!(
+            new(presets_style(), params(2.0)),
+            Err(Error::InvalidStyle(_))
+        ));
+
+        // A stored manifest is checked as it is read.
+        let mut v: serde_json::Value = serde_json::from_str(MANIFEST_V1).unwrap();
+        v["style"]["values"] = json!([0.5, 0.5]);
+        let err = RunManifest::from_json(v.to_string().as_bytes()).unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidStyle(why) if why.contains("627c1664153a7a29")),
+            "{err}"
+        );
+        let mut v: serde_json::Value = serde_json::from_str(MANIFEST_V1).unwrap();
+        v["style"]["kind"] = json!("video");
+        assert!(matches!(
+            RunManifest::from_json(v.to_string().as_bytes()),
+            Err(Error::Json { .. })
+        ));
+        // Another version is reported as such, whatever else it changed.
+        let mut v: serde_json::Value = serde_json::from_str(MANIFEST_V1).unwrap();
+        v["version"] = json!(2);
+        v["style"] = json!("mosaic");
+        let err = RunManifest::from_json(v.to_string().as_bytes()).unwrap_err();
+        assert!(
+            matches!(&err, Error::MalformedMessage(why) if why.contains("format version 2")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_job_whose_style_is_unusable_still_names_its_run() {
+        let unusable = |edit: &dyn Fn(&mut serde_json::Value)| {
+            let mut v: serde_json::Value = serde_json::from_str(JOB_PRESETS_V1).unwrap();
+            edit(&mut v);
+            match JobSpec::from_message(&v.to_string()) {
+                Err(Error::UnusableJob(job)) => *job,
+                other => panic!("{v}: {other:?}"),
+            }
+        };
+        let edits: [&dyn Fn(&mut serde_json::Value); 8] = [
+            &|v| v["style"]["values"] = json!([0.5, 0.5, 0.5]),
+            &|v| v["style"]["values"] = json!([]),
+            &|v| v["style"]["kind"] = json!("video"),
+            &|v| v["style"]["extra"] = json!(1),
+            &|v| v["style"] = json!(null),
+            &|v| v["params"]["strength"] = json!(1.5),
+            &|v| v["params"] = json!({"strength": 1.0}),
+            &|v| v["params"]["sharpness"] = json!(2),
+        ];
+        for edit in edits {
+            let job = unusable(edit);
+            assert_eq!(job.run_id.as_str(), "627c1664153a7a29");
+            assert_eq!(job.job, 16);
+            assert_eq!(
+                job.frames,
+                FrameRange {
+                    start: 800,
+                    end: 823
+                }
+            );
+            assert_eq!(job.outputs_container(), Some("styled-out"));
+            assert_eq!(job.container.as_deref(), Some("stylize"));
+            assert_eq!(job.failed_key(), "runs/627c1664153a7a29/failed/00016.json");
+            let marker = job.failed_marker(1, "worker 0");
+            assert_eq!((marker.job, marker.frames), (job.job, job.frames));
+            assert_eq!(marker.reason, job.reason);
+            assert!(!Error::UnusableJob(Box::new(job.clone())).is_retryable());
+            assert!(
+                FailedMarker::from_json(&marker.to_json()).unwrap() == marker,
+                "marker round trips"
+            );
+        }
+        assert!(unusable(&|v| v["style"]["values"] = json!([0.5]))
+            .reason
+            .contains("26"));
+
+        // What is not a job of this version stays malformed, style or not.
+        let malformed: [&dyn Fn(&mut serde_json::Value); 4] = [
+            &|v| {
+                v["version"] = json!(2);
+                v["style"] = json!("mosaic");
+            },
+            &|v| {
+                v["extra"] = json!(1);
+                v["style"] = json!(null);
+            },
+            &|v| {
+                v["frames"] = json!({"start": 3, "end": 3});
+                v["style"] = json!(null);
+            },
+            &|v| {
+                v.as_object_mut().unwrap().remove("params");
+            },
+        ];
+        for edit in malformed {
+            let mut v: serde_json::Value = serde_json::from_str(JOB_PRESETS_V1).unwrap();
+            edit(&mut v);
+            assert!(
+                matches!(
+                    JobSpec::from_message(&v.to_string()),
+                    Err(Error::MalformedMessage(_))
+                ),
+                "{v}"
+            );
+        }
+    }
+
+    #[test]
+    fn queued_marker_round_trips() {
+        let m = QueuedMarker::new(12, "jobs-eu");
+        assert_eq!(m.to_json(), br#"{"job":12,"queue":"jobs-eu"}"#);
+        assert_eq!(QueuedMarker::from_json(&m.to_json()).unwrap(), m);
+        assert!(matches!(
+            QueuedMarker::from_json(b"{}"),
+            Err(Error::Json { .. })
+        ));
     }
 
     #[test]

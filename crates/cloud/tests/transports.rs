@@ -1,11 +1,10 @@
 //! One test suite, run against every transport: the local directory and Azure (a real Azurite started per test).
 
-use serde_json::json;
 use std::{collections::BTreeSet, sync::Arc, time::Duration};
 use stylize_cloud::{
     dead_letter, delete_run, existing_frames, list_runs, publish_manifest, testing::Azurite, Bytes,
     Cloud, CloudConfig, DoneMarker, Error, FailedMarker, FrameFormat, FrameRate, JobSpec,
-    MessageLease, RunManifest, RunProgress,
+    MessageLease, RunManifest, RunProgress, StyleKind, StyleParamsSpec, StyleSpec, PRESET_COUNT,
 };
 
 /// A connected transport plus whatever keeps it alive (a temp folder or an Azurite process).
@@ -413,8 +412,16 @@ fn sample_manifest(frames: u32, per_job: u32) -> RunManifest {
         FrameFormat::Png,
         per_job,
         "preset:mosaic",
-        json!({"preset": "mosaic"}),
-        json!({"strength": 0.8}),
+        StyleSpec {
+            kind: StyleKind::Presets,
+            label: "mosaic".into(),
+            values: vec![1.0 / 26.0; PRESET_COUNT],
+        },
+        StyleParamsSpec {
+            max_size: None,
+            preserve_colors: false,
+            strength: 0.8,
+        },
     )
     .unwrap()
 }

@@ -33,7 +33,8 @@ mod writer;
 
 pub use error::MediaError;
 pub use probe::{probe, AudioStreamInfo, Rational, VideoInfo};
-pub use reader::{DecodedFrame, FrameReader, RgbFrame};
+pub use reader::{DecodedFrame, FrameReader};
+pub use stylize_frame::RgbImage;
 pub use writer::{
     encoded_size, EncodeOptions, PixelFormatChoice, VideoWriter, WriteSummary, X264_PRESETS,
 };

@@ -1,4 +1,7 @@
 //! Probing: what a video file holds (size, frame rate, time base, rotation, audio streams), read once up front.
+//!
+//! Also the demuxing and timestamp helpers the reader and the writer share:
+//! opening an input, stream starts, rescaling, skipping unused streams.
 
 use std::path::{Path, PathBuf};
 
@@ -136,6 +139,20 @@ pub(crate) fn open_input(path: &Path) -> Result<Input, MediaError> {
     ff::format::input(&path).map_err(|e| MediaError::open_failed(path, e))
 }
 
+/// Makes the demuxer skip the payload of every stream `keep` says no to, instead of reading it.
+pub(crate) fn discard_streams(input: &mut Input, keep: impl Fn(usize) -> bool) {
+    // SAFETY: stream pointers belong to the open context; discard is a plain
+    // field the demuxer checks on each read.
+    unsafe {
+        let ctx = input.as_mut_ptr();
+        for i in 0..(*ctx).nb_streams as usize {
+            if !keep(i) {
+                (**(*ctx).streams.add(i)).discard = ffi::AVDiscard::AVDISCARD_ALL;
+            }
+        }
+    }
+}
+
 /// The stream to decode: FFmpeg's best video stream, skipping cover pictures
 /// (an attached picture is a one-frame "video" stream that is not the video).
 pub(crate) fn pick_video_stream(ictx: &Input) -> Option<usize> {
@@ -180,8 +197,52 @@ pub fn probe(path: &Path) -> Result<VideoInfo, MediaError> {
         path: path.to_path_buf(),
     })?;
     let stream = ictx.stream(video_index).expect("index from this context");
-    let params = stream.parameters();
+    let (width, height) = frame_size(&stream, path)?;
 
+    let frame_rate = guess_frame_rate(&ictx, video_index);
+    let time_base = {
+        let tb = Rational::from_ff(stream.time_base());
+        if tb.is_positive() {
+            tb
+        } else {
+            frame_rate.invert()
+        }
+    };
+    let video_duration_secs = video_duration(&stream, time_base);
+    let container_duration_secs =
+        (ictx.duration() > 0).then(|| ictx.duration() as f64 / f64::from(ffi::AV_TIME_BASE));
+    let duration_secs = video_duration_secs
+        .or(container_duration_secs)
+        .unwrap_or(0.0);
+    let (frame_count, frame_count_exact) = frame_count(&stream, duration_secs, frame_rate);
+    let start_secs = presentation_start(&ictx, video_index).map_or(0.0, |(ts, tb)| {
+        ts as f64 * f64::from(tb.numerator()) / f64::from(tb.denominator())
+    });
+
+    Ok(VideoInfo {
+        path: path.to_path_buf(),
+        width,
+        height,
+        codec: stream.parameters().id().name().to_string(),
+        frame_rate,
+        time_base,
+        frame_count,
+        frame_count_exact,
+        duration_secs,
+        video_duration_secs,
+        container_duration_secs,
+        start_secs,
+        rotation_degrees: display_matrix(&stream)
+            .map(|m| rotation_of(&m))
+            .unwrap_or(0),
+        audio: audio_streams(&ictx),
+        video_stream_index: video_index,
+    })
+}
+
+/// The video stream's coded size; an error when the file gives none.
+fn frame_size(stream: &ff::Stream, path: &Path) -> Result<(u32, u32), MediaError> {
+    let params = stream.parameters();
     // SAFETY: codecpar belongs to the open stream and outlives this read.
     let (width, height) = unsafe {
         let par = params.as_ptr();
@@ -193,34 +254,30 @@ pub fn probe(path: &Path) -> Result<VideoInfo, MediaError> {
             reason: "the video stream has no frame size".into(),
         });
     }
+    Ok((width, height))
+}
 
-    let frame_rate = guess_frame_rate(&ictx, video_index);
-    let time_base = {
-        let tb = Rational::from_ff(stream.time_base());
-        if tb.is_positive() {
-            tb
-        } else {
-            frame_rate.invert()
-        }
-    };
-
-    let video_duration_secs = if stream.duration() > 0 {
+/// The video stream's own length: its duration field, else Matroska's `DURATION` tag.
+fn video_duration(stream: &ff::Stream, time_base: Rational) -> Option<f64> {
+    if stream.duration() > 0 {
         Some(stream.duration() as f64 * time_base.as_f64())
     } else {
         stream
             .metadata()
             .get("DURATION")
             .and_then(parse_clock_duration)
-    };
-    let duration_secs = if let Some(secs) = video_duration_secs {
-        secs
-    } else if ictx.duration() > 0 {
-        ictx.duration() as f64 / f64::from(ffi::AV_TIME_BASE)
-    } else {
-        0.0
-    };
+    }
+}
 
-    let (frame_count, frame_count_exact) = if let Some(shown) = frames_shown_by_edit_list(&stream) {
+/// The frames the video presents and whether that is the container's own count
+/// (see [`VideoInfo::frame_count`]): what an edit list lets through, else the
+/// stream's count, else duration × rate.
+fn frame_count(
+    stream: &ff::Stream,
+    duration_secs: f64,
+    frame_rate: Rational,
+) -> (Option<u64>, bool) {
+    if let Some(shown) = frames_shown_by_edit_list(stream) {
         (Some(shown), false)
     } else if stream.frames() > 0 {
         (Some(stream.frames() as u64), true)
@@ -231,18 +288,16 @@ pub fn probe(path: &Path) -> Result<VideoInfo, MediaError> {
         )
     } else {
         (None, false)
-    };
+    }
+}
 
-    let rotation_degrees = display_matrix(&stream)
-        .map(|m| rotation_of(&m))
-        .unwrap_or(0);
-
-    let audio = ictx
-        .streams()
+/// Every audio stream of the input, with what FFmpeg knows of it.
+fn audio_streams(ictx: &Input) -> Vec<AudioStreamInfo> {
+    ictx.streams()
         .filter(|s| s.parameters().medium() == media::Type::Audio)
         .map(|s| {
             let p = s.parameters();
-            // SAFETY: as above; ch_layout is the FFmpeg 5.1 channel field.
+            // SAFETY: codecpar belongs to the open stream; ch_layout is the FFmpeg 5.1 channel field.
             let (channels, sample_rate) = unsafe {
                 let par = p.as_ptr();
                 (
@@ -257,31 +312,7 @@ pub fn probe(path: &Path) -> Result<VideoInfo, MediaError> {
                 sample_rate,
             }
         })
-        .collect();
-
-    let container_duration_secs =
-        (ictx.duration() > 0).then(|| ictx.duration() as f64 / f64::from(ffi::AV_TIME_BASE));
-    let start_secs = presentation_start(&ictx, video_index).map_or(0.0, |(ts, tb)| {
-        ts as f64 * f64::from(tb.numerator()) / f64::from(tb.denominator())
-    });
-
-    Ok(VideoInfo {
-        path: path.to_path_buf(),
-        width,
-        height,
-        codec: params.id().name().to_string(),
-        frame_rate,
-        time_base,
-        frame_count,
-        frame_count_exact,
-        duration_secs,
-        video_duration_secs,
-        container_duration_secs,
-        start_secs,
-        rotation_degrees,
-        audio,
-        video_stream_index: video_index,
-    })
+        .collect()
 }
 
 /// Reads Matroska's `DURATION` tag, `HH:MM:SS.fraction` (e.g. `00:00:10.033000000`).
@@ -323,6 +354,12 @@ pub(crate) fn presentation_start(ictx: &Input, video_index: usize) -> Option<(i6
         }
     }
     Some(earliest)
+}
+
+/// `ts` counted in `from` units, converted to `to` units (rounded to nearest, as FFmpeg does).
+pub(crate) fn rescale(ts: i64, from: ff::Rational, to: ff::Rational) -> i64 {
+    // SAFETY: pure arithmetic.
+    unsafe { ffi::av_rescale_q(ts, from.into(), to.into()) }
 }
 
 /// How many of the stream's frames an edit list lets through, when it hides any.

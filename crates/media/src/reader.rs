@@ -8,34 +8,9 @@ use ff::util::error::EAGAIN;
 use ffmpeg_next as ff;
 
 use crate::color::decode_conversion;
-use crate::probe::{open_input, presentation_start, stream_start};
+use crate::probe::{discard_streams, open_input, presentation_start, rescale, stream_start};
 use crate::scale::Scaler;
-use crate::{MediaError, Rational, VideoInfo};
-
-/// A picture as packed RGB24 rows, top to bottom, no padding: `data.len() == width * height * 3`.
-#[derive(Clone, Debug)]
-pub struct RgbFrame {
-    pub width: u32,
-    pub height: u32,
-    pub data: Vec<u8>,
-}
-
-impl RgbFrame {
-    /// A frame of one colour, handy for tests and placeholders.
-    pub fn solid(width: u32, height: u32, rgb: [u8; 3]) -> Self {
-        let data = rgb
-            .iter()
-            .copied()
-            .cycle()
-            .take(width as usize * height as usize * 3)
-            .collect();
-        RgbFrame {
-            width,
-            height,
-            data,
-        }
-    }
-}
+use crate::{MediaError, Rational, RgbImage, VideoInfo};
 
 /// One decoded frame: its position in presentation order, its timestamp, its picture.
 #[derive(Debug)]
@@ -50,7 +25,7 @@ pub struct DecodedFrame {
     /// Presentation time in the input stream's time base ([`VideoInfo::time_base`]);
     /// FFmpeg's best-effort timestamp, `None` when the file gives none.
     pub pts: Option<i64>,
-    pub image: RgbFrame,
+    pub image: RgbImage,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -176,7 +151,7 @@ impl FrameReader {
         let video_start = stream_start(&stream).map_or(0, |(ts, _)| ts);
         let origin = presentation_start(&input, stream_index)
             .map_or(0, |(ts, tb)| rescale(ts, tb, time_base));
-        discard_other_streams(&mut input, stream_index);
+        discard_streams(&mut input, |i| i == stream_index);
 
         Ok(FrameReader {
             path,
@@ -291,18 +266,30 @@ impl FrameReader {
         };
         if rc < 0 {
             // Reading from the start reaches the same frames, only slower.
-            let mut input = open_input(&self.path)?;
-            discard_other_streams(&mut input, self.stream_index);
-            self.input = input;
-            if let Some(seek) = self.seek.as_mut() {
-                seek.from = i64::MIN;
-                seek.need_key = false;
-            }
+            self.reopen_input()?;
         }
+        self.restart_decoder();
+        Ok(())
+    }
+
+    /// Opens the file again, positioned at its first packet, with no keyframe wait
+    /// for a seek in progress (the first packet starts a clean picture).
+    fn reopen_input(&mut self) -> Result<(), MediaError> {
+        let mut input = open_input(&self.path)?;
+        discard_streams(&mut input, |i| i == self.stream_index);
+        self.input = input;
+        if let Some(seek) = self.seek.as_mut() {
+            seek.from = i64::MIN;
+            seek.need_key = false;
+        }
+        Ok(())
+    }
+
+    /// Drops what the decoder holds and reads packets again, forgetting earlier errors.
+    fn restart_decoder(&mut self) {
         self.decoder.flush();
         self.state = State::Reading;
         self.first_error = None;
-        Ok(())
     }
 
     /// Called on the first frame after a demuxer seek: when it is already past the
@@ -460,7 +447,7 @@ impl FrameReader {
         Ok(DecodedFrame {
             index,
             pts: self.decoded.timestamp(),
-            image: RgbFrame {
+            image: RgbImage {
                 width: self.width,
                 height: self.height,
                 data,
@@ -477,18 +464,75 @@ impl FrameReader {
 
     /// Starts over from the first packet, keeping the seek's target, with no keyframe wait.
     fn reopen_from_start(&mut self) -> Result<(), MediaError> {
-        let mut input = open_input(&self.path)?;
-        discard_other_streams(&mut input, self.stream_index);
-        self.input = input;
-        self.decoder.flush();
-        self.state = State::Reading;
-        self.first_error = None;
+        self.reopen_input()?;
+        self.restart_decoder();
         if let Some(seek) = self.seek.as_mut() {
-            seek.from = i64::MIN;
-            seek.need_key = false;
             seek.checked_first = true;
         }
         Ok(())
+    }
+
+    /// Handles the frame the decoder just returned: `None` when it is skipped (a seek
+    /// overshot and went back, or the frame lies before the seek's target), otherwise
+    /// the converted frame or the error that ends the reader.
+    fn take_decoded(&mut self) -> Option<Result<DecodedFrame, MediaError>> {
+        let pts = self.decoded.timestamp();
+        if self.first_frame_unchecked() {
+            match self.overshot(pts) {
+                Ok(true) => return None,
+                Ok(false) => {}
+                Err(e) => return Some(self.fail(e)),
+            }
+        }
+        if let Some(p) = pts {
+            self.max_pts = Some(self.max_pts.map_or(p, |m| m.max(p)));
+        }
+        if let Some(seek) = &self.seek {
+            if pts.is_some_and(|p| p < seek.target) {
+                // Before the target: decoded for its references, never converted.
+                return None;
+            }
+            if seek.index_from_pts {
+                let at = pts.unwrap_or(seek.target);
+                self.next_index = self.index_at(at);
+            }
+            self.seek = None;
+        }
+        let out = self.convert();
+        if out.is_err() {
+            self.state = State::Done;
+        }
+        Some(out)
+    }
+
+    /// At the end of the stream with nothing at all decoded after a seek: a
+    /// byte-position seek near the end landed after the last keyframe, so go back
+    /// further. Once at the beginning, no packet was flagged as a keyframe (some
+    /// streams flag none): reading from the start without waiting for one still
+    /// finds the frames. True when decoding starts again.
+    fn retry_seek_at_end(&mut self) -> Result<bool, MediaError> {
+        if !self.first_frame_unchecked() {
+            return Ok(false);
+        }
+        if self.back_off()? {
+            return Ok(true);
+        }
+        if self.seek.as_ref().is_some_and(|s| s.from != i64::MIN) {
+            self.reopen_from_start()?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// A seek is in progress and no frame since the demuxer seek has been checked for overshoot.
+    fn first_frame_unchecked(&self) -> bool {
+        self.seek.as_ref().is_some_and(|s| !s.checked_first)
+    }
+
+    /// Ends the reader with `err`, its last item.
+    fn fail(&mut self, err: MediaError) -> Result<DecodedFrame, MediaError> {
+        self.state = State::Done;
+        Err(err)
     }
 
     fn corrupt(&self, reason: String) -> MediaError {
@@ -511,36 +555,9 @@ impl Iterator for FrameReader {
             }
             match self.decoder.receive_frame(&mut self.decoded) {
                 Ok(()) => {
-                    let pts = self.decoded.timestamp();
-                    if self.seek.as_ref().is_some_and(|s| !s.checked_first) {
-                        match self.overshot(pts) {
-                            Ok(true) => continue,
-                            Ok(false) => {}
-                            Err(e) => {
-                                self.state = State::Done;
-                                return Some(Err(e));
-                            }
-                        }
+                    if let Some(out) = self.take_decoded() {
+                        return Some(out);
                     }
-                    if let Some(p) = pts {
-                        self.max_pts = Some(self.max_pts.map_or(p, |m| m.max(p)));
-                    }
-                    if let Some(seek) = &self.seek {
-                        if pts.is_some_and(|p| p < seek.target) {
-                            // Before the target: decoded for its references, never converted.
-                            continue;
-                        }
-                        if seek.index_from_pts {
-                            let at = pts.unwrap_or(seek.target);
-                            self.next_index = self.index_at(at);
-                        }
-                        self.seek = None;
-                    }
-                    let out = self.convert();
-                    if out.is_err() {
-                        self.state = State::Done;
-                    }
-                    return Some(out);
                 }
                 Err(ff::Error::Other { errno })
                     if errno == EAGAIN && self.state == State::Reading =>
@@ -549,28 +566,10 @@ impl Iterator for FrameReader {
                 }
                 // A draining decoder that asks for input has nothing more: treat it as the end.
                 Err(ff::Error::Eof) | Err(ff::Error::Other { errno: EAGAIN }) => {
-                    // Nothing at all decoded after a seek: a byte-position seek near
-                    // the end landed after the last keyframe, so go back further. Once
-                    // at the beginning, no packet was flagged as a keyframe (some
-                    // streams flag none): reading from the start without waiting for
-                    // one still finds the frames.
-                    if self.seek.as_ref().is_some_and(|s| !s.checked_first) {
-                        let retried = match self.back_off() {
-                            Ok(true) => Ok(true),
-                            Ok(false) if self.seek.as_ref().is_some_and(|s| s.from != i64::MIN) => {
-                                self.reopen_from_start().map(|()| true)
-                            }
-                            Ok(false) => Ok(false),
-                            Err(e) => Err(e),
-                        };
-                        match retried {
-                            Ok(true) => continue,
-                            Ok(false) => {}
-                            Err(e) => {
-                                self.state = State::Done;
-                                return Some(Err(e));
-                            }
-                        }
+                    match self.retry_seek_at_end() {
+                        Ok(true) => continue,
+                        Ok(false) => {}
+                        Err(e) => return Some(self.fail(e)),
                     }
                     self.state = State::Done;
                     return self
@@ -582,31 +581,13 @@ impl Iterator for FrameReader {
                 Err(e @ ff::Error::InvalidData) => self.note_error("undecodable frame", e),
                 Err(e) => {
                     self.note_error("decoder failed", e);
-                    self.state = State::Done;
                     let reason = self.first_error.take().unwrap_or_default();
-                    return Some(Err(self.corrupt(reason)));
+                    let err = self.corrupt(reason);
+                    return Some(self.fail(err));
                 }
             }
         }
     }
-}
-
-/// Makes the demuxer skip the other streams' payloads instead of reading them.
-fn discard_other_streams(input: &mut Input, keep: usize) {
-    // SAFETY: stream pointers belong to the open context; discard is a plain field.
-    unsafe {
-        let ctx = input.as_mut_ptr();
-        for i in 0..(*ctx).nb_streams as usize {
-            if i != keep {
-                (**(*ctx).streams.add(i)).discard = ffi::AVDiscard::AVDISCARD_ALL;
-            }
-        }
-    }
-}
-
-fn rescale(ts: i64, from: ff::Rational, to: ff::Rational) -> i64 {
-    // SAFETY: pure arithmetic.
-    unsafe { ffi::av_rescale_q(ts, from.into(), to.into()) }
 }
 
 #[cfg(test)]
@@ -618,12 +599,5 @@ mod tests {
     #[test]
     fn reader_is_send() {
         assert_send::<FrameReader>();
-    }
-
-    #[test]
-    fn solid_frame_has_the_right_size() {
-        let f = RgbFrame::solid(3, 2, [1, 2, 3]);
-        assert_eq!(f.data.len(), 18);
-        assert_eq!(&f.data[15..], &[1, 2, 3]);
     }
 }

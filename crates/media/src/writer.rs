@@ -18,9 +18,11 @@ use ff::util::error::EAGAIN;
 use ffmpeg_next as ff;
 
 use crate::color::{output_color, OutputColor};
-use crate::probe::{display_matrix, open_input, presentation_start, rotation_of};
+use crate::probe::{
+    discard_streams, display_matrix, open_input, presentation_start, rescale, rotation_of,
+};
 use crate::scale::Scaler;
-use crate::{DecodedFrame, MediaError, Rational, VideoInfo};
+use crate::{DecodedFrame, MediaError, Rational, RgbImage, VideoInfo};
 
 /// The YUV layout of the H.264 output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -134,18 +136,10 @@ pub struct VideoWriter {
     enc_size: (u32, u32),
     pix: ffi::AVPixelFormat,
     color: OutputColor,
-    in_tb: Rational,
-    /// The input's start ([`VideoInfo::start_secs`]) in `in_tb`, subtracted from every frame's pts.
-    in_origin: i64,
-    enc_tb: Rational,
-    ost_tb: ff::Rational,
-    /// One frame's duration in the encoder's and in the output stream's time base.
-    frame_dur_enc: i64,
-    frame_dur_ost: i64,
+    clock: VideoClock,
     staging: Option<ff::frame::Video>,
     yuv: Option<ff::frame::Video>,
     scaler: Option<Scaler>,
-    last_pts: Option<i64>,
     frames_in: u64,
     packets_out: u64,
     audio: Option<AudioCopier>,
@@ -167,297 +161,38 @@ impl VideoWriter {
         crate::log::clear();
         let name = container_of.to_path_buf();
         let (muxer, ext) = muxer_for(container_of)?;
-        let invalid = |reason: String| MediaError::InvalidOptions {
-            path: name.clone(),
-            reason,
-        };
-        if !(0.0..=51.0).contains(&opts.crf) {
-            return Err(invalid(format!("CRF {} is outside 0–51", opts.crf)));
-        }
-        if !X264_PRESETS.contains(&opts.preset.as_str()) {
-            return Err(invalid(format!(
-                "unknown x264 preset {:?} (use one of {})",
-                opts.preset,
-                X264_PRESETS.join(", ")
-            )));
-        }
-        let enc_size = encoded_size(input.width, input.height, opts.pixel_format);
-        if enc_size.0 < 2 || enc_size.1 < 2 {
-            return Err(invalid(format!(
-                "{}x{} is too small to encode",
-                input.width, input.height
-            )));
-        }
-        let frame_rate = if input.frame_rate.is_positive() {
-            input.frame_rate
-        } else {
-            Rational::new(25, 1)
-        };
-        let in_tb = if input.time_base.is_positive() {
-            input.time_base
-        } else {
-            frame_rate.invert()
-        };
-        // The input's own time base lets timestamps pass through unchanged.
-        let enc_tb = in_tb;
+        let enc_size = check_options(&name, input, opts)?;
+        let timing = StreamTiming::of(input);
 
         // A second handle on the input: colour tags, rotation and aspect of the
         // video stream, and the audio packets to copy.
-        let mut ictx = open_input(&input.path)?;
-        let video_in = ictx
-            .stream(input.video_stream_index)
-            .filter(|s| s.parameters().medium() == ff::media::Type::Video)
-            .ok_or_else(|| MediaError::NoVideoStream {
-                path: input.path.clone(),
-            })?;
-        let matrix = display_matrix(&video_in);
-        if let (Some(m), "matroska") = (&matrix, muxer) {
-            let degrees = rotation_of(m);
-            if degrees != 0 {
-                return Err(MediaError::RotationNotSupported {
-                    path: name.clone(),
-                    container: ext.clone(),
-                    degrees,
-                });
-            }
-        }
-        // SAFETY: codecpar of an open stream; plain field reads.
-        let (color, sar) = unsafe {
-            let par = &*video_in.parameters().as_ptr();
-            (
-                output_color(par.color_space, par.color_primaries, par.color_trc),
-                par.sample_aspect_ratio,
-            )
-        };
-        let video_lang = video_in.metadata().get("language").map(str::to_owned);
-
-        let write_err = |e: ff::Error| MediaError::Write {
-            path: name.clone(),
-            reason: crate::log::reason(e),
-        };
-        let muxer_c = std::ffi::CString::new(muxer).expect("static name");
-        // SAFETY: looks up a static muxer description by name; no allocation.
-        let oformat =
-            unsafe { ffi::av_guess_format(muxer_c.as_ptr(), std::ptr::null(), std::ptr::null()) };
-        if oformat.is_null() {
-            return Err(MediaError::UnsupportedContainer { path: name.clone() });
-        }
-
+        let ictx = open_input(&input.path)?;
+        let source = SourceVideo::read(&ictx, input)?;
+        refuse_lost_rotation(source.matrix.as_ref(), muxer, &ext, &name)?;
+        let oformat = find_muxer(muxer, &name)?;
         // Refuse audio the container cannot carry before the output file exists.
-        let audio_streams: Vec<usize> = ictx
-            .streams()
-            .filter(|s| s.parameters().medium() == ff::media::Type::Audio)
-            .map(|s| s.index())
-            .collect();
-        for &i in &audio_streams {
-            let params = ictx.stream(i).expect("listed above").parameters();
-            // SAFETY: codecpar of an open stream; plain field reads.
-            let (channels, sample_rate) = unsafe {
-                let par = params.as_ptr();
-                ((*par).ch_layout.nb_channels, (*par).sample_rate)
-            };
-            if channels <= 0 || sample_rate <= 0 {
-                // The muxer would refuse it with a bare "Invalid argument" naming the
-                // output, or write a track nothing can play; the fault is the input's.
-                let missing = match (sample_rate <= 0, channels <= 0) {
-                    (true, true) => "sample rate and channel count",
-                    (true, false) => "sample rate",
-                    _ => "channel count",
-                };
-                return Err(MediaError::AudioUnusable {
-                    path: input.path.clone(),
-                    stream: i,
-                    codec: params.id().name().to_string(),
-                    reason: format!(
-                        "its {missing} could not be determined (its packets may be missing or start too late)"
-                    ),
-                });
-            }
-            // SAFETY: a static muxer description and a codec id; 1 = can store, 0 = cannot, <0 = unknown.
-            let fits = unsafe {
-                ffi::avformat_query_codec(oformat, params.id().into(), ffi::FF_COMPLIANCE_NORMAL)
-            };
-            if fits == 0 {
-                return Err(MediaError::AudioNotSupported {
-                    path: name.clone(),
-                    container: ext.clone(),
-                    stream: i,
-                    codec: params.id().name().to_string(),
-                });
-            }
-        }
-        let mut octx = ff::format::output_as(&path, muxer).map_err(write_err)?;
+        let audio_streams = audio_to_copy(&ictx, &input.path, oformat, &ext, &name)?;
+        let mut octx = ff::format::output_as(&path, muxer).map_err(write_error(&name))?;
 
-        // Video: libx264 by name (the H.264 id may resolve to another encoder).
-        let codec = ff::encoder::find_by_name("libx264")
-            .ok_or_else(|| MediaError::EncoderUnavailable { path: name.clone() })?;
-        let global_header = octx
-            .format()
-            .flags()
-            .contains(ff::format::Flags::GLOBAL_HEADER);
-        let mut enc = ff::codec::context::Context::new_with_codec(codec)
-            .encoder()
-            .video()
-            .map_err(|e| MediaError::Encode {
-                path: name.clone(),
-                reason: crate::log::reason(e),
-            })?;
-        enc.set_width(enc_size.0);
-        enc.set_height(enc_size.1);
-        enc.set_format(opts.pixel_format.av().into());
-        enc.set_time_base(enc_tb.to_ff());
-        enc.set_frame_rate(Some(frame_rate.to_ff()));
-        if sar.num > 0 && sar.den > 0 {
-            enc.set_aspect_ratio(Rational::from_av(sar).to_ff());
-        }
-        if global_header {
-            enc.set_flags(ff::codec::Flags::GLOBAL_HEADER);
-        }
-        // SAFETY: the encoder is not open yet; these fields are read by avcodec_open2.
-        unsafe {
-            let raw = enc.as_mut_ptr();
-            (*raw).colorspace = color.space;
-            (*raw).color_primaries = color.primaries;
-            (*raw).color_trc = color.transfer;
-            (*raw).color_range = ffi::AVColorRange::AVCOL_RANGE_MPEG;
-            (*raw).thread_count = 0;
-        }
-        let mut x264_opts = ff::Dictionary::new();
-        x264_opts.set("preset", &opts.preset);
-        x264_opts.set("crf", &opts.crf.to_string());
-        let encoder = enc.open_with(x264_opts).map_err(|e| MediaError::Encode {
-            path: name.clone(),
-            reason: format!("opening libx264: {}", crate::log::reason(e)),
-        })?;
-
-        let video_ost = {
-            let mut ost = octx.add_stream(codec).map_err(write_err)?;
-            ost.set_parameters(&encoder);
-            ost.set_time_base(enc_tb.to_ff());
-            ost.set_avg_frame_rate(frame_rate.to_ff());
-            ost.set_rate(frame_rate.to_ff());
-            let mut meta = ff::Dictionary::new();
-            if let Some(lang) = &video_lang {
-                meta.set("language", lang);
-            }
-            ost.set_metadata(meta);
-            // SAFETY: the stream belongs to octx; side data is copied into a
-            // buffer FFmpeg allocates and frees with the stream.
-            unsafe {
-                let st = ost.as_mut_ptr();
-                if sar.num > 0 && sar.den > 0 {
-                    (*st).sample_aspect_ratio = sar;
-                }
-                if let Some(m) = matrix {
-                    let dst = ffi::av_stream_new_side_data(
-                        st,
-                        ffi::AVPacketSideDataType::AV_PKT_DATA_DISPLAYMATRIX,
-                        m.len(),
-                    );
-                    if dst.is_null() {
-                        return Err(write_err(ff::Error::Other {
-                            errno: ff::util::error::ENOMEM,
-                        }));
-                    }
-                    std::ptr::copy_nonoverlapping(m.as_ptr(), dst, m.len());
-                }
-            }
-            ost.index()
-        };
-
+        let (codec, encoder) = open_encoder(&octx, opts, enc_size, timing, &source, &name)?;
+        let video_ost = add_video_stream(&mut octx, codec, &encoder, timing, &source, &name)?;
         // Everything moves back by the input's start so the output starts at 0,
         // the same amount for every stream so audio stays in sync with the video.
         let origin = presentation_start(&ictx, input.video_stream_index);
-        let shift_in = |tb: ff::Rational| origin.map_or(0, |(ts, otb)| rescale(ts, otb, tb));
-        let in_origin = shift_in(in_tb.to_ff());
-        // MP4/MOV hide audio that starts before the video behind an edit list;
-        // other muxers shift the whole file to make it fit, moving the video too.
-        // SAFETY: a static muxer description; flags is a plain field.
-        let negative_ts_ok = unsafe { (*oformat).flags & ffi::AVFMT_TS_NEGATIVE != 0 };
-
-        // Audio: stream copy, parameters as they are, codec tag cleared so the
-        // new container picks its own.
-        let mut audio_map = vec![None; ictx.nb_streams() as usize];
-        for &i in &audio_streams {
-            let ist = ictx.stream(i).expect("listed above");
-            let mut ost = octx
-                .add_stream(ff::encoder::find(ff::codec::Id::None))
-                .map_err(write_err)?;
-            ost.set_parameters(ist.parameters());
-            ost.set_time_base(ist.time_base());
-            let mut meta = ff::Dictionary::new();
-            for key in ["language", "title", "handler_name"] {
-                if let Some(v) = ist.metadata().get(key) {
-                    meta.set(key, v);
-                }
-            }
-            ost.set_metadata(meta);
-            // SAFETY: both streams are live; plain field writes on the new one.
-            unsafe {
-                let st = ost.as_mut_ptr();
-                (*(*st).codecpar).codec_tag = 0;
-                (*st).disposition = (*ist.as_ptr()).disposition;
-            }
-            audio_map[i] = Some(AudioRoute {
-                ost: ost.index(),
-                ist_tb: ist.time_base(),
-                ost_tb: ff::Rational(0, 1),
-                shift: shift_in(ist.time_base()),
-            });
-        }
-
-        let mut meta = ff::Dictionary::new();
-        for (k, v) in ictx.metadata().iter() {
-            // Brands and the encoder name describe the old file, not this one.
-            if !matches!(
-                k,
-                "major_brand" | "minor_version" | "compatible_brands" | "encoder"
-            ) {
-                meta.set(k, v);
-            }
-        }
-        octx.set_metadata(meta);
-
-        let mut header_opts = ff::Dictionary::new();
-        if muxer != "matroska" {
-            // Index up front, so players and browsers can start before the end arrives.
-            header_opts.set("movflags", "+faststart");
-        }
-        octx.write_header_with(header_opts).map_err(write_err)?;
+        let mut routes = add_audio_streams(&mut octx, &ictx, &audio_streams, origin, &name)?;
+        copy_container_metadata(&ictx, &mut octx);
+        write_header(&mut octx, muxer, &name)?;
 
         // The muxer may have changed every time base while writing the header.
         let ost_tb = octx.stream(video_ost).expect("added above").time_base();
-        for route in audio_map.iter_mut().flatten() {
+        for route in routes.iter_mut().flatten() {
             route.ost_tb = octx.stream(route.ost).expect("added above").time_base();
         }
-        let frame_dur_enc = rescale(1, frame_rate.invert().to_ff(), enc_tb.to_ff()).max(1);
-        let frame_dur_ost = rescale(1, frame_rate.invert().to_ff(), ost_tb).max(1);
-
-        let audio = if audio_streams.is_empty() {
-            None
-        } else {
-            // SAFETY: discard is a plain field the demuxer checks on each read.
-            unsafe {
-                let ctx = ictx.as_mut_ptr();
-                for (i, route) in audio_map.iter().enumerate() {
-                    if route.is_none() {
-                        (**(*ctx).streams.add(i)).discard = ffi::AVDiscard::AVDISCARD_ALL;
-                    }
-                }
-            }
-            let streams = audio_map.len();
-            Some(AudioCopier {
-                path: input.path.clone(),
-                input: ictx,
-                routes: audio_map,
-                pending: None,
-                ready: VecDeque::new(),
-                preroll: (0..streams).map(|_| None).collect(),
-                started: vec![negative_ts_ok; streams],
-                done: false,
-                packets: 0,
-            })
-        };
+        let clock = VideoClock::new(timing, origin, ost_tb);
+        let audio = (!audio_streams.is_empty()).then(|| {
+            let negative_ts_ok = accepts_negative_timestamps(oformat);
+            AudioCopier::new(input.path.clone(), ictx, routes, negative_ts_ok)
+        });
 
         Ok(VideoWriter {
             name,
@@ -468,17 +203,11 @@ impl VideoWriter {
             src_size: (input.width, input.height),
             enc_size,
             pix: opts.pixel_format.av(),
-            color,
-            in_tb,
-            in_origin,
-            enc_tb,
-            ost_tb,
-            frame_dur_enc,
-            frame_dur_ost,
+            color: source.color,
+            clock,
             staging: None,
             yuv: None,
             scaler: None,
-            last_pts: None,
             frames_in: 0,
             packets_out: 0,
             audio,
@@ -490,7 +219,7 @@ impl VideoWriter {
         crate::log::clear();
         let (sw, sh) = self.src_size;
         let img = &frame.image;
-        if img.width != sw || img.height != sh || img.data.len() != sw as usize * sh as usize * 3 {
+        if img.width != sw || img.height != sh || img.data.len() != RgbImage::byte_len(sw, sh) {
             return Err(MediaError::FrameMismatch {
                 path: self.name.clone(),
                 frame: frame.index,
@@ -499,7 +228,7 @@ impl VideoWriter {
             });
         }
         self.prepare_buffers()?;
-        let pts = self.next_pts(frame);
+        let pts = self.clock.next_pts(frame);
         let (ew, eh) = (self.enc_size.0 as usize, self.enc_size.1 as usize);
 
         // Copy into an FFmpeg-allocated (aligned, padded) frame: swscale's SIMD
@@ -518,10 +247,7 @@ impl VideoWriter {
         // make_writable gives us fresh ones in that case.
         let rc = unsafe { ffi::av_frame_make_writable(yuv.as_mut_ptr()) };
         if rc < 0 {
-            return Err(MediaError::Encode {
-                path: self.name.clone(),
-                reason: crate::log::reason(ff::Error::from(rc)),
-            });
+            return Err(encode_error(&self.name)(ff::Error::from(rc)));
         }
         let scaler = self.scaler.as_mut().expect("prepared");
         // SAFETY: staging and yuv were allocated at the scaler's shapes.
@@ -549,10 +275,7 @@ impl VideoWriter {
         if let Some(audio) = self.audio.as_mut() {
             audio.copy_until(&mut self.octx, &self.name, None)?;
         }
-        self.octx.write_trailer().map_err(|e| MediaError::Write {
-            path: self.name.clone(),
-            reason: crate::log::reason(e),
-        })?;
+        self.octx.write_trailer().map_err(write_error(&self.name))?;
         Ok(WriteSummary {
             frames: self.packets_out,
             audio_packets: self.audio.as_ref().map_or(0, |a| a.packets),
@@ -587,6 +310,459 @@ impl VideoWriter {
         Ok(())
     }
 
+    /// Writes every packet the encoder has ready, and the audio up to each one's time.
+    fn drain(&mut self) -> Result<(), MediaError> {
+        loop {
+            match self.encoder.receive_packet(&mut self.packet) {
+                Ok(()) => {}
+                Err(ff::Error::Other { errno }) if errno == EAGAIN => return Ok(()),
+                Err(ff::Error::Eof) => return Ok(()),
+                Err(e) => return Err(encode_error(&self.name)(e)),
+            }
+            self.packet.set_stream(self.video_ost);
+            self.packet
+                .rescale_ts(self.clock.enc_tb.to_ff(), self.clock.ost_tb);
+            // libx264 leaves durations at 0, which would cut the last frame short.
+            if self.packet.duration() <= 0 {
+                self.packet.set_duration(self.clock.frame_dur_ost);
+            }
+            let watermark = self.packet.dts().or(self.packet.pts());
+            self.packet
+                .write_interleaved(&mut self.octx)
+                .map_err(write_error(&self.name))?;
+            self.packets_out += 1;
+            if let (Some(audio), Some(ts)) = (self.audio.as_mut(), watermark) {
+                let limit = Some((ts, self.clock.ost_tb));
+                audio.copy_until(&mut self.octx, &self.name, limit)?;
+            }
+        }
+    }
+}
+
+// The steps of `VideoWriter::create`, in the order it takes them.
+
+/// Checks the CRF, the preset and the size; returns the size the video is encoded at.
+fn check_options(
+    name: &Path,
+    input: &VideoInfo,
+    opts: &EncodeOptions,
+) -> Result<(u32, u32), MediaError> {
+    let invalid = |reason: String| MediaError::InvalidOptions {
+        path: name.to_path_buf(),
+        reason,
+    };
+    if !(0.0..=51.0).contains(&opts.crf) {
+        return Err(invalid(format!("CRF {} is outside 0–51", opts.crf)));
+    }
+    if !X264_PRESETS.contains(&opts.preset.as_str()) {
+        return Err(invalid(format!(
+            "unknown x264 preset {:?} (use one of {})",
+            opts.preset,
+            X264_PRESETS.join(", ")
+        )));
+    }
+    let enc_size = encoded_size(input.width, input.height, opts.pixel_format);
+    if enc_size.0 < 2 || enc_size.1 < 2 {
+        return Err(invalid(format!(
+            "{}x{} is too small to encode",
+            input.width, input.height
+        )));
+    }
+    Ok(enc_size)
+}
+
+/// The output video's frame rate and the time base its frames are stamped in.
+#[derive(Clone, Copy)]
+struct StreamTiming {
+    frame_rate: Rational,
+    /// The input's own time base, also the encoder's: timestamps pass through unchanged.
+    time_base: Rational,
+}
+
+impl StreamTiming {
+    /// The input's rate and time base, with FFmpeg's 25 fps where it states no rate.
+    fn of(input: &VideoInfo) -> Self {
+        let frame_rate = if input.frame_rate.is_positive() {
+            input.frame_rate
+        } else {
+            Rational::new(25, 1)
+        };
+        let time_base = if input.time_base.is_positive() {
+            input.time_base
+        } else {
+            frame_rate.invert()
+        };
+        StreamTiming {
+            frame_rate,
+            time_base,
+        }
+    }
+}
+
+/// What the output's video stream takes over from the input's.
+struct SourceVideo {
+    /// The display matrix (rotation), copied as side data.
+    matrix: Option<[u8; 36]>,
+    color: OutputColor,
+    /// Sample (pixel) aspect ratio; 0/0 or 0/1 when unknown.
+    sar: ffi::AVRational,
+    language: Option<String>,
+}
+
+impl SourceVideo {
+    fn read(ictx: &Input, input: &VideoInfo) -> Result<Self, MediaError> {
+        let stream = ictx
+            .stream(input.video_stream_index)
+            .filter(|s| s.parameters().medium() == ff::media::Type::Video)
+            .ok_or_else(|| MediaError::NoVideoStream {
+                path: input.path.clone(),
+            })?;
+        // SAFETY: codecpar of an open stream; plain field reads.
+        let (color, sar) = unsafe {
+            let par = &*stream.parameters().as_ptr();
+            (
+                output_color(par.color_space, par.color_primaries, par.color_trc),
+                par.sample_aspect_ratio,
+            )
+        };
+        Ok(SourceVideo {
+            matrix: display_matrix(&stream),
+            color,
+            sar,
+            language: stream.metadata().get("language").map(str::to_owned),
+        })
+    }
+
+    fn has_aspect(&self) -> bool {
+        self.sar.num > 0 && self.sar.den > 0
+    }
+}
+
+/// Refuses a rotated input for Matroska: FFmpeg 5.1's muxer has no field for the
+/// rotation, so the output would play sideways.
+fn refuse_lost_rotation(
+    matrix: Option<&[u8; 36]>,
+    muxer: &str,
+    ext: &str,
+    name: &Path,
+) -> Result<(), MediaError> {
+    if let (Some(m), "matroska") = (matrix, muxer) {
+        let degrees = rotation_of(m);
+        if degrees != 0 {
+            return Err(MediaError::RotationNotSupported {
+                path: name.to_path_buf(),
+                container: ext.to_string(),
+                degrees,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// FFmpeg's static description of the muxer, to ask what it can store before writing anything.
+fn find_muxer(muxer: &str, name: &Path) -> Result<*const ffi::AVOutputFormat, MediaError> {
+    let muxer_c = std::ffi::CString::new(muxer).expect("static name");
+    // SAFETY: looks up a static muxer description by name; no allocation.
+    let oformat =
+        unsafe { ffi::av_guess_format(muxer_c.as_ptr(), std::ptr::null(), std::ptr::null()) };
+    if oformat.is_null() {
+        return Err(MediaError::UnsupportedContainer {
+            path: name.to_path_buf(),
+        });
+    }
+    Ok(oformat)
+}
+
+/// Whether the muxer stores timestamps below 0 as they are. MP4/MOV hide audio that
+/// starts before the video behind an edit list; other muxers shift the whole file to
+/// make it fit, moving the video too.
+fn accepts_negative_timestamps(oformat: *const ffi::AVOutputFormat) -> bool {
+    // SAFETY: a static muxer description from `find_muxer`; flags is a plain field.
+    unsafe { (*oformat).flags & ffi::AVFMT_TS_NEGATIVE != 0 }
+}
+
+/// The input's audio streams, each checked to be copyable into the container.
+fn audio_to_copy(
+    ictx: &Input,
+    input_path: &Path,
+    oformat: *const ffi::AVOutputFormat,
+    ext: &str,
+    name: &Path,
+) -> Result<Vec<usize>, MediaError> {
+    let audio_streams: Vec<usize> = ictx
+        .streams()
+        .filter(|s| s.parameters().medium() == ff::media::Type::Audio)
+        .map(|s| s.index())
+        .collect();
+    for &i in &audio_streams {
+        let params = ictx.stream(i).expect("listed above").parameters();
+        check_audio_parameters(&params, i, input_path)?;
+        // SAFETY: a static muxer description and a codec id; 1 = can store, 0 = cannot, <0 = unknown.
+        let fits = unsafe {
+            ffi::avformat_query_codec(oformat, params.id().into(), ffi::FF_COMPLIANCE_NORMAL)
+        };
+        if fits == 0 {
+            return Err(MediaError::AudioNotSupported {
+                path: name.to_path_buf(),
+                container: ext.to_string(),
+                stream: i,
+                codec: params.id().name().to_string(),
+            });
+        }
+    }
+    Ok(audio_streams)
+}
+
+/// Refuses an audio stream whose sample rate or channel count FFmpeg could not work out.
+fn check_audio_parameters(
+    params: &ff::codec::Parameters,
+    stream: usize,
+    input_path: &Path,
+) -> Result<(), MediaError> {
+    // SAFETY: codecpar of an open stream; plain field reads.
+    let (channels, sample_rate) = unsafe {
+        let par = params.as_ptr();
+        ((*par).ch_layout.nb_channels, (*par).sample_rate)
+    };
+    if channels > 0 && sample_rate > 0 {
+        return Ok(());
+    }
+    // The muxer would refuse it with a bare "Invalid argument" naming the
+    // output, or write a track nothing can play; the fault is the input's.
+    let missing = match (sample_rate <= 0, channels <= 0) {
+        (true, true) => "sample rate and channel count",
+        (true, false) => "sample rate",
+        _ => "channel count",
+    };
+    Err(MediaError::AudioUnusable {
+        path: input_path.to_path_buf(),
+        stream,
+        codec: params.id().name().to_string(),
+        reason: format!(
+            "its {missing} could not be determined (its packets may be missing or start too late)"
+        ),
+    })
+}
+
+/// Opens libx264 at the encode size, the input's rate, aspect and colour tags, with
+/// the chosen preset and CRF; returns the codec too, which the output stream is added with.
+fn open_encoder(
+    octx: &Output,
+    opts: &EncodeOptions,
+    enc_size: (u32, u32),
+    timing: StreamTiming,
+    source: &SourceVideo,
+    name: &Path,
+) -> Result<(ff::Codec, ff::encoder::Video), MediaError> {
+    // libx264 by name (the H.264 id may resolve to another encoder).
+    let codec =
+        ff::encoder::find_by_name("libx264").ok_or_else(|| MediaError::EncoderUnavailable {
+            path: name.to_path_buf(),
+        })?;
+    let global_header = octx
+        .format()
+        .flags()
+        .contains(ff::format::Flags::GLOBAL_HEADER);
+    let mut enc = ff::codec::context::Context::new_with_codec(codec)
+        .encoder()
+        .video()
+        .map_err(encode_error(name))?;
+    enc.set_width(enc_size.0);
+    enc.set_height(enc_size.1);
+    enc.set_format(opts.pixel_format.av().into());
+    enc.set_time_base(timing.time_base.to_ff());
+    enc.set_frame_rate(Some(timing.frame_rate.to_ff()));
+    if source.has_aspect() {
+        enc.set_aspect_ratio(Rational::from_av(source.sar).to_ff());
+    }
+    if global_header {
+        enc.set_flags(ff::codec::Flags::GLOBAL_HEADER);
+    }
+    // SAFETY: the encoder is not open yet; these fields are read by avcodec_open2.
+    unsafe {
+        let raw = enc.as_mut_ptr();
+        (*raw).colorspace = source.color.space;
+        (*raw).color_primaries = source.color.primaries;
+        (*raw).color_trc = source.color.transfer;
+        (*raw).color_range = ffi::AVColorRange::AVCOL_RANGE_MPEG;
+        (*raw).thread_count = 0;
+    }
+    let mut x264_opts = ff::Dictionary::new();
+    x264_opts.set("preset", &opts.preset);
+    x264_opts.set("crf", &opts.crf.to_string());
+    let encoder = enc.open_with(x264_opts).map_err(|e| MediaError::Encode {
+        path: name.to_path_buf(),
+        reason: format!("opening libx264: {}", crate::log::reason(e)),
+    })?;
+    Ok((codec, encoder))
+}
+
+/// Adds the video stream: the encoder's parameters, the input's rate, language,
+/// pixel aspect and display matrix. Returns its index.
+fn add_video_stream(
+    octx: &mut Output,
+    codec: ff::Codec,
+    encoder: &ff::encoder::Video,
+    timing: StreamTiming,
+    source: &SourceVideo,
+    name: &Path,
+) -> Result<usize, MediaError> {
+    let mut ost = octx.add_stream(codec).map_err(write_error(name))?;
+    ost.set_parameters(encoder);
+    ost.set_time_base(timing.time_base.to_ff());
+    ost.set_avg_frame_rate(timing.frame_rate.to_ff());
+    ost.set_rate(timing.frame_rate.to_ff());
+    let mut meta = ff::Dictionary::new();
+    if let Some(lang) = &source.language {
+        meta.set("language", lang);
+    }
+    ost.set_metadata(meta);
+    // SAFETY: the stream belongs to octx; side data is copied into a
+    // buffer FFmpeg allocates and frees with the stream.
+    unsafe {
+        let st = ost.as_mut_ptr();
+        if source.has_aspect() {
+            (*st).sample_aspect_ratio = source.sar;
+        }
+        if let Some(m) = source.matrix {
+            let dst = ffi::av_stream_new_side_data(
+                st,
+                ffi::AVPacketSideDataType::AV_PKT_DATA_DISPLAYMATRIX,
+                m.len(),
+            );
+            if dst.is_null() {
+                return Err(write_error(name)(ff::Error::Other {
+                    errno: ff::util::error::ENOMEM,
+                }));
+            }
+            std::ptr::copy_nonoverlapping(m.as_ptr(), dst, m.len());
+        }
+    }
+    Ok(ost.index())
+}
+
+/// Adds one stream per copied audio stream: parameters as they are, codec tag
+/// cleared so the new container picks its own. Returns the routes, indexed by input
+/// stream; their output time bases are only known once the header is written.
+fn add_audio_streams(
+    octx: &mut Output,
+    ictx: &Input,
+    audio_streams: &[usize],
+    origin: Option<(i64, ff::Rational)>,
+    name: &Path,
+) -> Result<Vec<Option<AudioRoute>>, MediaError> {
+    let mut routes = vec![None; ictx.nb_streams() as usize];
+    for &i in audio_streams {
+        let ist = ictx.stream(i).expect("listed above");
+        let mut ost = octx
+            .add_stream(ff::encoder::find(ff::codec::Id::None))
+            .map_err(write_error(name))?;
+        ost.set_parameters(ist.parameters());
+        ost.set_time_base(ist.time_base());
+        let mut meta = ff::Dictionary::new();
+        for key in ["language", "title", "handler_name"] {
+            if let Some(v) = ist.metadata().get(key) {
+                meta.set(key, v);
+            }
+        }
+        ost.set_metadata(meta);
+        // SAFETY: both streams are live; plain field writes on the new one.
+        unsafe {
+            let st = ost.as_mut_ptr();
+            (*(*st).codecpar).codec_tag = 0;
+            (*st).disposition = (*ist.as_ptr()).disposition;
+        }
+        routes[i] = Some(AudioRoute {
+            ost: ost.index(),
+            ist_tb: ist.time_base(),
+            ost_tb: ff::Rational(0, 1),
+            shift: origin_in(origin, ist.time_base()),
+        });
+    }
+    Ok(routes)
+}
+
+/// Copies the input's file-level tags, except those that describe the old file.
+fn copy_container_metadata(ictx: &Input, octx: &mut Output) {
+    let mut meta = ff::Dictionary::new();
+    for (k, v) in ictx.metadata().iter() {
+        // Brands and the encoder name describe the old file, not this one.
+        if !matches!(
+            k,
+            "major_brand" | "minor_version" | "compatible_brands" | "encoder"
+        ) {
+            meta.set(k, v);
+        }
+    }
+    octx.set_metadata(meta);
+}
+
+fn write_header(octx: &mut Output, muxer: &str, name: &Path) -> Result<(), MediaError> {
+    let mut header_opts = ff::Dictionary::new();
+    if muxer != "matroska" {
+        // Index up front, so players and browsers can start before the end arrives.
+        header_opts.set("movflags", "+faststart");
+    }
+    octx.write_header_with(header_opts)
+        .map_err(write_error(name))?;
+    Ok(())
+}
+
+/// The input's start (from [`presentation_start`]) in `tb`; 0 when unknown.
+fn origin_in(origin: Option<(i64, ff::Rational)>, tb: ff::Rational) -> i64 {
+    origin.map_or(0, |(ts, otb)| rescale(ts, otb, tb))
+}
+
+/// An FFmpeg failure while creating or writing the output `name`, with FFmpeg's reason.
+fn write_error(name: &Path) -> impl Fn(ff::Error) -> MediaError + '_ {
+    move |e| MediaError::Write {
+        path: name.to_path_buf(),
+        reason: crate::log::reason(e),
+    }
+}
+
+/// An FFmpeg failure of the H.264 encoder writing `name`, with FFmpeg's reason.
+fn encode_error(name: &Path) -> impl Fn(ff::Error) -> MediaError + '_ {
+    move |e| MediaError::Encode {
+        path: name.to_path_buf(),
+        reason: crate::log::reason(e),
+    }
+}
+
+/// The video's timestamps on their way through: input pts, encoder pts, output stream.
+struct VideoClock {
+    in_tb: Rational,
+    /// The input's start ([`VideoInfo::start_secs`]) in `in_tb`, subtracted from every frame's pts.
+    in_origin: i64,
+    enc_tb: Rational,
+    ost_tb: ff::Rational,
+    /// One frame's duration in the encoder's and in the output stream's time base.
+    frame_dur_enc: i64,
+    frame_dur_ost: i64,
+    last_pts: Option<i64>,
+}
+
+impl VideoClock {
+    fn new(
+        timing: StreamTiming,
+        origin: Option<(i64, ff::Rational)>,
+        ost_tb: ff::Rational,
+    ) -> Self {
+        let in_tb = timing.time_base;
+        // The input's own time base lets timestamps pass through unchanged.
+        let enc_tb = in_tb;
+        let frame = timing.frame_rate.invert().to_ff();
+        VideoClock {
+            in_tb,
+            in_origin: origin_in(origin, in_tb.to_ff()),
+            enc_tb,
+            ost_tb,
+            frame_dur_enc: rescale(1, frame, enc_tb.to_ff()).max(1),
+            frame_dur_ost: rescale(1, frame, ost_tb).max(1),
+            last_pts: None,
+        }
+    }
+
     /// The frame's pts in the encoder time base: its own when it has one,
     /// otherwise one frame after the last; always strictly increasing, which
     /// the encoder and muxers require.
@@ -606,40 +782,6 @@ impl VideoWriter {
         };
         self.last_pts = Some(pts);
         pts
-    }
-
-    /// Writes every packet the encoder has ready, and the audio up to each one's time.
-    fn drain(&mut self) -> Result<(), MediaError> {
-        loop {
-            match self.encoder.receive_packet(&mut self.packet) {
-                Ok(()) => {}
-                Err(ff::Error::Other { errno }) if errno == EAGAIN => return Ok(()),
-                Err(ff::Error::Eof) => return Ok(()),
-                Err(e) => {
-                    return Err(MediaError::Encode {
-                        path: self.name.clone(),
-                        reason: crate::log::reason(e),
-                    })
-                }
-            }
-            self.packet.set_stream(self.video_ost);
-            self.packet.rescale_ts(self.enc_tb.to_ff(), self.ost_tb);
-            // libx264 leaves durations at 0, which would cut the last frame short.
-            if self.packet.duration() <= 0 {
-                self.packet.set_duration(self.frame_dur_ost);
-            }
-            let watermark = self.packet.dts().or(self.packet.pts());
-            self.packet
-                .write_interleaved(&mut self.octx)
-                .map_err(|e| MediaError::Write {
-                    path: self.name.clone(),
-                    reason: crate::log::reason(e),
-                })?;
-            self.packets_out += 1;
-            if let (Some(audio), Some(ts)) = (self.audio.as_mut(), watermark) {
-                audio.copy_until(&mut self.octx, &self.name, Some((ts, self.ost_tb)))?;
-            }
-        }
     }
 }
 
@@ -683,6 +825,29 @@ struct AudioCopier {
 }
 
 impl AudioCopier {
+    /// Copies the streams that have a route, reading from `input`, a handle of its own on
+    /// the input file; the demuxer skips every other stream's payload.
+    fn new(
+        path: PathBuf,
+        mut input: Input,
+        routes: Vec<Option<AudioRoute>>,
+        negative_ts_ok: bool,
+    ) -> Self {
+        discard_streams(&mut input, |i| routes.get(i).is_some_and(Option::is_some));
+        let streams = routes.len();
+        AudioCopier {
+            path,
+            input,
+            routes,
+            pending: None,
+            ready: VecDeque::new(),
+            preroll: (0..streams).map(|_| None).collect(),
+            started: vec![negative_ts_ok; streams],
+            done: false,
+            packets: 0,
+        }
+    }
+
     /// Writes audio packets whose dts is at or before `limit` (all of them when `None`).
     fn copy_until(
         &mut self,
@@ -769,11 +934,6 @@ impl AudioCopier {
             }
         }
     }
-}
-
-fn rescale(ts: i64, from: ff::Rational, to: ff::Rational) -> i64 {
-    // SAFETY: pure arithmetic.
-    unsafe { ffi::av_rescale_q(ts, from.into(), to.into()) }
 }
 
 #[cfg(test)]

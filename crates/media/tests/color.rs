@@ -7,7 +7,7 @@ use std::process::Command;
 
 use common::*;
 use stylize_media::{
-    probe, DecodedFrame, EncodeOptions, FrameReader, PixelFormatChoice, RgbFrame, VideoWriter,
+    probe, DecodedFrame, EncodeOptions, FrameReader, PixelFormatChoice, RgbImage, VideoWriter,
 };
 
 const COLOURS: [[u8; 3]; 6] = [
@@ -61,7 +61,7 @@ fn write_solids(base: &Path, out: &Path, pix: PixelFormatChoice) {
         let frame = DecodedFrame {
             index: i as u64,
             pts: None,
-            image: RgbFrame::solid(info.width, info.height, *c),
+            image: RgbImage::solid(info.width, info.height, *c),
         };
         w.write(&frame).unwrap();
     }

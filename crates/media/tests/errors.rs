@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use stylize_media::{
-    probe, DecodedFrame, EncodeOptions, FrameReader, MediaError, PixelFormatChoice, RgbFrame,
+    probe, DecodedFrame, EncodeOptions, FrameReader, MediaError, PixelFormatChoice, RgbImage,
     VideoWriter,
 };
 
@@ -207,7 +207,7 @@ fn bad_encode_options_and_frames() {
     let wrong = DecodedFrame {
         index: 3,
         pts: Some(0),
-        image: RgbFrame::solid(32, 32, [0, 0, 0]),
+        image: RgbImage::solid(32, 32, [0, 0, 0]),
     };
     let e = w.write(&wrong).unwrap_err();
     assert_eq!(

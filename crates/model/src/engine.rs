@@ -5,7 +5,7 @@ use tch::{nn, Device, Kind, Tensor};
 
 use crate::arbitrary::{style_image_input, StylePredictor, StyleTransformer};
 use crate::multistyle::{to_channels_last, MultiStyle26, PRESET_COUNT};
-use crate::ModelError;
+use crate::{ModelError, RgbImage};
 
 /// `multistyle26.safetensors`, converted at setup by `scripts/importer/import_weights.py`.
 pub static MULTISTYLE26_WEIGHTS: &[u8] = include_bytes!(concat!(
@@ -60,33 +60,6 @@ impl Default for EngineOptions {
             precision: Precision::Auto,
             threads: None,
         }
-    }
-}
-
-/// A packed RGB24 picture, row-major, `data.len() == width * height * 3`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RgbImage {
-    pub width: u32,
-    pub height: u32,
-    pub data: Vec<u8>,
-}
-
-impl RgbImage {
-    /// Checks that the buffer length matches the size and neither side is zero.
-    pub fn check(&self) -> Result<(), String> {
-        if self.width == 0 || self.height == 0 {
-            return Err(format!("empty picture ({}x{})", self.width, self.height));
-        }
-        let want = self.width as usize * self.height as usize * 3;
-        if self.data.len() != want {
-            return Err(format!(
-                "{}x{} RGB needs {want} bytes, got {}",
-                self.width,
-                self.height,
-                self.data.len()
-            ));
-        }
-        Ok(())
     }
 }
 
@@ -254,11 +227,7 @@ impl Engine {
     }
 
     fn warm_up(&self) -> Result<(), ModelError> {
-        let frame = RgbImage {
-            width: 8,
-            height: 8,
-            data: vec![128; 8 * 8 * 3],
-        };
+        let frame = RgbImage::solid(8, 8, [128; 3]);
         let presets = self
             .prepare(
                 &StyleSource::Presets(vec![(0, 1.0)]),

@@ -4,6 +4,7 @@ pub mod multistyle;
 
 mod engine;
 pub use engine::*;
+pub use stylize_frame::RgbImage;
 
 /// What can go wrong in this crate.
 #[derive(Debug, thiserror::Error)]

@@ -116,14 +116,7 @@ impl CondConv {
             Sampling::Up => {
                 // Reflect padding of the upsampled image is replicate padding of the low-res one.
                 let w = self.conv_weight(kind);
-                let y = x.replication_pad2d([1, 1, 1, 1]).conv2d(
-                    &w,
-                    None::<Tensor>,
-                    [1, 1],
-                    [0, 0],
-                    [1, 1],
-                    1,
-                );
+                let y = conv_unpadded(&x.replication_pad2d([1, 1, 1, 1]), &w);
                 let mut y = phase_norm(&y, &gamma, &beta);
                 act(&mut y);
                 to_channels_last(&y.pixel_shuffle(2))
@@ -131,20 +124,18 @@ impl CondConv {
             Sampling::Blocked9 => {
                 // Even padded sides, so the 2×2 blocks tile it (the forward pads H, W to multiples of 4).
                 let w = self.conv_weight(kind);
-                let y = x.reflection_pad2d([4, 4, 4, 4]).pixel_unshuffle(2).conv2d(
-                    &w,
-                    None::<Tensor>,
-                    [1, 1],
-                    [0, 0],
-                    [1, 1],
-                    1,
-                );
+                let y = conv_unpadded(&x.reflection_pad2d([4, 4, 4, 4]).pixel_unshuffle(2), &w);
                 let mut y = phase_norm(&y, &gamma, &beta);
                 act(&mut y);
                 y.pixel_shuffle(2)
             }
         }
     }
+}
+
+/// A stride-1 convolution without bias or padding of its own (callers pad first).
+fn conv_unpadded(x: &Tensor, w: &Tensor) -> Tensor {
+    x.conv2d(w, None::<Tensor>, [1, 1], [0, 0], [1, 1], 1)
 }
 
 /// `conv2d(reflection_pad2d(x, 1), w, stride 2)` for a 3×3 kernel without the padded copy.
@@ -503,18 +494,12 @@ mod tests {
         let up = x
             .upsample_nearest2d([12, 10], None, None)
             .reflection_pad2d([1, 1, 1, 1]);
-        let want = up.conv2d(&w, None::<Tensor>, [1, 1], [0, 0], [1, 1], 1);
-        let got = x
-            .replication_pad2d([1, 1, 1, 1])
-            .conv2d(
-                &subpixel_weights(&w).to_kind(Kind::Double),
-                None::<Tensor>,
-                [1, 1],
-                [0, 0],
-                [1, 1],
-                1,
-            )
-            .pixel_shuffle(2);
+        let want = conv_unpadded(&up, &w);
+        let got = conv_unpadded(
+            &x.replication_pad2d([1, 1, 1, 1]),
+            &subpixel_weights(&w).to_kind(Kind::Double),
+        )
+        .pixel_shuffle(2);
         assert!(
             (got - &want).abs().max().double_value(&[]) < 1e-5,
             "sub-pixel rewrite"
@@ -523,18 +508,12 @@ mod tests {
         let x = Tensor::randn([1, 4, 8, 12], (Kind::Double, Device::Cpu));
         let w = Tensor::randn([3, 4, 9, 9], (Kind::Double, Device::Cpu));
         let xp = x.reflection_pad2d([4, 4, 4, 4]);
-        let want = xp.conv2d(&w, None::<Tensor>, [1, 1], [0, 0], [1, 1], 1);
-        let got = xp
-            .pixel_unshuffle(2)
-            .conv2d(
-                &space_to_depth_weights(&w).to_kind(Kind::Double),
-                None::<Tensor>,
-                [1, 1],
-                [0, 0],
-                [1, 1],
-                1,
-            )
-            .pixel_shuffle(2);
+        let want = conv_unpadded(&xp, &w);
+        let got = conv_unpadded(
+            &xp.pixel_unshuffle(2),
+            &space_to_depth_weights(&w).to_kind(Kind::Double),
+        )
+        .pixel_shuffle(2);
         assert!(
             (got - &want).abs().max().double_value(&[]) < 1e-5,
             "space-to-depth rewrite"

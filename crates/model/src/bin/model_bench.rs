@@ -104,7 +104,7 @@ fn read_rgb(path: &str, w: u32, h: u32) -> Result<RgbImage, String> {
 
 /// Photo-like test content: smooth colour waves, a few hard-edged discs, mild noise.
 fn synthetic(w: u32, h: u32, seed: u32) -> RgbImage {
-    let mut data = Vec::with_capacity((w * h * 3) as usize);
+    let mut data = Vec::with_capacity(RgbImage::byte_len(w, h));
     let mut rng = 0x9e37_79b9u32 ^ seed;
     for y in 0..h {
         for x in 0..w {
@@ -181,6 +181,9 @@ fn time_frames(
     )
 }
 
+/// One network's output, kept to compare precisions.
+type Output = (Precision, &'static str, Vec<RgbImage>);
+
 fn run() -> Result<(), String> {
     let args = parse_args()?;
     let frame = match &args.frame {
@@ -198,63 +201,92 @@ fn run() -> Result<(), String> {
         args.frames,
         tch_version()
     );
-    let mut outputs: Vec<(Precision, &str, Vec<RgbImage>)> = Vec::new();
+    let mut outputs: Vec<Output> = Vec::new();
     for &precision in &args.precisions {
-        let t = Instant::now();
-        let engine = Engine::new(&EngineOptions {
-            device: args.device,
-            precision,
-            threads: args.threads,
-        })
-        .map_err(|e| e.to_string())?;
-        println!(
-            "\n[{}] engine ready in {:.2} s",
-            engine.describe(),
-            t.elapsed().as_secs_f64()
-        );
-
-        let sources = [
-            ("presets #7", StyleSource::Presets(vec![(7, 1.0)])),
-            ("arbitrary", StyleSource::Image(style_img.clone())),
-        ];
-        for (name, source) in sources {
-            let t = Instant::now();
-            let style = engine
-                .prepare(&source, &StyleParams::default(), Some(&frame))
-                .map_err(|e| e.to_string())?;
-            let prep = t.elapsed().as_secs_f64();
-            let (timing, out) = time_frames(&engine, &style, &frame, args.frames);
-            println!(
-                "  {name:11} {:.4} s/frame  {:6.2} fps  (best {:.4} s; prepare {:.3} s)",
-                timing.mean,
-                1.0 / timing.mean,
-                timing.min,
-                prep
-            );
+        let engine = ready_engine(&args, precision)?;
+        for (name, out) in time_styles(&engine, &frame, &style_img, args.frames)? {
             outputs.push((precision, name, out));
         }
-
-        // u8 → tensor and tensor → u8 on their own (they are inside the s/frame above).
-        let reps = 20;
-        let batch = vec![frame.clone(); engine.preferred_batch()];
-        let t = Instant::now();
-        let mut x = engine.frames_to_tensor(&batch).map_err(|e| e.to_string())?;
-        for _ in 1..reps {
-            x = engine.frames_to_tensor(&batch).map_err(|e| e.to_string())?;
-        }
-        let to_tensor = t.elapsed().as_secs_f64() / (reps * batch.len()) as f64;
-        let t = Instant::now();
-        for _ in 0..reps {
-            tensor_to_frames(&x).map_err(|e| e.to_string())?;
-        }
-        let to_u8 = t.elapsed().as_secs_f64() / (reps * batch.len()) as f64;
-        println!(
-            "  conversion  u8->tensor {:.2} ms/frame, tensor->u8 {:.2} ms/frame",
-            to_tensor * 1e3,
-            to_u8 * 1e3
-        );
+        time_conversion(&engine, &frame)?;
     }
+    print_drift(&outputs);
+    Ok(())
+}
 
+/// Builds the engine for one precision and says how long that took.
+fn ready_engine(args: &Args, precision: Precision) -> Result<Engine, String> {
+    let t = Instant::now();
+    let engine = Engine::new(&EngineOptions {
+        device: args.device,
+        precision,
+        threads: args.threads,
+    })
+    .map_err(|e| e.to_string())?;
+    println!(
+        "\n[{}] engine ready in {:.2} s",
+        engine.describe(),
+        t.elapsed().as_secs_f64()
+    );
+    Ok(engine)
+}
+
+/// Times each network (a preset, then the arbitrary network on `style_img`) on `frame`;
+/// returns each one's output.
+fn time_styles(
+    engine: &Engine,
+    frame: &RgbImage,
+    style_img: &RgbImage,
+    frames: usize,
+) -> Result<Vec<(&'static str, Vec<RgbImage>)>, String> {
+    let sources = [
+        ("presets #7", StyleSource::Presets(vec![(7, 1.0)])),
+        ("arbitrary", StyleSource::Image(style_img.clone())),
+    ];
+    let mut outputs = Vec::new();
+    for (name, source) in sources {
+        let t = Instant::now();
+        let style = engine
+            .prepare(&source, &StyleParams::default(), Some(frame))
+            .map_err(|e| e.to_string())?;
+        let prep = t.elapsed().as_secs_f64();
+        let (timing, out) = time_frames(engine, &style, frame, frames);
+        println!(
+            "  {name:11} {:.4} s/frame  {:6.2} fps  (best {:.4} s; prepare {:.3} s)",
+            timing.mean,
+            1.0 / timing.mean,
+            timing.min,
+            prep
+        );
+        outputs.push((name, out));
+    }
+    Ok(outputs)
+}
+
+/// Times u8 → tensor and tensor → u8 on their own (they are inside the s/frame above).
+fn time_conversion(engine: &Engine, frame: &RgbImage) -> Result<(), String> {
+    let reps = 20;
+    let batch = vec![frame.clone(); engine.preferred_batch()];
+    let t = Instant::now();
+    let mut x = engine.frames_to_tensor(&batch).map_err(|e| e.to_string())?;
+    for _ in 1..reps {
+        x = engine.frames_to_tensor(&batch).map_err(|e| e.to_string())?;
+    }
+    let to_tensor = t.elapsed().as_secs_f64() / (reps * batch.len()) as f64;
+    let t = Instant::now();
+    for _ in 0..reps {
+        tensor_to_frames(&x).map_err(|e| e.to_string())?;
+    }
+    let to_u8 = t.elapsed().as_secs_f64() / (reps * batch.len()) as f64;
+    println!(
+        "  conversion  u8->tensor {:.2} ms/frame, tensor->u8 {:.2} ms/frame",
+        to_tensor * 1e3,
+        to_u8 * 1e3
+    );
+    Ok(())
+}
+
+/// How far each lower precision's output is from the f32 output of the same network.
+fn print_drift(outputs: &[Output]) {
     let f32_out = |name: &str| {
         outputs
             .iter()
@@ -268,7 +300,6 @@ fn run() -> Result<(), String> {
             );
         }
     }
-    Ok(())
 }
 
 fn tch_version() -> String {

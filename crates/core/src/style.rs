@@ -15,7 +15,7 @@ pub struct Preset {
 
 /// The preset catalogue shipped in `styles/presets.json` (names chosen by looking at each preset's output).
 pub fn presets() -> Vec<Preset> {
-    serde_json::from_str(include_str!("../styles/presets.json"))
+    serde_json::from_str(include_str!("../../../styles/presets.json"))
         .expect("styles/presets.json is valid")
 }
 

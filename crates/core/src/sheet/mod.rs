@@ -8,8 +8,10 @@
 use serde::Serialize;
 use stylize_model::RgbImage;
 
-use super::canvas::{fit_size, resize_to_fit, Canvas};
-use super::font;
+pub mod canvas;
+pub mod font;
+
+use canvas::{fit_size, resize_to_fit, Canvas};
 
 /// PNG metadata keyword holding the JSON [`Layout`].
 pub const LAYOUT_KEY: &str = "stylize:layout";
@@ -181,7 +183,7 @@ pub fn to_png(sheet: &Sheet) -> anyhow::Result<(Vec<u8>, Layout)> {
     let (picture, layout) = render(sheet);
     let json = serde_json::to_string(&layout)?;
     Ok((
-        super::canvas::encode_png(&picture, Some((LAYOUT_KEY, &json)))?,
+        canvas::encode_png(&picture, Some((LAYOUT_KEY, &json)))?,
         layout,
     ))
 }

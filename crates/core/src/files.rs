@@ -1,10 +1,10 @@
-//! Writing the showcase's picture files: never over an existing file without --overwrite, never half-written.
+//! Writing picture files (sheets, previews, thumbnails): never over an existing file without --overwrite, never half-written.
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
 pub use crate::output::parent_of;
-use crate::output::{move_into_place, TempGuard};
+use crate::output::{move_into_place, work_name, TempGuard, WorkKind};
 
 /// Refuses `path` when it exists (unless `overwrite`) or its folder is missing; run before any work.
 pub fn check_free(path: &Path, overwrite: bool) -> Result<()> {
@@ -28,12 +28,7 @@ pub fn check_free(path: &Path, overwrite: bool) -> Result<()> {
 /// as the videos, so a reader never sees a partial file and nothing appearing meanwhile is replaced.
 pub fn write_new(path: &Path, bytes: &[u8], overwrite: bool) -> Result<()> {
     check_free(path, overwrite)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temp =
-        TempGuard::new(path.with_file_name(format!(".{name}.stylize-tmp-{}", std::process::id())));
+    let temp = TempGuard::new(work_name(path, WorkKind::Temp, None));
     std::fs::write(temp.path(), bytes)
         .with_context(|| format!("{}: cannot write", path.display()))?;
     move_into_place(temp.path(), path, overwrite)

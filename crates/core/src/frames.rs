@@ -1,6 +1,6 @@
 //! Picking a handful of frames spread through a video, for sheets and previews.
 use anyhow::Result;
-use stylize_media::{DecodedFrame, FrameReader, RgbFrame, VideoInfo};
+use stylize_media::{DecodedFrame, FrameReader, RgbImage, VideoInfo};
 
 /// `n` frame indices spread evenly through `count` frames: the middle of `n` equal stretches,
 /// so neither the first black frame nor the fade-out at the very end is picked.
@@ -19,7 +19,7 @@ pub fn spread(count: u64, n: usize) -> Vec<u64> {
 ///
 /// When the video ends before an index (its frame count was an estimate), the last frame stands in
 /// for the first missing pick instead, so the sheet still shows the end.
-pub fn grab(info: &VideoInfo, indices: &[u64]) -> Result<Vec<(u64, RgbFrame)>> {
+pub fn grab(info: &VideoInfo, indices: &[u64]) -> Result<Vec<(u64, RgbImage)>> {
     let rate = frame_rate(info);
     let mut reader = FrameReader::open(info)?;
     let mut picked = Vec::with_capacity(indices.len());
@@ -36,7 +36,7 @@ pub fn grab(info: &VideoInfo, indices: &[u64]) -> Result<Vec<(u64, RgbFrame)>> {
                 break;
             }
         }
-        if crate::pipeline::cancelled() {
+        if crate::cancel::cancelled() {
             anyhow::bail!("interrupted");
         }
     }

@@ -1,8 +1,7 @@
 //! Pictures in memory for sheets and thumbnails: a drawing surface, resizing, and PNG/JPEG encoding.
 use anyhow::{Context, Result};
 use image::imageops::FilterType;
-use stylize_media::RgbFrame;
-use stylize_model::RgbImage;
+use stylize_frame::RgbImage;
 
 /// A packed RGB24 surface that clips everything drawn outside it.
 pub struct Canvas {
@@ -13,12 +12,11 @@ pub struct Canvas {
 
 impl Canvas {
     pub fn new(width: u32, height: u32, color: [u8; 3]) -> Self {
-        let data = color
-            .iter()
-            .copied()
-            .cycle()
-            .take(width as usize * height as usize * 3)
-            .collect();
+        let RgbImage {
+            width,
+            height,
+            data,
+        } = RgbImage::solid(width, height, color);
         Canvas {
             width,
             height,
@@ -89,13 +87,22 @@ pub fn resize(img: &RgbImage, width: u32, height: u32) -> RgbImage {
     if img.width == width && img.height == height {
         return img.clone();
     }
-    let buffer = image::RgbImage::from_raw(img.width, img.height, img.data.clone())
-        .expect("RGB buffer of its own size");
-    let out = image::imageops::resize(&buffer, width, height, FilterType::Lanczos3);
+    let out = image::imageops::resize(&to_buffer(img.clone()), width, height, FilterType::Lanczos3);
+    from_buffer(out)
+}
+
+/// The `image` crate's view of a picture (moves the pixels, no copy).
+pub fn to_buffer(img: RgbImage) -> image::RgbImage {
+    image::RgbImage::from_raw(img.width, img.height, img.data).expect("RGB buffer of its own size")
+}
+
+/// A picture from the `image` crate's buffer (moves the pixels, no copy).
+pub fn from_buffer(buffer: image::RgbImage) -> RgbImage {
+    let (width, height) = buffer.dimensions();
     RgbImage {
         width,
         height,
-        data: out.into_raw(),
+        data: buffer.into_raw(),
     }
 }
 
@@ -103,15 +110,6 @@ pub fn resize(img: &RgbImage, width: u32, height: u32) -> RgbImage {
 pub fn resize_to_fit(img: &RgbImage, max_w: u32, max_h: u32) -> RgbImage {
     let (w, h) = fit_size(img.width, img.height, max_w, max_h);
     resize(img, w, h)
-}
-
-/// A decoded video frame as a model picture (moves the pixels, no copy).
-pub fn from_frame(frame: RgbFrame) -> RgbImage {
-    RgbImage {
-        width: frame.width,
-        height: frame.height,
-        data: frame.data,
-    }
 }
 
 /// A display rotation (degrees counter-clockwise, as `VideoInfo::rotation_degrees` and ffprobe give
@@ -132,8 +130,8 @@ pub fn displayed_size(width: u32, height: u32, degrees: i32) -> (u32, u32) {
 
 /// A decoded frame (coded orientation) turned the way a player shows it: frames are decoded as
 /// stored, and the display matrix only tells the player to rotate them, so a sheet must do the same.
-pub fn displayed(frame: RgbFrame, degrees: i32) -> RgbImage {
-    rotate_ccw(from_frame(frame), quarter_turns(degrees))
+pub fn displayed(frame: RgbImage, degrees: i32) -> RgbImage {
+    rotate_ccw(frame, quarter_turns(degrees))
 }
 
 /// Maps source pixel (x, y) of a w × h picture to its place in the turned one.

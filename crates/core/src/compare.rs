@@ -2,15 +2,15 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
-use stylize_media::{DecodedFrame, EncodeOptions, RgbFrame, VideoInfo, VideoWriter};
+use stylize_media::{DecodedFrame, EncodeOptions, RgbImage, VideoInfo, VideoWriter};
 
-use super::canvas::quarter_turns;
+use crate::sheet::canvas::quarter_turns;
 use crate::output::OutputPlan;
 
 /// `clip.styled.mp4` → `clip.styled.compare.mp4`: beside the styled output, named after it, and
 /// (for default names) still marked `.styled.` so a folder re-run does not take it as an input.
 pub fn compare_path(styled: &Path) -> PathBuf {
-    super::files::sibling(styled, &format!(".compare.{}", extension(styled)))
+    crate::files::sibling(styled, &format!(".compare.{}", extension(styled)))
 }
 
 /// The output plan of the side-by-side video for a styled output, checked like any output
@@ -88,7 +88,7 @@ impl SideBySide {
             frame: DecodedFrame {
                 index: 0,
                 pts: None,
-                image: RgbFrame {
+                image: RgbImage {
                     width: 0,
                     height: 0,
                     data: Vec::new(),
@@ -98,7 +98,7 @@ impl SideBySide {
     }
 
     /// The wide frame for `styled` (which keeps its index and timestamp) and its `original`.
-    pub fn compose(&mut self, original: &RgbFrame, styled: &DecodedFrame) -> &DecodedFrame {
+    pub fn compose(&mut self, original: &RgbImage, styled: &DecodedFrame) -> &DecodedFrame {
         let (w, h) = (original.width as usize, original.height as usize);
         debug_assert_eq!(
             (styled.image.width, styled.image.height),
@@ -156,7 +156,7 @@ impl SideBySideWriter {
         })
     }
 
-    pub fn write(&mut self, original: &RgbFrame, styled: &DecodedFrame) -> Result<()> {
+    pub fn write(&mut self, original: &RgbImage, styled: &DecodedFrame) -> Result<()> {
         self.writer.write(self.composer.compose(original, styled))?;
         Ok(())
     }
@@ -180,8 +180,7 @@ fn extension(path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::showcase::canvas::rotate_ccw;
-    use stylize_model::RgbImage;
+    use crate::sheet::canvas::rotate_ccw;
 
     #[test]
     fn compare_names_follow_the_output() {
@@ -197,11 +196,11 @@ mod tests {
 
     /// The wide frame for a 3×2 original of one colour and a styled frame of another.
     fn wide(rotation: i32) -> (u32, u32, Vec<u8>) {
-        let original = RgbFrame::solid(3, 2, [10, 20, 30]);
+        let original = RgbImage::solid(3, 2, [10, 20, 30]);
         let styled = DecodedFrame {
             index: 7,
             pts: Some(70),
-            image: RgbFrame::solid(3, 2, [200, 100, 0]),
+            image: RgbImage::solid(3, 2, [200, 100, 0]),
         };
         let mut sbs = SideBySide::for_rotation(rotation);
         let wide = sbs.compose(&original, &styled);

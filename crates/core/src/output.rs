@@ -3,10 +3,39 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::config::OUTPUT_CONTAINERS;
+/// Containers we write; anything else falls back to .mp4 for default names.
+pub const OUTPUT_CONTAINERS: &[&str] = &["mp4", "mkv", "mov"];
 
 /// Marks default output names (`clip.styled.mp4`), so a folder re-run skips them.
 pub const DEFAULT_SUFFIX: &str = ".styled.";
+
+/// Marks the temporaries written beside an output (see [`work_name`]).
+pub const TEMP_MARK: &str = ".stylize-tmp";
+
+/// What a hidden working name beside an output holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkKind {
+    /// A file being written, renamed into place when complete.
+    Temp,
+    /// The cloud coordinator's folder of downloaded styled frames.
+    Frames,
+}
+
+/// The hidden working name beside `final_path` for this process:
+/// `.NAME.stylize-tmp-PID[.EXT]` or `.NAME.stylize-frames-PID`. The process id lets
+/// [`remove_abandoned_temps`] tell a killed run's leftovers from a live one's.
+pub fn work_name(final_path: &Path, kind: WorkKind, ext: Option<&str>) -> PathBuf {
+    let name = final_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let kind = match kind {
+        WorkKind::Temp => "tmp",
+        WorkKind::Frames => "frames",
+    };
+    let ext = ext.map(|e| format!(".{e}")).unwrap_or_default();
+    final_path.with_file_name(format!(".{name}.stylize-{kind}-{}{ext}", std::process::id()))
+}
 
 /// Where one input's output goes, decided and checked before any work starts.
 #[derive(Debug, Clone)]
@@ -77,14 +106,8 @@ impl OutputPlan {
 
     /// The temporary sibling the encoder writes; it keeps the extension so tools recognise it.
     pub fn temp_path(&self) -> PathBuf {
-        let name = self
-            .final_path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
         let ext = extension_of(&self.final_path);
-        self.final_path
-            .with_file_name(format!(".{name}.stylize-tmp-{}.{ext}", std::process::id()))
+        work_name(&self.final_path, WorkKind::Temp, Some(&ext))
     }
 
     /// Moves the finished temporary into place (see [`move_into_place`]); the temporary is
@@ -357,7 +380,7 @@ mod tests {
         let input = dir.path().join("a.mp4");
         std::fs::write(&input, b"x").unwrap();
         let plan = OutputPlan::new(&input, None, None, false, &[]).unwrap();
-        let side = crate::showcase::compare::plan_for(
+        let side = crate::compare::plan_for(
             &input,
             &plan,
             std::slice::from_ref(&plan.final_path),

@@ -1,0 +1,138 @@
+//! What a run records about its look: the style computed once by the coordinator, the styling parameters, and the reference that names the run.
+//!
+//! Workers never see the style picture: the coordinator turns it into the
+//! network's style vector (or the normalised preset weights) and the manifest
+//! and every job carry those numbers, so a worker rebuilds exactly the style
+//! local mode would use from them alone.
+use anyhow::{anyhow, Context, Result};
+use stylize_cloud::{sha256_hex, StyleKind, StyleParamsSpec, StyleSpec};
+use stylize_model::{
+    DeviceChoice, Engine, EngineOptions, Precision, PreparedStyle, RgbImage, StyleParams,
+    StyleSource,
+};
+
+use crate::look::LookConfig;
+
+/// The parameters as the run records them.
+pub fn params_spec(p: &StyleParams) -> StyleParamsSpec {
+    StyleParamsSpec {
+        strength: p.strength,
+        preserve_colors: p.preserve_colors,
+        max_size: p.max_size,
+    }
+}
+
+/// The parameters a run records, for the network.
+pub fn style_params(p: &StyleParamsSpec) -> StyleParams {
+    StyleParams {
+        strength: p.strength,
+        preserve_colors: p.preserve_colors,
+        max_size: p.max_size,
+    }
+}
+
+/// Rebuilds a run's prepared style on a worker's engine.
+pub fn prepare(style: &StyleSpec, engine: &Engine, params: &StyleParams) -> Result<PreparedStyle> {
+    engine
+        .prepare_from_values(style.kind == StyleKind::Image, &style.values, params)
+        .map_err(|e| anyhow!("cannot rebuild the run's style: {e}"))
+}
+
+/// The style part of the run id: the same look always gives the same text,
+/// however it was written on the command line.
+pub fn style_ref(look: &LookConfig) -> String {
+    match &look.style {
+        // The pixels, not the file name: a renamed copy is the same style.
+        StyleSource::Image(img) => format!(
+            "image:{}x{}:{}",
+            img.width,
+            img.height,
+            sha256_hex(&img.data)
+        ),
+        StyleSource::Presets(blend) => {
+            // Canonical form of a blend: weights per preset, summed and normalised,
+            // so `preset:3=2,preset:5=2` and `preset:5,preset:3` name one run.
+            let mut weights = vec![0f64; Engine::preset_count()];
+            for &(index, weight) in blend {
+                if let Some(w) = weights.get_mut(index) {
+                    *w += f64::from(weight);
+                }
+            }
+            let sum: f64 = weights.iter().sum();
+            let parts: Vec<String> = weights
+                .iter()
+                .enumerate()
+                .filter(|(_, w)| **w > 0.0)
+                .map(|(i, w)| format!("{i}={:.6}", w / sum))
+                .collect();
+            format!("presets:{}", parts.join(","))
+        }
+    }
+}
+
+/// The coordinator's engine: CPU and f32, whatever the workers use, so the
+/// stored values are exact and each worker rounds them to its own precision
+/// just as local mode rounds its own.
+pub fn coordinator_engine(look: &LookConfig) -> Result<Engine> {
+    let options = EngineOptions {
+        device: DeviceChoice::Cpu,
+        precision: Precision::F32,
+        threads: look.engine.threads,
+    };
+    Engine::new(&options).context("cannot start the style network to prepare the style")
+}
+
+/// Computes the run's style once.
+pub fn compute(
+    engine: &Engine,
+    look: &LookConfig,
+    first_frame: Option<&RgbImage>,
+) -> Result<StyleSpec> {
+    let prepared = look.prepare(engine, first_frame)?;
+    Ok(StyleSpec {
+        kind: if prepared.is_image_style() {
+            StyleKind::Image
+        } else {
+            StyleKind::Presets
+        },
+        label: look.label(),
+        values: prepared.values(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn look(spec: &str) -> LookConfig {
+        LookConfig {
+            engine: EngineOptions::default(),
+            style_spec: spec.into(),
+            style: crate::style::parse_style(spec).unwrap(),
+            params: StyleParams::default(),
+        }
+    }
+
+    #[test]
+    fn equal_blends_name_the_same_run() {
+        assert_eq!(
+            style_ref(&look("preset:3=2,preset:5=2")),
+            style_ref(&look("preset:5,preset:3"))
+        );
+        assert_ne!(style_ref(&look("preset:3")), style_ref(&look("preset:5")));
+        assert_ne!(
+            style_ref(&look("preset:3=0.7,preset:5=0.3")),
+            style_ref(&look("preset:3=0.3,preset:5=0.7"))
+        );
+    }
+
+    #[test]
+    fn parameters_round_trip() {
+        let p = StyleParams {
+            strength: 0.7,
+            preserve_colors: true,
+            max_size: Some(360),
+        };
+        assert_eq!(style_params(&params_spec(&p)), p);
+    }
+}
