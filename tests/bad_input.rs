@@ -37,7 +37,7 @@ fn good_clip(dir: &Path) -> std::path::PathBuf {
 
 #[test]
 fn missing_input() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let missing = dir.path().join("nope.mp4");
     expect_error(
         &[missing.to_str().unwrap(), "--style", "preset:1"],
@@ -49,7 +49,7 @@ fn missing_input() {
 
 #[test]
 fn text_file_named_mp4() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let fake = dir.path().join("notes.mp4");
     std::fs::write(&fake, "just some text, not a video\n").unwrap();
     expect_error(
@@ -62,7 +62,7 @@ fn text_file_named_mp4() {
 
 #[test]
 fn truncated_video() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let whole = scene_clip(
         dir.path(),
         "whole.mp4",
@@ -86,12 +86,17 @@ fn truncated_video() {
 
 #[test]
 fn audio_only_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let audio = ffmpeg_clip(
-        dir.path(),
-        "song.mp4",
-        &["-f", "lavfi", "-i", "sine=f=440:d=1", "-c:a", "aac"],
-    );
+    let dir = tempdir();
+    let audio = dir.path().join("song.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=f=440:d=1",
+        "-c:a",
+        "aac",
+        audio.to_str().unwrap(),
+    ]);
     expect_error(
         &[audio.to_str().unwrap(), "--style", "preset:1"],
         "song.mp4",
@@ -102,7 +107,7 @@ fn audio_only_file() {
 
 #[test]
 fn unreadable_style_picture() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let clip = good_clip(dir.path());
     let bad = dir.path().join("style.jpg");
     std::fs::write(&bad, "not a jpeg").unwrap();
@@ -121,7 +126,7 @@ fn unreadable_style_picture() {
 
 #[test]
 fn unknown_preset_and_strength_out_of_range() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let clip = good_clip(dir.path());
     let c = clip.to_str().unwrap();
     expect_error(&[c, "--style", "preset:99"], "99", "unknown preset");
@@ -145,7 +150,7 @@ fn unknown_preset_and_strength_out_of_range() {
 
 #[test]
 fn unwritable_output_folder() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let clip = good_clip(dir.path());
     let locked = unwritable_dir(dir.path());
     let out = locked.join("out.mp4");
@@ -165,7 +170,7 @@ fn unwritable_output_folder() {
 
 #[test]
 fn unsupported_output_container() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let clip = good_clip(dir.path());
     let out = dir.path().join("out.avi");
     expect_error(
@@ -184,7 +189,7 @@ fn unsupported_output_container() {
 
 #[test]
 fn matroska_cut_short_without_an_error() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let whole = scene_clip(dir.path(), "whole.mkv", "128x96", "30", 150, &[], &[]);
     let bytes = std::fs::read(&whole).unwrap();
     let cut = dir.path().join("cut.mkv");
@@ -200,7 +205,7 @@ fn matroska_cut_short_without_an_error() {
 
 #[test]
 fn worker_timings_out_of_range() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let storage = format!("dir:{}", dir.path().display());
     for (option, value, problem) in [
         ("--drain-timeout", "1e20", "zero to 2592000 seconds"),
@@ -220,7 +225,7 @@ fn worker_timings_out_of_range() {
 
 #[test]
 fn encoder_settings_out_of_range_for_runs_and_the_demo() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let clip = good_clip(dir.path());
     let out = dir.path().join("demo-out");
     for command in [
@@ -240,7 +245,7 @@ fn encoder_settings_out_of_range_for_runs_and_the_demo() {
 
 #[test]
 fn missing_input_in_a_missing_folder_is_told_as_the_missing_input() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let missing = dir.path().join("typo").join("clip.mp4");
     expect_error(
         &[missing.to_str().unwrap(), "--style", "preset:1"],
@@ -262,7 +267,7 @@ fn a_side_by_side_video_never_replaces_another_input() {
 /// Runs `good.mp4` and a copy of it named `second` with --overwrite (and `extra`): the run must
 /// fail with `expected` and leave the copy as it was.
 fn assert_second_input_kept(second: &str, extra: &[&str], expected: &str) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let a = good_clip(dir.path());
     // An input that carries the name one of a's outputs would get.
     let b = dir.path().join(second);
@@ -289,7 +294,7 @@ fn assert_second_input_kept(second: &str, extra: &[&str], expected: &str) {
 
 #[test]
 fn a_run_that_writes_nothing_leaves_no_new_output_folder() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let missing = dir.path().join("nope.mp4");
     let out = dir.path().join("styled");
     expect_error(

@@ -151,7 +151,7 @@ fn deployment_arguments_are_accepted_by_the_worker() {
 /// test stylizer, exiting once idle), asserts it succeeded, and returns what it printed.
 fn run_worker_until_idle(mut args: Vec<String>) -> String {
     args.extend(["--test-stylizer-ms", "1", "--idle-exit", "0"].map(String::from));
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::tempdir();
     let out = common::stylize()
         .args(&args)
         .env(

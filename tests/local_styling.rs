@@ -10,7 +10,7 @@ const STYLE_PICTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/swirls
 
 /// Asserts the properties every styled output must keep from its input.
 fn assert_same_timing_and_audio(input: &Path, output: &Path, expect_size: (u64, u64)) {
-    let (pi, po) = (ffprobe(input), ffprobe(output));
+    let (pi, po) = (probe_json(input), probe_json(output));
     let (vi, vo) = (video_stream(&pi), video_stream(&po));
     assert_eq!(vo["codec_name"], "h264");
     assert_eq!(
@@ -45,7 +45,7 @@ fn assert_same_timing_and_audio(input: &Path, output: &Path, expect_size: (u64, 
         (di - dout).abs() <= 1.0 / rate + 1e-3,
         "video duration {dout} vs input {di}"
     );
-    assert_eq!(rotation(vo), rotation(vi), "rotation");
+    assert_eq!(rotation(output), rotation(input), "rotation");
     let (ai, ao) = (audio_streams(&pi), audio_streams(&po));
     assert_eq!(ai.len(), ao.len(), "audio stream count");
     for (n, (a, b)) in ai.iter().zip(&ao).enumerate() {
@@ -90,7 +90,7 @@ fn assert_styled_same_scene(input: &Path, output: &Path, frame: u32) {
 
 #[test]
 fn styles_mono_clip_with_picture_keeping_timing_and_audio() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let input = scene_clip(
         dir.path(),
         "mono.mp4",
@@ -122,7 +122,7 @@ fn styles_mono_clip_with_picture_keeping_timing_and_audio() {
 
 #[test]
 fn ntsc_rate_odd_multiple_of_two_size_and_surround_audio() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let input = scene_clip(
         dir.path(),
         "ntsc.mkv",
@@ -142,13 +142,16 @@ fn ntsc_rate_odd_multiple_of_two_size_and_surround_audio() {
     ]);
     assert_eq!(code, 0, "stderr: {stderr}");
     assert_same_timing_and_audio(&input, &output, (718, 406));
-    assert_eq!(ffprobe(&output)["format"]["format_name"], "matroska,webm");
+    assert_eq!(
+        probe_json(&output)["format"]["format_name"],
+        "matroska,webm"
+    );
     assert_styled_same_scene(&input, &output, 3);
 }
 
 #[test]
 fn several_audio_tracks_and_a_rotated_mov() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let plain = scene_clip(
         dir.path(),
         "plain.mov",
@@ -162,20 +165,18 @@ fn several_audio_tracks_and_a_rotated_mov() {
         &[],
     );
     // FFmpeg 5.1 turns the legacy rotate tag into a display matrix only when stream-copying.
-    let input = ffmpeg_clip(
-        dir.path(),
-        "multi.mov",
-        &[
-            "-i",
-            plain.to_str().unwrap(),
-            "-map",
-            "0",
-            "-c",
-            "copy",
-            "-metadata:s:v:0",
-            "rotate=90",
-        ],
-    );
+    let input = dir.path().join("multi.mov");
+    ffmpeg(&[
+        "-i",
+        plain.to_str().unwrap(),
+        "-map",
+        "0",
+        "-c",
+        "copy",
+        "-metadata:s:v:0",
+        "rotate=90",
+        input.to_str().unwrap(),
+    ]);
     let (code, _, stderr) = run(&[
         input.to_str().unwrap(),
         "--style",
@@ -183,17 +184,13 @@ fn several_audio_tracks_and_a_rotated_mov() {
     ]);
     assert_eq!(code, 0, "stderr: {stderr}");
     let output = dir.path().join("multi.styled.mov");
-    assert_eq!(
-        rotation(video_stream(&ffprobe(&input))).abs(),
-        90,
-        "fixture carries a rotation"
-    );
+    assert_eq!(rotation(&input).abs(), 90, "fixture carries a rotation");
     assert_same_timing_and_audio(&input, &output, (176, 144));
 }
 
 #[test]
 fn no_audio_and_odd_size_policy() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     // testsrc2 only makes even sizes; scale to the odd one.
     let input = scene_clip(
         dir.path(),
@@ -227,7 +224,7 @@ fn no_audio_and_odd_size_policy() {
 
 #[test]
 fn strength_preserve_colors_and_max_size_still_keep_shape() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let input = scene_clip(
         dir.path(),
         "knobs.mp4",
@@ -256,7 +253,7 @@ fn strength_preserve_colors_and_max_size_still_keep_shape() {
 
 #[test]
 fn existing_output_is_refused_unless_overwrite() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let input = scene_clip(dir.path(), "a.mp4", "96x64", "30", 4, &[], &[]);
     let output = dir.path().join("a.styled.mp4");
     std::fs::write(&output, b"precious").unwrap();
@@ -274,12 +271,12 @@ fn existing_output_is_refused_unless_overwrite() {
         "--overwrite",
     ]);
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(video_stream(&ffprobe(&output))["nb_read_frames"], "4");
+    assert_eq!(video_stream(&probe_json(&output))["nb_read_frames"], "4");
 }
 
 #[test]
 fn batch_of_inputs_with_one_bad_one() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let clips = dir.path().join("clips");
     std::fs::create_dir(&clips).unwrap();
     scene_clip(
@@ -321,7 +318,7 @@ fn batch_of_inputs_with_one_bad_one() {
 
 #[test]
 fn ctrl_c_stops_promptly_and_leaves_nothing() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     // Long enough (60 s of video) that even a many-core machine is still styling after 4 s.
     let input = scene_clip(dir.path(), "long.mp4", "320x240", "30", 1800, &[], &[]);
     let mut child = stylize()
@@ -344,7 +341,7 @@ fn ctrl_c_stops_promptly_and_leaves_nothing() {
 
 #[test]
 fn an_empty_folder_is_one_failed_row_not_the_end_of_the_batch() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let clip = scene_clip(dir.path(), "good.mp4", "64x48", "30", 3, &[], &[]);
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
@@ -368,7 +365,7 @@ fn an_empty_folder_is_one_failed_row_not_the_end_of_the_batch() {
 #[test]
 fn a_clip_cut_without_reencoding_is_styled_whole() {
     // `-ss` with stream copy leaves an edit list and a start offset: a valid file, not a truncated one.
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let source = scene_clip(
         dir.path(),
         "source.mp4",
@@ -378,15 +375,20 @@ fn a_clip_cut_without_reencoding_is_styled_whole() {
         &["sine=f=440:sample_rate=48000"],
         &[],
     );
-    let cut = ffmpeg_clip(
-        dir.path(),
-        "cut.mp4",
-        &["-ss", "1.5", "-i", source.to_str().unwrap(), "-c", "copy"],
-    );
+    let cut = dir.path().join("cut.mp4");
+    ffmpeg(&[
+        "-ss",
+        "1.5",
+        "-i",
+        source.to_str().unwrap(),
+        "-c",
+        "copy",
+        cut.to_str().unwrap(),
+    ]);
     let (code, _, stderr) = run(&[cut.to_str().unwrap(), "--style", "preset:2"]);
     assert_eq!(code, 0, "{stderr}");
     let output = dir.path().join("cut.styled.mp4");
-    let (pi, po) = (ffprobe(&cut), ffprobe(&output));
+    let (pi, po) = (probe_json(&cut), probe_json(&output));
     assert_eq!(
         video_stream(&po)["nb_read_frames"],
         video_stream(&pi)["nb_read_frames"],
@@ -402,30 +404,28 @@ fn a_clip_cut_without_reencoding_is_styled_whole() {
 #[test]
 fn audio_that_runs_on_past_the_picture_is_not_a_truncated_file() {
     // 2 s of picture, 6 s of sound: valid (a closing credit's music, say), and all of it is kept.
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     for name in ["long_audio.mp4", "long_audio.mkv"] {
-        let input = ffmpeg_clip(
-            dir.path(),
-            name,
-            &[
-                "-f",
-                "lavfi",
-                "-i",
-                "testsrc2=size=96x64:rate=30:duration=2",
-                "-f",
-                "lavfi",
-                "-i",
-                "sine=f=440:sample_rate=48000:duration=6",
-                "-c:v",
-                "libx264",
-                "-preset",
-                "ultrafast",
-                "-pix_fmt",
-                "yuv420p",
-                "-c:a",
-                "aac",
-            ],
-        );
+        let input = dir.path().join(name);
+        ffmpeg(&[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=96x64:rate=30:duration=2",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=f=440:sample_rate=48000:duration=6",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            input.to_str().unwrap(),
+        ]);
         let output = dir.path().join(format!("styled_{name}"));
         let (code, _, stderr) = run(&[
             input.to_str().unwrap(),
@@ -435,7 +435,7 @@ fn audio_that_runs_on_past_the_picture_is_not_a_truncated_file() {
             output.to_str().unwrap(),
         ]);
         assert_eq!(code, 0, "{name}: {stderr}");
-        let probe = ffprobe(&output);
+        let probe = probe_json(&output);
         assert_eq!(video_stream(&probe)["nb_read_frames"], "60", "{name}");
         assert_eq!(audio_md5(&input, 0), audio_md5(&output, 0), "{name}");
         assert!(num(&probe["format"]["duration"]) > 5.9, "{name}: {probe}");

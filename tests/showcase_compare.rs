@@ -6,7 +6,7 @@ use common::*;
 
 #[test]
 fn compare_writes_original_and_styled_side_by_side() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let input = scene_clip(
         dir.path(),
         "clip.mp4",
@@ -25,7 +25,7 @@ fn compare_writes_original_and_styled_side_by_side() {
         "the summary names the side-by-side video: {stderr}"
     );
 
-    let (pi, ps) = (ffprobe(&input), ffprobe(&side));
+    let (pi, ps) = (probe_json(&input), probe_json(&side));
     let v = video_stream(&ps);
     assert_eq!(
         (v["width"].as_u64(), v["height"].as_u64()),
@@ -73,7 +73,7 @@ fn compare_writes_original_and_styled_side_by_side() {
 
 #[test]
 fn compare_of_a_rotated_video_is_side_by_side_as_displayed() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     // 200×120 coded, shown 120×200 (turned 90° counter-clockwise).
     let input = rotated_clip(dir.path(), "rot.mp4", "200x120", 10);
     let (code, _, stderr) = run(&[input.to_str().unwrap(), "--style", "preset:4", "--compare"]);
@@ -82,13 +82,13 @@ fn compare_of_a_rotated_video_is_side_by_side_as_displayed() {
     let side = dir.path().join("rot.styled.compare.mp4");
 
     // Stacked in coded space, rotation kept: a player shows it 240×200, two upright pictures across.
-    let probe = ffprobe(&side);
+    let probe = probe_json(&side);
     let v = video_stream(&probe);
     assert_eq!(
         (v["width"].as_u64(), v["height"].as_u64()),
         (Some(200), Some(240))
     );
-    assert_eq!(rotation(v), 90);
+    assert_eq!(rotation(&side), 90);
 
     for n in [0, 5, 9] {
         let (w, h, wide) = displayed_frame_rgb(&side, n);

@@ -45,7 +45,7 @@ fn frame_count(probe: &serde_json::Value) -> u64 {
 #[test]
 fn bundled_sample_has_the_reference_shape() {
     let sample = bundled_sample();
-    let probe = ffprobe(&sample);
+    let probe = probe_json(&sample);
     let v = video_stream(&probe);
     assert_eq!(
         (v["codec_name"].as_str(), v["profile"].as_str()),
@@ -79,7 +79,7 @@ fn bundled_sample_has_the_reference_shape() {
 
 #[test]
 fn offline_demo_falls_back_to_the_bundled_sample_and_writes_three_files() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let cache = cache_with_shared_sample(dir.path());
     let out = dir.path().join("out");
     let out_s = out.to_str().unwrap();
@@ -127,7 +127,7 @@ fn offline_demo_falls_back_to_the_bundled_sample_and_writes_three_files() {
         .unwrap()
         .join("first-24")
         .join("stylize-sample.mp4");
-    let (ps, pc) = (ffprobe(&styled), ffprobe(&side));
+    let (ps, pc) = (probe_json(&styled), probe_json(&side));
     assert_eq!(frame_count(&ps), 24);
     assert_eq!(frame_count(&pc), 24);
     assert_eq!(
@@ -204,7 +204,7 @@ fn offline_demo_falls_back_to_the_bundled_sample_and_writes_three_files() {
 
 #[test]
 fn interrupted_download_resumes_then_a_differing_clip_is_styled_with_a_note() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let cache = cache_with_shared_sample(dir.path());
     let clip = scene_clip(
         dir.path(),
@@ -281,8 +281,8 @@ fn interrupted_download_resumes_then_a_differing_clip_is_styled_with_a_note() {
     let side = out.join("served.styled.compare.mp4");
     let sheet = out.join("served.styled.sheet.png");
     assert!(stdout.contains(sheet.to_str().unwrap()));
-    assert_eq!(frame_count(&ffprobe(&styled)), 10);
-    assert_eq!(frame_count(&ffprobe(&side)), 10);
+    assert_eq!(frame_count(&probe_json(&styled)), 10);
+    assert_eq!(frame_count(&probe_json(&side)), 10);
     assert_eq!(audio_md5(&side, 0), audio_md5(&clip, 0));
     let png = read_sheet(&sheet);
     png.assert_grid(12, 6, 160.0 / 120.0);
@@ -311,7 +311,7 @@ fn bad_demo_arguments_fail_in_one_line() {
 #[test]
 fn ctrl_c_during_the_download_stops_the_demo_instead_of_falling_back() {
     use std::io::{Read, Write};
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let cache = cache_with_shared_sample(dir.path());
     // A server that trickles a large body, so the download is still running when Ctrl-C comes.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

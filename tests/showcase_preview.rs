@@ -6,7 +6,7 @@ use common::*;
 
 #[test]
 fn preview_shows_moments_at_several_strengths() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let clip = scene_clip(dir.path(), "clip.mp4", "256x144", "25", 50, &[], &[]);
     let style = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/swirls.jpg");
     let (code, stdout, stderr) = run(&[
@@ -99,7 +99,7 @@ fn preview_shows_moments_at_several_strengths() {
 
 #[test]
 fn preview_with_a_preset_and_a_chosen_name() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let clip = scene_clip(dir.path(), "clip.mp4", "160x120", "25", 20, &[], &[]);
     let sheet = dir.path().join("look.png");
     let (code, _, stderr) = run(&[
@@ -121,7 +121,7 @@ fn preview_with_a_preset_and_a_chosen_name() {
 
 #[test]
 fn preview_refuses_bad_input_in_one_line() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let clip = scene_clip(dir.path(), "clip.mp4", "64x64", "25", 5, &[], &[]);
     let c = clip.to_str().unwrap();
     for (args, expect) in [
@@ -152,7 +152,7 @@ fn preview_refuses_bad_input_in_one_line() {
 
 #[test]
 fn preview_of_a_rotated_video_shows_it_upright() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     // 200×120 coded, shown 120×200.
     let clip = rotated_clip(dir.path(), "rot.mp4", "200x120", 20);
     let (code, _, stderr) = run(&[
@@ -191,18 +191,25 @@ fn preview_of_a_rotated_video_shows_it_upright() {
 
 #[test]
 fn preview_seeks_to_exactly_the_picked_frames() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     // Every frame its own flat colour (from its number), keyframes every 2 s: the picks lie
     // inside groups of pictures, so a seek that stopped at the keyframe would show.
     let source =
         "color=c=black:s=64x48:r=25:d=25,geq=r='mod(N*7,256)':g='mod(N*13,256)':b='mod(N*29,256)'";
-    let clip = ffmpeg_clip(
-        dir.path(),
-        "numbered.mp4",
-        &[
-            "-f", "lavfi", "-i", source, "-c:v", "libx264", "-g", "50", "-pix_fmt", "yuv420p",
-        ],
-    );
+    let clip = dir.path().join("numbered.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        source,
+        "-c:v",
+        "libx264",
+        "-g",
+        "50",
+        "-pix_fmt",
+        "yuv420p",
+        clip.to_str().unwrap(),
+    ]);
     let (code, _, stderr) = run(&[
         "preview",
         clip.to_str().unwrap(),

@@ -24,7 +24,7 @@ fn lists_every_preset_by_index_and_name() {
 
 #[test]
 fn sheet_paints_a_picture_in_every_preset_with_thumbnails() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let picture = dir.path().join("photo.png");
     let clip = scene_clip(dir.path(), "c.mp4", "300x200", "25", 3, &[], &[]);
     let (w, h, rgb) = frame_rgb(&clip, 1);
@@ -107,7 +107,7 @@ fn sheet_paints_a_picture_in_every_preset_with_thumbnails() {
 
 #[test]
 fn sheet_accepts_a_video_and_refuses_bad_input() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let clip = scene_clip(dir.path(), "clip.mp4", "160x90", "25", 12, &[], &[]);
     let (code, stdout, stderr) =
         run(&["styles", "--sheet", clip.to_str().unwrap(), "--size", "96"]);

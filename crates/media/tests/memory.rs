@@ -19,7 +19,7 @@ fn rss_kib() -> u64 {
 
 #[test]
 fn decoding_and_encoding_a_long_clip_keeps_nothing_per_frame() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let clip = dir.path().join("long.mp4");
     // Noise at a low CRF: big packets (tens of KB each), so anything kept per packet shows plainly.
     let frames = 1200u64;

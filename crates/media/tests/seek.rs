@@ -32,15 +32,6 @@ fn first_at(info: &VideoInfo, seconds: f64) -> Option<DecodedFrame> {
         .map(|f| f.unwrap())
 }
 
-fn mean_abs_diff(a: &[u8], b: &[u8]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(&x, &y)| f64::from(x.abs_diff(y)))
-        .sum::<f64>()
-        / a.len() as f64
-}
-
 #[test]
 fn seeking_lands_on_the_frame_ffmpeg_picks() {
     let d = tempdir();
