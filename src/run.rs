@@ -54,9 +54,22 @@ fn style_one(
     CheckedInput { info, plan, side }: CheckedInput,
     progress: &Progress,
 ) -> Result<VideoOutcome> {
-    let outcome = style_video(loaded, &info, &plan, side.as_ref(), &config.encode, progress)?;
+    let outcome = style_video(
+        loaded,
+        &info,
+        &plan,
+        side.as_ref(),
+        &config.encode,
+        progress,
+    )?;
     let side = side.as_ref().map(|s| s.final_path.as_path());
-    let done = summary(&info.path, &outcome.output, side, outcome.frames, outcome.elapsed);
+    let done = summary(
+        &info.path,
+        &outcome.output,
+        side,
+        outcome.frames,
+        outcome.elapsed,
+    );
     progress.say(&format!(
         "{done}, style {}, {}",
         config.look.label(),

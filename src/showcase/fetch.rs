@@ -57,7 +57,6 @@ pub enum Origin {
 
 /// `dest` when it is already complete, else downloads `url` into it.
 pub fn fetch(url: &str, dest: &Path, quiet: bool) -> Result<Origin, FetchError> {
-    let local = |e: std::io::Error| FetchError::Local(e.to_string());
     if dest.exists() {
         if cached_copy_is_intact(dest).map_err(local)? {
             return Ok(Origin::Cache);
@@ -68,32 +67,8 @@ pub fn fetch(url: &str, dest: &Path, quiet: bool) -> Result<Origin, FetchError> 
     if let Some(dir) = dest.parent() {
         std::fs::create_dir_all(dir).map_err(local)?;
     }
-    let part = with_suffix(dest, ".part");
-    let validator_path = with_suffix(dest, ".part.validator");
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_connect(Some(CONNECT_TIMEOUT))
-        .timeout_recv_response(Some(RESPONSE_TIMEOUT))
-        .timeout_recv_body(Some(BODY_TIMEOUT))
-        .http_status_as_error(false)
-        .user_agent(concat!("stylize/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .into();
-
-    let offset = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
-    let validator = std::fs::read_to_string(&validator_path)
-        .ok()
-        .filter(|v| !v.trim().is_empty());
-    let mut request = agent.get(url);
-    if offset > 0 {
-        request = request.header("Range", format!("bytes={offset}-"));
-        if let Some(v) = &validator {
-            request = request.header("If-Range", v.trim());
-        }
-    }
-    let response = request
-        .call()
-        .map_err(|e| FetchError::Unreachable(describe(&e, url)))?;
-    let status = response.status().as_u16();
+    let part = Part::beside(dest);
+    let response = part.request(url)?;
     let header = |name: &str| {
         response
             .headers()
@@ -101,54 +76,138 @@ pub fn fetch(url: &str, dest: &Path, quiet: bool) -> Result<Origin, FetchError> 
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     };
-    let (start, total) = match status {
-        206 => match header("content-range")
-            .as_deref()
-            .and_then(parse_content_range)
-        {
-            Some((start, total)) if start == offset => (start, total),
-            // The server resumed somewhere else: start over rather than splice.
-            _ => {
-                let _ = std::fs::remove_file(&part);
-                return Err(FetchError::Interrupted {
-                    bytes: 0,
-                    reason: "the server resumed at the wrong place".into(),
-                });
-            }
-        },
-        200 => (0, header("content-length").and_then(|v| v.parse().ok())),
-        416 => {
-            // Our part is not a prefix of what the server has now: drop it; the next run starts clean.
-            let _ = std::fs::remove_file(&part);
-            return Err(FetchError::Interrupted {
-                bytes: 0,
-                reason: "the partial download no longer matches".into(),
-            });
-        }
-        code => return Err(FetchError::Unreachable(format!("HTTP {code}"))),
-    };
-    let new_validator = header("etag").or_else(|| header("last-modified"));
-    let mut file = if start == 0 {
-        File::create(&part).map_err(local)?
-    } else {
-        OpenOptions::new().append(true).open(&part).map_err(local)?
-    };
-    match &new_validator {
-        Some(v) => std::fs::write(&validator_path, v).map_err(local)?,
-        None => {
-            let _ = std::fs::remove_file(&validator_path);
+    let (start, total) = part.resume_point(response.status().as_u16(), &header)?;
+    let mut file = part.open_at(start, header("etag").or_else(|| header("last-modified")))?;
+    let bar = download_bar(dest, start, total, quiet);
+    let got = copy_body(response.into_body().into_reader(), &mut file, start, &bar)?;
+    bar.finish_and_clear();
+    drop(file);
+    if let Some(total) = total.filter(|&total| total != got) {
+        return Err(FetchError::Interrupted {
+            bytes: got,
+            reason: format!("expected {}", megabytes(total)),
+        });
+    }
+    part.complete(dest)?;
+    Ok(Origin::Network)
+}
+
+fn local(e: std::io::Error) -> FetchError {
+    FetchError::Local(e.to_string())
+}
+
+/// The growing `<name>.part` and the server validator it was started under.
+struct Part {
+    path: PathBuf,
+    validator_path: PathBuf,
+}
+
+impl Part {
+    fn beside(dest: &Path) -> Part {
+        Part {
+            path: with_suffix(dest, ".part"),
+            validator_path: with_suffix(dest, ".part.validator"),
         }
     }
 
+    /// GET `url`, asking only for what the part lacks, and only if the file is still the one it began.
+    fn request(&self, url: &str) -> Result<ureq::http::Response<ureq::Body>, FetchError> {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_connect(Some(CONNECT_TIMEOUT))
+            .timeout_recv_response(Some(RESPONSE_TIMEOUT))
+            .timeout_recv_body(Some(BODY_TIMEOUT))
+            .http_status_as_error(false)
+            .user_agent(concat!("stylize/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        let offset = self.len();
+        let validator = std::fs::read_to_string(&self.validator_path)
+            .ok()
+            .filter(|v| !v.trim().is_empty());
+        let mut request = agent.get(url);
+        if offset > 0 {
+            request = request.header("Range", format!("bytes={offset}-"));
+            if let Some(v) = &validator {
+                request = request.header("If-Range", v.trim());
+            }
+        }
+        request
+            .call()
+            .map_err(|e| FetchError::Unreachable(describe(&e, url)))
+    }
+
+    fn len(&self) -> u64 {
+        std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Where the response's body starts and the whole file's size, if known; a response that
+    /// cannot continue this part drops it so the next run starts clean.
+    fn resume_point(
+        &self,
+        status: u16,
+        header: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(u64, Option<u64>), FetchError> {
+        let offset = self.len();
+        let start_over = |reason: &str| {
+            let _ = std::fs::remove_file(&self.path);
+            FetchError::Interrupted {
+                bytes: 0,
+                reason: reason.into(),
+            }
+        };
+        match status {
+            206 => match header("content-range")
+                .as_deref()
+                .and_then(parse_content_range)
+            {
+                Some((start, total)) if start == offset => Ok((start, total)),
+                _ => Err(start_over("the server resumed at the wrong place")),
+            },
+            200 => Ok((0, header("content-length").and_then(|v| v.parse().ok()))),
+            416 => Err(start_over("the partial download no longer matches")),
+            code => Err(FetchError::Unreachable(format!("HTTP {code}"))),
+        }
+    }
+
+    /// The part opened for writing at `start`, with the validator of the response now arriving.
+    fn open_at(&self, start: u64, validator: Option<String>) -> Result<File, FetchError> {
+        let file = if start == 0 {
+            File::create(&self.path).map_err(local)?
+        } else {
+            OpenOptions::new()
+                .append(true)
+                .open(&self.path)
+                .map_err(local)?
+        };
+        match validator {
+            Some(v) => std::fs::write(&self.validator_path, v).map_err(local)?,
+            None => {
+                let _ = std::fs::remove_file(&self.validator_path);
+            }
+        }
+        Ok(file)
+    }
+
+    /// Renames the finished part to `dest` and records its sha256 beside it.
+    fn complete(&self, dest: &Path) -> Result<(), FetchError> {
+        let digest = sha256_of(&self.path).map_err(local)?;
+        std::fs::rename(&self.path, dest).map_err(local)?;
+        std::fs::write(
+            with_suffix(dest, ".sha256"),
+            format!("{digest}  {}\n", dest.display()),
+        )
+        .map_err(local)?;
+        let _ = std::fs::remove_file(&self.validator_path);
+        Ok(())
+    }
+}
+
+fn download_bar(dest: &Path, start: u64, total: Option<u64>, quiet: bool) -> ProgressBar {
     let bar = if quiet {
         ProgressBar::hidden()
     } else {
         ProgressBar::new(total.unwrap_or(0))
     };
-    let name = dest
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
     let template = if total.is_some() {
         "downloading {prefix} [{bar:32.cyan/blue}] {bytes}/{total_bytes}  {bytes_per_sec}  ETA {eta}"
     } else {
@@ -159,55 +218,44 @@ pub fn fetch(url: &str, dest: &Path, quiet: bool) -> Result<Origin, FetchError> 
             .expect("valid template")
             .progress_chars("=> "),
     );
-    bar.set_prefix(name);
+    bar.set_prefix(
+        dest.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    );
     bar.set_position(start);
+    bar
+}
+
+/// Appends the body to `file` until it ends; returns the part's length then. Stops on Ctrl-C.
+fn copy_body(
+    mut reader: impl Read,
+    file: &mut File,
+    start: u64,
+    bar: &ProgressBar,
+) -> Result<u64, FetchError> {
     let mut got = start;
-    let mut reader = response.into_body().into_reader();
     let mut buffer = vec![0u8; 256 * 1024];
+    let stopped = |got: u64, reason: String| {
+        bar.abandon();
+        FetchError::Interrupted { bytes: got, reason }
+    };
     loop {
         if stylize_core::cancel::cancelled() {
-            bar.abandon();
-            return Err(FetchError::Interrupted {
-                bytes: got,
-                reason: "interrupted".into(),
-            });
+            return Err(stopped(got, "interrupted".into()));
         }
         let n = match reader.read(&mut buffer) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                bar.abandon();
-                return Err(FetchError::Interrupted {
-                    bytes: got,
-                    reason: e.to_string(),
-                });
-            }
+            Err(e) => return Err(stopped(got, e.to_string())),
         };
         file.write_all(&buffer[..n]).map_err(local)?;
         got += n as u64;
         bar.set_position(got);
     }
     file.sync_all().map_err(local)?;
-    drop(file);
-    bar.finish_and_clear();
-    if let Some(total) = total {
-        if got != total {
-            return Err(FetchError::Interrupted {
-                bytes: got,
-                reason: format!("expected {}", megabytes(total)),
-            });
-        }
-    }
-    let digest = sha256_of(&part).map_err(local)?;
-    std::fs::rename(&part, dest).map_err(local)?;
-    std::fs::write(
-        with_suffix(dest, ".sha256"),
-        format!("{digest}  {}\n", dest.display()),
-    )
-    .map_err(local)?;
-    let _ = std::fs::remove_file(&validator_path);
-    Ok(Origin::Network)
+    Ok(got)
 }
 
 /// True unless a stored sha256 says the file changed since it was downloaded.

@@ -1,5 +1,5 @@
 //! `stylize styles --sheet PICTURE`: one picture painted in every preset, as a labelled grid (and thumbnails).
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -8,6 +8,7 @@ use stylize_model::{Engine, EngineOptions, RgbImage, StyleParams, StyleSource};
 
 use stylize_core::sheet::canvas::{displayed, encode_jpeg, resize_to_fit};
 use stylize_core::sheet::{tile_box, to_png, Sheet, Tile};
+use stylize_core::style::Preset;
 use stylize_core::{files, frames};
 
 use crate::cli::StylesArgs;
@@ -35,21 +36,7 @@ pub fn sheet(source: &Path, args: &StylesArgs) -> Result<()> {
     stylize_core::output::refuse_to_replace(&output, "sheet", "its own source", [source])?;
     files::check_free(&output, args.overwrite)?;
     let catalogue = stylize_core::style::presets();
-    let thumb_paths: Vec<_> = match &args.thumbs {
-        Some(dir) => {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("{}: cannot create folder", dir.display()))?;
-            let paths: Vec<_> = catalogue
-                .iter()
-                .map(|p| dir.join(format!("{:02}-{}.jpg", p.index, p.name)))
-                .collect();
-            for path in &paths {
-                files::check_free(path, args.overwrite)?;
-            }
-            paths
-        }
-        None => Vec::new(),
-    };
+    let thumb_paths = thumb_paths(&catalogue, args)?;
 
     let picture = load_source(source)?;
     let small = if picture.width.max(picture.height) > args.size {
@@ -60,49 +47,12 @@ pub fn sheet(source: &Path, args: &StylesArgs) -> Result<()> {
     let started = Instant::now();
     let engine =
         Engine::new(&EngineOptions::default()).context("cannot start the style network")?;
-    let bar = ProgressBar::new(catalogue.len() as u64).with_style(
-        ProgressStyle::with_template("painting presets [{bar:32.cyan/blue}] {pos}/{len}")
-            .expect("valid template"),
-    );
-    let mut painted = Vec::with_capacity(catalogue.len());
-    for preset in &catalogue {
-        let style = engine.prepare(
-            &StyleSource::Presets(vec![(preset.index, 1.0)]),
-            &StyleParams::default(),
-            None,
-        )?;
-        let mut out = engine.stylize(&style, std::slice::from_ref(&small))?;
-        painted.push(
-            out.pop()
-                .ok_or_else(|| anyhow!("the network returned no picture"))?,
-        );
-        bar.inc(1);
-        if stylize_core::cancel::cancelled() {
-            bail!("interrupted; nothing written");
-        }
-    }
-    bar.finish_and_clear();
+    let painted = paint_every_preset(&engine, &catalogue, &small)?;
 
     let name = source
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let mut slots = vec![Some(Tile {
-        image: small.clone(),
-        prefix: String::new(),
-        label: "original".into(),
-        detail: String::new(),
-        role: "original".into(),
-    })];
-    for (preset, image) in catalogue.iter().zip(&painted) {
-        slots.push(Some(Tile {
-            image: image.clone(),
-            prefix: preset.index.to_string(),
-            label: preset.name.clone(),
-            detail: String::new(),
-            role: format!("preset:{}", preset.index),
-        }));
-    }
     let sheet = Sheet {
         title: format!("stylize presets on {name}"),
         subtitle: format!(
@@ -113,7 +63,7 @@ pub fn sheet(source: &Path, args: &StylesArgs) -> Result<()> {
         ),
         columns: COLUMNS,
         tile_box: tile_box(small.width, small.height, TILE_LONG_SIDE),
-        slots,
+        slots: preset_tiles(&catalogue, small, &painted),
     };
     let (png, layout) = to_png(&sheet)?;
     files::write_new(&output, &png, args.overwrite)?;
@@ -137,6 +87,78 @@ pub fn sheet(source: &Path, args: &StylesArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Where each preset's thumbnail goes with `--thumbs DIR` (none without), each checked free first.
+fn thumb_paths(catalogue: &[Preset], args: &StylesArgs) -> Result<Vec<PathBuf>> {
+    let Some(dir) = &args.thumbs else {
+        return Ok(Vec::new());
+    };
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("{}: cannot create folder", dir.display()))?;
+    let paths: Vec<_> = catalogue
+        .iter()
+        .map(|p| dir.join(format!("{:02}-{}.jpg", p.index, p.name)))
+        .collect();
+    for path in &paths {
+        files::check_free(path, args.overwrite)?;
+    }
+    Ok(paths)
+}
+
+fn paint_every_preset(
+    engine: &Engine,
+    catalogue: &[Preset],
+    picture: &RgbImage,
+) -> Result<Vec<RgbImage>> {
+    let bar = ProgressBar::new(catalogue.len() as u64).with_style(
+        ProgressStyle::with_template("painting presets [{bar:32.cyan/blue}] {pos}/{len}")
+            .expect("valid template"),
+    );
+    let mut painted = Vec::with_capacity(catalogue.len());
+    for preset in catalogue {
+        let style = engine.prepare(
+            &StyleSource::Presets(vec![(preset.index, 1.0)]),
+            &StyleParams::default(),
+            None,
+        )?;
+        let mut out = engine.stylize(&style, std::slice::from_ref(picture))?;
+        painted.push(
+            out.pop()
+                .ok_or_else(|| anyhow!("the network returned no picture"))?,
+        );
+        bar.inc(1);
+        if stylize_core::cancel::cancelled() {
+            bail!("interrupted; nothing written");
+        }
+    }
+    bar.finish_and_clear();
+    Ok(painted)
+}
+
+/// The original first, then each preset labelled with its number and name.
+fn preset_tiles(
+    catalogue: &[Preset],
+    original: RgbImage,
+    painted: &[RgbImage],
+) -> Vec<Option<Tile>> {
+    let mut slots = vec![Some(Tile {
+        image: original,
+        prefix: String::new(),
+        label: "original".into(),
+        detail: String::new(),
+        role: "original".into(),
+    })];
+    for (preset, image) in catalogue.iter().zip(painted) {
+        slots.push(Some(Tile {
+            image: image.clone(),
+            prefix: preset.index.to_string(),
+            label: preset.name.clone(),
+            detail: String::new(),
+            role: format!("preset:{}", preset.index),
+        }));
+    }
+    slots
 }
 
 /// Sheets are PNG; a name promising another format would mislead.

@@ -223,6 +223,27 @@ impl Auth {
 struct Settings(Vec<(String, String)>);
 
 impl Settings {
+    /// `Key=Value;Key=Value`, refusing unknown keys (a typo must not be silently ignored).
+    fn parse(spec: &str) -> Result<Settings> {
+        let mut pairs = Vec::new();
+        for part in spec.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+            let (k, v) = part.split_once('=').ok_or_else(|| {
+                Error::Config(format!(
+                    "connection string part {:?} is not Key=Value",
+                    crate::redact_secrets(part)
+                ))
+            })?;
+            let k = k.trim();
+            if !KNOWN_KEYS.iter().any(|known| known.eq_ignore_ascii_case(k)) {
+                return Err(Error::Config(format!(
+                    "connection string has an unknown key {k:?}"
+                )));
+            }
+            pairs.push((k.to_owned(), v.trim().to_owned()));
+        }
+        Ok(Settings(pairs))
+    }
+
     fn get(&self, key: &str) -> Option<&str> {
         self.0
             .iter()
@@ -249,24 +270,7 @@ const KNOWN_KEYS: &[&str] = &[
 ];
 
 fn parse_connection_string(spec: &str) -> Result<CloudConfig> {
-    let mut pairs = Vec::new();
-    for part in spec.split(';').map(str::trim).filter(|p| !p.is_empty()) {
-        let (k, v) = part.split_once('=').ok_or_else(|| {
-            Error::Config(format!(
-                "connection string part {:?} is not Key=Value",
-                crate::redact_secrets(part)
-            ))
-        })?;
-        let k = k.trim();
-        if !KNOWN_KEYS.iter().any(|known| known.eq_ignore_ascii_case(k)) {
-            return Err(Error::Config(format!(
-                "connection string has an unknown key {k:?}"
-            )));
-        }
-        pairs.push((k.to_owned(), v.trim().to_owned()));
-    }
-    let s = Settings(pairs);
-
+    let s = Settings::parse(spec)?;
     let dev = s
         .get("UseDevelopmentStorage")
         .is_some_and(|v| v.eq_ignore_ascii_case("true"));
@@ -310,39 +314,7 @@ fn parse_connection_string(spec: &str) -> Result<CloudConfig> {
         account
     };
 
-    let shared = match (s.get("AccountKey"), dev) {
-        (Some(key), _) => Some(key),
-        (None, true) => Some(DEV_ACCOUNT_KEY),
-        (None, false) => None,
-    };
-    let sas = s
-        .get("SharedAccessSignature")
-        .map(|t| t.trim_start_matches('?').to_owned());
-    let credential = s.get("Credential").map(parse_credential).transpose()?;
-    let base = match (shared, &sas, credential) {
-        (Some(_), Some(_), _) => {
-            return Err(Error::Config(
-                "connection string has both AccountKey and SharedAccessSignature; give one".into(),
-            ))
-        }
-        (Some(key), None, None) => {
-            if account.is_empty() {
-                return Err(Error::Config("AccountKey needs AccountName".into()));
-            }
-            Some(Auth::SharedKey {
-                account: account.clone(),
-                key: Redacted::new(decode_key(key)?),
-            })
-        }
-        (None, Some(t), None) => Some(Auth::Sas(Redacted::new(t.clone()))),
-        (None, None, Some(c)) => Some(Auth::Entra(c)),
-        (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
-            return Err(Error::Config(
-                "Credential= selects Entra ID and cannot be combined with a key or SAS".into(),
-            ))
-        }
-        (None, None, None) => None,
-    };
+    let base = account_wide_auth(&s, dev, &account)?;
     // A SAS carried in an endpoint URL's query applies to that service only.
     let pick = |own: Option<String>| -> Result<Auth> {
         match (own, &base) {
@@ -368,6 +340,43 @@ fn parse_connection_string(spec: &str) -> Result<CloudConfig> {
         })),
         container,
         queue,
+    })
+}
+
+/// The credential the string gives for both services (a key, a SAS or an Entra ID choice), if any.
+fn account_wide_auth(s: &Settings, dev: bool, account: &str) -> Result<Option<Auth>> {
+    let shared = match (s.get("AccountKey"), dev) {
+        (Some(key), _) => Some(key),
+        (None, true) => Some(DEV_ACCOUNT_KEY),
+        (None, false) => None,
+    };
+    let sas = s
+        .get("SharedAccessSignature")
+        .map(|t| t.trim_start_matches('?').to_owned());
+    let credential = s.get("Credential").map(parse_credential).transpose()?;
+    Ok(match (shared, &sas, credential) {
+        (Some(_), Some(_), _) => {
+            return Err(Error::Config(
+                "connection string has both AccountKey and SharedAccessSignature; give one".into(),
+            ))
+        }
+        (Some(key), None, None) => {
+            if account.is_empty() {
+                return Err(Error::Config("AccountKey needs AccountName".into()));
+            }
+            Some(Auth::SharedKey {
+                account: account.to_owned(),
+                key: Redacted::new(decode_key(key)?),
+            })
+        }
+        (None, Some(t), None) => Some(Auth::Sas(Redacted::new(t.clone()))),
+        (None, None, Some(c)) => Some(Auth::Entra(c)),
+        (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
+            return Err(Error::Config(
+                "Credential= selects Entra ID and cannot be combined with a key or SAS".into(),
+            ))
+        }
+        (None, None, None) => None,
     })
 }
 

@@ -123,24 +123,11 @@ impl Azurite {
         let mut child = command
             .arg("--location")
             .arg(&location)
-            .args([
-                "--blobHost",
-                "127.0.0.1",
-                "--blobPort",
-                &blob_port.to_string(),
-            ])
-            .args([
-                "--queueHost",
-                "127.0.0.1",
-                "--queuePort",
-                &queue_port.to_string(),
-            ])
-            .args([
-                "--tableHost",
-                "127.0.0.1",
-                "--tablePort",
-                &table_port.to_string(),
-            ])
+            .args(service_addresses(&[
+                ("blob", blob_port),
+                ("queue", queue_port),
+                ("table", table_port),
+            ]))
             .args(["--skipApiVersionCheck", "--disableTelemetry", "--silent"])
             .stdin(Stdio::null())
             .stdout(log)
@@ -148,34 +135,15 @@ impl Azurite {
             .spawn()
             .map_err(|e| Error::io("starting node for", entry, e))?;
 
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                let log = fs::read_to_string(&log_path).unwrap_or_default();
-                return Err(other(&format!(
-                    "Azurite exited with {status} before it was ready:\n{log}"
-                )));
-            }
-            if accepts(blob_port) && accepts(queue_port) {
-                return Ok(Azurite {
-                    child,
-                    blob_port,
-                    queue_port,
-                    scheme: if tls.is_some() { "https" } else { "http" },
-                    ca_cert: tls.map(|t| t.ca),
-                    data,
-                });
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                let log = fs::read_to_string(&log_path).unwrap_or_default();
-                return Err(other(&format!(
-                    "Azurite not ready after {READY_TIMEOUT:?}:\n{log}"
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_until_ready(&mut child, &[blob_port, queue_port], &log_path)?;
+        Ok(Azurite {
+            child,
+            blob_port,
+            queue_port,
+            scheme: if tls.is_some() { "https" } else { "http" },
+            ca_cert: tls.map(|t| t.ca),
+            data,
+        })
     }
 
     /// The process id of Azurite itself.
@@ -411,6 +379,47 @@ fn free_ports(n: usize) -> Result<Vec<u16>> {
                 .map_err(|e| Error::io("binding", "127.0.0.1:0", e))
         })
         .collect()
+}
+
+/// `--blobHost 127.0.0.1 --blobPort N` and the same for each service.
+fn service_addresses(services: &[(&str, u16)]) -> Vec<String> {
+    services
+        .iter()
+        .flat_map(|(service, port)| {
+            [
+                format!("--{service}Host"),
+                "127.0.0.1".to_string(),
+                format!("--{service}Port"),
+                port.to_string(),
+            ]
+        })
+        .collect()
+}
+
+/// Waits until every port accepts connections; a server that exits or stays deaf is an error
+/// carrying its log (and is killed).
+fn wait_until_ready(child: &mut Child, ports: &[u16], log_path: &Path) -> Result<()> {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            let log = fs::read_to_string(log_path).unwrap_or_default();
+            return Err(other(&format!(
+                "Azurite exited with {status} before it was ready:\n{log}"
+            )));
+        }
+        if ports.iter().all(|&port| accepts(port)) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let log = fs::read_to_string(log_path).unwrap_or_default();
+            return Err(other(&format!(
+                "Azurite not ready after {READY_TIMEOUT:?}:\n{log}"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 fn accepts(port: u16) -> bool {

@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 use stylize_media::{DecodedFrame, EncodeOptions, RgbImage, VideoInfo, VideoWriter};
 
-use crate::sheet::canvas::quarter_turns;
 use crate::output::OutputPlan;
+use crate::sheet::canvas::quarter_turns;
 
 /// `clip.styled.mp4` → `clip.styled.compare.mp4`: beside the styled output, named after it, and
 /// (for default names) still marked `.styled.` so a folder re-run does not take it as an input.

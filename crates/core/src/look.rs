@@ -25,7 +25,11 @@ impl LookConfig {
     }
 
     /// Prepares the style on `engine`, from `first_frame` when [`Self::needs_first_frame`].
-    pub fn prepare(&self, engine: &Engine, first_frame: Option<&RgbImage>) -> Result<PreparedStyle> {
+    pub fn prepare(
+        &self,
+        engine: &Engine,
+        first_frame: Option<&RgbImage>,
+    ) -> Result<PreparedStyle> {
         engine
             .prepare(&self.style, &self.params, first_frame)
             .with_context(|| format!("style {}", self.style_spec))

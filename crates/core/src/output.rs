@@ -34,7 +34,10 @@ pub fn work_name(final_path: &Path, kind: WorkKind, ext: Option<&str>) -> PathBu
         WorkKind::Frames => "frames",
     };
     let ext = ext.map(|e| format!(".{e}")).unwrap_or_default();
-    final_path.with_file_name(format!(".{name}.stylize-{kind}-{}{ext}", std::process::id()))
+    final_path.with_file_name(format!(
+        ".{name}.stylize-{kind}-{}{ext}",
+        std::process::id()
+    ))
 }
 
 /// Where one input's output goes, decided and checked before any work starts.
@@ -380,12 +383,8 @@ mod tests {
         let input = dir.path().join("a.mp4");
         std::fs::write(&input, b"x").unwrap();
         let plan = OutputPlan::new(&input, None, None, false, &[]).unwrap();
-        let side = crate::compare::plan_for(
-            &input,
-            &plan,
-            std::slice::from_ref(&plan.final_path),
-        )
-        .unwrap();
+        let side = crate::compare::plan_for(&input, &plan, std::slice::from_ref(&plan.final_path))
+            .unwrap();
         let write_temps = || {
             let (temp, side_temp) = (
                 TempGuard::new(plan.temp_path()),

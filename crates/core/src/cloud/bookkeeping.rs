@@ -106,11 +106,7 @@ pub fn download_reach(written: u64, frames_per_job: u32, ahead_frames: u32) -> u
 }
 
 /// Done jobs within `reach` whose frames are not being fetched yet (marked as started).
-pub fn jobs_to_download(
-    done: &BTreeSet<u32>,
-    reach: u32,
-    started: &mut BTreeSet<u32>,
-) -> Vec<u32> {
+pub fn jobs_to_download(done: &BTreeSet<u32>, reach: u32, started: &mut BTreeSet<u32>) -> Vec<u32> {
     done.range(..reach)
         .copied()
         .filter(|job| started.insert(*job))
@@ -251,7 +247,11 @@ mod tests {
         assert_eq!(frame_uploaded(&mut missing, 9, 4), None);
         assert_eq!(frame_uploaded(&mut missing, 1, 4), Some(0));
         assert_eq!(frame_uploaded(&mut missing, 10, 4), Some(2));
-        assert_eq!(frame_uploaded(&mut missing, 40, 4), None, "not a job to queue");
+        assert_eq!(
+            frame_uploaded(&mut missing, 40, 4),
+            None,
+            "not a job to queue"
+        );
     }
 
     #[test]
@@ -306,9 +306,15 @@ mod tests {
             StandstillAction::CheckQueue
         );
         assert!(!watch.queue_length(Some(0)));
-        assert!(!watch.queue_length(Some(3)), "a message seen resets the count");
+        assert!(
+            !watch.queue_length(Some(3)),
+            "a message seen resets the count"
+        );
         assert!(!watch.queue_length(Some(0)));
-        assert!(!watch.queue_length(None), "an unreadable length is not an empty queue");
+        assert!(
+            !watch.queue_length(None),
+            "an unreadable length is not an empty queue"
+        );
         assert!(!watch.queue_length(Some(0)));
         assert!(watch.queue_length(Some(0)), "two empty looks in a row");
         assert!(!watch.queue_length(Some(0)), "and the count starts over");

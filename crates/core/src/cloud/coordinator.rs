@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use stylize_cloud::{
-    default_frames_per_job, existing_frames, load_manifest, publish_manifest, sha256_file, BlobStore,
-    Bytes, Cloud, DoneMarker, Error as CloudError, FrameFormat, FrameRate, RunId, RunManifest,
-    RunProgress,
+    default_frames_per_job, existing_frames, load_manifest, publish_manifest, sha256_file,
+    BlobStore, Bytes, Cloud, DoneMarker, Error as CloudError, FrameFormat, FrameRate, RunId,
+    RunManifest, RunProgress,
 };
 use stylize_media::{EncodeOptions, FrameReader, RgbImage, VideoInfo, VideoWriter};
 use stylize_model::Engine;
@@ -33,7 +33,9 @@ use crate::cancel::cancelled;
 use crate::compare::SideBySideWriter;
 use crate::inputs::{check_inputs, CheckedInput, RunConfig};
 use crate::look::LookConfig;
-use crate::output::{forget_live_temp, track_live_temp, work_name, OutputPlan, TempGuard, WorkKind};
+use crate::output::{
+    forget_live_temp, track_live_temp, work_name, OutputPlan, TempGuard, WorkKind,
+};
 use crate::units::clock;
 
 /// How often the coordinator reads the markers while it waits.
@@ -189,7 +191,8 @@ async fn process_input(shared: Arc<Shared>, input: CheckedInput) -> Result<Outco
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let bar = shared.reporter.input(&name);
-    let result = submit_and_collect(&shared, &info, &plan, side.as_ref(), bar.as_ref(), started).await;
+    let result =
+        submit_and_collect(&shared, &info, &plan, side.as_ref(), bar.as_ref(), started).await;
     bar.finish();
     result
 }
@@ -215,7 +218,8 @@ async fn submit_and_collect(
             .context("creating the output container")?;
     }
     let mut progress = RunProgress::load(outputs.as_ref(), &manifest).await?;
-    let reupload = forget_failures(shared, info, &manifest, outputs.as_ref(), &mut progress).await?;
+    let reupload =
+        forget_failures(shared, info, &manifest, outputs.as_ref(), &mut progress).await?;
     // Jobs queued by an earlier (killed or --no-wait) coordinator are still
     // on the queue: sending them again would only make duplicates.
     let to_queue: BTreeSet<u32> = progress.unqueued().into_iter().collect();
@@ -449,30 +453,25 @@ async fn upload_and_enqueue(
     let Some(&last_needed) = need.last() else {
         return Ok(0);
     };
-    let (tx, mut rx) = mpsc::channel::<Result<(u32, RgbImage)>>((shared.options.transfers as usize).max(2));
+    let (tx, mut rx) =
+        mpsc::channel::<Result<(u32, RgbImage)>>((shared.options.transfers as usize).max(2));
     let decoder = spawn_frame_decoder(info, manifest.frame_count, need, last_needed, tx);
     let mut uploads: JoinSet<Result<(u32, u64)>> = JoinSet::new();
     let mut bytes_up = 0u64;
     // Counts one finished upload; the job it completes, if any.
-    let mut finish = |result: Result<Result<(u32, u64)>, tokio::task::JoinError>| -> Result<Option<u32>> {
-        let (n, size) = result.map_err(|e| anyhow!("upload task failed: {e}"))??;
-        bytes_up += size;
-        bar.advance();
-        Ok(bookkeeping::frame_uploaded(&mut missing, n, per_job))
-    };
+    let mut finish =
+        |result: Result<Result<(u32, u64)>, tokio::task::JoinError>| -> Result<Option<u32>> {
+            let (n, size) = result.map_err(|e| anyhow!("upload task failed: {e}"))??;
+            bytes_up += size;
+            bar.advance();
+            Ok(bookkeeping::frame_uploaded(&mut missing, n, per_job))
+        };
     let mut complete = Vec::new();
     while let Some(item) = rx.recv().await {
         if cancelled() {
             bail!("interrupted");
         }
-        let (n, frame) = item?;
-        let permit = shared.transfers.clone().acquire_owned().await.expect("never closed");
-        let key = manifest.run_id.frame_key(n, manifest.frame_format);
-        let upload = upload_frame(shared.cloud.blobs.clone(), key, manifest.frame_format, (n, frame));
-        uploads.spawn(async move {
-            let _permit = permit;
-            upload.await
-        });
+        spawn_upload(shared, manifest, &mut uploads, item?).await;
         while let Some(done) = uploads.try_join_next() {
             complete.extend(finish(done)?);
         }
@@ -498,6 +497,32 @@ async fn upload_and_enqueue(
         bail!("job {job} still lacks {left} frames after the upload");
     }
     Ok(bytes_up)
+}
+
+/// Starts one frame's upload once a transfer slot is free (the slot is held until it ends).
+async fn spawn_upload(
+    shared: &Arc<Shared>,
+    manifest: &RunManifest,
+    uploads: &mut JoinSet<Result<(u32, u64)>>,
+    (n, frame): (u32, RgbImage),
+) {
+    let permit = shared
+        .transfers
+        .clone()
+        .acquire_owned()
+        .await
+        .expect("never closed");
+    let key = manifest.run_id.frame_key(n, manifest.frame_format);
+    let upload = upload_frame(
+        shared.cloud.blobs.clone(),
+        key,
+        manifest.frame_format,
+        (n, frame),
+    );
+    uploads.spawn(async move {
+        let _permit = permit;
+        upload.await
+    });
 }
 
 /// Decodes the input on its own thread and sends the frames in `need` (then stops after
@@ -545,7 +570,8 @@ async fn upload_frame(
     format: FrameFormat,
     (n, frame): (u32, RgbImage),
 ) -> Result<(u32, u64)> {
-    let bytes = blocking(move || codec::encode(format, frame.width, frame.height, &frame.data)).await?;
+    let bytes =
+        blocking(move || codec::encode(format, frame.width, frame.height, &frame.data)).await?;
     let size = bytes.len() as u64;
     blobs
         .put(&key, Bytes::from(bytes))
@@ -711,7 +737,9 @@ impl<'a> Follow<'a> {
             }
         }
         let inputs = &self.shared.cloud.blobs;
-        if self.polls.is_multiple_of(10) && !inputs.exists(&run.manifest_key()).await.unwrap_or(true) {
+        if self.polls.is_multiple_of(10)
+            && !inputs.exists(&run.manifest_key()).await.unwrap_or(true)
+        {
             bail!("run {run} was cleaned while waiting for it");
         }
         let standing = bookkeeping::standing(
@@ -800,7 +828,8 @@ impl Downloads {
     /// frames) that is not being fetched yet.
     fn start_within_reach(&mut self, follow: &Follow<'_>, written: u64, spool: &std::path::Path) {
         let manifest = follow.manifest;
-        let reach = bookkeeping::download_reach(written, manifest.frames_per_job, DOWNLOAD_AHEAD_FRAMES);
+        let reach =
+            bookkeeping::download_reach(written, manifest.frames_per_job, DOWNLOAD_AHEAD_FRAMES);
         for job in bookkeeping::jobs_to_download(&follow.progress.done, reach, &mut self.started) {
             let spec = manifest.job_spec(job).expect("done jobs are in range");
             for (n, key) in spec.styled_keys() {
@@ -823,10 +852,7 @@ impl Downloads {
 }
 
 /// Which worker did each job, from the done markers (one read per job; skipped for huge runs).
-async fn count_workers(
-    outputs: &Arc<dyn BlobStore>,
-    manifest: &RunManifest,
-) -> usize {
+async fn count_workers(outputs: &Arc<dyn BlobStore>, manifest: &RunManifest) -> usize {
     if manifest.job_count > 2000 {
         return 0;
     }
@@ -889,8 +915,12 @@ impl<'a> RestitchOutputs<'a> {
         let side = match side {
             Some(side_plan) => {
                 let side_temp = TempGuard::new(side_plan.temp_path());
-                let side_writer =
-                    SideBySideWriter::create(side_temp.path(), &side_plan.final_path, info, encode)?;
+                let side_writer = SideBySideWriter::create(
+                    side_temp.path(),
+                    &side_plan.final_path,
+                    info,
+                    encode,
+                )?;
                 Some((side_plan, side_temp, side_writer))
             }
             None => None,
@@ -988,13 +1018,18 @@ fn styled_frame(
     };
     let bytes = std::fs::read(&path).with_context(|| format!("{}: cannot read", path.display()))?;
     let _ = std::fs::remove_file(&path);
-    let data = codec::decode(manifest.frame_format, &bytes, manifest.width, manifest.height)
-        .with_context(|| {
-            format!(
-                "styled frame {n} ({})",
-                manifest.run_id.styled_key(n, manifest.frame_format)
-            )
-        })?;
+    let data = codec::decode(
+        manifest.frame_format,
+        &bytes,
+        manifest.width,
+        manifest.height,
+    )
+    .with_context(|| {
+        format!(
+            "styled frame {n} ({})",
+            manifest.run_id.styled_key(n, manifest.frame_format)
+        )
+    })?;
     Ok(RgbImage {
         width: manifest.width,
         height: manifest.height,

@@ -83,7 +83,10 @@ pub async fn enqueue(cloud: &Cloud, manifest: &RunManifest, job: u32) -> Result<
     let marker = QueuedMarker::new(job, cloud.jobs.name());
     cloud
         .outputs_of(manifest.output_container.as_deref())?
-        .put(&manifest.run_id.queued_key(job), Bytes::from(marker.to_json()))
+        .put(
+            &manifest.run_id.queued_key(job),
+            Bytes::from(marker.to_json()),
+        )
         .await
         .with_context(|| format!("noting job {job} as queued"))
 }

@@ -10,7 +10,6 @@ use stylize_cloud::{
 };
 use tokio::task::JoinSet;
 
-
 /// One run as `stylize runs` lists it.
 #[derive(Debug, Serialize)]
 pub struct RunLine {

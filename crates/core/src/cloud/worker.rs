@@ -480,7 +480,8 @@ impl Jobs {
             (Action::Style, Some(job)) => self.style_delivery(job, message, &near_end).await,
             (action, _) => {
                 let subject = examined.subject.as_ref();
-                self.carry_out(action, &examined.finding, message, subject).await;
+                self.carry_out(action, &examined.finding, message, subject)
+                    .await;
                 Handled::default()
             }
         }
@@ -551,7 +552,8 @@ impl Jobs {
             }
             Action::FailJob(reason) => {
                 if let Some(subject) = subject {
-                    self.mark_failed(subject, &reason, message.dequeue_count).await;
+                    self.mark_failed(subject, &reason, message.dequeue_count)
+                        .await;
                 }
                 self.move_aside(&message, &format!("{tag}: {reason}")).await;
             }
@@ -576,7 +578,11 @@ impl Jobs {
             // The marker goes last: its presence says every styled frame is there.
             Ok(stats) => {
                 let marker = DoneMarker::new(&job.spec, &self.id, started.elapsed().as_secs_f64());
-                match job.outputs.put(&job.spec.done_key(), Bytes::from(marker.to_json())).await {
+                match job
+                    .outputs
+                    .put(&job.spec.done_key(), Bytes::from(marker.to_json()))
+                    .await
+                {
                     Ok(()) => Ok(stats),
                     Err(e) => Err(JobError::from(
                         anyhow::Error::from(e).context("writing the done marker"),
@@ -667,7 +673,13 @@ impl Jobs {
     }
 
     /// Hands a failed delivery back to the queue, visible again after `delay`.
-    async fn give_back(&self, message: &mut ReceivedMessage, tag: &str, error: &str, delay: Duration) {
+    async fn give_back(
+        &self,
+        message: &mut ReceivedMessage,
+        tag: &str,
+        error: &str,
+        delay: Duration,
+    ) {
         self.log(&format!(
             "{tag}: failed on delivery {} of {}: {error}; handed back{}",
             message.dequeue_count,
@@ -776,7 +788,9 @@ impl Jobs {
         let style = Arc::new(spec.style.clone());
         let mut received = 0;
         while received < stats.styled {
-            let batch = self.next_batch(&mut frames_rx, stats.styled - received).await?;
+            let batch = self
+                .next_batch(&mut frames_rx, stats.styled - received)
+                .await?;
             received += batch.len();
             if received + self.compute.batch >= stats.styled {
                 // At most one batch after this one: time to fetch the next job.
@@ -793,7 +807,13 @@ impl Jobs {
                 .await?;
             for (n, image) in numbers.into_iter().zip(styled) {
                 let key = spec.run_id.styled_key(n, spec.frame_format);
-                let upload = upload_styled(job.outputs.clone(), self.transfers.clone(), key, spec.frame_format, (n, image));
+                let upload = upload_styled(
+                    job.outputs.clone(),
+                    self.transfers.clone(),
+                    key,
+                    spec.frame_format,
+                    (n, image),
+                );
                 uploads.spawn(upload);
             }
             // Surface upload failures early instead of after the whole job.
@@ -814,7 +834,9 @@ impl Jobs {
     async fn frames_to_style(&self, job: &ReadyJob) -> Result<Vec<u32>> {
         let spec = &job.spec;
         let first_key = spec.run_id.styled_key(spec.frames.start, spec.frame_format);
-        let last_key = spec.run_id.styled_key(spec.frames.end - 1, spec.frame_format);
+        let last_key = spec
+            .run_id
+            .styled_key(spec.frames.end - 1, spec.frame_format);
         // One listing of the keys this range shares a prefix with, not one request per frame.
         let done: BTreeSet<u32> =
             existing_frames(job.outputs.as_ref(), common_prefix(&first_key, &last_key))
@@ -844,11 +866,15 @@ impl Jobs {
         async move {
             let mut frames = futures::stream::iter(todo)
                 .map(|n| {
-                    let (blobs, transfers, key) =
-                        (blobs.clone(), transfers.clone(), run_id.frame_key(n, format));
+                    let (blobs, transfers, key) = (
+                        blobs.clone(),
+                        transfers.clone(),
+                        run_id.frame_key(n, format),
+                    );
                     async move {
                         let bytes = {
-                            let _permit = transfers.acquire().await.expect("semaphore never closed");
+                            let _permit =
+                                transfers.acquire().await.expect("semaphore never closed");
                             blobs
                                 .get(&key)
                                 .await
@@ -860,7 +886,14 @@ impl Jobs {
                         .await
                         .map_err(|e| anyhow!("frame {n}: decoder task failed: {e}"))?
                         .with_context(|| format!("frame {n} ({key})"))?;
-                        Ok((n, RgbImage { width, height, data }))
+                        Ok((
+                            n,
+                            RgbImage {
+                                width,
+                                height,
+                                data,
+                            },
+                        ))
                     }
                 })
                 .buffered(prefetch);
