@@ -28,9 +28,7 @@ fn wrong_key_and_expired_sas_give_one_clear_error_line() {
         azurite.blob_endpoint(),
         azurite.queue_endpoint()
     );
-    let dev_key = base64::engine::general_purpose::STANDARD
-        .decode(stylize_cloud::config::DEV_ACCOUNT_KEY)
-        .unwrap();
+    let dev_key = dev_key();
     let expired = time::OffsetDateTime::now_utc() - time::Duration::minutes(10);
     let sas: String = stylize_cloud::sas::account_sas("devstoreaccount1", &dev_key, expired)
         .into_iter()
@@ -96,9 +94,7 @@ fn separate_output_container_and_a_worker_with_a_narrow_sas() {
     let Some(backend) = azurite() else { return };
     let azurite = backend.azurite_process();
     let cs = format!("{};Container=inputs", azurite.connection_string());
-    let dev_key = base64::engine::general_purpose::STANDARD
-        .decode(stylize_cloud::config::DEV_ACCOUNT_KEY)
-        .unwrap();
+    let dev_key = dev_key();
     let valid = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
     let pairs =
         stylize_cloud::sas::account_sas_with("devstoreaccount1", &dev_key, valid, "co", "rwlaup");
@@ -145,6 +141,91 @@ fn separate_output_container_and_a_worker_with_a_narrow_sas() {
         count(&done.rt, &done.outputs, &prefix) + count(&done.rt, &done.inputs.blobs, &prefix),
         0
     );
+}
+
+/// A worker whose credential cannot read the run's container (a service SAS for the outputs
+/// container only) cannot check its job: the job ends after `--max-deliveries` with a failed
+/// marker and its message in the poison queue, and the coordinator exits 1 naming it, rather
+/// than the message circling between workers with no end.
+#[test]
+fn a_worker_scoped_away_from_the_run_container_fails_the_job_within_its_deliveries() {
+    let Some(backend) = azurite() else { return };
+    let azurite = backend.azurite_process();
+    let cs = format!("{};Container=inputs", azurite.connection_string());
+    let valid = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    let key = dev_key();
+    let outputs_only = query(&stylize_cloud::sas::container_sas(
+        "devstoreaccount1",
+        &key,
+        "outputs",
+        valid,
+        "racwl",
+    ));
+    let queue_messages = query(&stylize_cloud::sas::account_sas_with(
+        "devstoreaccount1",
+        &key,
+        valid,
+        "co",
+        "raup",
+    ));
+    let worker_spec = format!(
+        "BlobEndpoint={}?{outputs_only};QueueEndpoint={}?{queue_messages};Container=outputs",
+        azurite.blob_endpoint(),
+        azurite.queue_endpoint()
+    );
+    let dir = tempdir();
+    let input = scene_clip(dir.path(), "in.mp4", "64x48", "25", 4, &[], &[]);
+    let cmd = [
+        input.to_str().unwrap(),
+        "--style",
+        "preset:5",
+        "--output-container",
+        "outputs",
+        "--cloud",
+        &cs,
+    ];
+    let (code, log) = Proc::spawn(&[&cmd[..], &["--no-wait"]].concat()).wait();
+    assert_eq!(code, 0, "{log}");
+    let w = worker(
+        &worker_spec,
+        "w0",
+        &["--test-stylizer-ms", "1", "--max-deliveries", "3"],
+    );
+    let (code, log) = Proc::spawn(&cmd).wait();
+    let (_, worker_log) = stop(w);
+    assert_eq!(code, 1, "{log}\nworker:\n{worker_log}");
+    assert!(log.contains("1 of 1 jobs failed"), "{log}");
+    assert!(
+        log.contains("job 0 (frames 0..4): could not check the job"),
+        "{log}"
+    );
+    assert!(log.contains("3 deliveries"), "{log}");
+    assert!(!dir.path().join("in.styled.mp4").exists());
+
+    let cloud = open(&cs, None);
+    let rt = rt();
+    let run = the_run(&rt, &cloud);
+    let outputs = cloud.container("outputs").unwrap();
+    assert_eq!(count(&rt, &outputs, &run.failed_prefix()), 1);
+    assert_eq!(count(&rt, &outputs, &run.done_prefix()), 0);
+    let poisoned = rt.block_on(cloud.poison.approximate_len()).unwrap();
+    assert_eq!(poisoned, 1, "the job's message is in the poison queue");
+    assert_eq!(rt.block_on(cloud.jobs.approximate_len()).unwrap(), 0);
+}
+
+fn dev_key() -> Vec<u8> {
+    base64::engine::general_purpose::STANDARD
+        .decode(stylize_cloud::config::DEV_ACCOUNT_KEY)
+        .unwrap()
+}
+
+/// A SAS's query pairs as a query string.
+fn query(pairs: &[(&str, String)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={}", percent_encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 fn percent_encode(s: &str) -> String {

@@ -1,4 +1,4 @@
-//! Signing account SAS tokens from an account key, since the Azure SDK 1.x has no shared-key client.
+//! Signing SAS tokens (account-wide, or scoped to one container or queue) from an account key, since the Azure SDK 1.x has no shared-key client.
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -34,22 +34,13 @@ pub fn account_sas_with(
     permissions: &str,
 ) -> Vec<(&'static str, String)> {
     const SERVICES: &str = "bq";
-    let expiry = expiry
-        .to_offset(time::UtcOffset::UTC)
-        .format(EXPIRY_FORMAT)
-        .unwrap_or_else(|_| unreachable!("a UTC time always formats"));
+    let expiry = format_expiry(expiry);
     // Fields: account, permissions, services, resource types, start, expiry,
     // IP range, protocol, version, encryption scope, and a final newline.
     let string_to_sign = format!(
         "{account}\n{permissions}\n{SERVICES}\n{resource_types}\n\n{expiry}\n\n\n{SAS_VERSION}\n\n"
     );
-    let mut mac = Hmac::<Sha256>::new_from_slice(key)
-        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
-    mac.update(string_to_sign.as_bytes());
-    let sig = base64::Engine::encode(
-        &base64::engine::general_purpose::STANDARD,
-        mac.finalize().into_bytes(),
-    );
+    let sig = sign(key, &string_to_sign);
     vec![
         ("sv", SAS_VERSION.to_owned()),
         ("ss", SERVICES.to_owned()),
@@ -58,6 +49,69 @@ pub fn account_sas_with(
         ("se", expiry),
         ("sig", sig),
     ]
+}
+
+/// A service SAS for one blob container (`sr=c`): `permissions` from `racwdl`, nothing outside
+/// the container.
+pub fn container_sas(
+    account: &str,
+    key: &[u8],
+    container: &str,
+    expiry: OffsetDateTime,
+    permissions: &str,
+) -> Vec<(&'static str, String)> {
+    let expiry = format_expiry(expiry);
+    // Fields (version 2020-12-06 on): permissions, start, expiry, canonical resource, policy id,
+    // IP range, protocol, version, resource, snapshot time, encryption scope, then the five
+    // response-header overrides.
+    let string_to_sign = format!(
+        "{permissions}\n\n{expiry}\n/blob/{account}/{container}\n\n\n\n{SAS_VERSION}\nc\n\n\n\n\n\n\n"
+    );
+    vec![
+        ("sv", SAS_VERSION.to_owned()),
+        ("sr", "c".to_owned()),
+        ("sp", permissions.to_owned()),
+        ("se", expiry),
+        ("sig", sign(key, &string_to_sign)),
+    ]
+}
+
+/// A service SAS for one queue: `permissions` from `raup`, nothing outside the queue.
+pub fn queue_sas(
+    account: &str,
+    key: &[u8],
+    queue: &str,
+    expiry: OffsetDateTime,
+    permissions: &str,
+) -> Vec<(&'static str, String)> {
+    let expiry = format_expiry(expiry);
+    // Fields: permissions, start, expiry, canonical resource, policy id, IP range, protocol, version.
+    let string_to_sign =
+        format!("{permissions}\n\n{expiry}\n/queue/{account}/{queue}\n\n\n\n{SAS_VERSION}");
+    vec![
+        ("sv", SAS_VERSION.to_owned()),
+        ("sp", permissions.to_owned()),
+        ("se", expiry),
+        ("sig", sign(key, &string_to_sign)),
+    ]
+}
+
+fn format_expiry(expiry: OffsetDateTime) -> String {
+    expiry
+        .to_offset(time::UtcOffset::UTC)
+        .format(EXPIRY_FORMAT)
+        .unwrap_or_else(|_| unreachable!("a UTC time always formats"))
+}
+
+/// HMAC-SHA256 of the string to sign under the account key, base64.
+fn sign(key: &[u8], string_to_sign: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    mac.update(string_to_sign.as_bytes());
+    base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        mac.finalize().into_bytes(),
+    )
 }
 
 #[cfg(test)]

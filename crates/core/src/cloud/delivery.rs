@@ -84,6 +84,12 @@ pub fn decide(finding: &Finding, dequeue_count: u32, max_deliveries: u32) -> Act
         Finding::UnusableLook(why) => Action::FailJob(why.clone()),
         Finding::RunCleaned => Action::Drop("the run was cleaned (no manifest)"),
         Finding::AlreadyDone => Action::Drop("already done (a duplicate delivery)"),
+        // The limit holds for checks too: one that always fails (a credential that cannot read
+        // the run's container) must end the job, not pass it between workers forever. Storage
+        // trouble only costs time.
+        Finding::CheckFailed(failure) if !failure.retryable && dequeue_count >= max_deliveries => Action::FailJob(
+            format!("could not check the job: {}", failure.error),
+        ),
         Finding::CheckFailed(failure) => give_back(failure),
         Finding::Ready if dequeue_count > max_deliveries => Action::FailJob(format!(
             "gave up after {} deliveries: no worker finished the job (killed, out of memory, or stuck past the visibility timeout)",
@@ -126,6 +132,8 @@ mod tests {
             (Finding::CheckFailed(failure(true)), 1, Action::GiveBack(secs(5))),
             (Finding::CheckFailed(failure(true)), 20, Action::GiveBack(secs(60))),
             (Finding::CheckFailed(failure(false)), 2, Action::GiveBack(Duration::ZERO)),
+            (Finding::CheckFailed(failure(false)), 5, Action::FailJob("could not check the job: boom".into())),
+            (Finding::CheckFailed(failure(false)), 9, Action::FailJob("could not check the job: boom".into())),
             (Finding::Ready, 1, Action::Style),
             (Finding::Ready, 5, Action::Style),
             (Finding::Ready, 6, Action::FailJob("gave up after 5 deliveries: no worker finished the job (killed, out of memory, or stuck past the visibility timeout)".into())),
