@@ -2,7 +2,9 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use stylize_core::cloud::{DEFAULT_MAX_DELIVERIES, DEFAULT_TRANSFERS, DEFAULT_VISIBILITY_SECS};
+use stylize_core::cloud::{
+    DEFAULT_BATCH_DEADLINE_SECS, DEFAULT_MAX_DELIVERIES, DEFAULT_TRANSFERS, DEFAULT_VISIBILITY_SECS,
+};
 
 /// The reference clip of the original demo (`stylize demo --url` replaces it).
 pub const REFERENCE_URL: &str =
@@ -298,6 +300,10 @@ pub struct WorkerArgs {
     /// On SIGTERM, seconds to finish the current job before handing it back to the queue
     #[arg(long, value_name = "SECS", default_value_t = 20.0)]
     pub drain_timeout: f64,
+    /// Seconds one batch may spend in the network before the worker calls the device hung: it
+    /// hands the job back and exits, so its supervisor restarts it
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_BATCH_DEADLINE_SECS)]
+    pub batch_deadline: f64,
     /// Blob transfers in flight at once
     #[arg(long, value_name = "N", default_value_t = DEFAULT_TRANSFERS,
           value_parser = clap::value_parser!(u32).range(1..=256))]

@@ -150,6 +150,7 @@ pub fn worker_options(args: &WorkerArgs) -> Result<WorkerOptions> {
         .transpose()?;
     let drain = seconds_option("--drain-timeout", args.drain_timeout, true)?;
     let poll = seconds_option("--poll-interval", args.poll_interval, false)?;
+    let batch_deadline = seconds_option("--batch-deadline", args.batch_deadline, false)?;
     if args.max_jobs == Some(0) {
         bail!("--max-jobs must be at least 1");
     }
@@ -168,6 +169,7 @@ pub fn worker_options(args: &WorkerArgs) -> Result<WorkerOptions> {
         visibility: Duration::from_secs(args.visibility_timeout),
         max_deliveries: args.max_deliveries,
         drain,
+        batch_deadline,
         transfers: args.transfers,
         poll,
         stylizer,

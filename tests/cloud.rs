@@ -50,6 +50,7 @@ every_backend!(
     requeue_queues_only_the_unfinished_jobs_again,
     outputs_in_a_separate_container,
     a_cut_matroska_file_is_refused,
+    a_hung_device_hands_its_job_back_and_the_worker_exits,
 );
 
 /// Two inputs fanned out over two worker processes give, frame for frame, what local mode gives,
@@ -591,6 +592,58 @@ fn a_worker_with_a_broken_device_exits_and_leaves_the_jobs_to_others(b: &Backend
     healthy.sigterm();
     let (_, log) = healthy.wait();
     assert!(log.contains("processed 20 frames"), "{log}");
+}
+
+/// A network call that never returns (a wedged GPU): after `--batch-deadline` the worker hands
+/// the job back at once and exits 1 for its supervisor to restart it; another worker styles it.
+fn a_hung_device_hands_its_job_back_and_the_worker_exits(b: &Backend) {
+    let spec = b.spec();
+    let (rt, cloud) = (rt(), b.cloud());
+    let dir = tempdir();
+    let input = scene_clip(dir.path(), "in.mp4", "64x48", "25", 4, &[], &[]);
+    let cmd = [
+        input.to_str().unwrap(),
+        "--style",
+        "preset:5",
+        "--cloud",
+        &spec,
+    ];
+    let (code, log) = Proc::spawn(&[&cmd[..], &["--no-wait"]].concat()).wait();
+    assert_eq!(code, 0, "{log}");
+
+    // An hour per frame stands for a call that never comes back.
+    let started = std::time::Instant::now();
+    let hung = worker(
+        &spec,
+        "hung",
+        &["--test-stylizer-ms", "3600000", "--batch-deadline", "1.5"],
+    );
+    let (code, log) = hung.wait();
+    assert_eq!(code, 1, "{log}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "the watchdog took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        log.contains("the network did not return a batch of 1 frame within 1.5 s (--batch-deadline); handed back"),
+        "{log}"
+    );
+    let last = log.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: worker hung: the network did not return")
+            && last.ends_with("the worker exits so that its supervisor restarts it"),
+        "{log}"
+    );
+    // Handed back visible at once, not after the visibility timeout.
+    assert_eq!(rt.block_on(cloud.jobs.approximate_len()).unwrap(), 1);
+
+    let healthy = worker(&spec, "healthy", &["--test-stylizer-ms", "1"]);
+    let (code, log) = Proc::spawn(&cmd).wait();
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(all_frames(&dir.path().join("in.styled.mp4")).len(), 4);
+    let (_, log) = stop(healthy);
+    assert!(log.contains("processed 4 frames"), "{log}");
 }
 
 /// A run longer than the coordinator's download window (256 frames ahead of the restitcher; here

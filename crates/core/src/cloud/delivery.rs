@@ -29,6 +29,8 @@ pub enum Finding {
     Interrupted,
     /// The visibility ran out and another worker owns the message now.
     LeaseLost,
+    /// A batch outlived its deadline: this worker's device is hung, another worker should try.
+    Hung,
     /// Styling the job (or writing its done marker) failed.
     StyleFailed(Failure),
 }
@@ -97,7 +99,7 @@ pub fn decide(finding: &Finding, dequeue_count: u32, max_deliveries: u32) -> Act
         )),
         Finding::Ready => Action::Style,
         Finding::Styled => Action::Complete,
-        Finding::Interrupted => Action::GiveBack(Duration::ZERO),
+        Finding::Interrupted | Finding::Hung => Action::GiveBack(Duration::ZERO),
         Finding::LeaseLost => Action::Forget,
         Finding::StyleFailed(failure) if dequeue_count >= max_deliveries => {
             Action::FailJob(failure.error.clone())
@@ -140,6 +142,7 @@ mod tests {
             (Finding::Styled, 6, Action::Complete),
             (Finding::Interrupted, 2, Action::GiveBack(Duration::ZERO)),
             (Finding::LeaseLost, 2, Action::Forget),
+            (Finding::Hung, 5, Action::GiveBack(Duration::ZERO)),
             (Finding::StyleFailed(failure(true)), 2, Action::GiveBack(secs(10))),
             (Finding::StyleFailed(failure(false)), 4, Action::GiveBack(Duration::ZERO)),
             (Finding::StyleFailed(failure(true)), 5, Action::FailJob("boom".into())),

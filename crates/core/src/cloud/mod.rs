@@ -19,6 +19,10 @@ use stylize_cloud::{Bytes, Cloud, CloudConfig, QueuedMarker, RunManifest};
 pub const DEFAULT_VISIBILITY_SECS: u64 = 60;
 /// Default deliveries of one job before it is given up on and marked failed.
 pub const DEFAULT_MAX_DELIVERIES: u32 = 5;
+/// Default seconds one batch may take in the network before the worker calls its device hung.
+/// A batch takes well under a second on a GPU and seconds on a CPU; a call still running after
+/// minutes will not return (a wedged driver, a deadlocked kernel).
+pub const DEFAULT_BATCH_DEADLINE_SECS: f64 = 300.0;
 /// Default blob transfers in flight per process.
 pub const DEFAULT_TRANSFERS: u32 = 16;
 

@@ -43,6 +43,8 @@ pub struct WorkerOptions {
     pub max_deliveries: u32,
     /// On SIGTERM, time to finish the current job before handing it back.
     pub drain: Duration,
+    /// The longest one batch may spend in the network before the device is called hung.
+    pub batch_deadline: Duration,
     /// Blob transfers in flight at once.
     pub transfers: u32,
     /// Pause between queue polls while the queue is empty.
@@ -86,6 +88,8 @@ pub fn run(options: &WorkerOptions, log: Log) -> Result<()> {
             prefetch: (options.transfers as usize).max(2),
             drain: options.drain,
             drain_started: Mutex::new(None),
+            batch_deadline: options.batch_deadline,
+            hung: Mutex::new(None),
             outputs: Mutex::new(HashMap::new()),
             device_failures: Mutex::new((0, String::new())),
             log,
@@ -140,6 +144,10 @@ struct Jobs {
     drain: Duration,
     /// When SIGTERM arrived: the current jobs may run `drain` past it.
     drain_started: Mutex<Option<Instant>>,
+    batch_deadline: Duration,
+    /// Set when a batch outlived `batch_deadline`: the network's call cannot be cancelled, so
+    /// the worker hands its job back and exits for its supervisor to restart it.
+    hung: Mutex<Option<String>>,
     /// Clients for runs' separate output containers, made once each.
     outputs: Mutex<HashMap<String, Arc<dyn BlobStore>>>,
     /// Jobs failed in a row by the network itself, with the latest reason.
@@ -153,6 +161,8 @@ enum JobError {
     Interrupted,
     /// The visibility ran out and another worker owns the message now.
     LeaseLost,
+    /// A batch outlived the deadline: the device is hung.
+    Hung(String),
     /// The job itself failed.
     Failed(anyhow::Error),
 }
@@ -294,6 +304,12 @@ impl Worker {
             while let Some(done) = active.try_join_next_with_id() {
                 let handled = finished(done, &mut near_end);
                 (frames, jobs_done) = (frames + handled.frames, jobs_done + handled.jobs);
+            }
+            if let Some(why) = self.jobs.hung() {
+                // The stuck call cannot be cancelled: only a new process gets a working device.
+                bail!(
+                    "worker {id}: {why}; the job was handed back, and the worker exits so that its supervisor restarts it"
+                );
             }
             if let Some(last) = self.jobs.device_given_up() {
                 // Jobs in hand are dropped with their leases and reappear for other workers.
@@ -443,6 +459,10 @@ impl Jobs {
             Some(e) => (state.0 + 1, format!("{e:#}")),
             None => (0, String::new()),
         };
+    }
+
+    fn hung(&self) -> Option<String> {
+        self.hung.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The latest reason, once the network has failed too many jobs in a row.
@@ -595,6 +615,7 @@ impl Jobs {
             Ok(_) => Finding::Styled,
             Err(JobError::Interrupted) => Finding::Interrupted,
             Err(JobError::LeaseLost) => Finding::LeaseLost,
+            Err(JobError::Hung(_)) => Finding::Hung,
             Err(JobError::Failed(e)) => {
                 if is_device_fault(e) {
                     self.note_device(Some(e));
@@ -617,6 +638,16 @@ impl Jobs {
             (Action::Forget, _) => self.log(&format!(
                 "{tag}: lost to another worker (the visibility timeout ran out); stopped"
             )),
+            (Action::GiveBack(_), Err(JobError::Hung(why))) => {
+                let note = lease.release().await.err().map(|e| {
+                    format!(" (release failed: {e}; it returns after the visibility timeout)")
+                });
+                self.log(&format!(
+                    "{tag}: {why}; handed back for another worker{}",
+                    note.unwrap_or_default()
+                ));
+                *self.hung.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+            }
             (Action::GiveBack(_), Err(JobError::Interrupted)) => {
                 let note = lease.release().await.err().map(|e| {
                     format!(" (release failed: {e}; it returns after the visibility timeout)")
@@ -801,10 +832,20 @@ impl Jobs {
                 return Err(JobError::LeaseLost);
             }
             let (numbers, images): (Vec<u32>, Vec<RgbImage>) = batch.into_iter().unzip();
-            let styled = self
+            let count = images.len();
+            let call = self
                 .compute
-                .style(&spec.run_id, &style, &job.params, images)
-                .await?;
+                .style(&spec.run_id, &style, &job.params, images);
+            let styled = match tokio::time::timeout(self.batch_deadline, call).await {
+                Ok(styled) => styled?,
+                Err(_) => {
+                    return Err(JobError::Hung(format!(
+                        "the network did not return a batch of {count} frame{} within {} s (--batch-deadline)",
+                        if count == 1 { "" } else { "s" },
+                        self.batch_deadline.as_secs_f64()
+                    )))
+                }
+            };
             for (n, image) in numbers.into_iter().zip(styled) {
                 let key = spec.run_id.styled_key(n, spec.frame_format);
                 let upload = upload_styled(
