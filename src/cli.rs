@@ -3,7 +3,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use stylize_core::cloud::{
-    DEFAULT_BATCH_DEADLINE_SECS, DEFAULT_MAX_DELIVERIES, DEFAULT_TRANSFERS, DEFAULT_VISIBILITY_SECS,
+    DEFAULT_BATCH_DEADLINE_SECS, DEFAULT_MAX_DELIVERIES, DEFAULT_REQUEUE_AFTER_SECS,
+    DEFAULT_STORAGE_PATIENCE_SECS, DEFAULT_TRANSFERS, DEFAULT_VISIBILITY_SECS,
 };
 
 /// The reference clip of the original demo (`stylize demo --url` replaces it).
@@ -265,6 +266,14 @@ pub struct CloudArgs {
     /// Upload the frames and queue the jobs, then exit; run the same command again to collect the video
     #[arg(long, requires = "cloud")]
     pub no_wait: bool,
+    /// Seconds a job may show no progress before its message is presumed lost and it is queued
+    /// again (sooner once later jobs were taken; each requeue doubles the wait)
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_REQUEUE_AFTER_SECS, requires = "cloud")]
+    pub requeue_after: f64,
+    /// Seconds the coordinator keeps retrying while storage is unreachable or throttling before it
+    /// gives up (the run stays in storage either way)
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_STORAGE_PATIENCE_SECS, requires = "cloud")]
+    pub storage_patience: f64,
 }
 
 /// `stylize worker`: takes jobs from the queue until told to stop.

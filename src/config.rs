@@ -139,6 +139,8 @@ pub fn coordinator_options(args: &CloudArgs, compare: bool) -> Result<Coordinato
         transfers: args.transfers,
         no_wait: args.no_wait,
         compare,
+        requeue_after: seconds_option("--requeue-after", args.requeue_after, false)?,
+        storage_patience: seconds_option("--storage-patience", args.storage_patience, true)?,
     })
 }
 

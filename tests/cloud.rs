@@ -51,6 +51,8 @@ every_backend!(
     outputs_in_a_separate_container,
     a_cut_matroska_file_is_refused,
     a_hung_device_hands_its_job_back_and_the_worker_exits,
+    a_cleaned_and_rerun_run_ignores_its_predecessors_messages,
+    a_lost_message_is_queued_again_while_other_runs_keep_the_queue_busy,
 );
 
 /// Two inputs fanned out over two worker processes give, frame for frame, what local mode gives,
@@ -424,9 +426,11 @@ fn job_of_a_killed_worker_reappears_and_the_run_completes(b: &Backend) {
         "the redelivered job skipped the frames done before the kill: {rescuer_log}"
     );
     for job in 0..2 {
-        let marker =
-            DoneMarker::from_json(&rt.block_on(cloud.blobs.get(&run.done_key(job))).unwrap())
-                .unwrap();
+        let marker = DoneMarker::from_json(
+            &rt.block_on(cloud.blobs.get(&done_key(&rt, &cloud, job)))
+                .unwrap(),
+        )
+        .unwrap();
         assert_eq!(marker.worker, "rescuer");
     }
     // The test stylizer inverts colours: every frame is there, inverted (up to the H.264 4:2:0
@@ -644,6 +648,186 @@ fn a_hung_device_hands_its_job_back_and_the_worker_exits(b: &Backend) {
     assert_eq!(all_frames(&dir.path().join("in.styled.mp4")).len(), 4);
     let (_, log) = stop(healthy);
     assert!(log.contains("processed 4 frames"), "{log}");
+}
+
+/// `runs clean`, then the same input and style again with another job split and frame format:
+/// the messages of the cleaned run, still queued, are dropped as stale, not styled into the new
+/// run's bookkeeping (a done marker of the old split would make the coordinator fetch frames that
+/// were never styled in the new format).
+fn a_cleaned_and_rerun_run_ignores_its_predecessors_messages(b: &Backend) {
+    let spec = b.spec();
+    let (rt, cloud) = (rt(), b.cloud());
+    let dir = tempdir();
+    let input = scene_clip(dir.path(), "in.mp4", "64x48", "25", 8, &[], &[]);
+    let submit = |per_job: &str, format: &str, extra: &[&str]| {
+        let args = [
+            input.to_str().unwrap(),
+            "--style",
+            "preset:5",
+            "--cloud",
+            &spec,
+            "--frames-per-job",
+            per_job,
+            "--frame-format",
+            format,
+        ];
+        Proc::spawn(&[&args[..], extra].concat()).wait()
+    };
+    let (code, log) = submit("4", "png", &["--no-wait"]);
+    assert_eq!(code, 0, "{log}");
+    let run = the_run(&rt, &cloud);
+    let (code, _, stderr) = common::run(&["runs", "clean", run.as_str(), "--cloud", &spec]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(rt.block_on(cloud.jobs.approximate_len()).unwrap(), 2);
+
+    let (code, log) = submit("3", "webp", &["--no-wait"]);
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(
+        the_run(&rt, &cloud),
+        run,
+        "the same run id, a new incarnation"
+    );
+    let w = worker(&spec, "w0", &["--test-stylizer-ms", "1"]);
+    let (code, log) = submit("3", "webp", &[]);
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(all_frames(&dir.path().join("in.styled.mp4")).len(), 8);
+    let (_, worker_log) = stop(w);
+    assert_eq!(
+        worker_log
+            .matches("the run was cleaned and started again")
+            .count(),
+        2,
+        "{worker_log}"
+    );
+    assert!(worker_log.contains("processed 8 frames"), "{worker_log}");
+    assert_eq!(blob_count(&rt, &cloud, &run.done_prefix()), 3);
+    assert_eq!(
+        blob_count(&rt, &cloud, &format!("{}000000.png", run.styled_prefix())),
+        0
+    );
+}
+
+/// A job's message lost after part of the job was styled (its worker killed, then the message
+/// gone: moved aside when a failed marker could not be written, expired, or deleted by hand) while
+/// another run's job keeps the shared queue from ever looking empty: the coordinator queues the
+/// job again within a bounded time (`--requeue-after`), and the run completes.
+fn a_lost_message_is_queued_again_while_other_runs_keep_the_queue_busy(b: &Backend) {
+    let spec = b.spec();
+    let (rt, cloud) = (rt(), b.cloud());
+    let dir = tempdir();
+    let submit = |input: &Path, style: &str, extra: &[&str]| {
+        let args = [
+            input.to_str().unwrap(),
+            "--style",
+            style,
+            "--cloud",
+            &spec,
+            "--frames-per-job",
+            "4",
+        ];
+        Proc::spawn(&[&args[..], extra].concat()).wait()
+    };
+    // Another run's job, held for the whole test by a slow worker: counted on the queue.
+    let other = scene_clip(dir.path(), "other.mp4", "64x48", "25", 4, &[], &[]);
+    let (code, log) = submit(&other, "preset:3", &["--no-wait"]);
+    assert_eq!(code, 0, "{log}");
+    let busy = worker(
+        &spec,
+        "busy",
+        &[
+            "--test-stylizer-ms",
+            "600000",
+            "--max-jobs",
+            "1",
+            "--batch-deadline",
+            "900",
+        ],
+    );
+    wait_until(
+        "the busy worker took the other run's job",
+        Duration::from_secs(30),
+        || busy.log().contains("): started"),
+    );
+
+    let input = scene_clip(dir.path(), "in.mp4", "64x48", "25", 12, &[], &[]);
+    let (code, log) = submit(&input, "preset:5", &["--no-wait"]);
+    assert_eq!(code, 0, "{log}");
+    let run = stylize_cloud::list_runs(cloud.blobs.as_ref());
+    let runs = rt.block_on(run).unwrap();
+    let run = runs
+        .into_iter()
+        .find(|r| {
+            rt.block_on(stylize_cloud::load_manifest(cloud.blobs.as_ref(), r))
+                .unwrap()
+                .input_name
+                == "in.mp4"
+        })
+        .unwrap();
+    let doomed = worker(
+        &spec,
+        "doomed",
+        &[
+            "--test-stylizer-ms",
+            "400",
+            "--max-jobs",
+            "1",
+            "--visibility-timeout",
+            "3",
+        ],
+    );
+    wait_until(
+        "the doomed worker styled part of job 0",
+        Duration::from_secs(60),
+        || blob_count(&rt, &cloud, &run.styled_prefix()) >= 2,
+    );
+    doomed.sigkill();
+    // Its message reappears after the visibility timeout; then it is lost for good. The other
+    // jobs' messages are held meanwhile (one delivery each), then handed back.
+    let mut held = Vec::new();
+    wait_until(
+        "job 0's message is deleted",
+        Duration::from_secs(30),
+        || {
+            let Some(message) = rt
+                .block_on(cloud.jobs.receive(Duration::from_secs(60)))
+                .unwrap()
+            else {
+                return false;
+            };
+            let job = stylize_cloud::JobSpec::from_message(&message.body).unwrap();
+            if (job.run_id == run, job.job) == (true, 0) {
+                rt.block_on(cloud.jobs.delete(&message)).unwrap();
+                return true;
+            }
+            held.push(message);
+            false
+        },
+    );
+    for mut message in held {
+        rt.block_on(cloud.jobs.set_visibility(&mut message, Duration::ZERO))
+            .unwrap();
+    }
+
+    let healthy = worker(&spec, "healthy", &["--test-stylizer-ms", "1"]);
+    let started = std::time::Instant::now();
+    let (code, log) = submit(&input, "preset:5", &["--requeue-after", "2"]);
+    assert_eq!(code, 0, "{log}");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        log.contains("job 0 of run") && log.contains("its message seems lost; queueing it again"),
+        "{log}"
+    );
+    assert_eq!(all_frames(&dir.path().join("in.styled.mp4")).len(), 12);
+    let (_, healthy_log) = stop(healthy);
+    assert!(
+        healthy_log.contains("already styled"),
+        "job 0 resumed: {healthy_log}"
+    );
+    drop(busy);
 }
 
 /// A run longer than the coordinator's download window (256 frames ahead of the restitcher; here

@@ -230,6 +230,15 @@ pub fn the_run(rt: &tokio::runtime::Runtime, cloud: &Cloud) -> RunId {
     runs[0].clone()
 }
 
+/// The done marker's name of `job` in the one run in storage (its incarnation is the manifest's).
+pub fn done_key(rt: &tokio::runtime::Runtime, cloud: &Cloud, job: u32) -> String {
+    let run = the_run(rt, cloud);
+    let manifest = rt
+        .block_on(stylize_cloud::load_manifest(cloud.blobs.as_ref(), &run))
+        .unwrap();
+    run.done_key(job, &manifest.incarnation)
+}
+
 /// Blobs under `prefix` in the run container.
 pub fn blob_count(rt: &tokio::runtime::Runtime, cloud: &Cloud, prefix: &str) -> usize {
     count(rt, &cloud.blobs, prefix)

@@ -16,7 +16,7 @@ use azure_core::{
         headers::HeaderName,
         policies::{Policy, PolicyResult},
         ClientOptions, Context, ExponentialRetryOptions, NoFormat, Request, RequestContent,
-        RetryOptions, Url,
+        RetryOptions, Transport, Url,
     },
 };
 use azure_identity::{
@@ -29,7 +29,8 @@ use azure_storage_blob::{
 };
 use azure_storage_queue::{
     models::{
-        QueueClientGetPropertiesResultHeaders, QueueClientReceiveMessagesOptions, QueueMessage,
+        QueueClientGetPropertiesResultHeaders, QueueClientReceiveMessagesOptions,
+        QueueClientSendMessageOptions, QueueClientUpdateMessageOptions, QueueMessage,
     },
     QueueClient, QueueServiceClient, QueueServiceClientOptions,
 };
@@ -191,6 +192,7 @@ fn client_setup(auth: &Auth) -> Result<(ClientOptions, Option<Arc<dyn TokenCrede
             max_total_elapsed: time::Duration::seconds(15),
             max_delay: time::Duration::seconds(4),
         }),
+        transport: Some(transport()),
         ..Default::default()
     };
     match auth {
@@ -202,6 +204,30 @@ fn client_setup(auth: &Auth) -> Result<(ClientOptions, Option<Arc<dyn TokenCrede
             Ok((options, None))
         }
     }
+}
+
+/// The environment variable that overrides the per-try read timeout, in seconds.
+pub const READ_TIMEOUT_VAR: &str = "STYLIZE_STORAGE_READ_TIMEOUT";
+
+/// The HTTP client under every request: the SDK's limits (20 s to connect, 60 s without a byte
+/// read), the read limit overridable by [`READ_TIMEOUT_VAR`] (the outage tests scale it down
+/// with the outage).
+fn transport() -> Transport {
+    let read_timeout = std::env::var(READ_TIMEOUT_VAR)
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|secs| secs.is_finite() && *secs > 0.0)
+        .map_or(
+            std::time::Duration::from_secs(60),
+            std::time::Duration::from_secs_f64,
+        );
+    let client = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(20))
+        .read_timeout(read_timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap_or_else(|e| unreachable!("a client of fixed settings builds: {e}"));
+    Transport::new(Arc::new(client))
 }
 
 /// Maps an SDK error to this crate's, naming the operation and redacting secrets.
@@ -554,8 +580,14 @@ impl JobQueue for AzureQueue {
             message_text: Some(body.to_owned()),
         };
         let content = message.try_into().map_err(|e| self.err(e, "send"))?;
+        // Never expire: Azure's default of 7 days would silently drop a job of a long backlog
+        // or a `--no-wait` run collected later. A job ends as done, failed or cleaned.
+        let options = QueueClientSendMessageOptions {
+            message_time_to_live: Some(-1),
+            ..Default::default()
+        };
         self.client
-            .send_message(content, None)
+            .send_message(content, Some(options))
             .await
             .map(drop)
             .map_err(|e| self.err(e, "send"))
@@ -610,6 +642,39 @@ impl JobQueue for AzureQueue {
                 message: "the service returned no new pop receipt".into(),
             })?;
         message.pop_receipt = receipt;
+        Ok(())
+    }
+
+    async fn set_visibility_and_body(
+        &self,
+        message: &mut ReceivedMessage,
+        visibility: Duration,
+        body: &str,
+    ) -> Result<()> {
+        let secs = visibility_secs(visibility, 0) as i32;
+        let content = QueueMessage {
+            message_text: Some(body.to_owned()),
+        }
+        .try_into()
+        .map_err(|e| self.err(e, "update"))?;
+        let options = QueueClientUpdateMessageOptions {
+            queue_message: Some(content),
+            ..Default::default()
+        };
+        let response = self
+            .client
+            .update_message(&message.id, &message.pop_receipt, secs, Some(options))
+            .await
+            .map_err(|e| self.lease_err(e, message, "update"))?;
+        let receipt = response
+            .headers()
+            .get_optional_string(&POP_RECEIPT)
+            .ok_or_else(|| Error::Other {
+                operation: format!("update on queue {}", self.name),
+                message: "the service returned no new pop receipt".into(),
+            })?;
+        message.pop_receipt = receipt;
+        message.body = body.to_owned();
         Ok(())
     }
 

@@ -377,6 +377,29 @@ impl JobQueue for LocalQueue {
         Ok(())
     }
 
+    async fn set_visibility_and_body(
+        &self,
+        message: &mut ReceivedMessage,
+        visibility: Duration,
+        body: &str,
+    ) -> Result<()> {
+        let hide_ms = visibility_secs(visibility, 0) * 1000;
+        let (current, new_body) = (message.clone(), body.to_owned());
+        let receipt = self
+            .locked(move |dir| {
+                let (path, mut m) = current_message(dir, &current)?;
+                m.visible_at_ms = now_ms() + hide_ms;
+                m.pop_receipt = new_receipt();
+                m.body = new_body;
+                write_message(dir, &path, &m)?;
+                Ok(m.pop_receipt)
+            })
+            .await?;
+        message.pop_receipt = receipt;
+        message.body = body.to_owned();
+        Ok(())
+    }
+
     async fn delete(&self, message: &ReceivedMessage) -> Result<()> {
         let current = message.clone();
         self.locked(move |dir| {

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 
 /// Version of every document below. A worker refuses jobs of another version
 /// instead of guessing at their meaning.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Hex digits of the sha256 kept in a [`RunId`]: 64 bits, far beyond any
 /// number of runs one account will hold, and short enough to read.
@@ -106,9 +106,11 @@ impl RunId {
         format!("runs/{}/done/", self.0)
     }
 
-    /// `runs/<run>/done/<job:05>.json`, written by a worker after all the job's styled frames.
-    pub fn done_key(&self, job: u32) -> String {
-        format!("runs/{}/done/{job:05}.json", self.0)
+    /// `runs/<run>/done/<job:05>.<incarnation>.json`, written by a worker after all the job's
+    /// styled frames. The incarnation keeps a marker of a cleaned run's job from counting for a
+    /// new run of the same id, whose jobs may be split differently.
+    pub fn done_key(&self, job: u32, incarnation: &str) -> String {
+        format!("runs/{}/done/{job:05}.{incarnation}.json", self.0)
     }
 
     /// `runs/<run>/queued/`: one marker per job the coordinator has put on the queue.
@@ -127,9 +129,9 @@ impl RunId {
         format!("runs/{}/failed/", self.0)
     }
 
-    /// `runs/<run>/failed/<job:05>.json`.
-    pub fn failed_key(&self, job: u32) -> String {
-        format!("runs/{}/failed/{job:05}.json", self.0)
+    /// `runs/<run>/failed/<job:05>.<incarnation>.json`.
+    pub fn failed_key(&self, job: u32, incarnation: &str) -> String {
+        format!("runs/{}/failed/{job:05}.{incarnation}.json", self.0)
     }
 }
 
@@ -164,9 +166,35 @@ pub fn frame_number_of(key: &str) -> Option<u32> {
     number_in_file_name(key, 6)
 }
 
-/// The job index in a done/failed marker name (`.../done/00007.json` → 7).
+/// The job index in a queued marker name (`.../queued/00007.json` → 7).
 pub fn job_index_of(key: &str) -> Option<u32> {
     number_in_file_name(key, 5)
+}
+
+/// The job index in a done/failed marker name of `incarnation`
+/// (`.../done/00007.<incarnation>.json` → 7); `None` for another incarnation's marker.
+pub fn marker_job_of(key: &str, incarnation: &str) -> Option<u32> {
+    let name = key.rsplit('/').next()?;
+    let (_, rest) = name.split_once('.')?;
+    (rest.strip_suffix(".json")? == incarnation)
+        .then(|| number_in_file_name(key, 5))
+        .flatten()
+}
+
+/// A fresh incarnation: 12 hex digits, different for every manifest written (time, process and
+/// a counter hashed, so two coordinators starting in the same nanosecond still differ).
+pub fn new_incarnation() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let now = OffsetDateTime::now_utc().unix_timestamp_nanos();
+    let seed = format!(
+        "{now} {} {} {:p}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        &COUNTER
+    );
+    let digest = Sha256::digest(seed.as_bytes());
+    digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
 }
 
 fn number_in_file_name(key: &str, min_digits: usize) -> Option<u32> {
@@ -476,6 +504,9 @@ pub struct RunManifest {
     pub version: u32,
     /// The run's id (also its blob prefix).
     pub run_id: RunId,
+    /// This manifest's incarnation of the run ([`new_incarnation`]): a run cleaned and started
+    /// again has a new one, and jobs and markers of the old one no longer count.
+    pub incarnation: String,
     /// The input's file name, for display (never a full local path).
     pub input_name: String,
     /// sha256 of the input file, hex.
@@ -541,6 +572,7 @@ impl RunManifest {
         Ok(RunManifest {
             version: FORMAT_VERSION,
             run_id: RunId::derive(&input_sha256, style_ref, &params),
+            incarnation: new_incarnation(),
             input_name: input_name.into(),
             input_sha256,
             frame_count,
@@ -585,6 +617,7 @@ impl RunManifest {
         JobSpec {
             version: FORMAT_VERSION,
             run_id: self.run_id.clone(),
+            incarnation: self.incarnation.clone(),
             job,
             frames,
             frame_format: self.frame_format,
@@ -594,6 +627,7 @@ impl RunManifest {
             params: self.params.clone(),
             output_container: self.output_container.clone(),
             container: None,
+            storage_retries: 0,
         }
     }
 
@@ -655,6 +689,8 @@ pub struct JobSpec {
     pub version: u32,
     /// The run the job belongs to.
     pub run_id: RunId,
+    /// The run's incarnation when the job was queued ([`RunManifest::incarnation`]).
+    pub incarnation: String,
     /// The job's index (0-based), which names its done/failed marker.
     pub job: u32,
     /// The frames to style.
@@ -677,6 +713,14 @@ pub struct JobSpec {
     /// the worker's own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
+    /// Deliveries that failed on storage trouble alone (unreachable, throttled), counted by the
+    /// workers in the message itself: they cost time, not the job's delivery budget.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub storage_retries: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl JobSpec {
@@ -699,6 +743,16 @@ impl JobSpec {
     ///   its failed marker ([`UnusableJob::failed_marker`]) and the
     ///   coordinator stops waiting for it.
     pub fn from_message(body: &str) -> Result<JobSpec> {
+        // The version first, so a job of another version says so rather than failing on
+        // whichever field that version changed.
+        if let Ok(probe) = serde_json::from_str::<VersionProbe>(body) {
+            if probe.version != FORMAT_VERSION {
+                return Err(Error::MalformedMessage(format!(
+                    "job format version {} (this build reads {FORMAT_VERSION})",
+                    probe.version
+                )));
+            }
+        }
         let raw: JobEnvelope =
             serde_json::from_str(body).map_err(|e| Error::MalformedMessage(e.to_string()))?;
         if raw.version != FORMAT_VERSION {
@@ -725,6 +779,7 @@ impl JobSpec {
             Err(reason) => {
                 return Err(Error::UnusableJob(Box::new(UnusableJob {
                     run_id: raw.run_id,
+                    incarnation: raw.incarnation,
                     job: raw.job,
                     frames: raw.frames,
                     output_container: raw.output_container,
@@ -736,6 +791,7 @@ impl JobSpec {
         Ok(JobSpec {
             version: raw.version,
             run_id: raw.run_id,
+            incarnation: raw.incarnation,
             job: raw.job,
             frames: raw.frames,
             frame_format: raw.frame_format,
@@ -745,7 +801,13 @@ impl JobSpec {
             params,
             output_container: raw.output_container,
             container: raw.container,
+            storage_retries: raw.storage_retries,
         })
+    }
+
+    /// The deliveries that count against the job's budget: all but those lost to storage.
+    pub fn counted_deliveries(&self, dequeue_count: u32) -> u32 {
+        dequeue_count.saturating_sub(self.storage_retries).max(1)
     }
 
     /// Blob names of this job's input frames, in order.
@@ -772,12 +834,24 @@ impl JobSpec {
 
     /// This job's done marker.
     pub fn done_key(&self) -> String {
-        self.run_id.done_key(self.job)
+        self.run_id.done_key(self.job, &self.incarnation)
     }
 
     /// This job's failed marker.
     pub fn failed_key(&self) -> String {
-        self.run_id.failed_key(self.job)
+        self.run_id.failed_key(self.job, &self.incarnation)
+    }
+
+    /// Whether this message is the job `manifest` (the run in storage now) would send: the same
+    /// incarnation, frames and frame shape. A message of a cleaned run's earlier incarnation
+    /// may name other frames or another format.
+    pub fn matches(&self, manifest: &RunManifest) -> bool {
+        manifest.job_spec(self.job).is_some_and(|expected| {
+            expected.incarnation == self.incarnation
+                && expected.frames == self.frames
+                && expected.frame_format == self.frame_format
+                && (expected.width, expected.height) == (self.width, self.height)
+        })
     }
 }
 
@@ -789,6 +863,7 @@ impl JobSpec {
 struct JobEnvelope {
     version: u32,
     run_id: RunId,
+    incarnation: String,
     job: u32,
     frames: FrameRange,
     frame_format: FrameFormat,
@@ -800,6 +875,8 @@ struct JobEnvelope {
     output_container: Option<String>,
     #[serde(default)]
     container: Option<String>,
+    #[serde(default)]
+    storage_retries: u32,
 }
 
 /// A job of this protocol that this build cannot style: the message is a
@@ -815,6 +892,8 @@ struct JobEnvelope {
 pub struct UnusableJob {
     /// The run the job belongs to.
     pub run_id: RunId,
+    /// As in [`JobSpec::incarnation`].
+    pub incarnation: String,
     /// The job's index.
     pub job: u32,
     /// The frames it covers.
@@ -837,7 +916,7 @@ impl UnusableJob {
 
     /// Its failed marker's blob name.
     pub fn failed_key(&self) -> String {
-        self.run_id.failed_key(self.job)
+        self.run_id.failed_key(self.job, &self.incarnation)
     }
 
     /// Its failed marker, with [`UnusableJob::reason`] as the reason.
@@ -864,7 +943,7 @@ impl fmt::Display for UnusableJob {
     }
 }
 
-/// `runs/<run>/done/<job:05>.json`: written by the worker after every styled
+/// `runs/<run>/done/<job:05>.<incarnation>.json`: written by the worker after every styled
 /// frame of the job is uploaded, before it deletes the message.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DoneMarker {
@@ -907,7 +986,7 @@ impl DoneMarker {
     }
 }
 
-/// `runs/<run>/failed/<job:05>.json`: the job was given up on after too many
+/// `runs/<run>/failed/<job:05>.<incarnation>.json`: the job was given up on after too many
 /// deliveries; the coordinator reports its frames instead of waiting forever.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FailedMarker {
@@ -1151,10 +1230,13 @@ mod tests {
             run.styled_key(822, FrameFormat::Jpeg),
             "runs/0123456789abcdef/styled/000822.jpg"
         );
-        assert_eq!(run.done_key(3), "runs/0123456789abcdef/done/00003.json");
         assert_eq!(
-            run.failed_key(12),
-            "runs/0123456789abcdef/failed/00012.json"
+            run.done_key(3, "a1b2c3d4e5f6"),
+            "runs/0123456789abcdef/done/00003.a1b2c3d4e5f6.json"
+        );
+        assert_eq!(
+            run.failed_key(12, "a1b2c3d4e5f6"),
+            "runs/0123456789abcdef/failed/00012.a1b2c3d4e5f6.json"
         );
         assert_eq!(run.queued_key(4), "runs/0123456789abcdef/queued/00004.json");
         assert_eq!(job_index_of(&run.queued_key(4)), Some(4));
@@ -1162,7 +1244,11 @@ mod tests {
             frame_number_of(&run.styled_key(822, FrameFormat::Webp)),
             Some(822)
         );
-        assert_eq!(job_index_of(&run.done_key(3)), Some(3));
+        assert_eq!(marker_job_of(&run.done_key(3, "a1b2"), "a1b2"), Some(3));
+        assert_eq!(marker_job_of(&run.failed_key(3, "a1b2"), "a1b2"), Some(3));
+        // Another incarnation's marker, or a version-1 marker without one, does not count.
+        assert_eq!(marker_job_of(&run.done_key(3, "ffff"), "a1b2"), None);
+        assert_eq!(marker_job_of("runs/x/done/00003.json", "a1b2"), None);
         assert_eq!(frame_number_of("runs/x/frames/7.png"), None);
         assert_eq!(frame_number_of("runs/x/frames/00000a.png"), None);
     }
@@ -1265,10 +1351,19 @@ mod tests {
         ));
 
         let mut v: serde_json::Value = serde_json::from_str(&good).unwrap();
-        v["version"] = json!(2);
+        v["version"] = json!(1);
         assert!(matches!(
             JobSpec::from_message(&v.to_string()),
             Err(Error::MalformedMessage(_))
+        ));
+
+        // A format-1 job (before incarnations) names its version rather than a missing field.
+        let mut v: serde_json::Value = serde_json::from_str(&good).unwrap();
+        v["version"] = json!(1);
+        v.as_object_mut().unwrap().remove("incarnation");
+        assert!(matches!(
+            JobSpec::from_message(&v.to_string()),
+            Err(Error::MalformedMessage(why)) if why.contains("format version 1")
         ));
 
         let mut v: serde_json::Value = serde_json::from_str(&good).unwrap();
@@ -1295,17 +1390,15 @@ mod tests {
         }
     }
 
-    // Documents written by format version 1 before the style and parameters
-    // were typed here (the binary built them as `serde_json::Value`s from its
-    // own `StyleDoc`/`ParamsDoc`, and wrote the queued marker with `json!`).
-    // They must still parse, and the typed documents must write them byte for
-    // byte: stored runs resume, queued messages are understood, and a new
-    // build's messages read the same to an older worker.
+    // Documents of format version 2, pinned byte for byte: a change to any of them is a change of
+    // the protocol (and of FORMAT_VERSION), never an accident. Format 1 (before incarnations)
+    // is refused by its version.
 
-    /// `RunManifest::to_json` of the old code, output container set, `created` fixed.
-    const MANIFEST_V1: &str = r#"{
-  "version": 1,
-  "run_id": "627c1664153a7a29",
+    /// `RunManifest::to_json`, output container set, `created` and `incarnation` fixed.
+    const MANIFEST_V2: &str = r#"{
+  "version": 2,
+  "run_id": "39fbc78604f25c9a",
+  "incarnation": "a1b2c3d4e5f6",
   "input_name": "orangutan.mp4",
   "input_sha256": "96b050b919f3fca2fc8b6923537136a197ad13c583beb1438d1a12ccbc999c42",
   "frame_count": 823,
@@ -1360,11 +1453,11 @@ mod tests {
 }
 "#;
 
-    /// `JobSpec::to_message` of the old code: job 16 of `MANIFEST_V1`, `container` set.
-    const JOB_PRESETS_V1: &str = r#"{"version":1,"run_id":"627c1664153a7a29","job":16,"frames":{"start":800,"end":823},"frame_format":"png","width":720,"height":480,"style":{"kind":"presets","label":"mosaic + candy","values":[0.0,0.0,0.0,0.5,0.0,0.5,0.0,0.3333333432674408,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0]},"params":{"max_size":360,"preserve_colors":true,"strength":0.699999988079071},"output_container":"styled-out","container":"stylize"}"#;
+    /// `JobSpec::to_message`: job 16 of `MANIFEST_V2`, `container` set.
+    const JOB_PRESETS_V2: &str = r#"{"version":2,"run_id":"39fbc78604f25c9a","incarnation":"a1b2c3d4e5f6","job":16,"frames":{"start":800,"end":823},"frame_format":"png","width":720,"height":480,"style":{"kind":"presets","label":"mosaic + candy","values":[0.0,0.0,0.0,0.5,0.0,0.5,0.0,0.3333333432674408,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0]},"params":{"max_size":360,"preserve_colors":true,"strength":0.699999988079071},"output_container":"styled-out","container":"stylize"}"#;
 
-    /// `JobSpec::to_message` of the old code: an image style, strength 1, no containers.
-    const JOB_IMAGE_V1: &str = r#"{"version":1,"run_id":"2cf8bf1ba67e7a18","job":0,"frames":{"start":0,"end":8},"frame_format":"jpeg","width":64,"height":48,"style":{"kind":"image","label":"starry.jpg","values":[0.10000000149011612,-1.25,0.000029999999242136255,12345.677734375,0.0]},"params":{"max_size":null,"preserve_colors":false,"strength":1.0}}"#;
+    /// `JobSpec::to_message`: an image style, strength 1, no containers.
+    const JOB_IMAGE_V2: &str = r#"{"version":2,"run_id":"2cf8bf1ba67e7a18","incarnation":"0f0f0f0f0f0f","job":0,"frames":{"start":0,"end":8},"frame_format":"jpeg","width":64,"height":48,"style":{"kind":"image","label":"starry.jpg","values":[0.10000000149011612,-1.25,0.000029999999242136255,12345.677734375,0.0]},"params":{"max_size":null,"preserve_colors":false,"strength":1.0}}"#;
 
     /// The old coordinator's `json!({ "job": job, "queue": queue_name }).to_string()`.
     const QUEUED_V1: &str = r#"{"job":7,"queue":"stylize-jobs"}"#;
@@ -1384,12 +1477,13 @@ mod tests {
     }
 
     #[test]
-    fn run_ids_are_those_of_format_1() {
-        // Computed by the code that hashed a `serde_json::Value` of the params.
+    fn run_ids_are_pinned() {
+        // Pinned for format 2 (the version is part of the hash); the params are hashed as the
+        // format-1 code hashed a `serde_json::Value` of them.
         let sha = sha256_hex(b"video bytes");
         assert_eq!(
             RunId::derive(&sha, "presets:3=0.500000,5=0.500000", &old_params()).as_str(),
-            "627c1664153a7a29"
+            "39fbc78604f25c9a"
         );
         let image_params = StyleParamsSpec {
             max_size: None,
@@ -1398,7 +1492,7 @@ mod tests {
         };
         assert_eq!(
             RunId::derive(&sha, "image:512x384:abcdef", &image_params).as_str(),
-            "f572a377e9ba36b5"
+            "06a6f3068d495ae4"
         );
         assert_eq!(
             canonical_json(&serde_json::to_value(old_params()).unwrap()),
@@ -1407,13 +1501,13 @@ mod tests {
     }
 
     #[test]
-    fn format_1_documents_parse_and_are_written_byte_for_byte() {
-        let m = RunManifest::from_json(MANIFEST_V1.as_bytes()).unwrap();
-        assert_eq!(m.run_id.as_str(), "627c1664153a7a29");
+    fn format_2_documents_parse_and_are_written_byte_for_byte() {
+        let m = RunManifest::from_json(MANIFEST_V2.as_bytes()).unwrap();
+        assert_eq!(m.run_id.as_str(), "39fbc78604f25c9a");
         assert_eq!(m.style, old_presets_style());
         assert_eq!(m.params, old_params());
         assert_eq!(m.output_container.as_deref(), Some("styled-out"));
-        assert_eq!(String::from_utf8(m.to_json()).unwrap(), MANIFEST_V1);
+        assert_eq!(String::from_utf8(m.to_json()).unwrap(), MANIFEST_V2);
 
         // A new manifest from the same inputs is the same document.
         let mut fresh = RunManifest::new(
@@ -1435,22 +1529,27 @@ mod tests {
         .with_output_container("styled-out")
         .unwrap();
         fresh.created = m.created;
+        assert_ne!(
+            fresh.incarnation, m.incarnation,
+            "every manifest gets its own"
+        );
+        fresh.incarnation = m.incarnation.clone();
         assert_eq!(fresh, m);
-        assert_eq!(String::from_utf8(fresh.to_json()).unwrap(), MANIFEST_V1);
+        assert_eq!(String::from_utf8(fresh.to_json()).unwrap(), MANIFEST_V2);
 
-        let job = JobSpec::from_message(JOB_PRESETS_V1).unwrap();
+        let job = JobSpec::from_message(JOB_PRESETS_V2).unwrap();
         let mut expected = m.job_spec(16).unwrap();
         expected.container = Some("stylize".into());
         assert_eq!(job, expected);
-        assert_eq!(job.to_message(), JOB_PRESETS_V1);
+        assert_eq!(job.to_message(), JOB_PRESETS_V2);
 
-        let job = JobSpec::from_message(JOB_IMAGE_V1).unwrap();
+        let job = JobSpec::from_message(JOB_IMAGE_V2).unwrap();
         assert_eq!(job.run_id.as_str(), "2cf8bf1ba67e7a18");
         assert_eq!(job.style.kind, StyleKind::Image);
         assert_eq!(job.style.values, [0.1, -1.25, 3.0e-5, 12345.678, 0.0]);
         assert_eq!(job.params.max_size, None);
         assert_eq!(job.outputs_container(), None);
-        assert_eq!(job.to_message(), JOB_IMAGE_V1);
+        assert_eq!(job.to_message(), JOB_IMAGE_V2);
 
         let queued = QueuedMarker::from_json(QUEUED_V1.as_bytes()).unwrap();
         assert_eq!(queued, QueuedMarker::new(7, "stylize-jobs"));
@@ -1530,26 +1629,26 @@ mod tests {
         ));
 
         // A stored manifest is checked as it is read.
-        let mut v: serde_json::Value = serde_json::from_str(MANIFEST_V1).unwrap();
+        let mut v: serde_json::Value = serde_json::from_str(MANIFEST_V2).unwrap();
         v["style"]["values"] = json!([0.5, 0.5]);
         let err = RunManifest::from_json(v.to_string().as_bytes()).unwrap_err();
         assert!(
-            matches!(&err, Error::InvalidStyle(why) if why.contains("627c1664153a7a29")),
+            matches!(&err, Error::InvalidStyle(why) if why.contains("39fbc78604f25c9a")),
             "{err}"
         );
-        let mut v: serde_json::Value = serde_json::from_str(MANIFEST_V1).unwrap();
+        let mut v: serde_json::Value = serde_json::from_str(MANIFEST_V2).unwrap();
         v["style"]["kind"] = json!("video");
         assert!(matches!(
             RunManifest::from_json(v.to_string().as_bytes()),
             Err(Error::Json { .. })
         ));
         // Another version is reported as such, whatever else it changed.
-        let mut v: serde_json::Value = serde_json::from_str(MANIFEST_V1).unwrap();
-        v["version"] = json!(2);
+        let mut v: serde_json::Value = serde_json::from_str(MANIFEST_V2).unwrap();
+        v["version"] = json!(1);
         v["style"] = json!("mosaic");
         let err = RunManifest::from_json(v.to_string().as_bytes()).unwrap_err();
         assert!(
-            matches!(&err, Error::MalformedMessage(why) if why.contains("format version 2")),
+            matches!(&err, Error::MalformedMessage(why) if why.contains("format version 1")),
             "{err}"
         );
     }
@@ -1557,7 +1656,7 @@ mod tests {
     #[test]
     fn a_job_whose_style_is_unusable_still_names_its_run() {
         let unusable = |edit: &dyn Fn(&mut serde_json::Value)| {
-            let mut v: serde_json::Value = serde_json::from_str(JOB_PRESETS_V1).unwrap();
+            let mut v: serde_json::Value = serde_json::from_str(JOB_PRESETS_V2).unwrap();
             edit(&mut v);
             match JobSpec::from_message(&v.to_string()) {
                 Err(Error::UnusableJob(job)) => *job,
@@ -1576,7 +1675,7 @@ mod tests {
         ];
         for edit in edits {
             let job = unusable(edit);
-            assert_eq!(job.run_id.as_str(), "627c1664153a7a29");
+            assert_eq!(job.run_id.as_str(), "39fbc78604f25c9a");
             assert_eq!(job.job, 16);
             assert_eq!(
                 job.frames,
@@ -1587,7 +1686,10 @@ mod tests {
             );
             assert_eq!(job.outputs_container(), Some("styled-out"));
             assert_eq!(job.container.as_deref(), Some("stylize"));
-            assert_eq!(job.failed_key(), "runs/627c1664153a7a29/failed/00016.json");
+            assert_eq!(
+                job.failed_key(),
+                "runs/39fbc78604f25c9a/failed/00016.a1b2c3d4e5f6.json"
+            );
             let marker = job.failed_marker(1, "worker 0");
             assert_eq!((marker.job, marker.frames), (job.job, job.frames));
             assert_eq!(marker.reason, job.reason);
@@ -1604,7 +1706,7 @@ mod tests {
         // What is not a job of this version stays malformed, style or not.
         let malformed: [&dyn Fn(&mut serde_json::Value); 4] = [
             &|v| {
-                v["version"] = json!(2);
+                v["version"] = json!(1);
                 v["style"] = json!("mosaic");
             },
             &|v| {
@@ -1620,7 +1722,7 @@ mod tests {
             },
         ];
         for edit in malformed {
-            let mut v: serde_json::Value = serde_json::from_str(JOB_PRESETS_V1).unwrap();
+            let mut v: serde_json::Value = serde_json::from_str(JOB_PRESETS_V2).unwrap();
             edit(&mut v);
             assert!(
                 matches!(

@@ -1,7 +1,7 @@
 //! Run-level operations over a blob store: publishing the manifest once, reading progress from markers, resuming, cleaning.
 
 use crate::{
-    protocol::{frame_number_of, job_index_of, FailedMarker, RunId, RunManifest},
+    protocol::{frame_number_of, job_index_of, marker_job_of, FailedMarker, RunId, RunManifest},
     store::BlobStore,
     Error, Result,
 };
@@ -84,11 +84,13 @@ impl RunProgress {
     /// plus one read per failed job).
     pub async fn load(blobs: &dyn BlobStore, manifest: &RunManifest) -> Result<RunProgress> {
         let run = &manifest.run_id;
+        let incarnation = manifest.incarnation.as_str();
+        // Markers of an earlier incarnation (a cleaned run's late workers) do not count.
         let done: BTreeSet<u32> = blobs
             .list(&run.done_prefix())
             .await?
             .into_iter()
-            .filter_map(|e| job_index_of(&e.key))
+            .filter_map(|e| marker_job_of(&e.key, incarnation))
             .filter(|&j| j < manifest.job_count)
             .collect();
         let queued: BTreeSet<u32> = blobs
@@ -100,7 +102,7 @@ impl RunProgress {
             .collect();
         let mut failed = BTreeMap::new();
         for entry in blobs.list(&run.failed_prefix()).await? {
-            let Some(job) = job_index_of(&entry.key) else {
+            let Some(job) = marker_job_of(&entry.key, incarnation) else {
                 continue;
             };
             // A job that failed once and later succeeded counts as done.

@@ -98,6 +98,15 @@ pub trait JobQueue: Send + Sync + fmt::Debug {
         visibility: Duration,
     ) -> Result<()>;
 
+    /// As [`JobQueue::set_visibility`], and replaces the message's text with `body` (so a
+    /// message can carry what its deliveries learnt, e.g. how many failed on storage alone).
+    async fn set_visibility_and_body(
+        &self,
+        message: &mut ReceivedMessage,
+        visibility: Duration,
+        body: &str,
+    ) -> Result<()>;
+
     /// Deletes the message for good. [`Error::LeaseLost`] if the delivery is no
     /// longer current (it was redelivered to someone else, or deleted).
     async fn delete(&self, message: &ReceivedMessage) -> Result<()>;

@@ -73,6 +73,7 @@ suite!(
     queue_each_message_goes_to_one_receiver,
     queue_poison_move_and_malformed_messages,
     lease_renews_completes_and_releases,
+    queue_hand_back_with_a_new_body,
     run_manifest_progress_resume_and_clean,
 );
 
@@ -397,6 +398,25 @@ async fn lease_renews_completes_and_releases(cloud: &Cloud) {
         .expect("released job is visible at once");
     assert_eq!(again.dequeue_count, 2);
     q.delete(&again).await.unwrap();
+}
+
+/// A delivery handed back with a rewritten text (how a worker notes a delivery lost to storage
+/// trouble): the next receive sees the new text, the delivery count goes on, the old receipt dies.
+async fn queue_hand_back_with_a_new_body(cloud: &Cloud) {
+    let q = cloud.jobs.clone();
+    q.create_if_missing().await.unwrap();
+    q.send("first text").await.unwrap();
+    let mut m = q.receive(Duration::from_secs(60)).await.unwrap().unwrap();
+    let stale = m.clone();
+    q.set_visibility_and_body(&mut m, Duration::ZERO, "second text")
+        .await
+        .unwrap();
+    assert_eq!(m.body, "second text");
+    assert!(matches!(q.delete(&stale).await, Err(Error::LeaseLost { .. })));
+    let again = q.receive(VIS).await.unwrap().expect("visible at once");
+    assert_eq!((again.body.as_str(), again.dequeue_count), ("second text", 2));
+    q.delete(&again).await.unwrap();
+    assert_eq!(q.approximate_len().await.unwrap(), 0);
 }
 
 fn sample_manifest(frames: u32, per_job: u32) -> RunManifest {

@@ -204,6 +204,128 @@ impl Standstill {
     }
 }
 
+/// Finds jobs whose message is gone while other runs keep the shared queue busy (so an empty
+/// queue never says so): moved to the poison queue when its failed marker could not be written,
+/// deleted by hand, or set aside by a worker of another protocol version.
+///
+/// Evidence that a job lives is its being queued and its styled frames growing. A job without
+/// evidence for `requeue_after` is queued again once the queue has moved past it (a job queued
+/// after it has shown evidence: the queue is roughly first in, first out); with nothing after it
+/// to go by, after six times as long. Each requeue doubles its wait, so a job that only waits
+/// behind a long backlog gets a few duplicates (dropped by workers as already done), not a flood.
+#[derive(Clone, Debug)]
+pub struct LostJobs {
+    requeue_after: Duration,
+    jobs: BTreeMap<u32, JobWatch>,
+}
+
+#[derive(Clone, Debug)]
+struct JobWatch {
+    queued_at: Instant,
+    evidence_at: Instant,
+    styled: usize,
+    requeues: u32,
+    /// Styled frames or a marker seen since it was queued: it has been taken from the queue.
+    taken: bool,
+    settled: bool,
+}
+
+impl LostJobs {
+    /// Jobs waited for longer than this between requeues, at most.
+    const LONGEST_WAIT_FACTOR: u32 = 64;
+    /// Without later jobs to show the queue moved on, a job waits this many times longer.
+    const ALONE_FACTOR: u32 = 6;
+
+    pub fn new(requeue_after: Duration) -> Self {
+        LostJobs {
+            requeue_after,
+            jobs: BTreeMap::new(),
+        }
+    }
+
+    /// Whether no job is watched yet.
+    pub fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
+    }
+
+    /// The job was put on the queue (again) at `now`.
+    pub fn queued(&mut self, job: u32, now: Instant) {
+        let watch = self.jobs.entry(job).or_insert(JobWatch {
+            queued_at: now,
+            evidence_at: now,
+            styled: 0,
+            requeues: 0,
+            taken: false,
+            settled: false,
+        });
+        watch.queued_at = now;
+        watch.evidence_at = now;
+        watch.taken = false;
+    }
+
+    /// One look at the run: the settled jobs, the styled frames per job; the jobs to queue again now.
+    pub fn observe(
+        &mut self,
+        progress: &RunProgress,
+        styled_per_job: &BTreeMap<u32, usize>,
+        now: Instant,
+    ) -> Vec<u32> {
+        for (job, watch) in &mut self.jobs {
+            let styled = styled_per_job.get(job).copied().unwrap_or(0);
+            if progress.done.contains(job) || progress.failed.contains_key(job) {
+                watch.settled = true;
+                watch.taken = true;
+            } else if styled > watch.styled {
+                watch.evidence_at = now;
+                watch.taken = true;
+            }
+            watch.styled = styled;
+        }
+        let lost: Vec<u32> = self
+            .jobs
+            .iter()
+            .filter(|(job, watch)| !watch.settled && self.seems_lost(**job, watch, now))
+            .map(|(job, _)| *job)
+            .collect();
+        for &job in &lost {
+            self.queued(job, now);
+            if let Some(watch) = self.jobs.get_mut(&job) {
+                watch.requeues += 1;
+            }
+        }
+        lost
+    }
+
+    fn seems_lost(&self, job: u32, watch: &JobWatch, now: Instant) -> bool {
+        let factor = 1u32
+            .checked_shl(watch.requeues)
+            .unwrap_or(u32::MAX)
+            .min(Self::LONGEST_WAIT_FACTOR);
+        let wait = self.requeue_after * factor;
+        let quiet = now.saturating_duration_since(watch.evidence_at);
+        if quiet <= wait {
+            return false;
+        }
+        // Queued after it (later, or at the same moment with a higher index) and taken since.
+        let passed_over = self.jobs.iter().any(|(&other, o)| {
+            other != job
+                && o.taken
+                && (o.queued_at > watch.queued_at
+                    || (o.queued_at == watch.queued_at && other > job))
+        });
+        passed_over || quiet > wait * Self::ALONE_FACTOR
+    }
+}
+
+/// Styled frames per job, from the styled frames listed.
+pub fn styled_per_job(styled: &BTreeSet<u32>, frames_per_job: u32) -> BTreeMap<u32, usize> {
+    let mut counts = BTreeMap::new();
+    for n in styled {
+        *counts.entry(n / frames_per_job).or_default() += 1;
+    }
+    counts
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -283,6 +405,48 @@ mod tests {
         assert_eq!(jobs_to_download(&done, 34, &mut started), vec![30]);
         assert_eq!(styled_listing_every(19_999), 1);
         assert_eq!(styled_listing_every(45_000), 3);
+    }
+
+    #[test]
+    fn a_job_passed_over_without_progress_is_queued_again_with_growing_waits() {
+        let start = Instant::now();
+        let at = |s: u64| start + Duration::from_secs(s);
+        let mut lost = LostJobs::new(Duration::from_secs(10));
+        for job in 0..3 {
+            lost.queued(job, start);
+        }
+        let none = BTreeMap::new();
+        let p = progress(3, &[], &[], 0);
+        assert!(lost.observe(&p, &none, at(5)).is_empty());
+        // Job 0 starts (frames appear), then stops; job 1 is taken after it; job 2 never shows.
+        let some = BTreeMap::from([(0, 2), (1, 1)]);
+        assert!(lost.observe(&p, &some, at(6)).is_empty());
+        assert!(
+            lost.observe(&p, &some, at(15)).is_empty(),
+            "within its wait"
+        );
+        // Job 0 was passed over by job 1; job 1 itself has nothing taken after it yet.
+        assert_eq!(lost.observe(&p, &some, at(17)), vec![0]);
+        assert!(
+            lost.observe(&p, &some, at(40)).is_empty(),
+            "job 0 now waits 20 s"
+        );
+        // Job 2, queued last with nothing after it to go by, waits six times as long.
+        let p = progress(3, &[1], &[], 0);
+        assert_eq!(lost.observe(&p, &some, at(61)), vec![2]);
+        assert!(lost.observe(&p, &some, at(62)).is_empty());
+        // Job 2's copy is taken: job 0, requeued before it and still quiet, was passed over again.
+        let more = BTreeMap::from([(0, 2), (1, 1), (2, 1)]);
+        assert_eq!(lost.observe(&p, &more, at(70)), vec![0]);
+        let p = progress(3, &[0, 1, 2], &[], 0);
+        assert!(
+            lost.observe(&p, &more, at(10_000)).is_empty(),
+            "settled jobs never"
+        );
+        assert_eq!(
+            styled_per_job(&set(&[0, 1, 5, 12]), 4),
+            BTreeMap::from([(0, 2), (1, 1), (3, 1)])
+        );
     }
 
     #[test]

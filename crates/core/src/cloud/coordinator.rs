@@ -26,8 +26,9 @@ use stylize_model::Engine;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 
-use super::bookkeeping::{self, Standing, Standstill, StandstillAction};
+use super::bookkeeping::{self, LostJobs, Standing, Standstill, StandstillAction};
 use super::look;
+use super::patience::Patience;
 use super::{blocking, codec, StorageOptions};
 use crate::cancel::cancelled;
 use crate::compare::SideBySideWriter;
@@ -60,6 +61,10 @@ pub struct CoordinatorOptions {
     pub no_wait: bool,
     /// Also write each input's side-by-side video.
     pub compare: bool,
+    /// How long a job may show no progress before its message is presumed lost.
+    pub requeue_after: Duration,
+    /// How long to keep retrying storage that is unreachable or throttling.
+    pub storage_patience: Duration,
 }
 
 /// Where the coordinator tells what it does (the binary draws progress bars from it).
@@ -116,6 +121,8 @@ struct Shared {
     /// Inputs upload one at a time: the coordinator's CPU and uplink are shared.
     upload_slot: Semaphore,
     reporter: Arc<dyn Reporter>,
+    /// Storage outages and throttling are waited out, up to `--storage-patience`.
+    patience: Arc<Patience>,
 }
 
 impl Shared {
@@ -148,6 +155,10 @@ pub fn run(
         transfers: Arc::new(Semaphore::new(options.transfers as usize)),
         preparer: Mutex::new(None),
         upload_slot: Semaphore::new(1),
+        patience: Arc::new(Patience::new(options.storage_patience, {
+            let reporter = reporter.clone();
+            Arc::new(move |line: &str| reporter.say(line))
+        })),
         reporter,
     });
     super::runtime()?.block_on(async {
@@ -327,7 +338,9 @@ async fn forget_failures(
         return Ok(reupload);
     }
     for (&job, marker) in &progress.failed {
-        outputs.delete(&manifest.run_id.failed_key(job)).await?;
+        outputs
+            .delete(&manifest.run_id.failed_key(job, &manifest.incarnation))
+            .await?;
         outputs.delete(&manifest.run_id.queued_key(job)).await?;
         progress.queued.remove(&job);
         reupload.extend(marker.frames.frames());
@@ -515,6 +528,7 @@ async fn spawn_upload(
     let key = manifest.run_id.frame_key(n, manifest.frame_format);
     let upload = upload_frame(
         shared.cloud.blobs.clone(),
+        shared.patience.clone(),
         key,
         manifest.frame_format,
         (n, frame),
@@ -566,22 +580,25 @@ fn spawn_frame_decoder(
 /// Encodes one input frame in the run's frame format and uploads it; its number and size.
 async fn upload_frame(
     blobs: Arc<dyn BlobStore>,
+    patience: Arc<Patience>,
     key: String,
     format: FrameFormat,
     (n, frame): (u32, RgbImage),
 ) -> Result<(u32, u64)> {
-    let bytes =
-        blocking(move || codec::encode(format, frame.width, frame.height, &frame.data)).await?;
+    let bytes = Bytes::from(
+        blocking(move || codec::encode(format, frame.width, frame.height, &frame.data)).await?,
+    );
     let size = bytes.len() as u64;
-    blobs
-        .put(&key, Bytes::from(bytes))
+    let what = format!("uploading frame {n}");
+    patience
+        .retry(&what, || blobs.put(&key, bytes.clone()))
         .await
-        .with_context(|| format!("uploading frame {n}"))?;
+        .context(what)?;
     Ok((n, size))
 }
 
 async fn enqueue(shared: &Shared, manifest: &RunManifest, job: u32) -> Result<()> {
-    super::enqueue(&shared.cloud, manifest, job).await
+    super::enqueue(&shared.cloud, manifest, job, &shared.patience).await
 }
 
 /// Where downloaded styled frames wait for the encoder: a hidden folder beside
@@ -694,6 +711,7 @@ struct Follow<'a> {
     progress: RunProgress,
     styled: BTreeSet<u32>,
     standstill: Standstill,
+    lost: LostJobs,
     polls: u64,
 }
 
@@ -715,6 +733,7 @@ impl<'a> Follow<'a> {
             progress: RunProgress::default(),
             styled: BTreeSet::new(),
             standstill: Standstill::new(Instant::now()),
+            lost: LostJobs::new(shared.options.requeue_after),
             polls: 0,
         })
     }
@@ -752,7 +771,29 @@ impl<'a> Follow<'a> {
         if !self.progress.failed.is_empty() && self.progress.is_settled() {
             return Err(failure_report(manifest, &self.progress));
         }
+        self.requeue_lost().await?;
         self.watch_standstill(&standing).await
+    }
+
+    /// Queues again the jobs whose messages seem lost while the queue stays busy (see [`LostJobs`]).
+    async fn requeue_lost(&mut self) -> Result<()> {
+        if self.lost.is_empty() {
+            // Every job still pending was queued by now (by this coordinator or an earlier one).
+            let now = Instant::now();
+            for job in self.progress.pending() {
+                self.lost.queued(job, now);
+            }
+        }
+        let styled = bookkeeping::styled_per_job(&self.styled, self.manifest.frames_per_job);
+        for job in self.lost.observe(&self.progress, &styled, Instant::now()) {
+            self.shared.say(&format!(
+                "{}: job {job} of run {} has shown no progress for a while and its message seems lost; queueing it again",
+                self.info.path.display(),
+                self.manifest.run_id
+            ));
+            enqueue(self.shared, self.manifest, job).await?;
+        }
+        Ok(())
     }
 
     fn show(&self, standing: &Standing, written: u64) {
@@ -805,6 +846,7 @@ impl<'a> Follow<'a> {
                     ));
                     for job in pending {
                         enqueue(self.shared, self.manifest, job).await?;
+                        self.lost.queued(job, Instant::now());
                     }
                 }
             }
@@ -834,13 +876,15 @@ impl Downloads {
             let spec = manifest.job_spec(job).expect("done jobs are in range");
             for (n, key) in spec.styled_keys() {
                 let (blobs, transfers) = (follow.outputs.clone(), follow.shared.transfers.clone());
+                let patience = follow.shared.patience.clone();
                 let path = spool.join(format!("{n:06}"));
                 self.tasks.spawn(async move {
                     let _permit = transfers.acquire_owned().await.expect("never closed");
-                    let bytes = blobs
-                        .get(&key)
+                    let what = format!("downloading styled frame {n}");
+                    let bytes = patience
+                        .retry(&what, || blobs.get(&key))
                         .await
-                        .with_context(|| format!("downloading styled frame {n}"))?;
+                        .context(what)?;
                     tokio::fs::write(&path, &bytes)
                         .await
                         .with_context(|| format!("{}: cannot write", path.display()))?;
@@ -858,7 +902,10 @@ async fn count_workers(outputs: &Arc<dyn BlobStore>, manifest: &RunManifest) -> 
     }
     let mut reads = JoinSet::new();
     for job in 0..manifest.job_count {
-        let (blobs, key) = (outputs.clone(), manifest.run_id.done_key(job));
+        let (blobs, key) = (
+            outputs.clone(),
+            manifest.run_id.done_key(job, &manifest.incarnation),
+        );
         reads.spawn(async move {
             blobs
                 .get(&key)

@@ -17,6 +17,8 @@ pub enum Finding {
     UnusableLook(String),
     /// The run's manifest is gone: the run was cleaned.
     RunCleaned,
+    /// The message is from an earlier incarnation of its run (cleaned and started again).
+    Stale,
     /// The job's done marker exists: a duplicate delivery.
     AlreadyDone,
     /// Reading the manifest or the done marker failed.
@@ -42,6 +44,9 @@ pub struct Failure {
     /// True for storage hiccups and transient device trouble; false when the next delivery
     /// would fail the same way (a corrupt frame).
     pub retryable: bool,
+    /// Storage was unreachable or throttling: the job itself is not at fault, so the delivery
+    /// does not count against its budget.
+    pub storage: bool,
 }
 
 /// What the worker does with the delivery.
@@ -55,6 +60,9 @@ pub enum Action {
     Complete,
     /// Hand the message back: visible to workers again after this delay.
     GiveBack(Duration),
+    /// Storage trouble: hand the message back after this delay, noting in it one more delivery
+    /// lost to storage, so it does not count against the job's budget.
+    RetryLater(Duration),
     /// Write the job's failed marker (so its coordinator stops waiting), then move the message
     /// to the poison queue. The reason goes into the marker.
     FailJob(String),
@@ -69,9 +77,23 @@ pub fn retry_delay(dequeue_count: u32) -> Duration {
     Duration::from_secs(5 * u64::from(dequeue_count.min(12)))
 }
 
-/// The one decision: what to do with a delivery given what was found, the message's delivery
-/// count, and the most deliveries a job gets.
-pub fn decide(finding: &Finding, dequeue_count: u32, max_deliveries: u32) -> Action {
+/// The pause before a job that failed on storage trouble comes back: doubling from 5 s up to
+/// 5 minutes, so a throttled account is given room rather than hammered (jitter is added when
+/// the message is handed back).
+pub fn storage_retry_delay(storage_retries: u32) -> Duration {
+    let doubled = 5u64.saturating_mul(1u64 << storage_retries.min(6));
+    Duration::from_secs(doubled.min(300))
+}
+
+/// The one decision: what to do with a delivery given what was found, the job's deliveries that
+/// count (all but those lost to storage, see `JobSpec::counted_deliveries`), its storage retries
+/// so far, and the most deliveries a job gets.
+pub fn decide(
+    finding: &Finding,
+    dequeue_count: u32,
+    storage_retries: u32,
+    max_deliveries: u32,
+) -> Action {
     let give_back = |failure: &Failure| {
         // A failure on the data comes back at once: the next delivery fails as fast, so the
         // job reaches its end quickly. A hiccup waits, longer each time.
@@ -82,9 +104,16 @@ pub fn decide(finding: &Finding, dequeue_count: u32, max_deliveries: u32) -> Act
         })
     };
     match finding {
+        // Storage trouble costs time, not the job: a minute of throttling must not fail it.
+        Finding::CheckFailed(f) | Finding::StyleFailed(f) if f.storage => {
+            Action::RetryLater(storage_retry_delay(storage_retries))
+        }
         Finding::NotAJob(why) | Finding::NoStores(why) => Action::MoveAside(why.clone()),
         Finding::UnusableLook(why) => Action::FailJob(why.clone()),
         Finding::RunCleaned => Action::Drop("the run was cleaned (no manifest)"),
+        Finding::Stale => Action::Drop(
+            "the run was cleaned and started again since the job was queued (its manifest no longer lists this job)",
+        ),
         Finding::AlreadyDone => Action::Drop("already done (a duplicate delivery)"),
         // The limit holds for checks too: one that always fails (a credential that cannot read
         // the run's container) must end the job, not pass it between workers forever. Storage
@@ -116,6 +145,15 @@ mod tests {
         Failure {
             error: "boom".into(),
             retryable,
+            storage: false,
+        }
+    }
+
+    fn storage_trouble() -> Failure {
+        Failure {
+            error: "503 ServerBusy".into(),
+            retryable: true,
+            storage: true,
         }
     }
 
@@ -130,6 +168,7 @@ mod tests {
             (Finding::NoStores("bad name".into()), 1, Action::MoveAside("bad name".into())),
             (Finding::UnusableLook("style".into()), 1, Action::FailJob("style".into())),
             (Finding::RunCleaned, 1, Action::Drop("the run was cleaned (no manifest)")),
+            (Finding::Stale, 2, Action::Drop("the run was cleaned and started again since the job was queued (its manifest no longer lists this job)")),
             (Finding::AlreadyDone, 3, Action::Drop("already done (a duplicate delivery)")),
             (Finding::CheckFailed(failure(true)), 1, Action::GiveBack(secs(5))),
             (Finding::CheckFailed(failure(true)), 20, Action::GiveBack(secs(60))),
@@ -150,9 +189,25 @@ mod tests {
         ];
         for (finding, dequeue_count, expected) in table {
             assert_eq!(
-                decide(&finding, dequeue_count, max),
+                decide(&finding, dequeue_count, 0, max),
                 expected,
                 "{finding:?} on delivery {dequeue_count}"
+            );
+        }
+    }
+
+    #[test]
+    fn storage_trouble_never_spends_the_job_budget() {
+        let secs = Duration::from_secs;
+        for (finding, retries, expected) in [
+            (Finding::StyleFailed(storage_trouble()), 0, secs(5)),
+            (Finding::StyleFailed(storage_trouble()), 3, secs(40)),
+            (Finding::CheckFailed(storage_trouble()), 20, secs(300)),
+        ] {
+            // Even far past the budget by the raw count: the job is not at fault.
+            assert_eq!(
+                decide(&finding, 30, retries, 5),
+                Action::RetryLater(expected)
             );
         }
     }

@@ -7,11 +7,14 @@ pub mod codec;
 pub mod coordinator;
 pub mod delivery;
 pub mod look;
+pub mod patience;
 pub mod runs;
 pub mod worker;
 
 use anyhow::{anyhow, Context, Result};
 use stylize_cloud::{Bytes, Cloud, CloudConfig, QueuedMarker, RunManifest};
+
+use patience::Patience;
 
 /// Default seconds a received job stays invisible to other workers. The worker
 /// renews it every third of this while it works, so it only bounds how long a
@@ -23,6 +26,12 @@ pub const DEFAULT_MAX_DELIVERIES: u32 = 5;
 /// A batch takes well under a second on a GPU and seconds on a CPU; a call still running after
 /// minutes will not return (a wedged driver, a deadlocked kernel).
 pub const DEFAULT_BATCH_DEADLINE_SECS: f64 = 300.0;
+/// Default seconds a job may show no progress before the coordinator presumes its message lost:
+/// five default visibility timeouts, so a job of a killed worker reappears on its own first.
+pub const DEFAULT_REQUEUE_AFTER_SECS: f64 = 300.0;
+/// Default seconds the coordinator rides out unreachable or throttling storage: outages of
+/// minutes happen, and the work done so far is worth the wait.
+pub const DEFAULT_STORAGE_PATIENCE_SECS: f64 = 900.0;
 /// Default blob transfers in flight per process.
 pub const DEFAULT_TRANSFERS: u32 = 16;
 
@@ -71,28 +80,34 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 /// Sends job `job` of a run to the queue, then notes it as queued.
-pub async fn enqueue(cloud: &Cloud, manifest: &RunManifest, job: u32) -> Result<()> {
+pub async fn enqueue(
+    cloud: &Cloud,
+    manifest: &RunManifest,
+    job: u32,
+    patience: &Patience,
+) -> Result<()> {
     let mut spec = manifest
         .job_spec(job)
         .ok_or_else(|| anyhow!("job {job} is past the run's end"))?;
     // Workers started with another --container still find the run.
     spec.container = Some(cloud.container_name().to_owned());
-    cloud
-        .jobs
-        .send(&spec.to_message())
+    let (message, what) = (spec.to_message(), format!("queueing job {job}"));
+    patience
+        .retry(&what, || cloud.jobs.send(&message))
         .await
-        .with_context(|| format!("queueing job {job}"))?;
+        .context(what)?;
     // After the send: a crash in between costs at worst a duplicate message,
     // which workers drop once the job is done; never a job that is not queued.
-    let marker = QueuedMarker::new(job, cloud.jobs.name());
-    cloud
-        .outputs_of(manifest.output_container.as_deref())?
-        .put(
-            &manifest.run_id.queued_key(job),
-            Bytes::from(marker.to_json()),
-        )
+    let marker = Bytes::from(QueuedMarker::new(job, cloud.jobs.name()).to_json());
+    let outputs = cloud.outputs_of(manifest.output_container.as_deref())?;
+    let (key, what) = (
+        manifest.run_id.queued_key(job),
+        format!("noting job {job} as queued"),
+    );
+    patience
+        .retry(&what, || outputs.put(&key, marker.clone()))
         .await
-        .with_context(|| format!("noting job {job} as queued"))
+        .context(what)
 }
 
 /// Runs blocking work (decoding, hashing, the network) off the async threads.

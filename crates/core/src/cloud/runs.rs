@@ -99,7 +99,7 @@ async fn describe_run(cloud: &Cloud, manifest: &RunManifest, details: bool) -> R
         "styling"
     };
     let done_jobs = if details {
-        Some(done_markers(&outputs, run, &progress).await?)
+        Some(done_markers(&outputs, manifest, &progress).await?)
     } else {
         None
     };
@@ -132,12 +132,13 @@ async fn describe_run(cloud: &Cloud, manifest: &RunManifest, details: bool) -> R
 /// The done markers of a run, in job order.
 async fn done_markers(
     outputs: &Arc<dyn BlobStore>,
-    run: &RunId,
+    manifest: &RunManifest,
     progress: &RunProgress,
 ) -> Result<Vec<DoneMarker>> {
     let mut reads = JoinSet::new();
     for &job in &progress.done {
-        let (blobs, key) = (outputs.clone(), run.done_key(job));
+        let key = manifest.run_id.done_key(job, &manifest.incarnation);
+        let blobs = outputs.clone();
         reads.spawn(async move {
             let bytes = blobs.get(&key).await?;
             Ok::<_, anyhow::Error>(DoneMarker::from_json(&bytes)?)
@@ -189,7 +190,9 @@ pub async fn requeue(cloud: &Cloud, run: &RunId) -> Result<Requeued> {
     let outputs = cloud.outputs_of(manifest.output_container.as_deref())?;
     let progress = RunProgress::load(outputs.as_ref(), &manifest).await?;
     for &job in progress.failed.keys() {
-        outputs.delete(&run.failed_key(job)).await?;
+        outputs
+            .delete(&run.failed_key(job, &manifest.incarnation))
+            .await?;
     }
     let unfinished: Vec<u32> = (0..manifest.job_count)
         .filter(|j| !progress.done.contains(j))
@@ -201,7 +204,7 @@ pub async fn requeue(cloud: &Cloud, run: &RunId) -> Result<Requeued> {
         let (cloud, manifest, slots) = (cloud.clone(), manifest.clone(), slots.clone());
         sends.spawn(async move {
             let _slot = slots.acquire_owned().await.expect("never closed");
-            super::enqueue(&cloud, &manifest, job).await
+            super::enqueue(&cloud, &manifest, job, &super::patience::Patience::none()).await
         });
     }
     while let Some(sent) = sends.join_next().await {

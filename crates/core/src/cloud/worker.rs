@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use futures::StreamExt as _;
 use stylize_cloud::{
-    dead_letter, existing_frames, BlobStore, Bytes, Cloud, DoneMarker, Error as CloudError,
-    FailedMarker, JobSpec, MessageLease, ReceivedMessage, RunId, StyleSpec, UnusableJob,
+    dead_letter, existing_frames, load_manifest, BlobStore, Bytes, Cloud, DoneMarker,
+    Error as CloudError, FailedMarker, JobSpec, MessageLease, ReceivedMessage, RunId, StyleSpec,
+    UnusableJob,
 };
 use stylize_model::{Engine, EngineOptions, ModelError, RgbImage, StyleParams};
 use tokio::sync::{mpsc, oneshot, Semaphore};
@@ -23,6 +24,7 @@ use tokio::task::JoinSet;
 use super::codec;
 use super::delivery::{decide, Action, Failure, Finding};
 use super::look;
+use super::patience::jittered;
 use super::StorageOptions;
 use crate::cancel::{cancelled, sleep_unless_cancelled};
 use crate::units::clock;
@@ -163,6 +165,8 @@ enum JobError {
     LeaseLost,
     /// A batch outlived the deadline: the device is hung.
     Hung(String),
+    /// The run was cleaned (and perhaps started again) while the job ran.
+    Stale,
     /// The job itself failed.
     Failed(anyhow::Error),
 }
@@ -205,7 +209,16 @@ fn failure(e: &anyhow::Error) -> Failure {
     Failure {
         error: format!("{e:#}"),
         retryable: is_retryable(e),
+        storage: is_storage_trouble(e),
     }
+}
+
+/// Whether storage itself was unreachable or throttling (not the job's data, not the device).
+fn is_storage_trouble(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<CloudError>()
+            .is_some_and(CloudError::is_retryable)
+    })
 }
 
 /// Whether the network (its device, or the thread running it) failed, rather than storage or
@@ -491,9 +504,17 @@ impl Jobs {
     /// holds may stop the worker; every outcome is logged.
     async fn handle(&self, message: ReceivedMessage, near_end: NearEnd) -> Handled {
         let examined = self.examine(&message).await;
+        let (counted, storage_retries) = match &examined.subject {
+            Some(Subject::Job(spec)) => (
+                spec.counted_deliveries(message.dequeue_count),
+                spec.storage_retries,
+            ),
+            _ => (message.dequeue_count, 0),
+        };
         let action = decide(
             &examined.finding,
-            message.dequeue_count,
+            counted,
+            storage_retries,
             self.max_deliveries,
         );
         match (action, examined.ready) {
@@ -526,10 +547,9 @@ impl Jobs {
             Ok(stores) => stores,
             Err(e) => return Examined::without_job(Finding::NoStores(format!("{tag}: {e:#}"))),
         };
-        let finding = match inputs.exists(&spec.run_id.manifest_key()).await {
-            Ok(false) => Finding::RunCleaned,
-            Err(e) => Finding::CheckFailed(failure(&e.into())),
-            Ok(true) => match outputs.exists(&spec.done_key()).await {
+        let finding = match current_run(inputs.as_ref(), &spec).await {
+            Err(finding) => finding,
+            Ok(()) => match outputs.exists(&spec.done_key()).await {
                 Ok(true) => Finding::AlreadyDone,
                 Err(e) => Finding::CheckFailed(failure(&e.into())),
                 Ok(false) => Finding::Ready,
@@ -570,6 +590,11 @@ impl Jobs {
                 };
                 self.give_back(&mut message, &tag, error, delay).await;
             }
+            Action::RetryLater(delay) => {
+                if let (Some(Subject::Job(spec)), Finding::CheckFailed(f)) = (subject, finding) {
+                    self.retry_later(&mut message, spec, &f.error, delay).await;
+                }
+            }
             Action::FailJob(reason) => {
                 if let Some(subject) = subject {
                     self.mark_failed(subject, &reason, message.dequeue_count)
@@ -592,38 +617,24 @@ impl Jobs {
         near_end: &NearEnd,
     ) -> Handled {
         let dequeue_count = message.dequeue_count;
+        let counted = job.spec.counted_deliveries(dequeue_count);
+        self.log(&format!(
+            "{} ({}): started, delivery {dequeue_count}",
+            job.tag, job.spec.frames
+        ));
         let lease = MessageLease::start(self.cloud.jobs.clone(), message, self.visibility);
         let started = Instant::now();
         let outcome = match self.style_job(&job, &lease, near_end).await {
-            // The marker goes last: its presence says every styled frame is there.
-            Ok(stats) => {
-                let marker = DoneMarker::new(&job.spec, &self.id, started.elapsed().as_secs_f64());
-                match job
-                    .outputs
-                    .put(&job.spec.done_key(), Bytes::from(marker.to_json()))
-                    .await
-                {
-                    Ok(()) => Ok(stats),
-                    Err(e) => Err(JobError::from(
-                        anyhow::Error::from(e).context("writing the done marker"),
-                    )),
-                }
-            }
+            Ok(stats) => self.mark_done(&job, started).await.map(|()| stats),
             Err(e) => Err(e),
         };
-        let finding = match &outcome {
-            Ok(_) => Finding::Styled,
-            Err(JobError::Interrupted) => Finding::Interrupted,
-            Err(JobError::LeaseLost) => Finding::LeaseLost,
-            Err(JobError::Hung(_)) => Finding::Hung,
-            Err(JobError::Failed(e)) => {
-                if is_device_fault(e) {
-                    self.note_device(Some(e));
-                }
-                Finding::StyleFailed(failure(e))
-            }
-        };
-        let action = decide(&finding, dequeue_count, self.max_deliveries);
+        let finding = self.finding_of(&outcome);
+        let action = decide(
+            &finding,
+            counted,
+            job.spec.storage_retries,
+            self.max_deliveries,
+        );
         let tag = &job.tag;
         match (action, outcome) {
             (Action::Complete, Ok(stats)) => {
@@ -635,27 +646,22 @@ impl Jobs {
                     jobs: 1,
                 };
             }
+            (Action::Drop(why), _) => {
+                let message = lease.into_message().await;
+                self.log(&format!("dropped {tag}: {why}"));
+                self.delete(&message, tag).await;
+            }
             (Action::Forget, _) => self.log(&format!(
                 "{tag}: lost to another worker (the visibility timeout ran out); stopped"
             )),
             (Action::GiveBack(_), Err(JobError::Hung(why))) => {
-                let note = lease.release().await.err().map(|e| {
-                    format!(" (release failed: {e}; it returns after the visibility timeout)")
-                });
-                self.log(&format!(
-                    "{tag}: {why}; handed back for another worker{}",
-                    note.unwrap_or_default()
-                ));
+                let line = format!("{tag}: {why}; handed back for another worker");
+                self.release(lease, &line).await;
                 *self.hung.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
             }
             (Action::GiveBack(_), Err(JobError::Interrupted)) => {
-                let note = lease.release().await.err().map(|e| {
-                    format!(" (release failed: {e}; it returns after the visibility timeout)")
-                });
-                self.log(&format!(
-                    "{tag}: handed back unfinished (shutting down){}",
-                    note.unwrap_or_default()
-                ));
+                let line = format!("{tag}: handed back unfinished (shutting down)");
+                self.release(lease, &line).await;
             }
             (Action::FailJob(reason), _) => {
                 let message = lease.into_message().await;
@@ -669,12 +675,61 @@ impl Jobs {
             }
             (action, _) => {
                 let mut message = lease.into_message().await;
-                if let (Action::GiveBack(delay), Finding::StyleFailed(f)) = (action, &finding) {
-                    self.give_back(&mut message, tag, &f.error, delay).await;
+                match (action, &finding) {
+                    (Action::GiveBack(delay), Finding::StyleFailed(f)) => {
+                        self.give_back(&mut message, tag, &f.error, delay).await;
+                    }
+                    (Action::RetryLater(delay), Finding::StyleFailed(f)) => {
+                        self.retry_later(&mut message, &job.spec, &f.error, delay)
+                            .await;
+                    }
+                    _ => {}
                 }
             }
         }
         Handled::default()
+    }
+
+    /// What a styling attempt amounted to, for [`decide`] (counting the network's own faults).
+    fn finding_of<T>(&self, outcome: &Result<T, JobError>) -> Finding {
+        match outcome {
+            Ok(_) => Finding::Styled,
+            Err(JobError::Interrupted) => Finding::Interrupted,
+            Err(JobError::LeaseLost) => Finding::LeaseLost,
+            Err(JobError::Hung(_)) => Finding::Hung,
+            Err(JobError::Stale) => Finding::Stale,
+            Err(JobError::Failed(e)) => {
+                if is_device_fault(e) {
+                    self.note_device(Some(e));
+                }
+                Finding::StyleFailed(failure(e))
+            }
+        }
+    }
+
+    /// Makes the leased message visible again at once, and logs `line` (with why, if it could not).
+    async fn release(&self, lease: MessageLease, line: &str) {
+        let note =
+            lease.release().await.err().map(|e| {
+                format!(" (release failed: {e}; it returns after the visibility timeout)")
+            });
+        self.log(&format!("{line}{}", note.unwrap_or_default()));
+    }
+
+    /// Writes the job's done marker, last: its presence says every styled frame is there.
+    async fn mark_done(&self, job: &ReadyJob, started: Instant) -> Result<(), JobError> {
+        // A run cleaned (and perhaps started again) while the job ran must not get a marker
+        // describing frames of its old split. A failed read is no such evidence.
+        if let Err(Finding::Stale | Finding::RunCleaned) =
+            current_run(job.inputs.as_ref(), &job.spec).await
+        {
+            return Err(JobError::Stale);
+        }
+        let marker = DoneMarker::new(&job.spec, &self.id, started.elapsed().as_secs_f64());
+        job.outputs
+            .put(&job.spec.done_key(), Bytes::from(marker.to_json()))
+            .await
+            .map_err(|e| JobError::from(anyhow::Error::from(e).context("writing the done marker")))
     }
 
     async fn complete(&self, lease: MessageLease, tag: &str) {
@@ -711,6 +766,12 @@ impl Jobs {
         error: &str,
         delay: Duration,
     ) {
+        // Jitter, so jobs that failed together do not all come back in the same second.
+        let delay = if delay.is_zero() {
+            delay
+        } else {
+            jittered(delay)
+        };
         self.log(&format!(
             "{tag}: failed on delivery {} of {}: {error}; handed back{}",
             message.dequeue_count,
@@ -722,6 +783,38 @@ impl Jobs {
             }
         ));
         if let Err(e) = self.cloud.jobs.set_visibility(message, delay).await {
+            self.log(&format!(
+                "{tag}: could not hand it back ({e}); it returns after the visibility timeout"
+            ));
+        }
+    }
+
+    /// Hands a delivery that failed on storage trouble back after `delay` (with jitter), noting in
+    /// the message one more delivery lost to storage, so it does not count against the job.
+    async fn retry_later(
+        &self,
+        message: &mut ReceivedMessage,
+        spec: &JobSpec,
+        error: &str,
+        delay: Duration,
+    ) {
+        let delay = jittered(delay);
+        let tag = format!("run {} job {}", spec.run_id, spec.job);
+        self.log(&format!(
+            "{tag}: storage trouble ({error}); handed back for retry in {} s, not counted against its {} deliveries",
+            delay.as_secs(),
+            self.max_deliveries
+        ));
+        let next = JobSpec {
+            storage_retries: spec.storage_retries.saturating_add(1),
+            ..spec.clone()
+        };
+        let handed = self
+            .cloud
+            .jobs
+            .set_visibility_and_body(message, delay, &next.to_message())
+            .await;
+        if let Err(e) = handed {
             self.log(&format!(
                 "{tag}: could not hand it back ({e}); it returns after the visibility timeout"
             ));
@@ -969,6 +1062,17 @@ impl Jobs {
             }
         }
         Ok(batch)
+    }
+}
+
+/// Whether the job's message belongs to the run in storage now; else what the worker found
+/// (the run cleaned, the message from a cleaned run's earlier incarnation, or a failed read).
+async fn current_run(inputs: &dyn BlobStore, spec: &JobSpec) -> Result<(), Finding> {
+    match load_manifest(inputs, &spec.run_id).await {
+        Ok(manifest) if spec.matches(&manifest) => Ok(()),
+        Ok(_) => Err(Finding::Stale),
+        Err(CloudError::NotFound(_)) => Err(Finding::RunCleaned),
+        Err(e) => Err(Finding::CheckFailed(failure(&e.into()))),
     }
 }
 
