@@ -14,17 +14,41 @@ use crate::{
 use azure_core::http::Url;
 use time::OffsetDateTime;
 
+/// SAS permission letters and what they let the holder do, in words.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Permissions {
+    /// The letters, in the order a SAS lists them.
+    pub letters: &'static str,
+    /// What they allow, for the operator.
+    pub allows: &'static str,
+}
+
 /// The run container: `r` (HEAD the manifest, GET input frames).
-pub const RUN_CONTAINER_PERMISSIONS: &str = "r";
+pub const RUN_CONTAINER: Permissions = Permissions {
+    letters: "r",
+    allows: "read",
+};
 /// The output container: `r` (HEAD the done marker), `w` (styled frames, done and failed
 /// markers, overwritten on a redelivery), `l` (which styled frames exist).
-pub const OUTPUT_CONTAINER_PERMISSIONS: &str = "rwl";
+pub const OUTPUT_CONTAINER: Permissions = Permissions {
+    letters: "rwl",
+    allows: "read, write, list",
+};
 /// The job queue: `p` (get and delete messages), `u` (renew and hand back: update visibility).
-pub const JOB_QUEUE_PERMISSIONS: &str = "up";
+pub const JOB_QUEUE: Permissions = Permissions {
+    letters: "up",
+    allows: "take, renew, delete messages",
+};
 /// The poison queue: `a` (add the messages moved aside).
-pub const POISON_QUEUE_PERMISSIONS: &str = "a";
+pub const POISON_QUEUE: Permissions = Permissions {
+    letters: "a",
+    allows: "add messages",
+};
 /// The job queue, for the scaler: `r` (queue properties with the message count, peek).
-pub const SCALER_QUEUE_PERMISSIONS: &str = "r";
+pub const SCALER_QUEUE: Permissions = Permissions {
+    letters: "r",
+    allows: "count and peek messages",
+};
 
 /// A signed grant and what it allows.
 #[derive(Debug)]
@@ -44,8 +68,8 @@ pub struct Scope {
     pub kind: &'static str,
     /// Its name.
     pub name: String,
-    /// The SAS permission letters.
-    pub permissions: &'static str,
+    /// What it may do there.
+    pub permissions: Permissions,
 }
 
 /// A worker's grant for `config`'s run container and queue, with outputs in `output_container`,
@@ -66,10 +90,10 @@ pub fn worker_grant(
         )));
     }
     let scopes = vec![
-        Scope::container(&config.container, RUN_CONTAINER_PERMISSIONS),
-        Scope::container(output_container, OUTPUT_CONTAINER_PERMISSIONS),
-        Scope::queue(&config.queue, JOB_QUEUE_PERMISSIONS),
-        Scope::queue(&config.poison_queue(), POISON_QUEUE_PERMISSIONS),
+        Scope::container(&config.container, RUN_CONTAINER),
+        Scope::container(output_container, OUTPUT_CONTAINER),
+        Scope::queue(&config.queue, JOB_QUEUE),
+        Scope::queue(&config.poison_queue(), POISON_QUEUE),
     ];
     let mut parts = vec![
         format!("AccountName={}", account.account),
@@ -93,7 +117,7 @@ pub fn worker_grant(
 /// trigger reads.
 pub fn scaler_grant(config: &CloudConfig, expiry: OffsetDateTime) -> Result<Grant> {
     let (account, key) = signing_key(config)?;
-    let scope = Scope::queue(&config.queue, SCALER_QUEUE_PERMISSIONS);
+    let scope = Scope::queue(&config.queue, SCALER_QUEUE);
     let connection_string = format!(
         "AccountName={};QueueEndpoint={};SharedAccessSignature={}",
         account.account,
@@ -107,8 +131,29 @@ pub fn scaler_grant(config: &CloudConfig, expiry: OffsetDateTime) -> Result<Gran
     })
 }
 
+impl Grant {
+    /// What it allows, one clause per container or queue (no secret in it).
+    pub fn describe(&self) -> String {
+        self.scopes
+            .iter()
+            .map(|s| format!("{} {} {}", s.kind, s.name, s.permissions.allows))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// When it expires, as the SAS says it (`2030-03-17T17:46:40Z`).
+    pub fn expires(&self) -> String {
+        sas::format_expiry(self.expiry)
+    }
+}
+
+/// The expiry of a grant made now that lasts `lifetime`.
+pub fn expiry_after(lifetime: std::time::Duration) -> OffsetDateTime {
+    OffsetDateTime::now_utc() + lifetime
+}
+
 impl Scope {
-    fn container(name: &str, permissions: &'static str) -> Scope {
+    fn container(name: &str, permissions: Permissions) -> Scope {
         Scope {
             kind: "container",
             name: name.to_owned(),
@@ -116,7 +161,7 @@ impl Scope {
         }
     }
 
-    fn queue(name: &str, permissions: &'static str) -> Scope {
+    fn queue(name: &str, permissions: Permissions) -> Scope {
         Scope {
             kind: "queue",
             name: name.to_owned(),
@@ -127,8 +172,10 @@ impl Scope {
     /// The service SAS for this scope, as a query string.
     fn sas(&self, account: &str, key: &[u8], expiry: OffsetDateTime) -> String {
         let pairs = match self.kind {
-            "container" => sas::container_sas(account, key, &self.name, expiry, self.permissions),
-            _ => sas::queue_sas(account, key, &self.name, expiry, self.permissions),
+            "container" => {
+                sas::container_sas(account, key, &self.name, expiry, self.permissions.letters)
+            }
+            _ => sas::queue_sas(account, key, &self.name, expiry, self.permissions.letters),
         };
         query(&pairs)
     }
@@ -217,7 +264,7 @@ mod tests {
         let shown: Vec<_> = grant
             .scopes
             .iter()
-            .map(|s| (s.kind, s.name.as_str(), s.permissions))
+            .map(|s| (s.kind, s.name.as_str(), s.permissions.letters))
             .collect();
         assert_eq!(
             shown,

@@ -221,10 +221,10 @@ async fn each_permission_in_a_worker_grant_is_needed() {
     let key = coordinator(&azurite).await;
     assert_eq!(
         [
-            grant::RUN_CONTAINER_PERMISSIONS,
-            grant::OUTPUT_CONTAINER_PERMISSIONS,
-            grant::JOB_QUEUE_PERMISSIONS,
-            grant::POISON_QUEUE_PERMISSIONS
+            grant::RUN_CONTAINER.letters,
+            grant::OUTPUT_CONTAINER.letters,
+            grant::JOB_QUEUE.letters,
+            grant::POISON_QUEUE.letters
         ],
         ["r", "rwl", "up", "a"]
     );
