@@ -2,6 +2,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use stylize_core::cloud::grant::{DEFAULT_GRANT_HOURS, MAX_GRANT_HOURS};
 use stylize_core::cloud::{
     DEFAULT_BATCH_DEADLINE_SECS, DEFAULT_MAX_DELIVERIES, DEFAULT_REQUEUE_AFTER_SECS,
     DEFAULT_STORAGE_PATIENCE_SECS, DEFAULT_TRANSFERS, DEFAULT_VISIBILITY_SECS,
@@ -40,7 +41,8 @@ pub enum Command {
     Preview(PreviewArgs),
     /// Take styling jobs from the cloud queue until stopped (run one per GPU)
     Worker(WorkerArgs),
-    /// List cloud runs and their progress, or delete one (`runs clean RUN`)
+    /// List cloud runs and their progress, delete one (`runs clean RUN`), or issue workers a
+    /// credential narrower than the account key (`runs grant`)
     Runs(RunsArgs),
 }
 
@@ -368,6 +370,23 @@ pub enum RunsAction {
         /// The run id, as `stylize runs` lists it
         #[arg(value_name = "RUN", required = true)]
         runs: Vec<String>,
+    },
+    /// Print a connection string that lets workers do only a worker's job (read the run container,
+    /// read and write the output container, take jobs, move them aside), signed with the account
+    /// key and expiring; for `kubectl create secret ... --from-literal=connection-string="$(...)"`.
+    /// What it grants and when it expires go to stderr
+    Grant {
+        /// Container for the styled frames and job markers, apart from the run container (workers
+        /// may write nothing beside the inputs); run the coordinator with the same --output-container
+        #[arg(long, value_name = "NAME", required_unless_present = "scaler")]
+        output_container: Option<String>,
+        /// Hours until it expires (then issue a new one and restart the workers)
+        #[arg(long, value_name = "N", default_value_t = DEFAULT_GRANT_HOURS,
+              value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_GRANT_HOURS)))]
+        hours: u32,
+        /// Instead, the KEDA scaler's grant: read the job queue's length, nothing else
+        #[arg(long, conflicts_with = "output_container")]
+        scaler: bool,
     },
 }
 

@@ -4,8 +4,9 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use stylize_cloud::RunId;
 use stylize_core::cloud::coordinator::{self, CoordinatorOptions, Outcome};
+use stylize_core::cloud::grant::{self, Holder};
 use stylize_core::cloud::runs::{self, Listing, RunLine};
-use stylize_core::cloud::worker;
+use stylize_core::cloud::{worker, StorageOptions};
 use stylize_core::inputs::RunConfig;
 use stylize_core::units::bytes;
 
@@ -80,12 +81,22 @@ pub fn worker(args: &WorkerArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// `stylize runs [clean|requeue RUN...] --cloud STORAGE`.
+/// `stylize runs [clean|requeue RUN...|grant] --cloud STORAGE`.
 pub fn runs(args: &RunsArgs) -> Result<i32> {
     let Some(spec) = args.cloud.as_deref() else {
         bail!("--cloud STORAGE is required (the storage the runs were made in)");
     };
-    let (config, cloud) = crate::config::storage(spec, &args.container, &args.queue).open()?;
+    let storage = crate::config::storage(spec, &args.container, &args.queue);
+    if let Some(RunsAction::Grant {
+        output_container,
+        hours,
+        scaler,
+    }) = &args.action
+    {
+        // Signing makes no request: issued without opening the storage.
+        return print_grant(&storage, output_container.as_deref(), *hours, *scaler);
+    }
+    let (config, cloud) = storage.open()?;
     let rt = stylize_core::cloud::runtime()?;
     let ids = |runs: &[String]| -> Result<Vec<RunId>> {
         Ok(runs
@@ -120,6 +131,7 @@ pub fn runs(args: &RunsArgs) -> Result<i32> {
                     );
                 }
             }
+            Some(RunsAction::Grant { .. }) => unreachable!("issued above"),
             None => {
                 let listing = runs::list(&cloud, args.details, &|line| eprintln!("{line}"))
                     .await
@@ -133,6 +145,29 @@ pub fn runs(args: &RunsArgs) -> Result<i32> {
         }
         Ok(0)
     })
+}
+
+/// `stylize runs grant`: the grant alone on stdout (for `$(...)`), what it allows on stderr.
+fn print_grant(
+    storage: &StorageOptions,
+    output_container: Option<&str>,
+    hours: u32,
+    scaler: bool,
+) -> Result<i32> {
+    let holder = match (scaler, output_container) {
+        (true, _) => Holder::Scaler,
+        (false, Some(output_container)) => Holder::Worker { output_container },
+        (false, None) => bail!("--output-container NAME is required (or --scaler)"),
+    };
+    let grant = grant::issue(storage, holder, hours)?;
+    println!("{}", grant.connection_string.expose());
+    eprintln!(
+        "{} grant, expires {} (in {hours} h): {}",
+        if scaler { "scaler" } else { "worker" },
+        grant.expires(),
+        grant.describe()
+    );
+    Ok(0)
 }
 
 fn print_listing(listing: &Listing) {

@@ -294,6 +294,164 @@ fn storage_frozen_mid_run_costs_time_not_the_run() {
     assert!(worker_log.contains("processed"), "{worker_log}");
 }
 
+/// `stylize runs grant` with `args`: the grant (stdout, one line), after checking that stderr is one
+/// line saying what it grants, with no secret.
+fn issue_grant(args: &[&str]) -> String {
+    let (code, grant, note) = run(&[&["runs", "grant"], args].concat());
+    assert_eq!(code, 0, "{note}");
+    assert_eq!(grant.lines().count(), 1, "{grant}");
+    assert_eq!(note.lines().count(), 1, "{note}");
+    assert!(
+        note.contains(" grant, expires ") && !note.contains("sig="),
+        "{note}"
+    );
+    assert!(
+        !grant.contains("AccountKey") && !grant.contains(&DEV_KEY[..20]),
+        "{grant}"
+    );
+    grant.trim_end().to_owned()
+}
+
+const DEV_KEY: &str = stylize_cloud::config::DEV_ACCOUNT_KEY;
+
+/// Workers holding the grant `stylize runs grant` prints (not the account key) style a run whose
+/// outputs have their own container; with that grant, writing the run's manifest or an input
+/// frame is refused. Without an account key to sign with, or for `dir:`, the command refuses in
+/// one line.
+#[test]
+fn a_worker_with_its_grant_styles_a_run_and_cannot_write_its_inputs() {
+    let Some(backend) = azurite() else { return };
+    let azurite = backend.azurite_process();
+    let cs = format!("{};Container=inputs", azurite.connection_string());
+    let grant = issue_grant(&["--cloud", &cs, "--output-container", "outputs"]);
+    assert!(
+        grant.contains(";ContainerSas.inputs=") && grant.contains(";QueueSas.stylize-jobs-poison=")
+    );
+
+    let dir = tempdir();
+    let done = run_into_an_output_container(
+        dir.path(),
+        open(&cs, None),
+        &["--cloud", &cs],
+        (&grant, &[]),
+    );
+    let log = &done.worker_log;
+    assert!(
+        !log.contains("sig=") && !log.contains(&DEV_KEY[..20]),
+        "{log}"
+    );
+    assert!(
+        log.contains(
+            "grant for containers inputs, outputs and queues stylize-jobs, stylize-jobs-poison"
+        ),
+        "{log}"
+    );
+
+    let worker = open(&grant, None);
+    let frame = done.run.frame_key(0, stylize_cloud::FrameFormat::Png);
+    for (what, key) in [
+        ("the manifest", done.run.manifest_key()),
+        ("an input frame", frame),
+    ] {
+        let write = done.rt.block_on(
+            worker
+                .blobs
+                .put(&key, stylize_cloud::Bytes::from_static(b"forged")),
+        );
+        assert!(
+            matches!(write, Err(stylize_cloud::Error::PermissionDenied { .. })),
+            "writing {what} with the worker grant: {write:?}"
+        );
+    }
+    let manifest = done
+        .rt
+        .block_on(done.inputs.blobs.get(&done.run.manifest_key()))
+        .unwrap();
+    assert_ne!(&manifest[..], b"forged");
+
+    let sas_only = format!(
+        "BlobEndpoint={};QueueEndpoint={};SharedAccessSignature=sv=2022-11-02&sig=SECRETSIG",
+        azurite.blob_endpoint(),
+        azurite.queue_endpoint()
+    );
+    for (spec, why) in [
+        (sas_only.as_str(), "needs the account key"),
+        ("dir:/tmp/stylize-no-such-folder", "local folder (dir:)"),
+    ] {
+        let (code, stdout, stderr) = run(&[
+            "runs",
+            "grant",
+            "--cloud",
+            spec,
+            "--output-container",
+            "outputs",
+        ]);
+        assert_eq!((code, stdout.as_str()), (1, ""), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.starts_with("error: cannot issue the grant: ") && stderr.contains(why),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("SECRETSIG"), "{stderr}");
+    }
+}
+
+/// A job whose message names a run container outside the worker's grant is moved to the poison
+/// queue untouched: nothing is read from or written to any container for it.
+#[test]
+fn a_job_naming_a_container_outside_the_grant_is_moved_aside() {
+    let Some(backend) = azurite() else { return };
+    let azurite = backend.azurite_process();
+    let cs = azurite.connection_string();
+    let grant = issue_grant(&[
+        "--cloud",
+        &cs,
+        "--container",
+        "inputs",
+        "--output-container",
+        "outputs",
+    ]);
+    let dir = tempdir();
+    let input = scene_clip(dir.path(), "in.mp4", "64x48", "25", 4, &[], &[]);
+    let (code, log) = Proc::spawn(&[
+        input.to_str().unwrap(),
+        "--style",
+        "preset:5",
+        "--cloud",
+        &cs,
+        "--container",
+        "elsewhere",
+        "--output-container",
+        "outputs",
+        "--no-wait",
+    ])
+    .wait();
+    assert_eq!(code, 0, "{log}");
+
+    let key = open(&cs, Some("elsewhere"));
+    let rt = rt();
+    let w = worker(&grant, "w0", &["--test-stylizer-ms", "1"]);
+    wait_until("the job is moved aside", PROCESS_TIMEOUT, || {
+        rt.block_on(key.poison.approximate_len()).unwrap() == 1
+    });
+    let (_, worker_log) = stop(w);
+    assert!(
+        worker_log.contains("moved message")
+            && worker_log.contains(
+                "no access to container elsewhere (they cover containers inputs, outputs)"
+            ),
+        "{worker_log}"
+    );
+    assert!(!worker_log.contains("sig="), "{worker_log}");
+    assert_eq!(rt.block_on(key.jobs.approximate_len()).unwrap(), 0);
+    let run = the_run(&rt, &key);
+    let outputs = key.container("outputs").unwrap();
+    for prefix in [run.styled_prefix(), run.done_prefix(), run.failed_prefix()] {
+        assert_eq!(count(&rt, &outputs, &prefix), 0, "{prefix}");
+        assert_eq!(count(&rt, &key.blobs, &prefix), 0, "{prefix}");
+    }
+}
+
 fn dev_key() -> Vec<u8> {
     base64::engine::general_purpose::STANDARD
         .decode(stylize_cloud::config::DEV_ACCOUNT_KEY)

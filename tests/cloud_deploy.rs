@@ -1,6 +1,7 @@
 //! The deployment files agree with the code: the Kubernetes Deployment and KEDA ScaledObject parse,
 //! name the image the Dockerfile builds, the queue and the connection-string variable the worker
-//! uses, and their worker arguments are ones the real binary accepts.
+//! uses, and their worker arguments are ones the real binary accepts; the pods and KEDA each read
+//! a grant of their own (`stylize runs grant`), never the account key.
 mod common;
 
 use std::path::Path;
@@ -15,6 +16,15 @@ fn root() -> &'static Path {
 fn yaml(path: &str) -> Value {
     let text = std::fs::read_to_string(root().join(path)).unwrap();
     serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The documents of a multi-document YAML file, by `kind`.
+fn yaml_doc(path: &str, kind: &str) -> Value {
+    let text = std::fs::read_to_string(root().join(path)).unwrap();
+    text.split("\n---\n")
+        .map(|doc| serde_yaml::from_str::<Value>(doc).unwrap_or_else(|e| panic!("{path}: {e}")))
+        .find(|doc| doc["kind"].as_str() == Some(kind))
+        .unwrap_or_else(|| panic!("{path} has no {kind}"))
 }
 
 fn s(v: &Value) -> &str {
@@ -35,7 +45,7 @@ fn image_tag() -> String {
 #[test]
 fn deployment_and_scaler_match_the_code_defaults() {
     let deployment = yaml("deploy/kubernetes/worker.yaml");
-    let scaler = yaml("deploy/kubernetes/keda.yaml");
+    let scaler = yaml_doc("deploy/kubernetes/keda.yaml", "ScaledObject");
     assert_eq!(s(&deployment["kind"]), "Deployment");
     assert_eq!(s(&scaler["kind"]), "ScaledObject");
     assert_eq!(s(&scaler["apiVersion"]), "keda.sh/v1alpha1");
@@ -92,7 +102,7 @@ fn deployment_and_scaler_match_the_code_defaults() {
         "from a Secret: {var:?}"
     );
 
-    // The scaler watches the queue the workers take from, with the same credentials, down to zero.
+    // The scaler watches the queue the workers take from, down to zero.
     let queue = flag(&args, "--queue").unwrap_or(DEFAULT_QUEUE);
     assert_eq!(queue, DEFAULT_QUEUE);
     assert_eq!(
@@ -108,10 +118,6 @@ fn deployment_and_scaler_match_the_code_defaults() {
     assert_eq!(triggers.len(), 1);
     assert_eq!(s(&triggers[0]["type"]), "azure-queue");
     assert_eq!(s(&triggers[0]["metadata"]["queueName"]), queue);
-    assert_eq!(
-        s(&triggers[0]["metadata"]["connectionFromEnv"]),
-        CONNECTION_STRING_VAR
-    );
 
     // A pod told to stop gets longer than the worker's drain time before SIGKILL.
     let grace = pod["terminationGracePeriodSeconds"].as_f64().unwrap();
@@ -129,6 +135,95 @@ fn deployment_and_scaler_match_the_code_defaults() {
         .parse()
         .unwrap();
     assert!(visibility >= 15, "{visibility}");
+}
+
+/// The pods read the worker grant and KEDA its scaler grant, each from its own Secret, made by the
+/// `stylize runs grant` line the file documents; the binary accepts that line and prints a grant
+/// (no key in it) that the worker reads back.
+#[test]
+fn pods_and_scaler_hold_grants_not_the_account_key() {
+    let deployment = yaml("deploy/kubernetes/worker.yaml");
+    let worker = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let var = worker["env"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|e| s(&e["name"]) == CONNECTION_STRING_VAR)
+        .expect("connection string variable");
+    let worker_secret = s(&var["valueFrom"]["secretKeyRef"]["name"]);
+
+    let scaler = yaml_doc("deploy/kubernetes/keda.yaml", "ScaledObject");
+    let trigger = &scaler["spec"]["triggers"][0];
+    assert!(
+        trigger["metadata"]["connectionFromEnv"].is_null()
+            && trigger["metadata"]["connection"].is_null(),
+        "KEDA gets its own credential, not the pods' variable: {trigger:?}"
+    );
+    let auth = yaml_doc("deploy/kubernetes/keda.yaml", "TriggerAuthentication");
+    assert_eq!(
+        s(&trigger["authenticationRef"]["name"]),
+        s(&auth["metadata"]["name"])
+    );
+    let refs = auth["spec"]["secretTargetRef"].as_sequence().unwrap();
+    assert_eq!(refs.len(), 1);
+    assert_eq!(s(&refs[0]["parameter"]), "connection");
+    let scaler_secret = s(&refs[0]["name"]);
+    assert_ne!(scaler_secret, worker_secret, "KEDA may only read the queue");
+
+    for (path, secret) in [
+        ("deploy/kubernetes/worker.yaml", worker_secret),
+        ("deploy/kubernetes/keda.yaml", scaler_secret),
+    ] {
+        let text = std::fs::read_to_string(root().join(path)).unwrap();
+        assert!(
+            !text.contains("AccountKey"),
+            "{path} puts the account key in a pod"
+        );
+        let grant = run_grant(&documented_grant(&text, secret));
+        assert!(!grant.contains("AccountKey"), "{path}: {grant}");
+        let config = stylize_cloud::CloudConfig::from_spec(&grant).unwrap();
+        if secret == worker_secret {
+            assert!(
+                config.to_string().contains("grant for containers"),
+                "{config}"
+            );
+        } else {
+            // KEDA's form: QueueEndpoint=URL;SharedAccessSignature=SAS, read only.
+            assert!(
+                grant.contains(";SharedAccessSignature=") && grant.contains("&sp=r&"),
+                "{grant}"
+            );
+        }
+    }
+}
+
+/// The `stylize runs grant ...` arguments of the `kubectl create secret generic SECRET` line in a
+/// manifest's comments.
+fn documented_grant(text: &str, secret: &str) -> Vec<String> {
+    let at = text
+        .find(&format!("kubectl create secret generic {secret} "))
+        .unwrap_or_else(|| panic!("no command creating the Secret {secret}"));
+    let rest = &text[at..];
+    let start = rest.find("$(stylize ").expect("a grant from stylize") + "$(stylize ".len();
+    let end = rest[start..].find(')').unwrap() + start;
+    rest[start..end]
+        .split_whitespace()
+        .map(String::from)
+        .collect()
+}
+
+/// Runs `stylize ARGS` with `--cloud env` reading an account key (signing makes no request).
+fn run_grant(args: &[String]) -> String {
+    assert_eq!(&args[..2], ["runs", "grant"], "{args:?}");
+    let key = "AccountName=acct;AccountKey=c2VjcmV0LWtleS1ieXRlcy1mb3ItdGVzdHM=";
+    let out = common::stylize()
+        .args(args)
+        .env(CONNECTION_STRING_VAR, key)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{args:?}: {stderr}");
+    String::from_utf8(out.stdout).unwrap().trim_end().to_owned()
 }
 
 /// The Deployment's arguments, run by the real binary (on a local folder, with the test stylizer

@@ -96,7 +96,8 @@ impl Policy for SasPolicy {
                 };
                 url.set_query(Some(&query));
             }
-            Auth::Entra(_) => {}
+            // A grant is resolved to one container's or queue's SAS before a client is built.
+            Auth::Entra(_) | Auth::Scoped(_) => {}
         }
         next[0].send(ctx, request, &next[1..]).await
     }
@@ -361,7 +362,7 @@ impl AzureBlobStore {
     /// A store for `container` in `account` (no request is made yet).
     pub fn new(account: &AzureAccount, container: &str) -> Result<Self> {
         validate_resource_name("container", container)?;
-        let (client_options, credential) = client_setup(&account.blob_auth)?;
+        let (client_options, credential) = client_setup(&account.blob_auth_for(container)?)?;
         let options = BlobServiceClientOptions {
             client_options,
             ..Default::default()
@@ -518,7 +519,7 @@ impl AzureQueue {
     /// The queue `name` in `account` (no request is made yet).
     pub fn new(account: &AzureAccount, name: &str) -> Result<Self> {
         validate_resource_name("queue", name)?;
-        let (client_options, credential) = client_setup(&account.queue_auth)?;
+        let (client_options, credential) = client_setup(&account.queue_auth_for(name)?)?;
         let options = QueueServiceClientOptions {
             client_options,
             ..Default::default()

@@ -6,7 +6,7 @@ use crate::{
 };
 use azure_core::http::Url;
 use base64::Engine as _;
-use std::{fmt, path::PathBuf};
+use std::{collections::BTreeMap, fmt, path::PathBuf};
 
 /// Container used when the spec names none.
 pub const DEFAULT_CONTAINER: &str = "stylize";
@@ -77,6 +77,37 @@ pub enum Auth {
     Sas(Redacted<String>),
     /// An Entra ID token from `azure_identity`.
     Entra(EntraCredential),
+    /// One SAS per container (or per queue), by name: a worker's grant (`stylize runs grant`).
+    /// Only the named containers and queues can be used; [`AzureAccount::blob_auth_for`] and
+    /// [`AzureAccount::queue_auth_for`] pick the SAS.
+    Scoped(BTreeMap<String, Redacted<String>>),
+}
+
+impl AzureAccount {
+    /// How requests to `container` authenticate: its own SAS under a grant (which covers no
+    /// other container), else the blob service's credential.
+    pub fn blob_auth_for(&self, container: &str) -> Result<Auth> {
+        resolve(&self.blob_auth, "container", container)
+    }
+
+    /// How requests to `queue` authenticate, as [`AzureAccount::blob_auth_for`].
+    pub fn queue_auth_for(&self, queue: &str) -> Result<Auth> {
+        resolve(&self.queue_auth, "queue", queue)
+    }
+}
+
+fn resolve(auth: &Auth, kind: &'static str, name: &str) -> Result<Auth> {
+    match auth {
+        Auth::Scoped(grants) => match grants.get(name) {
+            Some(sas) => Ok(Auth::Sas(sas.clone())),
+            None => Err(Error::NotGranted {
+                kind,
+                name: name.to_owned(),
+                granted: grants.keys().cloned().collect::<Vec<_>>().join(", "),
+            }),
+        },
+        other => Ok(other.clone()),
+    }
 }
 
 /// Which Entra credential to use.
@@ -202,20 +233,27 @@ impl fmt::Display for CloudConfig {
                 a.account,
                 a.blob_endpoint,
                 a.queue_endpoint,
-                a.blob_auth.describe()
+                describe_auth(a)
             )?,
         }
         write!(f, ", container {}, queue {}", self.container, self.queue)
     }
 }
 
-impl Auth {
-    fn describe(&self) -> &'static str {
-        match self {
-            Auth::SharedKey { .. } => "account key",
-            Auth::Sas(_) => "SAS",
-            Auth::Entra(_) => "Entra ID",
+fn describe_auth(a: &AzureAccount) -> String {
+    match (&a.blob_auth, &a.queue_auth) {
+        (Auth::Scoped(containers), Auth::Scoped(queues)) => {
+            let names = |m: &BTreeMap<String, _>| m.keys().cloned().collect::<Vec<_>>().join(", ");
+            format!(
+                "grant for containers {} and queues {}",
+                names(containers),
+                names(queues)
+            )
         }
+        (Auth::SharedKey { .. }, _) => "account key".into(),
+        (Auth::Sas(_), _) => "SAS".into(),
+        (Auth::Entra(_), _) => "Entra ID".into(),
+        (Auth::Scoped(_), _) => "grant".into(),
     }
 }
 
@@ -234,7 +272,11 @@ impl Settings {
                 ))
             })?;
             let k = k.trim();
-            if !KNOWN_KEYS.iter().any(|known| known.eq_ignore_ascii_case(k)) {
+            let known = KNOWN_KEYS.iter().any(|known| known.eq_ignore_ascii_case(k))
+                || GRANT_PREFIXES
+                    .iter()
+                    .any(|p| strip_prefix_ci(k, p).is_some());
+            if !known {
                 return Err(Error::Config(format!(
                     "connection string has an unknown key {k:?}"
                 )));
@@ -250,7 +292,42 @@ impl Settings {
             .find(|(k, _)| k.eq_ignore_ascii_case(key))
             .map(|(_, v)| v.as_str())
     }
+
+    /// The `PREFIX<name>=SAS` entries of a grant, by name (`kind`: container or queue).
+    fn scoped(&self, prefix: &str, kind: &str) -> Result<BTreeMap<String, Redacted<String>>> {
+        let mut out = BTreeMap::new();
+        for (k, v) in &self.0 {
+            let Some(name) = strip_prefix_ci(k, prefix) else {
+                continue;
+            };
+            validate_resource_name(kind, name)?;
+            let sas = v.trim_start_matches('?');
+            if sas.is_empty() {
+                return Err(Error::Config(format!("{prefix}{name} has no SAS")));
+            }
+            if out
+                .insert(name.to_owned(), Redacted::new(sas.to_owned()))
+                .is_some()
+            {
+                return Err(Error::Config(format!("{prefix}{name} is given twice")));
+            }
+        }
+        Ok(out)
+    }
 }
+
+/// `key` without `prefix`, compared case-insensitively.
+fn strip_prefix_ci<'a>(key: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = key.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &key[prefix.len()..])
+}
+
+/// A grant's keys: `ContainerSas.<container>=<service SAS>`, `QueueSas.<queue>=<service SAS>`.
+pub const CONTAINER_SAS_PREFIX: &str = "ContainerSas.";
+/// See [`CONTAINER_SAS_PREFIX`].
+pub const QUEUE_SAS_PREFIX: &str = "QueueSas.";
+const GRANT_PREFIXES: &[&str] = &[CONTAINER_SAS_PREFIX, QUEUE_SAS_PREFIX];
 
 const KNOWN_KEYS: &[&str] = &[
     "DefaultEndpointsProtocol",
@@ -314,17 +391,19 @@ fn parse_connection_string(spec: &str) -> Result<CloudConfig> {
         account
     };
 
-    let base = account_wide_auth(&s, dev, &account)?;
-    // A SAS carried in an endpoint URL's query applies to that service only.
-    let pick = |own: Option<String>| -> Result<Auth> {
-        match (own, &base) {
-            (Some(t), _) => Ok(Auth::Sas(Redacted::new(t))),
-            (None, Some(a)) => Ok(a.clone()),
-            (None, None) => Ok(Auth::Entra(EntraCredential::Chain)),
+    let (blob_auth, queue_auth) = match grant_auth(&s, blob_sas.is_some() || queue_sas.is_some())? {
+        Some(scoped) => scoped,
+        None => {
+            let base = account_wide_auth(&s, dev, &account)?;
+            // A SAS carried in an endpoint URL's query applies to that service only.
+            let pick = |own: Option<String>| match (own, &base) {
+                (Some(t), _) => Auth::Sas(Redacted::new(t)),
+                (None, Some(a)) => a.clone(),
+                (None, None) => Auth::Entra(EntraCredential::Chain),
+            };
+            (pick(blob_sas), pick(queue_sas))
         }
     };
-    let blob_auth = pick(blob_sas)?;
-    let queue_auth = pick(queue_sas)?;
 
     let container = s.get("Container").unwrap_or(DEFAULT_CONTAINER).to_owned();
     validate_resource_name("container", &container)?;
@@ -341,6 +420,40 @@ fn parse_connection_string(spec: &str) -> Result<CloudConfig> {
         container,
         queue,
     })
+}
+
+/// A grant's per-container and per-queue SASes, when the string has any; they must be its only
+/// credentials, so a worker holding it can reach nothing else.
+fn grant_auth(s: &Settings, endpoint_sas: bool) -> Result<Option<(Auth, Auth)>> {
+    let containers = s.scoped(CONTAINER_SAS_PREFIX, "container")?;
+    let queues = s.scoped(QUEUE_SAS_PREFIX, "queue")?;
+    if containers.is_empty() && queues.is_empty() {
+        return Ok(None);
+    }
+    let other = [
+        "AccountKey",
+        "SharedAccessSignature",
+        "Credential",
+        "UseDevelopmentStorage",
+    ]
+    .into_iter()
+    .find(|k| s.get(k).is_some());
+    if let Some(other) = other {
+        return Err(Error::Config(format!(
+            "a grant (ContainerSas./QueueSas. entries) cannot be combined with {other}"
+        )));
+    }
+    if endpoint_sas {
+        return Err(Error::Config(
+            "a grant (ContainerSas./QueueSas. entries) cannot be combined with a SAS in an endpoint URL".into(),
+        ));
+    }
+    if containers.is_empty() || queues.is_empty() {
+        return Err(Error::Config(
+            "a grant needs ContainerSas.<container> and QueueSas.<queue> entries".into(),
+        ));
+    }
+    Ok(Some((Auth::Scoped(containers), Auth::Scoped(queues))))
 }
 
 /// The credential the string gives for both services (a key, a SAS or an Entra ID choice), if any.
@@ -589,6 +702,92 @@ mod tests {
             azure(&c).blob_auth,
             Auth::Entra(EntraCredential::ManagedIdentity)
         ));
+    }
+
+    const GRANT: &str = "BlobEndpoint=https://a.blob.core.windows.net;QueueEndpoint=https://a.queue.core.windows.net;\
+        Container=inputs;Queue=jobs;containersas.inputs=?sv=1&sr=c&sp=r&sig=SIGIN;ContainerSas.outputs=sv=1&sr=c&sp=rwl&sig=SIGOUT;\
+        QueueSas.jobs=sv=1&sp=up&sig=SIGJOBS;QUEUESAS.jobs-poison=sv=1&sp=a&sig=SIGPOISON";
+
+    #[test]
+    fn grant_connection_string_scopes_each_container_and_queue() {
+        let c = CloudConfig::from_spec(GRANT).unwrap();
+        let a = azure(&c);
+        assert_eq!(a.account, "a");
+        let sas = |auth: Result<Auth>| match auth.unwrap() {
+            Auth::Sas(t) => t.expose().clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(sas(a.blob_auth_for("inputs")), "sv=1&sr=c&sp=r&sig=SIGIN");
+        assert_eq!(
+            sas(a.blob_auth_for("outputs")),
+            "sv=1&sr=c&sp=rwl&sig=SIGOUT"
+        );
+        assert_eq!(sas(a.queue_auth_for("jobs")), "sv=1&sp=up&sig=SIGJOBS");
+        assert_eq!(
+            sas(a.queue_auth_for("jobs-poison")),
+            "sv=1&sp=a&sig=SIGPOISON"
+        );
+        let e = a.blob_auth_for("elsewhere").unwrap_err();
+        assert!(
+            matches!(&e, Error::NotGranted { kind: "container", name, .. } if name == "elsewhere")
+        );
+        assert!(
+            a.queue_auth_for("inputs").is_err(),
+            "a container's SAS is not a queue's"
+        );
+
+        // Neither the config nor the string itself, once redacted, shows a signature.
+        let shown = format!("{c} {c:?} {}", crate::redact_secrets(GRANT));
+        assert!(!shown.contains("SIG"), "{shown}");
+        assert!(shown.contains("grant for containers inputs, outputs and queues jobs, jobs-poison"));
+    }
+
+    #[test]
+    fn grant_strings_are_refused_when_mixed_or_malformed() {
+        let refused = |cs: &str, why: &str| {
+            let e = CloudConfig::from_spec(cs).unwrap_err();
+            let text = e.to_string();
+            assert!(text.contains(why), "{cs}: {text}");
+            assert!(!text.contains("SIG") && !text.contains(KEY), "{text}");
+        };
+        let key = format!("{GRANT};AccountName=a;AccountKey={KEY}");
+        refused(&key, "cannot be combined with AccountKey");
+        refused(
+            &format!("{GRANT};SharedAccessSignature=sv=1&sig=SIGALL"),
+            "SharedAccessSignature",
+        );
+        refused(&format!("{GRANT};Credential=workload"), "Credential");
+        refused(
+            &format!("{GRANT};UseDevelopmentStorage=true"),
+            "UseDevelopmentStorage",
+        );
+        refused(
+            "BlobEndpoint=https://a.blob.core.windows.net?sv=1&sig=SIGB;QueueEndpoint=https://a.queue.core.windows.net;\
+             ContainerSas.inputs=sig=SIG1;QueueSas.jobs=sig=SIG2",
+            "endpoint URL",
+        );
+        refused(
+            "AccountName=a;ContainerSas.inputs=sv=1&sig=SIG1",
+            "needs ContainerSas.<container> and QueueSas.<queue>",
+        );
+        refused(
+            &format!("{GRANT};ContainerSas.inputs=sig=SIGAGAIN"),
+            "given twice",
+        );
+        refused(
+            &format!("{GRANT};ContainerSas.Bad_Name=sig=SIG3"),
+            "Bad_Name",
+        );
+        refused(
+            &format!("{GRANT};ContainerSas.x1=sig=SIG3;ContainerSas.=sig=SIG4"),
+            "name",
+        );
+        refused(&format!("{GRANT};QueueSas.jobs2="), "has no SAS");
+        refused(
+            &format!("{GRANT};ContainerSasX.c1=sig=SIG5"),
+            "unknown key \"ContainerSasX.c1\"",
+        );
+        refused(&format!("{GRANT};ContainerSas.c1"), "not Key=Value");
     }
 
     #[test]

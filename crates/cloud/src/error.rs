@@ -42,6 +42,18 @@ pub enum Error {
         account: String,
     },
 
+    /// The credentials are a grant (`stylize runs grant`) that does not cover this container or
+    /// queue: refused before any request, whatever a message names.
+    #[error("the credentials grant no access to {kind} {name} (they cover {kind}s {granted})")]
+    NotGranted {
+        /// `container` or `queue`.
+        kind: &'static str,
+        /// The container or queue asked for.
+        name: String,
+        /// Those the grant covers, comma-separated.
+        granted: String,
+    },
+
     /// No Entra token could be obtained (no managed identity, not logged in, ...).
     #[error("could not obtain an Entra ID token for storage: {0}")]
     Credential(String),
@@ -158,6 +170,7 @@ impl Error {
             Error::Config(_)
             | Error::Auth { .. }
             | Error::PermissionDenied { .. }
+            | Error::NotGranted { .. }
             | Error::NotFound(_)
             | Error::AlreadyExists(_)
             | Error::LeaseLost { .. }
@@ -173,7 +186,10 @@ impl Error {
     pub fn is_auth(&self) -> bool {
         matches!(
             self,
-            Error::Auth { .. } | Error::PermissionDenied { .. } | Error::Credential(_)
+            Error::Auth { .. }
+                | Error::PermissionDenied { .. }
+                | Error::NotGranted { .. }
+                | Error::Credential(_)
         )
     }
 

@@ -58,6 +58,7 @@
 //! | `AccountName=A;AccountKey=K[;EndpointSuffix=S][;DefaultEndpointsProtocol=https]` | an account key: each request carries an account SAS signed with it (HMAC-SHA256), valid 1 h |
 //! | `BlobEndpoint=URL;QueueEndpoint=URL;SharedAccessSignature=SAS` | a SAS for both services |
 //! | `BlobEndpoint=URL?SAS;QueueEndpoint=URL?SAS` | a separate SAS per service (e.g. a worker's narrower one) |
+//! | `BlobEndpoint=URL;QueueEndpoint=URL;ContainerSas.NAME=SAS;...;QueueSas.NAME=SAS;...` | a grant ([`grant`], `stylize runs grant`): one service SAS per container and per queue, and no other container or queue reachable |
 //! | `AccountName=A[;Credential=chain\|workload\|managed\|developer]` | Entra ID (no key or SAS given) |
 //! | `https://A.blob.core.windows.net[/CONTAINER]?SAS` | an account URL with a SAS; the queue endpoint is `A.queue.<same suffix>` |
 //! | `https://A.blob.core.windows.net[/CONTAINER]` | an account URL with Entra ID (the credential chain) |
@@ -77,6 +78,7 @@
 pub mod azure;
 pub mod config;
 pub mod error;
+pub mod grant;
 pub mod lease;
 pub mod local;
 pub mod protocol;
@@ -154,6 +156,8 @@ impl Cloud {
 
     /// Another container of the same account and credentials (a run's
     /// separate output container, see [`RunManifest::output_container`]).
+    /// Under a grant, a container it does not cover is [`Error::NotGranted`]: a
+    /// worker acts only on the containers it was given, whatever a message names.
     pub fn container(&self, name: &str) -> Result<Arc<dyn BlobStore>> {
         if name == self.config.container {
             return Ok(self.blobs.clone());

@@ -96,7 +96,8 @@ pub fn queue_sas(
     ]
 }
 
-fn format_expiry(expiry: OffsetDateTime) -> String {
+/// A SAS expiry (`se`): UTC to the second, `2030-03-17T17:46:40Z`.
+pub fn format_expiry(expiry: OffsetDateTime) -> String {
     expiry
         .to_offset(time::UtcOffset::UTC)
         .format(EXPIRY_FORMAT)

@@ -412,9 +412,15 @@ async fn queue_hand_back_with_a_new_body(cloud: &Cloud) {
         .await
         .unwrap();
     assert_eq!(m.body, "second text");
-    assert!(matches!(q.delete(&stale).await, Err(Error::LeaseLost { .. })));
+    assert!(matches!(
+        q.delete(&stale).await,
+        Err(Error::LeaseLost { .. })
+    ));
     let again = q.receive(VIS).await.unwrap().expect("visible at once");
-    assert_eq!((again.body.as_str(), again.dequeue_count), ("second text", 2));
+    assert_eq!(
+        (again.body.as_str(), again.dequeue_count),
+        ("second text", 2)
+    );
     q.delete(&again).await.unwrap();
     assert_eq!(q.approximate_len().await.unwrap(), 0);
 }

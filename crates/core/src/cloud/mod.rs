@@ -6,6 +6,7 @@ pub mod bookkeeping;
 pub mod codec;
 pub mod coordinator;
 pub mod delivery;
+pub mod grant;
 pub mod look;
 pub mod patience;
 pub mod runs;
