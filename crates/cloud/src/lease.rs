@@ -8,7 +8,7 @@ use std::{
     },
     time::Duration,
 };
-use tokio::{sync::Mutex, task::JoinHandle};
+use tokio::{sync::Mutex, task::JoinHandle, time::Instant};
 
 /// A received message whose visibility timeout is renewed every third of
 /// `visibility` until the job ends, so a long job is not redelivered to
@@ -48,14 +48,22 @@ impl MessageLease {
         let task = tokio::spawn({
             let (queue, message, lost) = (queue.clone(), message.clone(), lost.clone());
             async move {
+                // Until when no other worker can have received the message.
+                let mut hidden_until = Instant::now() + visibility;
                 loop {
                     tokio::select! {
                         _ = &mut stop_rx => return,
                         () = tokio::time::sleep(period) => {}
                     }
                     let mut m = message.lock().await;
+                    let attempt = Instant::now();
                     match queue.set_visibility(&mut m, visibility).await {
-                        Ok(()) => {}
+                        Ok(()) => hidden_until = attempt + visibility,
+                        // While the message is still hidden nobody else can hold it: the
+                        // receipt was spent by an earlier attempt that took effect (its reply
+                        // lost, the SDK's retry then refused), or the message was deleted. The
+                        // job is still this worker's to finish, only no longer renewable.
+                        Err(Error::LeaseLost { .. }) if Instant::now() < hidden_until => return,
                         Err(Error::LeaseLost { .. }) => {
                             lost.store(true, Ordering::SeqCst);
                             return;

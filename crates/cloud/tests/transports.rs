@@ -74,6 +74,7 @@ suite!(
     queue_poison_move_and_malformed_messages,
     lease_renews_completes_and_releases,
     queue_hand_back_with_a_new_body,
+    lease_outlives_a_receipt_spent_by_its_own_earlier_attempt,
     run_manifest_progress_resume_and_clean,
 );
 
@@ -398,6 +399,33 @@ async fn lease_renews_completes_and_releases(cloud: &Cloud) {
         .expect("released job is visible at once");
     assert_eq!(again.dequeue_count, 2);
     q.delete(&again).await.unwrap();
+}
+
+/// A renewal refused while the message is still hidden: its receipt was spent by an earlier
+/// attempt that took effect (as when the SDK retries an update whose reply was lost). Nobody else
+/// can hold the message, so the job is not lost: the worker finishes it, and the message, no
+/// longer renewable, comes back when the spent attempt's timeout runs out.
+async fn lease_outlives_a_receipt_spent_by_its_own_earlier_attempt(cloud: &Cloud) {
+    let q: Arc<dyn stylize_cloud::JobQueue> = cloud.jobs.clone();
+    q.create_if_missing().await.unwrap();
+    q.send("job").await.unwrap();
+    let vis = Duration::from_secs(3);
+    let m = q.receive(vis).await.unwrap().unwrap();
+    let mut spent_by = m.clone();
+    let lease = MessageLease::start(q.clone(), m, vis);
+    // The attempt that took effect, with the lease's receipt: the lease's next renewal is refused.
+    q.set_visibility(&mut spent_by, Duration::from_secs(30))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!lease.is_lost(), "a spent receipt is not a lost job");
+    assert!(q.receive(VIS).await.unwrap().is_none(), "still hidden");
+    assert!(matches!(
+        lease.complete().await,
+        Err(Error::LeaseLost { .. })
+    ));
+    q.delete(&spent_by).await.unwrap();
+    assert_eq!(q.approximate_len().await.unwrap(), 0);
 }
 
 /// A delivery handed back with a rewritten text (how a worker notes a delivery lost to storage
