@@ -83,6 +83,24 @@ impl RunProgress {
     /// Reads the markers of `manifest`'s run (one listing per marker kind,
     /// plus one read per failed job).
     pub async fn load(blobs: &dyn BlobStore, manifest: &RunManifest) -> Result<RunProgress> {
+        let mut progress = Self::load_settled(blobs, manifest).await?;
+        progress.queued = blobs
+            .list(&manifest.run_id.queued_prefix())
+            .await?
+            .into_iter()
+            .filter_map(|e| job_index_of(&e.key))
+            .filter(|&j| j < manifest.job_count)
+            .collect();
+        Ok(progress)
+    }
+
+    /// As [`RunProgress::load`] without the queued markers (left empty): what a coordinator
+    /// following its run needs on every poll, one listing fewer, and the one that grows with every
+    /// job ever queued.
+    pub async fn load_settled(
+        blobs: &dyn BlobStore,
+        manifest: &RunManifest,
+    ) -> Result<RunProgress> {
         let run = &manifest.run_id;
         let incarnation = manifest.incarnation.as_str();
         // Markers of an earlier incarnation (a cleaned run's late workers) do not count.
@@ -91,13 +109,6 @@ impl RunProgress {
             .await?
             .into_iter()
             .filter_map(|e| marker_job_of(&e.key, incarnation))
-            .filter(|&j| j < manifest.job_count)
-            .collect();
-        let queued: BTreeSet<u32> = blobs
-            .list(&run.queued_prefix())
-            .await?
-            .into_iter()
-            .filter_map(|e| job_index_of(&e.key))
             .filter(|&j| j < manifest.job_count)
             .collect();
         let mut failed = BTreeMap::new();
@@ -119,7 +130,7 @@ impl RunProgress {
             .sum();
         Ok(RunProgress {
             done,
-            queued,
+            queued: BTreeSet::new(),
             failed,
             job_count: manifest.job_count,
             frames_done,
@@ -154,16 +165,21 @@ impl RunProgress {
 
 /// Deletes every blob of a run; returns how many there were.
 pub async fn delete_run(blobs: &dyn BlobStore, run: &RunId) -> Result<usize> {
+    use futures::{StreamExt as _, TryStreamExt as _};
+    /// Deletes in flight at once: a long run has hundreds of thousands of blobs, each one request.
+    const DELETES_IN_FLIGHT: usize = 32;
     let entries = blobs.list(&run.prefix()).await?;
-    let mut deleted = 0;
     // The manifest goes last, so an interrupted clean still lists as a run.
     let (manifest, rest): (Vec<_>, Vec<_>) = entries
         .into_iter()
         .partition(|e| e.key == run.manifest_key());
-    for entry in rest.into_iter().chain(manifest) {
-        if blobs.delete(&entry.key).await? {
-            deleted += 1;
-        }
+    let mut deleted = futures::stream::iter(rest)
+        .map(|entry| async move { blobs.delete(&entry.key).await })
+        .buffer_unordered(DELETES_IN_FLIGHT)
+        .try_fold(0, |n, gone| async move { Ok(n + usize::from(gone)) })
+        .await?;
+    for entry in manifest {
+        deleted += usize::from(blobs.delete(&entry.key).await?);
     }
     Ok(deleted)
 }

@@ -743,7 +743,7 @@ impl<'a> Follow<'a> {
     async fn poll(&mut self, written: u64) -> Result<()> {
         let (manifest, run) = (self.manifest, &self.manifest.run_id);
         self.polls += 1;
-        match RunProgress::load(self.outputs.as_ref(), manifest).await {
+        match RunProgress::load_settled(self.outputs.as_ref(), manifest).await {
             Ok(p) => self.progress = p,
             // A hiccup in one poll is no reason to give up on the run.
             Err(e) if e.is_retryable() => {}
