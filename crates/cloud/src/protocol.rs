@@ -113,6 +113,19 @@ impl RunId {
         format!("runs/{}/done/{job:05}.{incarnation}.json", self.0)
     }
 
+    /// The done markers of jobs `100 * bucket ..= 100 * bucket + 99` share this name prefix
+    /// (`runs/<run>/done/BBB`), so a follower lists a hundred jobs, not the whole run. `None` for
+    /// runs of over 100,000 jobs, whose indices outgrow the five digits.
+    pub fn done_bucket_prefix(&self, bucket: u32, job_count: u32) -> Option<String> {
+        (job_count <= 100_000).then(|| format!("runs/{}/done/{bucket:03}", self.0))
+    }
+
+    /// The styled frames `1000 * bucket ..= 1000 * bucket + 999` share this name prefix
+    /// (`runs/<run>/styled/BBB`). `None` for runs of over a million frames.
+    pub fn styled_bucket_prefix(&self, bucket: u32, frame_count: u32) -> Option<String> {
+        (frame_count <= 1_000_000).then(|| format!("runs/{}/styled/{bucket:03}", self.0))
+    }
+
     /// `runs/<run>/queued/`: one marker per job the coordinator has put on the queue.
     pub fn queued_prefix(&self) -> String {
         format!("runs/{}/queued/", self.0)

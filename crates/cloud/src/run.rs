@@ -137,6 +137,53 @@ impl RunProgress {
         })
     }
 
+    /// Brings the progress up to date from the failed markers (all listed; each read once) and the
+    /// done markers under `done_prefixes` (some of [`RunId::done_bucket_prefix`], or the whole
+    /// [`RunId::done_prefix`]): what a coordinator following its run reads on each poll, at a cost
+    /// that does not grow with the run's length.
+    pub async fn refresh(
+        &mut self,
+        blobs: &dyn BlobStore,
+        manifest: &RunManifest,
+        done_prefixes: &[String],
+    ) -> Result<()> {
+        let incarnation = manifest.incarnation.as_str();
+        self.job_count = manifest.job_count;
+        for prefix in done_prefixes {
+            for entry in blobs.list(prefix).await? {
+                if let Some(job) = marker_job_of(&entry.key, incarnation) {
+                    if job < manifest.job_count {
+                        self.done.insert(job);
+                    }
+                }
+            }
+        }
+        // Rebuilt from the listing (a requeue elsewhere deletes markers), reading only new ones.
+        let mut failed = BTreeMap::new();
+        for entry in blobs.list(&manifest.run_id.failed_prefix()).await? {
+            let Some(job) = marker_job_of(&entry.key, incarnation) else {
+                continue;
+            };
+            // A job that failed once and later succeeded counts as done.
+            if job >= manifest.job_count || self.done.contains(&job) {
+                continue;
+            }
+            let marker = match self.failed.remove(&job) {
+                Some(known) => known,
+                None => FailedMarker::from_json(&blobs.get(&entry.key).await?)?,
+            };
+            failed.insert(job, marker);
+        }
+        self.failed = failed;
+        self.frames_done = self
+            .done
+            .iter()
+            .filter_map(|&j| manifest.job_spec(j))
+            .map(|spec| u64::from(spec.frames.len()))
+            .sum();
+        Ok(())
+    }
+
     /// Jobs neither done nor failed.
     pub fn pending(&self) -> Vec<u32> {
         (0..self.job_count)

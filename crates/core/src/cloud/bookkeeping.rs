@@ -113,10 +113,62 @@ pub fn jobs_to_download(done: &BTreeSet<u32>, reach: u32, started: &mut BTreeSet
         .collect()
 }
 
-/// Polls between two listings of every styled frame: listing is what shows partial jobs, and for
-/// very long videos it is done less often to keep the request count modest.
-pub fn styled_listing_every(frame_count: u32) -> u64 {
-    u64::from(frame_count / 20_000 + 1)
+/// Jobs per done-marker bucket and frames per styled bucket (the names' shared prefixes).
+pub const JOBS_PER_BUCKET: u32 = 100;
+pub const FRAMES_PER_BUCKET: u32 = 1000;
+
+/// The buckets a poll lists: those holding `frontier` (what the restitcher needs next), then one
+/// more in rotation, each only while it still holds something `pending`. A poll costs a few
+/// listings of at most a bucket each, however long the run; every pending bucket is seen once
+/// per `pending.len()` polls.
+pub fn buckets_to_list(pending: &BTreeSet<u32>, frontier: &BTreeSet<u32>, poll: u64) -> Vec<u32> {
+    let mut buckets: Vec<u32> = frontier.intersection(pending).copied().collect();
+    if !pending.is_empty() {
+        let turn = (poll % pending.len() as u64) as usize;
+        if let Some(&next) = pending.iter().nth(turn) {
+            if !buckets.contains(&next) {
+                buckets.push(next);
+            }
+        }
+    }
+    buckets
+}
+
+/// The done-marker buckets holding a job not settled yet, and the styled buckets holding a frame
+/// of one.
+pub fn pending_buckets(
+    progress: &RunProgress,
+    frame_count: u32,
+    frames_per_job: u32,
+) -> (BTreeSet<u32>, BTreeSet<u32>) {
+    let (mut jobs, mut frames) = (BTreeSet::new(), BTreeSet::new());
+    for job in progress.pending() {
+        jobs.insert(job / JOBS_PER_BUCKET);
+        if let Some(range) = job_range(frame_count, frames_per_job, job) {
+            frames
+                .extend((range.start / FRAMES_PER_BUCKET)..=((range.end - 1) / FRAMES_PER_BUCKET));
+        }
+    }
+    (jobs, frames)
+}
+
+/// The buckets of the jobs `first_job..reach` (the restitcher's frontier): the done buckets and
+/// the styled buckets.
+pub fn frontier_buckets(
+    first_job: u32,
+    reach: u32,
+    frame_count: u32,
+    frames_per_job: u32,
+) -> (BTreeSet<u32>, BTreeSet<u32>) {
+    let (mut jobs, mut frames) = (BTreeSet::new(), BTreeSet::new());
+    for job in first_job..reach {
+        let Some(range) = job_range(frame_count, frames_per_job, job) else {
+            break;
+        };
+        jobs.insert(job / JOBS_PER_BUCKET);
+        frames.extend((range.start / FRAMES_PER_BUCKET)..=((range.end - 1) / FRAMES_PER_BUCKET));
+    }
+    (jobs, frames)
 }
 
 /// Watches a run for standstill: when nothing moves, it says so once, and when the queue stays
@@ -216,6 +268,8 @@ impl Standstill {
 #[derive(Clone, Debug)]
 pub struct LostJobs {
     requeue_after: Duration,
+    /// The least wait, however short `requeue_after`: how stale the evidence read can be.
+    floor: Duration,
     jobs: BTreeMap<u32, JobWatch>,
 }
 
@@ -239,8 +293,14 @@ impl LostJobs {
     pub fn new(requeue_after: Duration) -> Self {
         LostJobs {
             requeue_after,
+            floor: Duration::ZERO,
             jobs: BTreeMap::new(),
         }
+    }
+
+    /// Evidence may be up to `floor` old (styled frames are read in rotation): never wait less.
+    pub fn set_floor(&mut self, floor: Duration) {
+        self.floor = floor;
     }
 
     /// Whether no job is watched yet.
@@ -301,7 +361,7 @@ impl LostJobs {
             .checked_shl(watch.requeues)
             .unwrap_or(u32::MAX)
             .min(Self::LONGEST_WAIT_FACTOR);
-        let wait = self.requeue_after * factor;
+        let wait = self.requeue_after.max(self.floor) * factor;
         let quiet = now.saturating_duration_since(watch.evidence_at);
         if quiet <= wait {
             return false;
@@ -403,8 +463,26 @@ mod tests {
             "each job once"
         );
         assert_eq!(jobs_to_download(&done, 34, &mut started), vec![30]);
-        assert_eq!(styled_listing_every(19_999), 1);
-        assert_eq!(styled_listing_every(45_000), 3);
+        // Two hours at 60 fps in 240-frame jobs: a poll lists a frontier bucket and one more.
+        let (frame_count, per_job) = (432_000, 240);
+        let p = progress(1800, &(0..150).collect::<Vec<_>>(), &[], 150 * 240);
+        let (jobs, frames) = pending_buckets(&p, frame_count, per_job);
+        assert_eq!(jobs.len(), 17, "buckets of jobs 150..1800");
+        assert_eq!(frames.len(), 432 - 36, "frame 36,000 on");
+        let (front_jobs, front_frames) = frontier_buckets(150, 152, frame_count, per_job);
+        assert_eq!((front_jobs, front_frames.clone()), (set(&[1]), set(&[36])));
+        for poll in 0..500 {
+            let listed = buckets_to_list(&frames, &front_frames, poll);
+            assert!(listed.len() <= 2 && listed[0] == 36, "{listed:?}");
+        }
+        let seen: BTreeSet<u32> = (0..396)
+            .flat_map(|poll| buckets_to_list(&frames, &set(&[]), poll))
+            .collect();
+        assert_eq!(seen, frames, "every pending bucket in one rotation");
+        assert!(
+            buckets_to_list(&set(&[]), &set(&[4]), 9).is_empty(),
+            "nothing pending"
+        );
     }
 
     #[test]

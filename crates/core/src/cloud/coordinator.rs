@@ -10,6 +10,7 @@
 //! at a time but wait and restitch side by side, so each video is written as
 //! soon as its own jobs are done.
 use std::collections::{BTreeSet, HashMap};
+use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -743,16 +744,22 @@ impl<'a> Follow<'a> {
     async fn poll(&mut self, written: u64) -> Result<()> {
         let (manifest, run) = (self.manifest, &self.manifest.run_id);
         self.polls += 1;
-        match RunProgress::load_settled(self.outputs.as_ref(), manifest).await {
-            Ok(p) => self.progress = p,
+        let (done_prefixes, styled_prefixes) = self.prefixes_to_list(written);
+        let outputs = self.outputs.as_ref();
+        match self
+            .progress
+            .refresh(outputs, manifest, &done_prefixes)
+            .await
+        {
+            Ok(()) => {}
             // A hiccup in one poll is no reason to give up on the run.
             Err(e) if e.is_retryable() => {}
             Err(e) => return Err(e.into()),
         }
-        let every = bookkeeping::styled_listing_every(manifest.frame_count);
-        if self.polls % every == 1 || every == 1 {
-            if let Ok(s) = existing_frames(self.outputs.as_ref(), &run.styled_prefix()).await {
-                self.styled = s;
+        for (frames, prefix) in styled_prefixes {
+            if let Ok(found) = existing_frames(outputs, &prefix).await {
+                self.styled.retain(|n| !frames.contains(n));
+                self.styled.extend(found);
             }
         }
         let inputs = &self.shared.cloud.blobs;
@@ -784,7 +791,14 @@ impl<'a> Follow<'a> {
                 self.lost.queued(job, now);
             }
         }
-        let styled = bookkeeping::styled_per_job(&self.styled, self.manifest.frames_per_job);
+        // A running job's frames are seen once per rotation of the buckets polled: evidence can
+        // be that old, and must not be taken for silence.
+        let m = self.manifest;
+        let (jobs, frames) =
+            bookkeeping::pending_buckets(&self.progress, m.frame_count, m.frames_per_job);
+        let rotation = jobs.len().max(frames.len()).max(1) as u32;
+        self.lost.set_floor(POLL * rotation * 2);
+        let styled = bookkeeping::styled_per_job(&self.styled, m.frames_per_job);
         for job in self.lost.observe(&self.progress, &styled, Instant::now()) {
             self.shared.say(&format!(
                 "{}: job {job} of run {} has shown no progress for a while and its message seems lost; queueing it again",
@@ -794,6 +808,43 @@ impl<'a> Follow<'a> {
             enqueue(self.shared, self.manifest, job).await?;
         }
         Ok(())
+    }
+
+    /// The done-marker and styled-frame name prefixes this poll lists (with the frames each styled
+    /// one covers). The first poll reads the whole run once; later ones a few buckets each (those
+    /// the restitcher needs next, and one more in rotation), so a poll costs the same for a
+    /// minute of video as for two hours.
+    fn prefixes_to_list(&self, written: u64) -> (Vec<String>, Vec<(Range<u32>, String)>) {
+        let m = self.manifest;
+        let run = &m.run_id;
+        if self.polls == 1 {
+            return (
+                vec![run.done_prefix()],
+                vec![(0..u32::MAX, run.styled_prefix())],
+            );
+        }
+        let (pending_jobs, pending_frames) =
+            bookkeeping::pending_buckets(&self.progress, m.frame_count, m.frames_per_job);
+        let first_job = (written / u64::from(m.frames_per_job)) as u32;
+        let reach = bookkeeping::download_reach(written, m.frames_per_job, DOWNLOAD_AHEAD_FRAMES);
+        let (front_jobs, front_frames) =
+            bookkeeping::frontier_buckets(first_job, reach, m.frame_count, m.frames_per_job);
+        let done = bookkeeping::buckets_to_list(&pending_jobs, &front_jobs, self.polls)
+            .into_iter()
+            .map(|b| run.done_bucket_prefix(b, m.job_count))
+            .collect::<Option<Vec<_>>>()
+            .unwrap_or_else(|| vec![run.done_prefix()]);
+        let per = bookkeeping::FRAMES_PER_BUCKET;
+        let styled = bookkeeping::buckets_to_list(&pending_frames, &front_frames, self.polls)
+            .into_iter()
+            .map(|b| {
+                let frames = b * per..(b + 1) * per;
+                run.styled_bucket_prefix(b, m.frame_count)
+                    .map(|prefix| (frames, prefix))
+            })
+            .collect::<Option<Vec<_>>>()
+            .unwrap_or_else(|| vec![(0..u32::MAX, run.styled_prefix())]);
+        (done, styled)
     }
 
     fn show(&self, standing: &Standing, written: u64) {

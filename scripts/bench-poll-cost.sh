@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# What following a run costs the coordinator, by the run's length: storage requests per minute
+# while it waits for workers, and its resident memory. Each length runs against a fresh local
+# Azurite (started here on free loopback ports with a fresh data folder, stopped by PID; restarted
+# with its request log on for the measurement, as logging every request slows the upload tenfold).
+#
+#   scripts/bench-poll-cost.sh                        # 36,000 and 432,000 frames (10 min, 2 h at 60 fps)
+#   LENGTHS="3600 36000" WINDOW=30 scripts/bench-poll-cost.sh
+#
+# For each length the coordinator first uploads the frames and queues the jobs (`--no-wait`; tiny
+# 32×32 frames, so the upload is quick), then runs again to follow the run. No worker runs, so
+# nothing changes while it waits: every request counted in the WINDOW seconds (after SETTLE seconds
+# for its first, whole reading of the run) is the cost of polling. Requests are counted from the
+# emulator's own log, one line per request.
+#
+# Environment: LENGTHS ("36000 432000"), WINDOW (60), SETTLE (20).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+
+LENGTHS=${LENGTHS:-"36000 432000"}
+WINDOW=${WINDOW:-60}
+SETTLE=${SETTLE:-20}
+
+cargo build --release --quiet --bin stylize
+BIN=$PWD/target/release/stylize
+ENTRY=$(scripts/azurite.sh path)
+WORK=$(mktemp -d /tmp/stylize-bench-poll.XXXXXX)
+AZURITE_PID=
+FOLLOWER_PID=
+cleanup() {
+    [[ -n "$FOLLOWER_PID" ]] && kill "$FOLLOWER_PID" 2>/dev/null || true
+    [[ -n "$AZURITE_PID" ]] && kill "$AZURITE_PID" 2>/dev/null || true
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# start_azurite DATA [--debug LOG]: Azurite on free ports, its data in DATA.
+start_azurite() {
+    local data=$1 blob_port queue_port table_port key
+    shift
+    read -r blob_port queue_port table_port < <(python3 -c '
+import socket
+socks = [socket.socket() for _ in range(3)]
+for s in socks: s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in socks])')
+    node "$ENTRY" --location "$data" --blobHost 127.0.0.1 --blobPort "$blob_port" \
+        --queueHost 127.0.0.1 --queuePort "$queue_port" --tableHost 127.0.0.1 --tablePort "$table_port" \
+        --skipApiVersionCheck --disableTelemetry --silent "$@" >"$WORK/azurite.log" 2>&1 &
+    AZURITE_PID=$!
+    for _ in $(seq 100); do
+        (echo >/dev/tcp/127.0.0.1/"$blob_port") 2>/dev/null && (echo >/dev/tcp/127.0.0.1/"$queue_port") 2>/dev/null && break
+        sleep 0.1
+    done
+    key=$(scripts/azurite.sh connection-string | sed 's/.*AccountKey=\([^;]*\);.*/\1/')
+    export AZURE_STORAGE_CONNECTION_STRING="DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=$key;BlobEndpoint=http://127.0.0.1:$blob_port/devstoreaccount1;QueueEndpoint=http://127.0.0.1:$queue_port/devstoreaccount1"
+}
+
+requests() { grep -c 'StorageContextMiddleware: RequestMethod=' "$WORK/requests.log" || true; }
+stop_azurite() { kill "$AZURITE_PID"; wait "$AZURITE_PID" 2>/dev/null || true; AZURITE_PID=; }
+
+printf '%-9s %-6s %-10s %-16s %-12s %s\n' frames jobs upload requests/min "RSS MB" "peak RSS MB"
+for frames in $LENGTHS; do
+    data=$WORK/data-$frames
+    mkdir -p "$data"
+    start_azurite "$data"
+    clip=$WORK/clip-$frames.mp4
+    ffmpeg -loglevel error -y -f lavfi -i "testsrc2=size=32x32:rate=60" -frames:v "$frames" \
+        -c:v libx264 -preset ultrafast -g 600 -pix_fmt yuv420p "$clip"
+    started=$(date +%s)
+    "$BIN" "$clip" --style preset:0 --cloud env --no-wait --quiet -o "$WORK/out-$frames.mp4"
+    upload=$(( $(date +%s) - started ))
+    jobs=$("$BIN" runs --cloud env --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["runs"][0]["jobs"])' 2>/dev/null || echo "?")
+    stop_azurite
+    : >"$WORK/requests.log"
+    start_azurite "$data" --debug "$WORK/requests.log"
+    "$BIN" "$clip" --style preset:0 --cloud env --quiet -o "$WORK/out-$frames.mp4" 2>"$WORK/follow-$frames.log" &
+    FOLLOWER_PID=$!
+    sleep "$SETTLE"
+    before=$(requests)
+    sleep "$WINDOW"
+    after=$(requests)
+    rss=$(awk '/^VmRSS/ {printf "%.0f", $2/1024}' "/proc/$FOLLOWER_PID/status")
+    peak=$(awk '/^VmHWM/ {printf "%.0f", $2/1024}' "/proc/$FOLLOWER_PID/status")
+    kill "$FOLLOWER_PID"; wait "$FOLLOWER_PID" 2>/dev/null || true; FOLLOWER_PID=
+    stop_azurite
+    rm -rf "$data"
+    per_minute=$(( (after - before) * 60 / WINDOW ))
+    printf '%-9s %-6s %-10s %-16s %-12s %s\n' "$frames" "$jobs" "${upload}s" "$per_minute" "$rss" "$peak"
+done
