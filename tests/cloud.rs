@@ -363,17 +363,8 @@ fn job_of_a_killed_worker_reappears_and_the_run_completes(b: &Backend) {
     let dir = tempdir();
     let input = scene_clip(dir.path(), "in.mp4", "64x48", "25", 16, &[], &[]);
     let output = dir.path().join("out.mp4");
-    let submit = [
-        input.to_str().unwrap(),
-        "--style",
-        "preset:1",
-        "--cloud",
-        &spec,
-        "--frames-per-job",
-        "8",
-    ];
-    let (code, log) = Proc::spawn(&[&submit[..], &["--no-wait"]].concat()).wait();
-    assert_eq!(code, 0, "{log}");
+    let coordinator = Coordinator::new(&input, "preset:1", &spec, &["--frames-per-job", "8"]);
+    let log = coordinator.submit();
     assert!(log.contains("submitted (2 jobs queued)"), "{log}");
     let run = the_run(&rt, &cloud);
 
@@ -416,8 +407,7 @@ fn job_of_a_killed_worker_reappears_and_the_run_completes(b: &Backend) {
             "30",
         ],
     );
-    let (code, log) =
-        Proc::spawn(&[&submit[..], &["-o", output.to_str().unwrap()]].concat()).wait();
+    let (code, log) = coordinator.run(&["-o", output.to_str().unwrap()]);
     assert_eq!(code, 0, "{log}");
     rescuer.sigterm();
     let (_, rescuer_log) = rescuer.wait();
@@ -457,19 +447,13 @@ fn poison_job_is_reported_with_its_frames_and_a_rerun_repairs_it(b: &Backend) {
     let dir = tempdir();
     let input = scene_clip(dir.path(), "in.mp4", "64x48", "25", 12, &[], &[]);
     let output = dir.path().join("out.mp4");
-    let cmd = [
-        input.to_str().unwrap(),
-        "--style",
+    let coordinator = Coordinator::new(
+        &input,
         "preset:2",
-        "--cloud",
         &spec,
-        "--frames-per-job",
-        "4",
-        "-o",
-        output.to_str().unwrap(),
-    ];
-    let (code, log) = Proc::spawn(&[&cmd[..], &["--no-wait"]].concat()).wait();
-    assert_eq!(code, 0, "{log}");
+        &["--frames-per-job", "4", "-o", output.to_str().unwrap()],
+    );
+    coordinator.submit();
     let run = the_run(&rt, &cloud);
     rt.block_on(cloud.blobs.put(
         &run.frame_key(5, stylize_cloud::FrameFormat::Png),
@@ -479,16 +463,16 @@ fn poison_job_is_reported_with_its_frames_and_a_rerun_repairs_it(b: &Backend) {
 
     // The worker starts only once this coordinator has looked at the run: a job that failed
     // before a coordinator looks is "failed before", which a re-run retries.
-    let coordinator = Proc::spawn(&cmd);
+    let following = coordinator.spawn(&[]);
     wait_until("the coordinator resumed the run", PROCESS_TIMEOUT, || {
-        coordinator.log().contains("resuming run")
+        following.log().contains("resuming run")
     });
     let w = worker(
         &spec,
         "w0",
         &["--test-stylizer-ms", "1", "--max-deliveries", "3"],
     );
-    let (code, log) = coordinator.wait();
+    let (code, log) = following.wait();
     assert_eq!(code, 1, "{log}");
     assert!(log.contains("1 of 3 jobs failed (4 frames)"), "{log}");
     assert!(
@@ -525,7 +509,7 @@ fn poison_job_is_reported_with_its_frames_and_a_rerun_repairs_it(b: &Backend) {
     );
 
     // The re-run retries only the failed job, with its frames uploaded afresh.
-    let (code, log) = Proc::spawn(&cmd).wait();
+    let (code, log) = coordinator.run(&[]);
     assert_eq!(code, 0, "{log}");
     assert!(log.contains("retrying 1 job(s)"), "{log}");
     assert_eq!(all_frames(&output).len(), 12);
@@ -547,17 +531,8 @@ fn a_worker_with_a_broken_device_exits_and_leaves_the_jobs_to_others(b: &Backend
     let (rt, cloud) = (rt(), b.cloud());
     let dir = tempdir();
     let input = scene_clip(dir.path(), "in.mp4", "64x48", "25", 20, &[], &[]);
-    let cmd = [
-        input.to_str().unwrap(),
-        "--style",
-        "preset:5",
-        "--cloud",
-        &spec,
-        "--frames-per-job",
-        "4",
-    ];
-    let (code, log) = Proc::spawn(&[&cmd[..], &["--no-wait"]].concat()).wait();
-    assert_eq!(code, 0, "{log}");
+    let coordinator = Coordinator::new(&input, "preset:5", &spec, &["--frames-per-job", "4"]);
+    coordinator.submit();
     let run = the_run(&rt, &cloud);
 
     let broken = worker(
@@ -590,7 +565,7 @@ fn a_worker_with_a_broken_device_exits_and_leaves_the_jobs_to_others(b: &Backend
     assert_eq!(rt.block_on(cloud.jobs.approximate_len()).unwrap(), 5);
 
     let healthy = worker(&spec, "healthy", &["--test-stylizer-ms", "1"]);
-    let (code, log) = Proc::spawn(&cmd).wait();
+    let (code, log) = coordinator.run(&[]);
     assert_eq!(code, 0, "{log}");
     assert_eq!(all_frames(&dir.path().join("in.styled.mp4")).len(), 20);
     healthy.sigterm();
@@ -605,15 +580,8 @@ fn a_hung_device_hands_its_job_back_and_the_worker_exits(b: &Backend) {
     let (rt, cloud) = (rt(), b.cloud());
     let dir = tempdir();
     let input = scene_clip(dir.path(), "in.mp4", "64x48", "25", 4, &[], &[]);
-    let cmd = [
-        input.to_str().unwrap(),
-        "--style",
-        "preset:5",
-        "--cloud",
-        &spec,
-    ];
-    let (code, log) = Proc::spawn(&[&cmd[..], &["--no-wait"]].concat()).wait();
-    assert_eq!(code, 0, "{log}");
+    let coordinator = Coordinator::new(&input, "preset:5", &spec, &[]);
+    coordinator.submit();
 
     // An hour per frame stands for a call that never comes back.
     let started = std::time::Instant::now();
@@ -643,7 +611,7 @@ fn a_hung_device_hands_its_job_back_and_the_worker_exits(b: &Backend) {
     assert_eq!(rt.block_on(cloud.jobs.approximate_len()).unwrap(), 1);
 
     let healthy = worker(&spec, "healthy", &["--test-stylizer-ms", "1"]);
-    let (code, log) = Proc::spawn(&cmd).wait();
+    let (code, log) = coordinator.run(&[]);
     assert_eq!(code, 0, "{log}");
     assert_eq!(all_frames(&dir.path().join("in.styled.mp4")).len(), 4);
     let (_, log) = stop(healthy);
@@ -659,36 +627,25 @@ fn a_cleaned_and_rerun_run_ignores_its_predecessors_messages(b: &Backend) {
     let (rt, cloud) = (rt(), b.cloud());
     let dir = tempdir();
     let input = scene_clip(dir.path(), "in.mp4", "64x48", "25", 8, &[], &[]);
-    let submit = |per_job: &str, format: &str, extra: &[&str]| {
-        let args = [
-            input.to_str().unwrap(),
-            "--style",
-            "preset:5",
-            "--cloud",
-            &spec,
-            "--frames-per-job",
-            per_job,
-            "--frame-format",
-            format,
-        ];
-        Proc::spawn(&[&args[..], extra].concat()).wait()
+    let split = |per_job: &str, format: &str| {
+        let options = ["--frames-per-job", per_job, "--frame-format", format];
+        Coordinator::new(&input, "preset:5", &spec, &options)
     };
-    let (code, log) = submit("4", "png", &["--no-wait"]);
-    assert_eq!(code, 0, "{log}");
+    split("4", "png").submit();
     let run = the_run(&rt, &cloud);
     let (code, _, stderr) = common::run(&["runs", "clean", run.as_str(), "--cloud", &spec]);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(rt.block_on(cloud.jobs.approximate_len()).unwrap(), 2);
 
-    let (code, log) = submit("3", "webp", &["--no-wait"]);
-    assert_eq!(code, 0, "{log}");
+    let coordinator = split("3", "webp");
+    coordinator.submit();
     assert_eq!(
         the_run(&rt, &cloud),
         run,
         "the same run id, a new incarnation"
     );
     let w = worker(&spec, "w0", &["--test-stylizer-ms", "1"]);
-    let (code, log) = submit("3", "webp", &[]);
+    let (code, log) = coordinator.run(&[]);
     assert_eq!(code, 0, "{log}");
     assert_eq!(all_frames(&dir.path().join("in.styled.mp4")).len(), 8);
     let (_, worker_log) = stop(w);
@@ -715,22 +672,12 @@ fn a_lost_message_is_queued_again_while_other_runs_keep_the_queue_busy(b: &Backe
     let spec = b.spec();
     let (rt, cloud) = (rt(), b.cloud());
     let dir = tempdir();
-    let submit = |input: &Path, style: &str, extra: &[&str]| {
-        let args = [
-            input.to_str().unwrap(),
-            "--style",
-            style,
-            "--cloud",
-            &spec,
-            "--frames-per-job",
-            "4",
-        ];
-        Proc::spawn(&[&args[..], extra].concat()).wait()
+    let coordinator = |input: &Path, style: &str| {
+        Coordinator::new(input, style, &spec, &["--frames-per-job", "4"])
     };
     // Another run's job, held for the whole test by a slow worker: counted on the queue.
     let other = scene_clip(dir.path(), "other.mp4", "64x48", "25", 4, &[], &[]);
-    let (code, log) = submit(&other, "preset:3", &["--no-wait"]);
-    assert_eq!(code, 0, "{log}");
+    coordinator(&other, "preset:3").submit();
     let busy = worker(
         &spec,
         "busy",
@@ -750,8 +697,8 @@ fn a_lost_message_is_queued_again_while_other_runs_keep_the_queue_busy(b: &Backe
     );
 
     let input = scene_clip(dir.path(), "in.mp4", "64x48", "25", 12, &[], &[]);
-    let (code, log) = submit(&input, "preset:5", &["--no-wait"]);
-    assert_eq!(code, 0, "{log}");
+    let ours = coordinator(&input, "preset:5");
+    ours.submit();
     let run = stylize_cloud::list_runs(cloud.blobs.as_ref());
     let runs = rt.block_on(run).unwrap();
     let run = runs
@@ -810,7 +757,7 @@ fn a_lost_message_is_queued_again_while_other_runs_keep_the_queue_busy(b: &Backe
 
     let healthy = worker(&spec, "healthy", &["--test-stylizer-ms", "1"]);
     let started = std::time::Instant::now();
-    let (code, log) = submit(&input, "preset:5", &["--requeue-after", "2"]);
+    let (code, log) = ours.run(&["--requeue-after", "2"]);
     assert_eq!(code, 0, "{log}");
     assert!(
         started.elapsed() < Duration::from_secs(60),
@@ -925,17 +872,9 @@ fn killed_coordinator_resumes_without_redoing_done_jobs(b: &Backend) {
         &["sine=f=330:sample_rate=48000"],
         &[],
     );
-    let cmd = [
-        input.to_str().unwrap(),
-        "--style",
-        "preset:4",
-        "--cloud",
-        &spec,
-        "--frames-per-job",
-        "4",
-    ];
+    let coordinator = Coordinator::new(&input, "preset:4", &spec, &["--frames-per-job", "4"]);
     let w = worker(&spec, "w0", &["--test-stylizer-ms", "60"]);
-    let first = Proc::spawn(&cmd);
+    let first = coordinator.spawn(&[]);
     let mut run = None;
     wait_until("two jobs are done", Duration::from_secs(60), || {
         run = rt
@@ -959,7 +898,7 @@ fn killed_coordinator_resumes_without_redoing_done_jobs(b: &Backend) {
         .collect();
     assert!(done_before.len() < 6, "killed before the end");
 
-    let (code, log) = Proc::spawn(&cmd).wait();
+    let (code, log) = coordinator.run(&[]);
     assert_eq!(code, 0, "{log}");
     assert!(log.contains("resuming run"), "{log}");
     assert!(log.contains("0 KB up"), "no frame uploaded again: {log}");
@@ -1058,17 +997,8 @@ fn requeue_queues_only_the_unfinished_jobs_again(b: &Backend) {
     let (rt, cloud) = (rt(), b.cloud());
     let dir = tempdir();
     let input = scene_clip(dir.path(), "in.mp4", "64x48", "25", 10, &[], &[]);
-    let cmd = [
-        input.to_str().unwrap(),
-        "--style",
-        "preset:7",
-        "--cloud",
-        &spec,
-        "--frames-per-job",
-        "5",
-    ];
-    let (code, log) = Proc::spawn(&[&cmd[..], &["--no-wait"]].concat()).wait();
-    assert_eq!(code, 0, "{log}");
+    let coordinator = Coordinator::new(&input, "preset:7", &spec, &["--frames-per-job", "5"]);
+    let log = coordinator.submit();
     assert!(log.contains("submitted (2 jobs queued)"), "{log}");
     let run = the_run(&rt, &cloud);
 
@@ -1096,7 +1026,7 @@ fn requeue_queues_only_the_unfinished_jobs_again(b: &Backend) {
     assert_eq!(rt.block_on(cloud.jobs.approximate_len()).unwrap(), 1);
 
     let w = worker(&spec, "second", &["--test-stylizer-ms", "1"]);
-    let (code, log) = Proc::spawn(&cmd).wait();
+    let (code, log) = coordinator.run(&[]);
     assert_eq!(code, 0, "{log}");
     assert_eq!(all_frames(&dir.path().join("in.styled.mp4")).len(), 10);
     let (_, log) = stop(w);

@@ -176,23 +176,14 @@ fn a_worker_scoped_away_from_the_run_container_fails_the_job_within_its_deliveri
     );
     let dir = tempdir();
     let input = scene_clip(dir.path(), "in.mp4", "64x48", "25", 4, &[], &[]);
-    let cmd = [
-        input.to_str().unwrap(),
-        "--style",
-        "preset:5",
-        "--output-container",
-        "outputs",
-        "--cloud",
-        &cs,
-    ];
-    let (code, log) = Proc::spawn(&[&cmd[..], &["--no-wait"]].concat()).wait();
-    assert_eq!(code, 0, "{log}");
+    let coordinator = Coordinator::new(&input, "preset:5", &cs, &["--output-container", "outputs"]);
+    coordinator.submit();
     let w = worker(
         &worker_spec,
         "w0",
         &["--test-stylizer-ms", "1", "--max-deliveries", "3"],
     );
-    let (code, log) = Proc::spawn(&cmd).wait();
+    let (code, log) = coordinator.run(&[]);
     let (_, worker_log) = stop(w);
     assert_eq!(code, 1, "{log}\nworker:\n{worker_log}");
     assert!(log.contains("1 of 1 jobs failed"), "{log}");

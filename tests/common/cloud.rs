@@ -192,6 +192,44 @@ impl Drop for Proc {
     }
 }
 
+/// A coordinator's command line for one input on one storage, run as each scenario needs it.
+pub struct Coordinator {
+    args: Vec<String>,
+}
+
+impl Coordinator {
+    /// `stylize INPUT --style STYLE --cloud SPEC`, then `options`.
+    pub fn new(input: &Path, style: &str, spec: &str, options: &[&str]) -> Coordinator {
+        let head = [input.to_str().unwrap(), "--style", style, "--cloud", spec];
+        Coordinator {
+            args: head.iter().chain(options).map(|a| a.to_string()).collect(),
+        }
+    }
+
+    /// Starts it, with `more` appended (for scenarios that stop it midway).
+    pub fn spawn(&self, more: &[&str]) -> Proc {
+        let args: Vec<&str> = self
+            .args
+            .iter()
+            .map(String::as_str)
+            .chain(more.iter().copied())
+            .collect();
+        Proc::spawn(&args)
+    }
+
+    /// Runs it, with `more` appended, to its end: (exit code, everything it printed).
+    pub fn run(&self, more: &[&str]) -> (i32, String) {
+        self.spawn(more).wait()
+    }
+
+    /// `--no-wait`, which must succeed: the frames are up and the jobs queued. Its log.
+    pub fn submit(&self) -> String {
+        let (code, log) = self.run(&["--no-wait"]);
+        assert_eq!(code, 0, "{log}");
+        log
+    }
+}
+
 /// `stylize worker --cloud SPEC --worker-id ID` polling every 0.2 s, plus `extra`.
 pub fn worker(spec: &str, id: &str, extra: &[&str]) -> Proc {
     let mut args = vec![

@@ -732,6 +732,14 @@ pub struct JobSpec {
     pub storage_retries: u32,
 }
 
+/// A job's outputs container: its output container, else its run's container, else `None`.
+fn outputs_container_of<'a>(
+    output_container: &'a Option<String>,
+    container: &'a Option<String>,
+) -> Option<&'a str> {
+    output_container.as_deref().or(container.as_deref())
+}
+
 fn is_zero(n: &u32) -> bool {
     *n == 0
 }
@@ -840,9 +848,7 @@ impl JobSpec {
     /// The container of the run's outputs: its output container, else the
     /// run's own (`container`), else `None` for the worker's default.
     pub fn outputs_container(&self) -> Option<&str> {
-        self.output_container
-            .as_deref()
-            .or(self.container.as_deref())
+        outputs_container_of(&self.output_container, &self.container)
     }
 
     /// This job's done marker.
@@ -922,9 +928,7 @@ pub struct UnusableJob {
 impl UnusableJob {
     /// Where its failed marker goes, as [`JobSpec::outputs_container`].
     pub fn outputs_container(&self) -> Option<&str> {
-        self.output_container
-            .as_deref()
-            .or(self.container.as_deref())
+        outputs_container_of(&self.output_container, &self.container)
     }
 
     /// Its failed marker's blob name.

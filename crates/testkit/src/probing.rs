@@ -86,40 +86,21 @@ pub fn rotation(path: &Path) -> i32 {
 
 /// Video packets in the file (one per frame for H.264).
 pub fn video_packets(path: &Path) -> u64 {
-    ffprobe(
-        &[
-            "-select_streams",
-            "v:0",
-            "-count_packets",
-            "-show_entries",
-            "stream=nb_read_packets",
-            "-of",
-            "default=nw=1:nk=1",
-        ],
-        path,
-    )
-    .trim()
-    .parse()
-    .unwrap()
+    first_video_count(path, "-count_packets", "stream=nb_read_packets")
 }
 
 /// Frames ffprobe decodes from the first video stream (what a player shows).
 pub fn decoded_frame_count(path: &Path) -> u64 {
-    ffprobe(
-        &[
-            "-select_streams",
-            "v:0",
-            "-count_frames",
-            "-show_entries",
-            "stream=nb_read_frames",
-            "-of",
-            "default=nw=1:nk=1",
-        ],
-        path,
-    )
-    .trim()
-    .parse()
-    .unwrap()
+    first_video_count(path, "-count_frames", "stream=nb_read_frames")
+}
+
+/// A count ffprobe makes of the first video stream by reading it through (`how`), as `entry`.
+fn first_video_count(path: &Path, how: &str, entry: &str) -> u64 {
+    let args = ["-select_streams", "v:0", how, "-show_entries", entry];
+    ffprobe(&[&args[..], &["-of", "default=nw=1:nk=1"]].concat(), path)
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 /// Seconds from the first video frame's start to the last one's end, from the packets.
