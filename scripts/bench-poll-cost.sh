@@ -1,27 +1,30 @@
 #!/usr/bin/env bash
 # What following a run costs the coordinator, by the run's length: storage requests per minute
-# while it waits for workers, and its resident memory. Each length runs against a fresh local
-# Azurite (started here in memory with its request log on, on free loopback ports, stopped by PID).
+# while it waits for workers, and its resident memory.
 #
-#   scripts/bench-poll-cost.sh                        # 3,600 and 14,400 frames (1 and 4 min at 60 fps)
-#   LENGTHS="3600 36000" WINDOW=30 scripts/bench-poll-cost.sh
-#
-# Longer runs work the same but the emulator slows down as it holds more blobs: on the 2-core build
-# machine 36,000 frames took over 8 minutes to upload, so 432,000 (2 h at 60 fps) is out of reach
-# here.
+#   scripts/bench-poll-cost.sh                            # 3,600 and 432,000 frames (1 min, 2 h at 60 fps)
+#   BACKEND=azurite LENGTHS="3600 14400" scripts/bench-poll-cost.sh
 #
 # For each length the coordinator first uploads the frames and queues the jobs (`--no-wait`; tiny
 # 32×32 frames, so the upload is quick), then runs again to follow the run. No worker runs, so
-# nothing changes while it waits: every request counted in the WINDOW seconds (after SETTLE seconds
-# for its first, whole reading of the run) is the cost of polling. Requests are counted from the
-# emulator's own log, one line per request.
+# nothing changes while it waits: every request is the cost of polling.
 #
-# Environment: LENGTHS ("3600 14400"), WINDOW (60), SETTLE (20).
+# BACKEND=dir (the default) uses a `dir:` folder and the coordinator's own count
+# (`STYLIZE_STORAGE_STATS=1`: one request per call, and one per 5,000 entries listed, as Azure
+# pages listings); the second minute is reported, the first holding its one whole reading of the
+# run. BACKEND=azurite counts the requests in a local Azurite's own log (started here in memory on
+# free loopback ports, stopped by PID) over WINDOW seconds after SETTLE; the emulator slows down
+# as it holds more blobs (36,000 frames took over 8 minutes to upload on the 2-core build
+# machine), so keep its lengths short.
+#
+# Environment: BACKEND (dir), LENGTHS ("3600 432000"; azurite: "3600 14400"), WINDOW (60),
+# SETTLE (20).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 
-LENGTHS=${LENGTHS:-"3600 14400"}
+BACKEND=${BACKEND:-dir}
+if [[ "$BACKEND" == azurite ]]; then LENGTHS=${LENGTHS:-"3600 14400"}; else LENGTHS=${LENGTHS:-"3600 432000"}; fi
 WINDOW=${WINDOW:-60}
 SETTLE=${SETTLE:-20}
 
@@ -64,24 +67,36 @@ stop_azurite() { kill "$AZURITE_PID"; wait "$AZURITE_PID" 2>/dev/null || true; A
 
 printf '%-9s %-6s %-10s %-16s %-12s %s\n' frames jobs upload requests/min "RSS MB" "peak RSS MB"
 for frames in $LENGTHS; do
-    start_azurite
+    if [[ "$BACKEND" == azurite ]]; then
+        start_azurite
+        spec=env
+    else
+        spec="dir:$WORK/store-$frames"
+    fi
     clip=$WORK/clip-$frames.mp4
     ffmpeg -loglevel error -y -f lavfi -i "testsrc2=size=32x32:rate=60" -frames:v "$frames" \
         -c:v libx264 -preset ultrafast -g 600 -pix_fmt yuv420p "$clip"
     started=$(date +%s)
-    "$BIN" "$clip" --style preset:0 --cloud env --no-wait --quiet -o "$WORK/out-$frames.mp4"
+    "$BIN" "$clip" --style preset:0 --cloud "$spec" --no-wait --quiet -o "$WORK/out-$frames.mp4"
     upload=$(( $(date +%s) - started ))
-    jobs=$("$BIN" runs --cloud env --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["runs"][0]["jobs"])' 2>/dev/null || echo "?")
-    "$BIN" "$clip" --style preset:0 --cloud env --quiet -o "$WORK/out-$frames.mp4" 2>"$WORK/follow-$frames.log" &
+    jobs=$("$BIN" runs --cloud "$spec" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["runs"][0]["jobs"])' 2>/dev/null || echo "?")
+    log=$WORK/follow-$frames.log
+    STYLIZE_STORAGE_STATS=1 "$BIN" "$clip" --style preset:0 --cloud "$spec" --quiet -o "$WORK/out-$frames.mp4" 2>"$log" &
     FOLLOWER_PID=$!
-    sleep "$SETTLE"
-    before=$(requests)
-    sleep "$WINDOW"
-    after=$(requests)
+    if [[ "$BACKEND" == azurite ]]; then
+        sleep "$SETTLE"
+        before=$(requests)
+        sleep "$WINDOW"
+        after=$(requests)
+        per_minute=$(( (after - before) * 60 / WINDOW ))
+    else
+        until [[ $(grep -c '^storage: ' "$log") -ge 2 ]]; do sleep 1; done
+        per_minute=$(grep '^storage: ' "$log" | sed -n 2p | awk '{print $2}')
+    fi
     rss=$(awk '/^VmRSS/ {printf "%.0f", $2/1024}' "/proc/$FOLLOWER_PID/status")
     peak=$(awk '/^VmHWM/ {printf "%.0f", $2/1024}' "/proc/$FOLLOWER_PID/status")
     kill "$FOLLOWER_PID"; wait "$FOLLOWER_PID" 2>/dev/null || true; FOLLOWER_PID=
-    stop_azurite
-    per_minute=$(( (after - before) * 60 / WINDOW ))
+    [[ "$BACKEND" == azurite ]] && stop_azurite
+    rm -rf "$WORK/store-$frames"
     printf '%-9s %-6s %-10s %-16s %-12s %s\n' "$frames" "$jobs" "${upload}s" "$per_minute" "$rss" "$peak"
 done

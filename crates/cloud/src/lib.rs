@@ -85,6 +85,7 @@ pub mod protocol;
 pub mod redact;
 pub mod run;
 pub mod sas;
+pub mod stats;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -141,9 +142,9 @@ impl Cloud {
                 ),
             };
         Ok(Cloud {
-            blobs,
-            jobs,
-            poison,
+            blobs: stats::blobs(blobs),
+            jobs: stats::queue(jobs),
+            poison: stats::queue(poison),
             description: config.to_string(),
             config: config.clone(),
         })
@@ -162,10 +163,10 @@ impl Cloud {
         if name == self.config.container {
             return Ok(self.blobs.clone());
         }
-        Ok(match &self.config.backend {
+        Ok(stats::blobs(match &self.config.backend {
             Backend::Local { root } => Arc::new(local::LocalBlobStore::new(root, name)?),
             Backend::Azure(account) => Arc::new(azure::AzureBlobStore::new(account, name)?),
-        })
+        }))
     }
 
     /// Where a run's outputs (styled frames, markers) live: its output
