@@ -49,14 +49,16 @@ impl Patience {
         let started = Instant::now();
         let mut pause = FIRST_PAUSE;
         loop {
+            // Drawn before the check, so the jittered pause never carries past the limit.
+            let wait = jittered(pause);
             match op().await {
                 Ok(value) => {
                     self.recovered();
                     return Ok(value);
                 }
-                Err(e) if e.is_retryable() && started.elapsed() + pause <= self.limit => {
+                Err(e) if e.is_retryable() && started.elapsed() + wait <= self.limit => {
                     self.troubled(what, &e);
-                    if !sleep_unless_cancelled(jittered(pause)).await {
+                    if !sleep_unless_cancelled(wait).await {
                         return Err(e);
                     }
                     pause = (pause * 2).min(LONGEST_PAUSE);
