@@ -83,7 +83,10 @@ impl RunProgress {
     /// Reads the markers of `manifest`'s run (one listing per marker kind,
     /// plus one read per failed job).
     pub async fn load(blobs: &dyn BlobStore, manifest: &RunManifest) -> Result<RunProgress> {
-        let mut progress = Self::load_settled(blobs, manifest).await?;
+        let mut progress = RunProgress::default();
+        progress
+            .refresh(blobs, manifest, &[manifest.run_id.done_prefix()])
+            .await?;
         progress.queued = blobs
             .list(&manifest.run_id.queued_prefix())
             .await?
@@ -92,49 +95,6 @@ impl RunProgress {
             .filter(|&j| j < manifest.job_count)
             .collect();
         Ok(progress)
-    }
-
-    /// As [`RunProgress::load`] without the queued markers (left empty): what a coordinator
-    /// following its run needs on every poll, one listing fewer, and the one that grows with every
-    /// job ever queued.
-    pub async fn load_settled(
-        blobs: &dyn BlobStore,
-        manifest: &RunManifest,
-    ) -> Result<RunProgress> {
-        let run = &manifest.run_id;
-        let incarnation = manifest.incarnation.as_str();
-        // Markers of an earlier incarnation (a cleaned run's late workers) do not count.
-        let done: BTreeSet<u32> = blobs
-            .list(&run.done_prefix())
-            .await?
-            .into_iter()
-            .filter_map(|e| marker_job_of(&e.key, incarnation))
-            .filter(|&j| j < manifest.job_count)
-            .collect();
-        let mut failed = BTreeMap::new();
-        for entry in blobs.list(&run.failed_prefix()).await? {
-            let Some(job) = marker_job_of(&entry.key, incarnation) else {
-                continue;
-            };
-            // A job that failed once and later succeeded counts as done.
-            if done.contains(&job) || job >= manifest.job_count {
-                continue;
-            }
-            let marker = FailedMarker::from_json(&blobs.get(&entry.key).await?)?;
-            failed.insert(job, marker);
-        }
-        let frames_done = done
-            .iter()
-            .filter_map(|&j| manifest.job_spec(j))
-            .map(|spec| u64::from(spec.frames.len()))
-            .sum();
-        Ok(RunProgress {
-            done,
-            queued: BTreeSet::new(),
-            failed,
-            job_count: manifest.job_count,
-            frames_done,
-        })
     }
 
     /// Brings the progress up to date from the failed markers (all listed; each read once) and the
@@ -147,6 +107,7 @@ impl RunProgress {
         manifest: &RunManifest,
         done_prefixes: &[String],
     ) -> Result<()> {
+        // Markers of an earlier incarnation (a cleaned run's late workers) do not count.
         let incarnation = manifest.incarnation.as_str();
         self.job_count = manifest.job_count;
         for prefix in done_prefixes {
