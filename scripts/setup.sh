@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sets up everything stylize needs on Debian/Ubuntu (as root): FFmpeg dev packages,
+# Sets up everything stylize needs on Debian/Ubuntu (as root): FFmpeg and OpenCV dev packages,
 # LibTorch 2.11.0 from the PyPI torch wheel, the network weights converted by our
 # importer, and a release build. Idempotent: downloads are cached and sha256-verified
 # under ${STYLIZE_CACHE:-~/.cache/stylize}; a second run only checks and rebuilds.
@@ -16,7 +16,7 @@ say() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
 # --- system packages -------------------------------------------------------
 APT_PACKAGES=(libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libavfilter-dev
   libavdevice-dev libswresample-dev pkg-config clang libclang-dev ffmpeg python3 python3-venv
-  python3-pip unzip curl ca-certificates openssl build-essential nodejs npm time)
+  python3-pip unzip curl ca-certificates openssl build-essential nodejs npm time libopencv-dev)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -44,6 +44,24 @@ pub enum Command {
     /// List cloud runs and their progress, delete one (`runs clean RUN`), or issue workers a
     /// credential narrower than the account key (`runs grant`)
     Runs(RunsArgs),
+    /// Score a styled video against its original: warping error (how steady), flicker and detail
+    Measure(MeasureArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MeasureArgs {
+    /// The original video
+    #[arg(value_name = "ORIGINAL")]
+    pub original: PathBuf,
+    /// The styled video (same frame size and count)
+    #[arg(value_name = "STYLED")]
+    pub styled: PathBuf,
+    /// Print the scores as JSON
+    #[arg(long)]
+    pub json: bool,
+    /// No progress bar
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -85,6 +103,10 @@ pub struct LookArgs {
     /// Cap the long side for styling (then scale back to the original size); faster, coarser
     #[arg(long, value_name = "PIXELS")]
     pub max_size: Option<u32>,
+    /// How steady the strokes are, 0 to 1: the share of each frame's brush strokes carried along
+    /// the original's motion from the frame before (0: every frame styled on its own, which shimmers)
+    #[arg(long, default_value_t = stylize_motion::DEFAULT_STEADY, value_name = "0..1")]
+    pub steady: f32,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -219,6 +241,9 @@ pub struct PreviewArgs {
     /// Cap the long side for styling, as in a full run
     #[arg(long, value_name = "PIXELS")]
     pub max_size: Option<u32>,
+    /// How steady the strokes are, as in a full run (each moment is styled after a short run-up)
+    #[arg(long, default_value_t = stylize_motion::DEFAULT_STEADY, value_name = "0..1")]
+    pub steady: f32,
     /// How many moments of the video to show, spread evenly through it
     #[arg(long, default_value_t = 4, value_name = "N")]
     pub frames: usize,

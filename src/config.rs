@@ -52,6 +52,14 @@ pub fn strength(value: f32) -> Result<f32> {
     Ok(value)
 }
 
+/// `--steady` checked.
+pub fn steady(value: f32) -> Result<f32> {
+    if !(0.0..=1.0).contains(&value) || value.is_nan() {
+        bail!("--steady {value} is out of range: use a value from 0 (frame by frame) to 1");
+    }
+    Ok(value)
+}
+
 /// `--max-size` checked.
 pub fn max_size(value: Option<u32>) -> Result<Option<u32>> {
     let min = stylize_model::MIN_MAX_SIZE;
@@ -77,6 +85,7 @@ pub fn look_config(args: &LookArgs) -> Result<LookConfig> {
             preserve_colors: args.preserve_colors,
             max_size,
         },
+        steady: steady(args.steady)?,
     })
 }
 

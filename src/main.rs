@@ -2,6 +2,7 @@
 mod cli;
 mod cloud;
 mod config;
+mod measure;
 mod progress;
 mod run;
 mod showcase;
@@ -32,6 +33,7 @@ fn main() -> ExitCode {
         Some(Command::Preview(args)) => showcase::preview::run(&args).map(|()| 0),
         Some(Command::Worker(args)) => cloud::worker(&args),
         Some(Command::Runs(args)) => cloud::runs(&args),
+        Some(Command::Measure(args)) => measure::run(&args).map(|()| 0),
         None => style(&cli.style),
     };
     match result {

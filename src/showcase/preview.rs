@@ -112,6 +112,7 @@ fn looks_for(args: &PreviewArgs) -> Result<Vec<LookConfig>> {
                 strength,
                 preserve_colors: args.preserve_colors,
                 max_size: args.max_size,
+                steady: args.steady,
                 engine: args.engine.clone(),
             })
         })

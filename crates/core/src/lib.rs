@@ -12,6 +12,7 @@ pub mod files;
 pub mod frames;
 pub mod inputs;
 pub mod look;
+pub mod measure;
 pub mod output;
 pub mod pipeline;
 pub mod sheet;

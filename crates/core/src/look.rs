@@ -1,4 +1,4 @@
-//! A run's look: the network's placement, the style and its parameters, and the loaded network that applies them.
+//! A run's look: the network's placement, the style and its parameters, how steady, and the loaded network that applies them.
 use anyhow::{Context, Result};
 use stylize_model::{Engine, EngineOptions, PreparedStyle, RgbImage, StyleParams, StyleSource};
 
@@ -10,6 +10,8 @@ pub struct LookConfig {
     pub style_spec: String,
     pub style: StyleSource,
     pub params: StyleParams,
+    /// `--steady`: the share of strokes carried along the original's motion (0: frame by frame).
+    pub steady: f32,
 }
 
 impl LookConfig {

@@ -6,6 +6,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use stylize_media::{DecodedFrame, EncodeOptions, FrameReader, RgbImage, VideoInfo, VideoWriter};
 use stylize_model::{Engine, PreparedStyle};
+use stylize_motion::Steadier;
 
 use crate::cancel::cancelled;
 use crate::compare;
@@ -49,8 +50,8 @@ enum StyleForVideo<'a> {
     FromFirstFrame(&'a LoadedLook),
 }
 
-/// A styled frame on its way to the encoder, with its original when a side-by-side video is wanted
-/// (`None` otherwise, so a plain run copies no pixels).
+/// A styled frame on its way to the encoder, with its original when the steadier or a side-by-side
+/// video needs it (`None` otherwise, so a plain run copies no pixels).
 struct Styled {
     frame: DecodedFrame,
     original: Option<RgbImage>,
@@ -89,7 +90,7 @@ pub fn style_video(
         None => StyleForVideo::FromFirstFrame(look),
     };
     progress.start(info);
-    let stages = run_stages(&look.engine, style, info, &targets, encode, progress);
+    let stages = run_stages(&look.engine, style, info, &targets, encode, progress, look.look().steady);
     progress.finish();
     if cancelled() {
         bail!("{}: interrupted; no output written", info.path.display());
@@ -117,7 +118,7 @@ pub fn style_video(
 
 type StageResults = (Result<(u64, f64)>, Result<()>, Result<u64>);
 
-/// Decoder and encoder on their own threads, the network on this one.
+/// Decoder, steadier and encoder on their own threads, the network on this one.
 fn run_stages(
     engine: &Engine,
     style: StyleForVideo<'_>,
@@ -125,21 +126,37 @@ fn run_stages(
     targets: &EncodeTargets<'_>,
     encode: &EncodeOptions,
     progress: &dyn FrameProgress,
+    steady: f32,
 ) -> StageResults {
     let (decoded_tx, decoded_rx) = bounded::<Result<DecodedFrame>>(CHANNEL_DEPTH);
     let (styled_tx, styled_rx) = bounded::<Styled>(CHANNEL_DEPTH);
+    let side_by_side = targets.side.is_some();
     std::thread::scope(|scope| {
         let decoder = scope.spawn(|| decode_stage(info, decoded_tx));
-        let encoder = scope.spawn(|| encode_stage(targets, info, encode, styled_rx, progress));
-        let keep_originals = targets.side.is_some();
+        // With --steady, a stage between the network and the encoder carries strokes along the motion.
+        let (steadier, to_encode) = if steady > 0.0 {
+            let (steadied_tx, steadied_rx) = bounded::<Styled>(CHANNEL_DEPTH);
+            let stage = scope.spawn(move || steady_stage(steady, side_by_side, styled_rx, steadied_tx));
+            (Some(stage), steadied_rx)
+        } else {
+            (None, styled_rx)
+        };
+        let encoder = scope.spawn(|| encode_stage(targets, info, encode, to_encode, progress));
+        let keep_originals = side_by_side || steadier.is_some();
         let styling = style_stage(engine, style, keep_originals, decoded_rx, styled_tx);
+        let steadied = match steadier {
+            Some(stage) => stage
+                .join()
+                .unwrap_or_else(|_| Err(anyhow!("steadier thread panicked"))),
+            None => Ok(()),
+        };
         let decoded = decoder
             .join()
             .unwrap_or_else(|_| Err(anyhow!("decoder thread panicked")));
         let encoded = encoder
             .join()
             .unwrap_or_else(|_| Err(anyhow!("encoder thread panicked")));
-        (decoded, styling, encoded)
+        (decoded, styling.and(steadied), encoded)
     })
 }
 
@@ -293,6 +310,30 @@ fn style_batch(
         }
     }
     Ok(true)
+}
+
+/// Steadies the styled frames in order (see stylize-motion); the originals travel on only for a
+/// side-by-side video.
+fn steady_stage(level: f32, side_by_side: bool, input: Receiver<Styled>, out: Sender<Styled>) -> Result<()> {
+    let mut steadier = Steadier::new(level);
+    for mut styled in input {
+        if cancelled() {
+            return Ok(());
+        }
+        let original = styled
+            .original
+            .take()
+            .ok_or_else(|| anyhow!("the steadier needs each frame's original"))?;
+        let (image, _) = steadier
+            .process(&original, &styled.frame.image)
+            .with_context(|| format!("steadying frame {}", styled.frame.index))?;
+        styled.frame.image = image;
+        styled.original = side_by_side.then_some(original);
+        if out.send(styled).is_err() {
+            return Ok(()); // the encoder stopped and reports why
+        }
+    }
+    Ok(())
 }
 
 fn encode_stage(

@@ -110,6 +110,7 @@ mod tests {
             style_spec: spec.into(),
             style: crate::style::parse_style(spec).unwrap(),
             params: StyleParams::default(),
+            steady: 0.0,
         }
     }
 

@@ -1,0 +1,26 @@
+//! stylize-motion: optical flow on the original frames, the steadying filter that carries styled strokes along it, and the temporal measures.
+//!
+//! Styling each frame on its own re-forms the brush strokes every frame, so the picture shimmers.
+//! [`Steadier`] follows the motion of the *original* video (DIS optical flow) and carries the
+//! previous output's strokes along it wherever the flow can be trusted, so strokes move with the
+//! scene instead of re-forming. [`TemporalMeasure`] scores any video pair the way the field does
+//! (Lai et al. 2018's warping error) plus flicker and detail energy.
+
+mod flow;
+mod measure;
+mod planes;
+mod steady;
+
+pub use measure::{TemporalMeasure, TemporalScores};
+pub use steady::{Steadier, SteadyFrame, DEFAULT_STEADY};
+
+/// What can go wrong in here: OpenCV refusing an operation, or pictures that do not match.
+#[derive(Debug, thiserror::Error)]
+pub enum MotionError {
+    #[error("optical flow: {0}")]
+    OpenCv(#[from] opencv::Error),
+    #[error("{0}")]
+    Mismatch(String),
+}
+
+pub type Result<T> = std::result::Result<T, MotionError>;

@@ -1,0 +1,74 @@
+//! Pictures as OpenCV matrices and back: RGB24 in, float RGB in [0,1], 8-bit grey and float luma.
+use opencv::core::{self, Mat, Size};
+use opencv::imgproc;
+use opencv::prelude::*;
+use stylize_frame::RgbImage;
+
+use crate::Result;
+
+/// An 8-bit, 3-channel copy of `image`.
+pub fn rgb_u8(image: &RgbImage) -> Result<Mat> {
+    let flat = Mat::from_slice(&image.data)?;
+    Ok(flat.reshape(3, image.height as i32)?.try_clone()?)
+}
+
+/// `image` as float RGB in [0,1].
+pub fn rgb_f32(image: &RgbImage) -> Result<Mat> {
+    let mut out = Mat::default();
+    rgb_u8(image)?.convert_to(&mut out, core::CV_32FC3, 1.0 / 255.0, 0.0)?;
+    Ok(out)
+}
+
+/// Float RGB in [0,1] back to RGB24, rounded and clamped.
+pub fn to_rgb(mat: &Mat) -> Result<RgbImage> {
+    let mut bytes = Mat::default();
+    mat.convert_to(&mut bytes, core::CV_8UC3, 255.0, 0.0)?;
+    Ok(RgbImage {
+        width: mat.cols() as u32,
+        height: mat.rows() as u32,
+        data: bytes.data_bytes()?.to_vec(),
+    })
+}
+
+/// 8-bit grey (BT.601 luma) of an 8-bit or float RGB matrix, keeping its depth.
+pub fn grey(rgb: &Mat) -> Result<Mat> {
+    let mut out = Mat::default();
+    imgproc::cvt_color(rgb, &mut out, imgproc::COLOR_RGB2GRAY, 0)?;
+    Ok(out)
+}
+
+/// Grey as float in [0,1].
+pub fn luma_f32(rgb_u8: &Mat) -> Result<Mat> {
+    let mut out = Mat::default();
+    grey(rgb_u8)?.convert_to(&mut out, core::CV_32F, 1.0 / 255.0, 0.0)?;
+    Ok(out)
+}
+
+/// `mat` scaled to `width` columns (aspect kept), by area averaging; unchanged when already that wide.
+pub fn shrink_to_width(mat: &Mat, width: i32) -> Result<Mat> {
+    if mat.cols() <= width {
+        return Ok(mat.try_clone()?);
+    }
+    let height = ((mat.rows() as i64 * width as i64 + mat.cols() as i64 / 2) / mat.cols() as i64).max(1);
+    let mut out = Mat::default();
+    imgproc::resize(mat, &mut out, Size::new(width, height as i32), 0.0, 0.0, imgproc::INTER_AREA)?;
+    Ok(out)
+}
+
+/// A Gaussian blur with the given sigma (kernel size chosen by OpenCV).
+pub fn blur(mat: &Mat, sigma: f64) -> Result<Mat> {
+    let mut out = Mat::default();
+    imgproc::gaussian_blur(mat, &mut out, Size::new(0, 0), sigma, sigma, core::BORDER_REFLECT_101)?;
+    Ok(out)
+}
+
+/// Checks that two pictures have the same size.
+pub fn same_size(a: &RgbImage, b: &RgbImage, what: &str) -> Result<()> {
+    if (a.width, a.height) != (b.width, b.height) {
+        return Err(crate::MotionError::Mismatch(format!(
+            "{what}: {}x{} against {}x{}",
+            a.width, a.height, b.width, b.height
+        )));
+    }
+    Ok(())
+}
