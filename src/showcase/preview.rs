@@ -5,6 +5,7 @@ use std::time::Instant;
 use anyhow::{anyhow, bail, Context, Result};
 use stylize_media::VideoInfo;
 use stylize_model::{Engine, PreparedStyle, RgbImage};
+use stylize_motion::Steadier;
 
 use stylize_core::look::LookConfig;
 use stylize_core::sheet::canvas::{displayed_size, quarter_turns, rotate_ccw};
@@ -33,7 +34,8 @@ pub fn run(args: &PreviewArgs) -> Result<()> {
     let info = stylize_media::probe(&args.input)?;
 
     let started = Instant::now();
-    let (first, coded) = grab_moments(&info, args.frames)?;
+    let steady = crate::config::steady(args.steady)?;
+    let (first, runs) = grab_moments(&info, args.frames, steady)?;
     let engine = Engine::new(&looks[0].engine).context("cannot start the style network")?;
     let prepared = looks
         .iter()
@@ -42,11 +44,12 @@ pub fn run(args: &PreviewArgs) -> Result<()> {
     // Styled as decoded, like the full run (which keeps the rotation as metadata); turned to the
     // displayed orientation only for the sheet.
     let turns = quarter_turns(info.rotation_degrees);
-    let rows = style_rows(&engine, &prepared, &coded, turns)?;
+    let rows = style_rows(&engine, &prepared, &runs, steady, turns)?;
     let elapsed = started.elapsed();
-    let originals: Vec<(u64, RgbImage)> = coded
+    let styled_frames: usize = runs.iter().map(|(_, run)| run.len()).sum::<usize>() * rows.len();
+    let originals: Vec<(u64, RgbImage)> = runs
         .into_iter()
-        .map(|(i, f)| (i, rotate_ccw(f, turns)))
+        .filter_map(|(i, mut run)| run.pop().map(|f| (i, rotate_ccw(f, turns))))
         .collect();
 
     let row_labels: Vec<String> = if args.strength.len() == 1 && args.strength[0] == 1.0 {
@@ -66,7 +69,7 @@ pub fn run(args: &PreviewArgs) -> Result<()> {
         "{} · {:.1} s to style {} frames on {}",
         describe_video(&info),
         elapsed.as_secs_f64(),
-        originals.len() * rows.len(),
+        styled_frames,
         engine.describe()
     );
     let sheet = build_sheet(&info, &title, &subtitle, &originals, &row_labels, rows);
@@ -119,42 +122,57 @@ fn looks_for(args: &PreviewArgs) -> Result<Vec<LookConfig>> {
         .collect()
 }
 
-/// `moments` frames spread through the video (coded orientation), and the first frame: an image
-/// style below full strength blends with the first frame's own style, as the full run does, so
-/// the preview must use the same one.
-fn grab_moments(info: &VideoInfo, moments: usize) -> Result<(RgbImage, Vec<(u64, RgbImage)>)> {
+/// How many frames before each moment are styled first, so the steadier has strokes to carry and
+/// the moment looks as it does in a full run.
+const STEADY_RUNUP: u64 = 8;
+
+/// `moments` frames spread through the video (coded orientation), each with the frames before it
+/// that the steadier runs up on (none at `--steady 0`), and the first frame: an image style below
+/// full strength blends with the first frame's own style, as the full run does, so the preview
+/// must use the same one.
+fn grab_moments(
+    info: &VideoInfo,
+    moments: usize,
+    steady: f32,
+) -> Result<(RgbImage, Vec<(u64, Vec<RgbImage>)>)> {
     let picks = frames::spread(estimated_frames(info), moments);
-    let mut wanted = picks.clone();
-    if wanted.first() != Some(&0) {
-        wanted.insert(0, 0);
-    }
-    let mut grabbed = frames::grab(info, &wanted)?;
-    let first = grabbed[0].1.clone();
-    if picks.first() != Some(&0) && grabbed.len() > 1 {
-        grabbed.remove(0);
-    }
-    Ok((first, grabbed))
+    let runup = if steady > 0.0 { STEADY_RUNUP } else { 0 };
+    let runs = frames::grab_runs(info, &picks, runup)?;
+    let first = match runs.first() {
+        Some((0, run)) => run[0].clone(),
+        _ => frames::grab(info, &[0])?.remove(0).1,
+    };
+    Ok((first, runs))
 }
 
-/// Each prepared style applied to every moment: one row per style, turned for display.
+/// Each prepared style applied to every moment (after its run-up, through the steadier): one row
+/// per style, turned for display.
 fn style_rows(
     engine: &Engine,
     prepared: &[PreparedStyle],
-    coded: &[(u64, RgbImage)],
+    runs: &[(u64, Vec<RgbImage>)],
+    steady: f32,
     turns: u8,
 ) -> Result<Vec<Vec<RgbImage>>> {
     let mut rows = Vec::with_capacity(prepared.len());
     for style in prepared {
-        let mut row = Vec::with_capacity(coded.len());
-        for (_, frame) in coded {
-            let mut out = engine.stylize(style, std::slice::from_ref(frame))?;
-            let styled = out
-                .pop()
-                .ok_or_else(|| anyhow!("the network returned no picture"))?;
-            row.push(rotate_ccw(styled, turns));
-            if stylize_core::cancel::cancelled() {
-                bail!("interrupted; nothing written");
+        let mut row = Vec::with_capacity(runs.len());
+        for (_, run) in runs {
+            let mut steadier = (steady > 0.0).then(|| Steadier::new(steady));
+            let mut last = None;
+            for chunk in run.chunks(engine.preferred_batch().max(1)) {
+                for (original, styled) in chunk.iter().zip(engine.stylize(style, chunk)?) {
+                    last = Some(match steadier.as_mut() {
+                        Some(steadier) => steadier.process(original, &styled)?.0,
+                        None => styled,
+                    });
+                }
+                if stylize_core::cancel::cancelled() {
+                    bail!("interrupted; nothing written");
+                }
             }
+            let styled = last.ok_or_else(|| anyhow!("the network returned no picture"))?;
+            row.push(rotate_ccw(styled, turns));
         }
         rows.push(row);
     }

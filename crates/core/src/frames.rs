@@ -46,6 +46,43 @@ pub fn grab(info: &VideoInfo, indices: &[u64]) -> Result<Vec<(u64, RgbImage)>> {
     Ok(picked)
 }
 
+/// For each of `indices` (ascending), the frames from `runup` before it up to it, one seek each:
+/// what a steadied frame needs styled before it. A run that reaches the end of the video early
+/// ends with the video's last frame.
+pub fn grab_runs(info: &VideoInfo, indices: &[u64], runup: u64) -> Result<Vec<(u64, Vec<RgbImage>)>> {
+    let rate = frame_rate(info);
+    let mut reader = FrameReader::open(info)?;
+    let mut runs = Vec::with_capacity(indices.len());
+    for &index in indices {
+        let start = index.saturating_sub(runup);
+        reader.seek_to(start as f64 / rate)?;
+        let mut run: Vec<RgbImage> = Vec::new();
+        let mut last_index = start;
+        for frame in &mut reader {
+            let frame = frame?;
+            if frame.index < start {
+                continue;
+            }
+            last_index = frame.index;
+            run.push(frame.image);
+            if frame.index >= index {
+                break;
+            }
+        }
+        if crate::cancel::cancelled() {
+            anyhow::bail!("interrupted");
+        }
+        if run.is_empty() {
+            break;
+        }
+        runs.push((last_index, run));
+    }
+    if runs.is_empty() {
+        anyhow::bail!("{}: no video frames could be decoded", info.path.display());
+    }
+    Ok(runs)
+}
+
 /// The first frame numbered `index` or later. The seek lands on the first frame at or after the
 /// time asked for, which is the frame itself in a constant-rate video whose timeline starts with
 /// it; when audio starts earlier the timeline does too, and the few frames before it are skipped here.

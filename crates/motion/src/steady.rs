@@ -28,12 +28,15 @@ const BAND_SIGMA: f64 = 1.5;
 const COARSE_SHARE: f32 = 0.85;
 /// How much a luma difference (in [0,1]) between the frame and its warped predecessor lowers trust
 /// in the flow: trust = exp(-(Δ/σ)²). Luma, not RGB, so a colour grade shift does not read as motion.
-const TRUST_SIGMA: f32 = 0.1;
-/// A frame where fewer than this share of pixels can be followed from the last starts afresh (a cut).
-const CUT_TRUSTED_SHARE: f32 = 0.3;
+const TRUST_SIGMA: f32 = 0.2;
+/// A frame where fewer than half the pixels match their warped predecessor within 0.05 luma starts
+/// afresh: a scene cut. (On real footage ordinary frames, fast pans included, match at 80% or more;
+/// frames after a cut at 40% or less.)
+const CUT_MATCH_DELTA: f32 = 0.05;
+const CUT_MATCHED_SHARE: f32 = 0.5;
 /// The fine band's gain aims at this share of the new frame's own fine energy, rising at most
 /// `MAX_DETAIL_GAIN` per frame: enough to undo resampling blur, too little to sharpen noise up.
-const DETAIL_TARGET: f32 = 0.92;
+const DETAIL_TARGET: f32 = 0.9;
 const MAX_DETAIL_GAIN: f32 = 1.1;
 
 /// What happened to one frame.
@@ -108,11 +111,12 @@ impl Steadier {
     fn carry(&mut self, previous: &Previous, grey: &Mat, luma: &Mat, styled: &Mat) -> Result<Option<(Mat, f32)>> {
         let size = styled.size()?;
         let flow = self.flow_for(size.width as u32)?.between(grey, &previous.flow_grey, size)?;
-        let trust = trust_map(&flow, &flow.warp(&previous.luma, imgproc::INTER_LINEAR)?, luma)?;
-        let trusted = trust.iter().filter(|&&t| t > 0.5).count() as f32 / trust.len() as f32;
-        if trusted < CUT_TRUSTED_SHARE {
+        let warped_luma = flow.warp(&previous.luma, imgproc::INTER_LINEAR)?;
+        if matched_share(&warped_luma, luma)? < CUT_MATCHED_SHARE {
             return Ok(None);
         }
+        let trust = trust_map(&flow, &warped_luma, luma)?;
+        let trusted = trust.iter().filter(|&&t| t > 0.5).count() as f32 / trust.len() as f32;
         let carried = flow.warp(&previous.output, imgproc::INTER_CUBIC)?;
         let output = combine(styled, &carried, &trust, self.level)?;
         Ok(Some((output, trusted)))
@@ -124,6 +128,13 @@ impl Steadier {
 fn flow_width(width: u32) -> i32 {
     let width = width as i32;
     (width * 3 / 4).clamp(320, 640).min(width)
+}
+
+/// The share of pixels whose luma the warped predecessor matches within [`CUT_MATCH_DELTA`].
+fn matched_share(warped_luma: &Mat, luma: &Mat) -> Result<f32> {
+    let (warped, current) = (warped_luma.data_typed::<f32>()?, luma.data_typed::<f32>()?);
+    let matched = warped.iter().zip(current).filter(|(w, c)| (*w - *c).abs() < CUT_MATCH_DELTA).count();
+    Ok(matched as f32 / current.len().max(1) as f32)
 }
 
 /// Per pixel, how far the flow can be trusted: the frame against its warped predecessor in luma;

@@ -35,6 +35,7 @@ use crate::cancel::cancelled;
 use crate::compare::SideBySideWriter;
 use crate::inputs::{check_inputs, CheckedInput, RunConfig};
 use crate::look::LookConfig;
+use stylize_motion::Steadier;
 use crate::output::{
     forget_live_temp, track_live_temp, work_name, OutputPlan, TempGuard, WorkKind,
 };
@@ -649,9 +650,10 @@ async fn follow_and_restitch(
             manifest.clone(),
             written.clone(),
         );
+        let steady = shared.look.steady;
         move || {
             let outputs = RestitchOutputs::create(&info, &plan, side.as_ref(), &encode)?;
-            restitch(&info, outputs, &manifest, ready_rx, &written)
+            restitch(&info, outputs, &manifest, steady, ready_rx, &written)
         }
     });
     bar.restart(u64::from(manifest.frame_count));
@@ -1057,13 +1059,20 @@ impl<'a> RestitchOutputs<'a> {
 
 /// Decodes the input again for each frame's timestamp, swaps in the styled
 /// picture as it arrives, and writes the outputs with the original audio.
+///
+/// The steadier runs here, in frame order, over the workers' frame-by-frame pictures: the
+/// restitcher is the one place that sees every frame in order beside its original, so the output is
+/// the local run's exactly, with no seam where one job hands over to the next. (It also makes
+/// `--steady` a choice of the restitch alone: the workers' frames, and so the run, are the same.)
 fn restitch(
     info: &VideoInfo,
     mut outputs: RestitchOutputs<'_>,
     manifest: &RunManifest,
+    steady: f32,
     ready: std::sync::mpsc::Receiver<(u32, PathBuf)>,
     written: &AtomicU64,
 ) -> Result<u64> {
+    let mut steadier = (steady > 0.0).then(|| Steadier::new(steady));
     let mut arrived: HashMap<u32, PathBuf> = HashMap::new();
     let mut count: u32 = 0;
     for frame in FrameReader::open(info)? {
@@ -1078,7 +1087,13 @@ fn restitch(
                 manifest.frame_count
             );
         }
-        let styled = styled_frame(manifest, n, &mut arrived, &ready)?;
+        let mut styled = styled_frame(manifest, n, &mut arrived, &ready)?;
+        if let Some(steadier) = steadier.as_mut() {
+            styled = steadier
+                .process(&frame.image, &styled)
+                .with_context(|| format!("steadying frame {n}"))?
+                .0;
+        }
         let original = std::mem::replace(&mut frame.image, styled);
         outputs.write(&original, &frame)?;
         count += 1;
