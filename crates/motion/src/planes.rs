@@ -55,10 +55,12 @@ pub fn shrink_to_width(mat: &Mat, width: i32) -> Result<Mat> {
     Ok(out)
 }
 
-/// A Gaussian blur with the given sigma (kernel size chosen by OpenCV).
+/// A Gaussian blur with the given sigma, cut at ±2 sigma (OpenCV's own choice for float pictures,
+/// ±4 sigma, costs twice as much for a band split that looks the same).
 pub fn blur(mat: &Mat, sigma: f64) -> Result<Mat> {
+    let taps = (2.0 * sigma).ceil() as i32 * 2 + 1;
     let mut out = Mat::default();
-    imgproc::gaussian_blur(mat, &mut out, Size::new(0, 0), sigma, sigma, core::BORDER_REFLECT_101)?;
+    imgproc::gaussian_blur(mat, &mut out, Size::new(taps, taps), sigma, sigma, core::BORDER_REFLECT_101)?;
     Ok(out)
 }
 
