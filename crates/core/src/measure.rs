@@ -74,3 +74,72 @@ fn score_frames(
     }
     Ok((measure.scores(), original_frames, styled_frames))
 }
+
+/// How close a styled video is to its style picture, and how far from its original, in VGG19
+/// features, averaged over frames spread through the video.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StyleScores {
+    pub frames: usize,
+    /// Relative Gram distance to the style picture (relu1_1 … relu5_1), of the styled frames and,
+    /// for scale, of the original frames.
+    pub style_distance_styled: f64,
+    pub style_distance_original: f64,
+    /// Relative squared relu4_2 distance of the styled frames to the original frames.
+    pub content_distance: f64,
+}
+
+/// Long side at which frames and the style picture are compared: the scale the presets paint at.
+const VGG_SIDE: u32 = 512;
+
+/// Style and content distances over `samples` frames spread through the videos.
+pub fn style(
+    original: &Path,
+    styled: &Path,
+    style_picture: &Path,
+    vgg19: &Path,
+    samples: usize,
+) -> Result<StyleScores> {
+    let vgg = stylize_model::vgg::Vgg19::load(vgg19)?;
+    let picture = crate::style::load_picture(style_picture)?;
+    let style = vgg.features(&fit(&picture, VGG_SIDE))?;
+    let original_info = stylize_media::probe(original)?;
+    let styled_info = stylize_media::probe(styled)?;
+    let count = original_info.frame_count.unwrap_or(1).min(styled_info.frame_count.unwrap_or(u64::MAX));
+    let picks = crate::frames::spread(count, samples);
+    let originals = crate::frames::grab(&original_info, &picks)?;
+    let styleds = crate::frames::grab(&styled_info, &picks)?;
+    let (mut styled_sum, mut original_sum, mut content_sum) = (0.0, 0.0, 0.0);
+    let n = originals.len().min(styleds.len());
+    for ((_, o), (_, s)) in originals.iter().zip(&styleds) {
+        if cancelled() {
+            bail!("interrupted");
+        }
+        let (fo, fs) = (vgg.features(&fit(o, VGG_SIDE))?, vgg.features(&fit(s, VGG_SIDE))?);
+        styled_sum += stylize_model::vgg::style_distance(&fs, &style);
+        original_sum += stylize_model::vgg::style_distance(&fo, &style);
+        content_sum += stylize_model::vgg::content_distance(&fs, &fo);
+    }
+    let per = |sum: f64| sum / n.max(1) as f64;
+    Ok(StyleScores {
+        frames: n,
+        style_distance_styled: per(styled_sum),
+        style_distance_original: per(original_sum),
+        content_distance: per(content_sum),
+    })
+}
+
+/// `image` scaled so its long side is at most `side` (aspect kept).
+fn fit(image: &stylize_media::RgbImage, side: u32) -> stylize_media::RgbImage {
+    let long = image.width.max(image.height);
+    if long <= side {
+        return image.clone();
+    }
+    let (w, h) = (
+        (image.width * side / long).max(1),
+        (image.height * side / long).max(1),
+    );
+    let buffer = image::RgbImage::from_raw(image.width, image.height, image.data.clone())
+        .expect("a checked RGB24 picture");
+    let small = image::imageops::resize(&buffer, w, h, image::imageops::FilterType::Triangle);
+    stylize_media::RgbImage { width: w, height: h, data: small.into_raw() }
+}

@@ -730,11 +730,11 @@ pub fn load_safetensors(
     Ok(())
 }
 
-struct Entry {
-    kind: Kind,
-    shape: Vec<i64>,
-    start: usize,
-    end: usize,
+pub(crate) struct Entry {
+    pub(crate) kind: Kind,
+    pub(crate) shape: Vec<i64>,
+    pub(crate) start: usize,
+    pub(crate) end: usize,
 }
 
 /// A JSON array of non-negative integers.
@@ -747,7 +747,7 @@ fn as_ints(value: &serde_json::Value) -> Option<Vec<i64>> {
 }
 
 /// Parses a safetensors header: 8-byte little-endian length, JSON table, data.
-fn safetensors_index(bytes: &[u8]) -> Result<Vec<(String, Entry)>, String> {
+pub(crate) fn safetensors_index(bytes: &[u8]) -> Result<Vec<(String, Entry)>, String> {
     let len = bytes
         .get(..8)
         .ok_or("file shorter than its header length")?;

@@ -65,6 +65,7 @@ struct Previous {
 impl Steadier {
     /// `level` in (0, 1]: the share of the strokes carried where the flow holds.
     pub fn new(level: f32) -> Self {
+        share_cores_with_the_network();
         Steadier {
             level: level.clamp(0.0, 1.0),
             flow: None,
@@ -123,11 +124,25 @@ impl Steadier {
     }
 }
 
-/// How far the steadier looks for motion: 3/4 of the frame's width, between 320 and 640 columns
-/// (DIS `medium` at 540 columns costs ~6 ms; the full width buys little and costs 2×).
+/// OpenCV's worker threads: one on machines of up to four cores, where the network and x264 already
+/// keep every core busy (there, DIS spread over threads spent ~17 ms more CPU per 720×720 frame
+/// waiting than it saved), half the cores beyond, where a fast GPU leaves the CPU to the steadier.
+/// Set once per process; it is OpenCV's global setting.
+fn share_cores_with_the_network() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as i32;
+        let threads = if cores <= 4 { 1 } else { cores / 2 };
+        let _ = opencv::core::set_num_threads(threads);
+    });
+}
+
+/// The width the steadier computes flow at: 2/3 of the frame's, between 320 and 640 columns.
+/// (At 720×720, 3/4 of the width tracked strokes no better on the benchmark clip and cost ~9 ms
+/// more CPU per frame; below 1/2 the warping error grows by 10–20%.)
 fn flow_width(width: u32) -> i32 {
     let width = width as i32;
-    (width * 3 / 4).clamp(320, 640).min(width)
+    (width * 2 / 3).clamp(320, 640).min(width)
 }
 
 /// The share of pixels whose luma the warped predecessor matches within [`CUT_MATCH_DELTA`].
@@ -206,7 +221,7 @@ mod tests {
 
     #[test]
     fn flow_width_stays_between_bounds() {
-        assert_eq!(flow_width(720), 540);
+        assert_eq!(flow_width(720), 480);
         assert_eq!(flow_width(1920), 640);
         assert_eq!(flow_width(400), 320);
         assert_eq!(flow_width(200), 200);

