@@ -210,18 +210,7 @@ fn sobel_magnitude(grey: &Mat) -> Result<f64> {
 mod tests {
     use super::*;
 
-    fn scene(width: u32, height: u32, shift: u32) -> RgbImage {
-        let mut data = Vec::with_capacity((width * height * 3) as usize);
-        for y in 0..height {
-            for x in 0..width {
-                let u = (x + shift) as f32;
-                let v = y as f32;
-                let g = 128.0 + 70.0 * (u * 0.13).sin() * (v * 0.11).cos() + 40.0 * (u * 0.031 + v * 0.047).sin();
-                data.extend_from_slice(&[g as u8, (g * 0.7) as u8, (255.0 - g) as u8]);
-            }
-        }
-        RgbImage { width, height, data }
-    }
+    use crate::test_pattern as scene;
 
     #[test]
     fn a_video_against_itself_scores_a_ratio_of_one() {

@@ -206,18 +206,7 @@ fn combine(styled: &Mat, carried: &Mat, trust: &[f32], level: f32) -> Result<Mat
 mod tests {
     use super::*;
 
-    fn textured(width: u32, height: u32, shift: u32) -> RgbImage {
-        let mut data = Vec::with_capacity((width * height * 3) as usize);
-        for y in 0..height {
-            for x in 0..width {
-                let u = (x + shift) as f32;
-                let v = y as f32;
-                let g = 128.0 + 60.0 * (u * 0.21).sin() * (v * 0.17).cos() + 40.0 * (u * 0.05 + v * 0.08).sin();
-                data.extend_from_slice(&[g as u8, (255.0 - g) as u8, (g * 0.5) as u8]);
-            }
-        }
-        RgbImage { width, height, data }
-    }
+    use crate::test_pattern as textured;
 
     #[test]
     fn flow_width_stays_between_bounds() {
