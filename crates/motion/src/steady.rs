@@ -29,6 +29,8 @@ const COARSE_SHARE: f32 = 0.85;
 /// How much a luma difference (in [0,1]) between the frame and its warped predecessor lowers trust
 /// in the flow: trust = exp(-(Δ/σ)²). Luma, not RGB, so a colour grade shift does not read as motion.
 const TRUST_SIGMA: f32 = 0.2;
+/// The flow stretch (pixels per pixel) at which trust falls to 1/e: see [`trust_map`].
+const STRETCH_SCALE: f32 = 0.7;
 /// A frame where fewer than half the pixels match their warped predecessor within 0.05 luma starts
 /// afresh: a scene cut. (On real footage ordinary frames, fast pans included, match at 80% or more;
 /// frames after a cut at 40% or less.)
@@ -36,7 +38,7 @@ const CUT_MATCH_DELTA: f32 = 0.05;
 const CUT_MATCHED_SHARE: f32 = 0.5;
 /// The fine band's gain aims at this share of the new frame's own fine energy, rising at most
 /// `MAX_DETAIL_GAIN` per frame: enough to undo resampling blur, too little to sharpen noise up.
-const DETAIL_TARGET: f32 = 0.9;
+const DETAIL_TARGET: f32 = 0.87;
 const MAX_DETAIL_GAIN: f32 = 1.1;
 
 /// What happened to one frame.
@@ -152,20 +154,51 @@ fn matched_share(warped_luma: &Mat, luma: &Mat) -> Result<f32> {
     Ok(matched as f32 / current.len().max(1) as f32)
 }
 
-/// Per pixel, how far the flow can be trusted: the frame against its warped predecessor in luma;
-/// nothing that came from outside the frame.
+/// Per pixel, how far the flow can be trusted: the frame against its warped predecessor in luma,
+/// and how little the flow stretches or shears there; nothing that came from outside the frame.
+///
+/// The stretch term matters over long shots: strokes carried through a non-rigid flow get drawn out
+/// a little every frame and, many frames on, turn into long thin ripples the network never
+/// paints. Where the flow's gradient is large (‖∇u‖² + ‖∇v‖² against [`STRETCH_SCALE`]²) the
+/// new frame's strokes come through instead. (On real footage the ripples go, for a little more
+/// warping error: the README's "Steady video" has the numbers.)
 fn trust_map(flow: &Flow, warped_luma: &Mat, luma: &Mat) -> Result<Vec<f32>> {
     let warped = warped_luma.data_typed::<f32>()?;
     let current = luma.data_typed::<f32>()?;
+    let stretch = stretch_map(flow)?;
     Ok(warped
         .iter()
         .zip(current)
         .zip(&flow.inside)
-        .map(|((w, c), &inside)| {
+        .zip(&stretch)
+        .map(|(((w, c), &inside), s)| {
             let d = (w - c) / TRUST_SIGMA;
-            if inside { (-d * d).exp() } else { 0.0 }
+            if inside { (-d * d - s / (STRETCH_SCALE * STRETCH_SCALE)).exp() } else { 0.0 }
         })
         .collect())
+}
+
+/// ‖∇u‖² + ‖∇v‖² of the flow per pixel (central differences of the sampling maps, one-sided at
+/// the border), in pixels per pixel.
+fn stretch_map(flow: &Flow) -> Result<Vec<f32>> {
+    let (xs, ys) = (flow.map_x.data_typed::<f32>()?, flow.map_y.data_typed::<f32>()?);
+    let (w, h) = (flow.map_x.cols() as usize, flow.map_x.rows() as usize);
+    let mut out = vec![0.0; w * h];
+    for y in 0..h {
+        let (up, down) = (y.saturating_sub(1), (y + 1).min(h - 1));
+        let dy = (down - up).max(1) as f32;
+        for x in 0..w {
+            let (left, right) = (x.saturating_sub(1), (x + 1).min(w - 1));
+            let dx = (right - left).max(1) as f32;
+            // map = position + flow, so the flow's derivative is the map's minus the identity's.
+            let ux = (xs[y * w + right] - xs[y * w + left]) / dx - 1.0;
+            let uy = (xs[down * w + x] - xs[up * w + x]) / dy;
+            let vx = (ys[y * w + right] - ys[y * w + left]) / dx;
+            let vy = (ys[down * w + x] - ys[up * w + x]) / dy - 1.0;
+            out[y * w + x] = ux * ux + uy * uy + vx * vx + vy * vy;
+        }
+    }
+    Ok(out)
 }
 
 /// Coarse band mostly from the new frame, fine band mostly carried, then the fine band's energy
