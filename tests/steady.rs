@@ -154,3 +154,32 @@ fn measure_scores_known_pairs() {
     assert_eq!(code, 1);
     assert!(err.contains("short.mp4: 10 frames, but") && err.contains("has 20"), "{err}");
 }
+
+#[test]
+fn strength_and_preserve_colors_compose_with_steady() {
+    let dir = tempdir();
+    let clip = pan_clip(dir.path(), "pan.mp4", 16, 2);
+    let styled = |name: &str, extra: &[&str]| {
+        let out = p(&dir, name);
+        let mut args = vec![clip.to_str().unwrap(), "--style", "preset:19", "--crf", "0", "--pixel-format", "yuv444p", "-o", out.to_str().unwrap(), "--quiet"];
+        args.extend_from_slice(extra);
+        let (code, _, err) = run(&args);
+        assert_eq!(code, 0, "{err}");
+        all_frames(&out)
+    };
+    // Strength 0 leaves the frames unstyled: steadied, they are still the original's.
+    let original = all_frames(&clip);
+    let unstyled = styled("zero.mp4", &["--strength", "0"]);
+    for (i, (a, b)) in original.iter().zip(&unstyled).enumerate() {
+        assert!(mean_abs_diff(a, b) < 2.0, "frame {i}: {}", mean_abs_diff(a, b));
+    }
+    // Preserved colours stay preserved: each frame's mean colour as in frame-by-frame styling.
+    let plain = styled("plain.mp4", &["--preserve-colors", "--steady", "0"]);
+    let steady = styled("steady.mp4", &["--preserve-colors"]);
+    let mean = |f: &[u8], c: usize| f.iter().skip(c).step_by(3).map(|&v| v as f64).sum::<f64>() / (f.len() / 3) as f64;
+    for (i, (a, b)) in plain.iter().zip(&steady).enumerate() {
+        for c in 0..3 {
+            assert!((mean(a, c) - mean(b, c)).abs() < 3.0, "frame {i} channel {c}: {} against {}", mean(b, c), mean(a, c));
+        }
+    }
+}
