@@ -285,6 +285,61 @@ fn storage_frozen_mid_run_costs_time_not_the_run() {
     assert!(worker_log.contains("processed"), "{worker_log}");
 }
 
+/// Storage throttled in the middle of a run: for 20 s every request is answered `503 Server Busy`
+/// (as Azure answers under load), fast, instead of hanging. The coordinator rides it out, the
+/// worker hands its job back without spending the job's deliveries (one allowed here: counted, the
+/// second delivery would fail the job), and the video is complete with no job marked failed.
+#[test]
+fn storage_throttled_mid_run_costs_time_not_the_run() {
+    let Some(backend) = azurite() else { return };
+    let azurite = backend.azurite_process();
+    let port = |endpoint: String| -> u16 {
+        endpoint.rsplit(':').next().unwrap().split('/').next().unwrap().parse().unwrap()
+    };
+    let throttle = common::throttle::Throttle::start(&[port(azurite.blob_endpoint()), port(azurite.queue_endpoint())]);
+    let account = "devstoreaccount1";
+    let cs = format!(
+        "DefaultEndpointsProtocol=http;AccountName={account};AccountKey={};BlobEndpoint=http://127.0.0.1:{}/{account};QueueEndpoint=http://127.0.0.1:{}/{account}",
+        stylize_cloud::config::DEV_ACCOUNT_KEY,
+        throttle.port(0),
+        throttle.port(1)
+    );
+    let dir = tempdir();
+    let input = scene_clip(dir.path(), "in.mp4", "320x240", "25", 300, &[], &[]);
+    let w = Proc::spawn(&[
+        "worker", "--cloud", &cs, "--worker-id", "w0", "--poll-interval", "0.2", "--visibility-timeout", "10",
+        "--max-deliveries", "1", "--test-stylizer-ms", "100",
+    ]);
+    let coordinator = Proc::spawn(&[
+        input.to_str().unwrap(), "--style", "preset:5", "--cloud", &cs, "--frames-per-job", "20", "--transfers", "1",
+        "--storage-patience", "300",
+    ]);
+    // Watched through Azurite directly, past the throttle.
+    let cloud = open(&azurite.connection_string(), None);
+    let rt = rt();
+    // Every frame up, two jobs done: the worker is in the middle of a job (2 s each).
+    wait_until("the worker is in the middle of the run", Duration::from_secs(120), || {
+        let runs = rt.block_on(stylize_cloud::list_runs(cloud.blobs.as_ref())).unwrap();
+        runs.first().is_some_and(|run| {
+            blob_count(&rt, &cloud, &run.done_prefix()) >= 2 && blob_count(&rt, &cloud, &run.frames_prefix()) >= 300
+        })
+    });
+    throttle.set_busy(true);
+    std::thread::sleep(Duration::from_secs(20));
+    throttle.set_busy(false);
+    let (code, log) = coordinator.wait();
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("storage trouble while"), "{log}");
+    assert_eq!(all_frames(&dir.path().join("in.styled.mp4")).len(), 300);
+    let run = the_run(&rt, &cloud);
+    assert_eq!(blob_count(&rt, &cloud, &run.failed_prefix()), 0);
+    let (_, worker_log) = stop(w);
+    assert!(worker_log.contains("processed"), "{worker_log}");
+    // The job the throttle caught was handed back, and its second delivery was not its last.
+    assert!(worker_log.contains("not counted against its 1 deliveries"), "{worker_log}");
+    assert!(worker_log.contains("delivery 2"), "{worker_log}");
+}
+
 /// `stylize runs grant` with `args`: the grant (stdout, one line), after checking that stderr is one
 /// line saying what it grants, with no secret.
 fn issue_grant(args: &[&str]) -> String {

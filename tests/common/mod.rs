@@ -7,6 +7,7 @@ use std::process::{Command, Output};
 pub use stylize_testkit::*;
 
 pub mod cloud;
+pub mod throttle;
 pub mod showcase;
 
 /// The `stylize` binary under test.
