@@ -28,7 +28,7 @@ prepare)
   ;;
 device)
   OUT=${OUT:-/tmp/gpu-check}; mkdir -p "$OUT"
-  TORCH_LIB=$(ls -d /opt/torch/.venv/lib/python3*/site-packages/torch/lib | head -1)
+  TORCH_LIB=$(ls -d /opt/torch/.venv/lib/python3*/site-packages/torch/lib 2>/dev/null | head -1 || true)
   [ -f "$TORCH_LIB/libtorch_cuda.so" ] || { echo "gpu-check: no libtorch_cuda.so under /opt/torch/.venv" >&2; exit 1; }
   NVIDIA_LIBS=$(ls -d /opt/torch/.venv/lib/python3*/site-packages/nvidia/*/lib 2>/dev/null | tr '\n' ':')
   export LD_LIBRARY_PATH=$TORCH_LIB:$NVIDIA_LIBS${LD_LIBRARY_PATH:-}
