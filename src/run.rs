@@ -71,8 +71,9 @@ fn style_one(
         outcome.elapsed,
     );
     progress.say(&format!(
-        "{done}, style {}, {}",
+        "{done}, style {}, {}, {}",
         config.look.label(),
+        config.look.steadiness(),
         loaded.engine.describe()
     ));
     Ok(outcome)

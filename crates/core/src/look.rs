@@ -26,6 +26,15 @@ impl LookConfig {
         crate::style::describe(&self.style_spec, &self.style)
     }
 
+    /// How steady, for summaries: `steady 0.95`, or `frame by frame` at 0.
+    pub fn steadiness(&self) -> String {
+        if self.steady > 0.0 {
+            format!("steady {}", self.steady)
+        } else {
+            "frame by frame".into()
+        }
+    }
+
     /// Prepares the style on `engine`, from `first_frame` when [`Self::needs_first_frame`].
     pub fn prepare(
         &self,
