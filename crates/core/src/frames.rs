@@ -49,7 +49,11 @@ pub fn grab(info: &VideoInfo, indices: &[u64]) -> Result<Vec<(u64, RgbImage)>> {
 /// For each of `indices` (ascending), the frames from `runup` before it up to it, one seek each:
 /// what a steadied frame needs styled before it. A run that reaches the end of the video early
 /// ends with the video's last frame.
-pub fn grab_runs(info: &VideoInfo, indices: &[u64], runup: u64) -> Result<Vec<(u64, Vec<RgbImage>)>> {
+pub fn grab_runs(
+    info: &VideoInfo,
+    indices: &[u64],
+    runup: u64,
+) -> Result<Vec<(u64, Vec<RgbImage>)>> {
     let rate = frame_rate(info);
     let mut reader = FrameReader::open(info)?;
     let mut runs = Vec::with_capacity(indices.len());

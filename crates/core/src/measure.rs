@@ -10,7 +10,11 @@ use crate::pipeline::FrameProgress;
 
 /// Reads both videos in step and scores every frame pair. The videos must have the same frame
 /// size and count (a styled video from stylize always has).
-pub fn temporal(original: &Path, styled: &Path, progress: &dyn FrameProgress) -> Result<TemporalScores> {
+pub fn temporal(
+    original: &Path,
+    styled: &Path,
+    progress: &dyn FrameProgress,
+) -> Result<TemporalScores> {
     let original_info = stylize_media::probe(original)?;
     let styled_info = stylize_media::probe(styled)?;
     if (original_info.width, original_info.height) != (styled_info.width, styled_info.height) {
@@ -55,8 +59,14 @@ fn score_frames(
         if cancelled() {
             break;
         }
-        let a = originals.next().transpose().with_context(|| original.path.display().to_string())?;
-        let b = styleds.next().transpose().with_context(|| styled.path.display().to_string())?;
+        let a = originals
+            .next()
+            .transpose()
+            .with_context(|| original.path.display().to_string())?;
+        let b = styleds
+            .next()
+            .transpose()
+            .with_context(|| styled.path.display().to_string())?;
         original_frames += a.is_some() as u64;
         styled_frames += b.is_some() as u64;
         match (a, b) {
@@ -104,7 +114,10 @@ pub fn style(
     let style = vgg.features(&fit(&picture, VGG_SIDE))?;
     let original_info = stylize_media::probe(original)?;
     let styled_info = stylize_media::probe(styled)?;
-    let count = original_info.frame_count.unwrap_or(1).min(styled_info.frame_count.unwrap_or(u64::MAX));
+    let count = original_info
+        .frame_count
+        .unwrap_or(1)
+        .min(styled_info.frame_count.unwrap_or(u64::MAX));
     let picks = crate::frames::spread(count, samples);
     let originals = crate::frames::grab(&original_info, &picks)?;
     let styleds = crate::frames::grab(&styled_info, &picks)?;
@@ -114,7 +127,10 @@ pub fn style(
         if cancelled() {
             bail!("interrupted");
         }
-        let (fo, fs) = (vgg.features(&fit(o, VGG_SIDE))?, vgg.features(&fit(s, VGG_SIDE))?);
+        let (fo, fs) = (
+            vgg.features(&fit(o, VGG_SIDE))?,
+            vgg.features(&fit(s, VGG_SIDE))?,
+        );
         styled_sum += stylize_model::vgg::style_distance(&fs, &style);
         original_sum += stylize_model::vgg::style_distance(&fo, &style);
         content_sum += stylize_model::vgg::content_distance(&fs, &fo);
@@ -141,5 +157,9 @@ fn fit(image: &stylize_media::RgbImage, side: u32) -> stylize_media::RgbImage {
     let buffer = image::RgbImage::from_raw(image.width, image.height, image.data.clone())
         .expect("a checked RGB24 picture");
     let small = image::imageops::resize(&buffer, w, h, image::imageops::FilterType::Triangle);
-    stylize_media::RgbImage { width: w, height: h, data: small.into_raw() }
+    stylize_media::RgbImage {
+        width: w,
+        height: h,
+        data: small.into_raw(),
+    }
 }

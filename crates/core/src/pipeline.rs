@@ -90,7 +90,15 @@ pub fn style_video(
         None => StyleForVideo::FromFirstFrame(look),
     };
     progress.start(info);
-    let stages = run_stages(&look.engine, style, info, &targets, encode, progress, look.look().steady);
+    let stages = run_stages(
+        &look.engine,
+        style,
+        info,
+        &targets,
+        encode,
+        progress,
+        look.look().steady,
+    );
     progress.finish();
     if cancelled() {
         bail!("{}: interrupted; no output written", info.path.display());
@@ -136,7 +144,8 @@ fn run_stages(
         // With --steady, a stage between the network and the encoder carries strokes along the motion.
         let (steadier, to_encode) = if steady > 0.0 {
             let (steadied_tx, steadied_rx) = bounded::<Styled>(CHANNEL_DEPTH);
-            let stage = scope.spawn(move || steady_stage(steady, side_by_side, styled_rx, steadied_tx));
+            let stage =
+                scope.spawn(move || steady_stage(steady, side_by_side, styled_rx, steadied_tx));
             (Some(stage), steadied_rx)
         } else {
             (None, styled_rx)
@@ -314,7 +323,12 @@ fn style_batch(
 
 /// Steadies the styled frames in order (see stylize-motion); the originals travel on only for a
 /// side-by-side video.
-fn steady_stage(level: f32, side_by_side: bool, input: Receiver<Styled>, out: Sender<Styled>) -> Result<()> {
+fn steady_stage(
+    level: f32,
+    side_by_side: bool,
+    input: Receiver<Styled>,
+    out: Sender<Styled>,
+) -> Result<()> {
     let mut steadier = Steadier::new(level);
     for mut styled in input {
         if cancelled() {

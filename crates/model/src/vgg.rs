@@ -31,7 +31,10 @@ pub struct VggFeatures {
 impl Vgg19 {
     /// Loads and decodes the converted weights (`table[indices]` per layer).
     pub fn load(path: &Path) -> Result<Self, ModelError> {
-        let bad = |reason: String| ModelError::Weights { name: "vgg19", reason };
+        let bad = |reason: String| ModelError::Weights {
+            name: "vgg19",
+            reason,
+        };
         let bytes = std::fs::read(path).map_err(|e| bad(format!("{}: {e}", path.display())))?;
         let entries = safetensors_index(&bytes).map_err(bad)?;
         let tensor = |name: String| -> Result<Tensor, ModelError> {
@@ -39,7 +42,11 @@ impl Vgg19 {
                 .iter()
                 .find(|(k, _)| *k == name)
                 .ok_or_else(|| bad(format!("{}: no tensor {name}", path.display())))?;
-            Ok(Tensor::f_from_data_size(&bytes[e.start..e.end], &e.shape, e.kind)?)
+            Ok(Tensor::f_from_data_size(
+                &bytes[e.start..e.end],
+                &e.shape,
+                e.kind,
+            )?)
         };
         let mut convs = Vec::new();
         for (b, &count) in BLOCKS.iter().enumerate() {
@@ -47,7 +54,9 @@ impl Vgg19 {
                 let layer = format!("block{}_conv{c}", b + 1);
                 let q = tensor(format!("{layer}.weight_q"))?;
                 let table = tensor(format!("{layer}.weight_table"))?;
-                let weight = table.index_select(0, &q.to_kind(Kind::Int64).flatten(0, -1)).view(q.size().as_slice());
+                let weight = table
+                    .index_select(0, &q.to_kind(Kind::Int64).flatten(0, -1))
+                    .view(q.size().as_slice());
                 convs.push((weight, tensor(format!("{layer}.bias"))?));
             }
         }
@@ -56,12 +65,19 @@ impl Vgg19 {
 
     /// The features of `image` (fp32, CPU).
     pub fn features(&self, image: &RgbImage) -> Result<VggFeatures, ModelError> {
-        image.check().map_err(|reason| ModelError::BadFrame { index: 0, reason })?;
+        image
+            .check()
+            .map_err(|reason| ModelError::BadFrame { index: 0, reason })?;
         tch::no_grad(|| {
             let (h, w) = (image.height as i64, image.width as i64);
-            let rgb = Tensor::from_slice(&image.data).view([h, w, 3]).to_kind(Kind::Float);
+            let rgb = Tensor::from_slice(&image.data)
+                .view([h, w, 3])
+                .to_kind(Kind::Float);
             let mean = Tensor::from_slice(&MEAN_BGR).to_kind(Kind::Float);
-            let mut x = (rgb.flip([2]) - mean).permute([2, 0, 1]).unsqueeze(0).to_device(Device::Cpu);
+            let mut x = (rgb.flip([2]) - mean)
+                .permute([2, 0, 1])
+                .unsqueeze(0)
+                .to_device(Device::Cpu);
             let (mut grams, mut content) = (Vec::new(), None);
             let mut layer = 0;
             for (b, &count) in BLOCKS.iter().enumerate() {
@@ -71,11 +87,16 @@ impl Vgg19 {
                 for c in 1..=count {
                     let (weight, bias) = &self.convs[layer];
                     layer += 1;
-                    x = x.conv2d(weight, Some(bias), [1, 1], [1, 1], [1, 1], 1).relu();
+                    x = x
+                        .conv2d(weight, Some(bias), [1, 1], [1, 1], [1, 1], 1)
+                        .relu();
                     if c == 1 {
                         grams.push(gram(&x));
                         if b == 4 {
-                            return Ok(VggFeatures { grams, content: content.expect("relu4_2 comes first") });
+                            return Ok(VggFeatures {
+                                grams,
+                                content: content.expect("relu4_2 comes first"),
+                            });
                         }
                     }
                     if (b, c) == (3, 2) {
@@ -101,13 +122,24 @@ pub fn style_distance(a: &VggFeatures, style: &VggFeatures) -> f64 {
         .grams
         .iter()
         .zip(&style.grams)
-        .map(|(g, s)| (g - s).square().sum(Kind::Double).double_value(&[]) / s.square().sum(Kind::Double).double_value(&[]).max(1e-12))
+        .map(|(g, s)| {
+            (g - s).square().sum(Kind::Double).double_value(&[])
+                / s.square().sum(Kind::Double).double_value(&[]).max(1e-12)
+        })
         .collect();
     per_layer.iter().sum::<f64>() / per_layer.len() as f64
 }
 
 /// Relative squared relu4_2 distance: ‖F(a)−F(o)‖² / ‖F(o)‖².
 pub fn content_distance(a: &VggFeatures, original: &VggFeatures) -> f64 {
-    (&a.content - &original.content).square().sum(Kind::Double).double_value(&[])
-        / original.content.square().sum(Kind::Double).double_value(&[]).max(1e-12)
+    (&a.content - &original.content)
+        .square()
+        .sum(Kind::Double)
+        .double_value(&[])
+        / original
+            .content
+            .square()
+            .sum(Kind::Double)
+            .double_value(&[])
+            .max(1e-12)
 }

@@ -62,7 +62,12 @@ impl Flow {
             imgproc::resize(raw, &mut full, size, 0.0, 0.0, imgproc::INTER_LINEAR)?;
         }
         let (w, h) = (size.width as usize, size.height as usize);
-        let mut map_x = Mat::new_rows_cols_with_default(size.height, size.width, core::CV_32F, Scalar::all(0.0))?;
+        let mut map_x = Mat::new_rows_cols_with_default(
+            size.height,
+            size.width,
+            core::CV_32F,
+            Scalar::all(0.0),
+        )?;
         let mut map_y = map_x.try_clone()?;
         let mut inside = vec![false; w * h];
         {
@@ -76,11 +81,16 @@ impl Flow {
                     let sy = y as f32 + field[i][1] * scale_y;
                     xs[i] = sx;
                     ys[i] = sy;
-                    inside[i] = sx >= 0.0 && sy >= 0.0 && sx <= (w - 1) as f32 && sy <= (h - 1) as f32;
+                    inside[i] =
+                        sx >= 0.0 && sy >= 0.0 && sx <= (w - 1) as f32 && sy <= (h - 1) as f32;
                 }
             }
         }
-        Ok(Flow { map_x, map_y, inside })
+        Ok(Flow {
+            map_x,
+            map_y,
+            inside,
+        })
     }
 
     /// `image` resampled along the flow (`interpolation` is an OpenCV `INTER_*`); pixels whose

@@ -32,9 +32,15 @@ pub(crate) fn test_pattern(width: u32, height: u32, shift: u32) -> stylize_frame
     for y in 0..height {
         for x in 0..width {
             let (u, v) = ((x + shift) as f32, y as f32);
-            let g = 128.0 + 70.0 * (u * 0.13).sin() * (v * 0.11).cos() + 40.0 * (u * 0.031 + v * 0.047).sin();
+            let g = 128.0
+                + 70.0 * (u * 0.13).sin() * (v * 0.11).cos()
+                + 40.0 * (u * 0.031 + v * 0.047).sin();
             data.extend_from_slice(&[g as u8, (g * 0.7) as u8, (255.0 - g) as u8]);
         }
     }
-    stylize_frame::RgbImage { width, height, data }
+    stylize_frame::RgbImage {
+        width,
+        height,
+        data,
+    }
 }

@@ -90,7 +90,8 @@ impl TemporalMeasure {
             luma_styled,
         };
         if let Some(previous) = self.previous.take() {
-            self.sums.flicker_original += mean_abs_diff(&previous.luma_original, &current.luma_original)?;
+            self.sums.flicker_original +=
+                mean_abs_diff(&previous.luma_original, &current.luma_original)?;
             self.sums.flicker_styled += mean_abs_diff(&previous.luma_styled, &current.luma_styled)?;
             self.pair(&previous, &current)?;
         }
@@ -124,15 +125,27 @@ impl TemporalMeasure {
         let backward = self.flow.raw(&current.grey, &previous.grey)?;
         let size = forward.size()?;
         let pull = Flow::from_raw(&forward, size)?;
-        let valid = valid_mask(&forward, &pull.warp(&backward, imgproc::INTER_LINEAR)?, &pull.inside)?;
+        let valid = valid_mask(
+            &forward,
+            &pull.warp(&backward, imgproc::INTER_LINEAR)?,
+            &pull.inside,
+        )?;
         let share = valid.iter().filter(|&&v| v).count() as f64 / valid.len() as f64;
         if share < CUT_VALID_SHARE {
             self.sums.cut_pairs += 1;
             return Ok(());
         }
         self.sums.pairs += 1;
-        self.sums.warp_error_original += masked_error(&previous.original, &pull.warp(&current.original, imgproc::INTER_LINEAR)?, &valid)?;
-        self.sums.warp_error_styled += masked_error(&previous.styled, &pull.warp(&current.styled, imgproc::INTER_LINEAR)?, &valid)?;
+        self.sums.warp_error_original += masked_error(
+            &previous.original,
+            &pull.warp(&current.original, imgproc::INTER_LINEAR)?,
+            &valid,
+        )?;
+        self.sums.warp_error_styled += masked_error(
+            &previous.styled,
+            &pull.warp(&current.styled, imgproc::INTER_LINEAR)?,
+            &valid,
+        )?;
         Ok(())
     }
 }
@@ -183,7 +196,10 @@ fn masked_error(a: &Mat, b: &Mat, valid: &[bool]) -> Result<f64> {
     let (mut sum, mut n) = (0.0f64, 0u64);
     for ((pa, pb), &ok) in a.iter().zip(b).zip(valid) {
         if ok {
-            sum += (0..3).map(|k| ((pa[k] - pb[k]) as f64).powi(2)).sum::<f64>() / 3.0;
+            sum += (0..3)
+                .map(|k| ((pa[k] - pb[k]) as f64).powi(2))
+                .sum::<f64>()
+                / 3.0;
             n += 1;
         }
     }
@@ -199,10 +215,34 @@ fn mean_abs_diff(a: &Mat, b: &Mat) -> Result<f64> {
 /// Mean gradient magnitude of an 8-bit grey picture (3×3 Sobel).
 fn sobel_magnitude(grey: &Mat) -> Result<f64> {
     let (mut gx, mut gy) = (Mat::default(), Mat::default());
-    imgproc::sobel(grey, &mut gx, core::CV_32F, 1, 0, 3, 1.0, 0.0, core::BORDER_REFLECT_101)?;
-    imgproc::sobel(grey, &mut gy, core::CV_32F, 0, 1, 3, 1.0, 0.0, core::BORDER_REFLECT_101)?;
+    imgproc::sobel(
+        grey,
+        &mut gx,
+        core::CV_32F,
+        1,
+        0,
+        3,
+        1.0,
+        0.0,
+        core::BORDER_REFLECT_101,
+    )?;
+    imgproc::sobel(
+        grey,
+        &mut gy,
+        core::CV_32F,
+        0,
+        1,
+        3,
+        1.0,
+        0.0,
+        core::BORDER_REFLECT_101,
+    )?;
     let (gx, gy) = (gx.data_typed::<f32>()?, gy.data_typed::<f32>()?);
-    let sum: f64 = gx.iter().zip(gy).map(|(a, b)| ((a * a + b * b) as f64).sqrt()).sum();
+    let sum: f64 = gx
+        .iter()
+        .zip(gy)
+        .map(|(a, b)| ((a * a + b * b) as f64).sqrt())
+        .sum();
     Ok(sum / gx.len().max(1) as f64)
 }
 
@@ -225,7 +265,10 @@ mod tests {
         assert_eq!(s.warp_error_original, s.warp_error_styled);
         assert!((s.warp_ratio() - 1.0).abs() < 1e-9);
         assert_eq!(s.detail_original, s.detail_styled);
-        assert!(s.flicker_original > 1.0, "a moving picture flickers in the plain sense: {s:?}");
+        assert!(
+            s.flicker_original > 1.0,
+            "a moving picture flickers in the plain sense: {s:?}"
+        );
     }
 
     #[test]
@@ -239,7 +282,10 @@ mod tests {
         }
         let s = m.scores();
         assert!(s.warp_error_original < 1e-5, "{s:?}");
-        assert!(s.warp_error_styled > 100.0 * s.warp_error_original.max(1e-6), "{s:?}");
+        assert!(
+            s.warp_error_styled > 100.0 * s.warp_error_original.max(1e-6),
+            "{s:?}"
+        );
         assert_eq!(s.flicker_original, 0.0);
         assert!(s.flicker_styled > 5.0);
     }

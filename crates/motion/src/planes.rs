@@ -49,9 +49,17 @@ pub fn shrink_to_width(mat: &Mat, width: i32) -> Result<Mat> {
     if mat.cols() <= width {
         return Ok(mat.try_clone()?);
     }
-    let height = ((mat.rows() as i64 * width as i64 + mat.cols() as i64 / 2) / mat.cols() as i64).max(1);
+    let height =
+        ((mat.rows() as i64 * width as i64 + mat.cols() as i64 / 2) / mat.cols() as i64).max(1);
     let mut out = Mat::default();
-    imgproc::resize(mat, &mut out, Size::new(width, height as i32), 0.0, 0.0, imgproc::INTER_AREA)?;
+    imgproc::resize(
+        mat,
+        &mut out,
+        Size::new(width, height as i32),
+        0.0,
+        0.0,
+        imgproc::INTER_AREA,
+    )?;
     Ok(out)
 }
 
@@ -60,7 +68,14 @@ pub fn shrink_to_width(mat: &Mat, width: i32) -> Result<Mat> {
 pub fn blur(mat: &Mat, sigma: f64) -> Result<Mat> {
     let taps = (2.0 * sigma).ceil() as i32 * 2 + 1;
     let mut out = Mat::default();
-    imgproc::gaussian_blur(mat, &mut out, Size::new(taps, taps), sigma, sigma, core::BORDER_REFLECT_101)?;
+    imgproc::gaussian_blur(
+        mat,
+        &mut out,
+        Size::new(taps, taps),
+        sigma,
+        sigma,
+        core::BORDER_REFLECT_101,
+    )?;
     Ok(out)
 }
 

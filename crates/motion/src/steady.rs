@@ -89,7 +89,11 @@ impl Steadier {
     }
 
     /// The steadied version of `styled`, the network's output for `original`.
-    pub fn process(&mut self, original: &RgbImage, styled: &RgbImage) -> Result<(RgbImage, SteadyFrame)> {
+    pub fn process(
+        &mut self,
+        original: &RgbImage,
+        styled: &RgbImage,
+    ) -> Result<(RgbImage, SteadyFrame)> {
         planes::same_size(original, styled, "styled frame and original differ in size")?;
         let original_u8 = planes::rgb_u8(original)?;
         let flow_grey = self.flow_for(original.width)?.prepare(&original_u8)?;
@@ -106,14 +110,26 @@ impl Steadier {
             }
             None => (styled_f32, SteadyFrame::Fresh, styled.clone()),
         };
-        self.previous = Some(Previous { flow_grey, luma, output });
+        self.previous = Some(Previous {
+            flow_grey,
+            luma,
+            output,
+        });
         Ok((image, frame))
     }
 
     /// The carried output and the share of trusted pixels, or `None` at a scene cut.
-    fn carry(&mut self, previous: &Previous, grey: &Mat, luma: &Mat, styled: &Mat) -> Result<Option<(Mat, f32)>> {
+    fn carry(
+        &mut self,
+        previous: &Previous,
+        grey: &Mat,
+        luma: &Mat,
+        styled: &Mat,
+    ) -> Result<Option<(Mat, f32)>> {
         let size = styled.size()?;
-        let flow = self.flow_for(size.width as u32)?.between(grey, &previous.flow_grey, size)?;
+        let flow = self
+            .flow_for(size.width as u32)?
+            .between(grey, &previous.flow_grey, size)?;
         let warped_luma = flow.warp(&previous.luma, imgproc::INTER_LINEAR)?;
         if matched_share(&warped_luma, luma)? < CUT_MATCHED_SHARE {
             return Ok(None);
@@ -150,7 +166,11 @@ fn flow_width(width: u32) -> i32 {
 /// The share of pixels whose luma the warped predecessor matches within [`CUT_MATCH_DELTA`].
 fn matched_share(warped_luma: &Mat, luma: &Mat) -> Result<f32> {
     let (warped, current) = (warped_luma.data_typed::<f32>()?, luma.data_typed::<f32>()?);
-    let matched = warped.iter().zip(current).filter(|(w, c)| (*w - *c).abs() < CUT_MATCH_DELTA).count();
+    let matched = warped
+        .iter()
+        .zip(current)
+        .filter(|(w, c)| (*w - *c).abs() < CUT_MATCH_DELTA)
+        .count();
     Ok(matched as f32 / current.len().max(1) as f32)
 }
 
@@ -173,7 +193,11 @@ fn trust_map(flow: &Flow, warped_luma: &Mat, luma: &Mat) -> Result<Vec<f32>> {
         .zip(&stretch)
         .map(|(((w, c), &inside), s)| {
             let d = (w - c) / TRUST_SIGMA;
-            if inside { (-d * d - s / (STRETCH_SCALE * STRETCH_SCALE)).exp() } else { 0.0 }
+            if inside {
+                (-d * d - s / (STRETCH_SCALE * STRETCH_SCALE)).exp()
+            } else {
+                0.0
+            }
         })
         .collect())
 }
@@ -181,7 +205,10 @@ fn trust_map(flow: &Flow, warped_luma: &Mat, luma: &Mat) -> Result<Vec<f32>> {
 /// ‖∇u‖² + ‖∇v‖² of the flow per pixel (central differences of the sampling maps, one-sided at
 /// the border), in pixels per pixel.
 fn stretch_map(flow: &Flow) -> Result<Vec<f32>> {
-    let (xs, ys) = (flow.map_x.data_typed::<f32>()?, flow.map_y.data_typed::<f32>()?);
+    let (xs, ys) = (
+        flow.map_x.data_typed::<f32>()?,
+        flow.map_y.data_typed::<f32>()?,
+    );
     let (w, h) = (flow.map_x.cols() as usize, flow.map_x.rows() as usize);
     let mut out = vec![0.0; w * h];
     for y in 0..h {
@@ -207,8 +234,14 @@ fn combine(styled: &Mat, carried: &Mat, trust: &[f32], level: f32) -> Result<Mat
     let styled_coarse = planes::blur(styled, BAND_SIGMA)?;
     let carried_coarse = planes::blur(carried, BAND_SIGMA)?;
     let mut output = styled.try_clone()?;
-    let (s, c) = (styled.data_typed::<Vec3f>()?, carried.data_typed::<Vec3f>()?);
-    let (sc, cc) = (styled_coarse.data_typed::<Vec3f>()?, carried_coarse.data_typed::<Vec3f>()?);
+    let (s, c) = (
+        styled.data_typed::<Vec3f>()?,
+        carried.data_typed::<Vec3f>()?,
+    );
+    let (sc, cc) = (
+        styled_coarse.data_typed::<Vec3f>()?,
+        carried_coarse.data_typed::<Vec3f>()?,
+    );
     // First pass: the coarse band into `output`, the fine band into `fine`, and both fine energies.
     let mut fine = vec![Vec3f::default(); trust.len()];
     let (mut styled_energy, mut fine_energy) = (0.0f64, 0.0f64);
@@ -226,7 +259,8 @@ fn combine(styled: &Mat, carried: &Mat, trust: &[f32], level: f32) -> Result<Mat
             fine_energy += fine[i][k].abs() as f64;
         }
     }
-    let gain = (DETAIL_TARGET as f64 * styled_energy / fine_energy.max(1e-6)).clamp(1.0, MAX_DETAIL_GAIN as f64) as f32;
+    let gain = (DETAIL_TARGET as f64 * styled_energy / fine_energy.max(1e-6))
+        .clamp(1.0, MAX_DETAIL_GAIN as f64) as f32;
     for (o, f) in out.iter_mut().zip(&fine) {
         for k in 0..3 {
             o[k] = (o[k] + gain * f[k]).clamp(0.0, 1.0);
@@ -271,12 +305,23 @@ mod tests {
         steadier.process(&original, &first).unwrap();
         // The network re-forms its strokes: same original, a different styled frame.
         let (out, kind) = steadier.process(&original, &textured(96, 64, 11)).unwrap();
-        assert!(matches!(kind, SteadyFrame::Carried { trusted } if trusted > 0.9), "{kind:?}");
+        assert!(
+            matches!(kind, SteadyFrame::Carried { trusted } if trusted > 0.9),
+            "{kind:?}"
+        );
         let diff = |a: &RgbImage, b: &RgbImage| {
-            a.data.iter().zip(&b.data).map(|(x, y)| (*x as f64 - *y as f64).abs()).sum::<f64>() / a.data.len() as f64
+            a.data
+                .iter()
+                .zip(&b.data)
+                .map(|(x, y)| (*x as f64 - *y as f64).abs())
+                .sum::<f64>()
+                / a.data.len() as f64
         };
         let to_first = diff(&out, &first);
         let to_new = diff(&out, &textured(96, 64, 11));
-        assert!(to_first * 3.0 < to_new, "carried {to_first:.2} vs new {to_new:.2}");
+        assert!(
+            to_first * 3.0 < to_new,
+            "carried {to_first:.2} vs new {to_new:.2}"
+        );
     }
 }

@@ -35,11 +35,11 @@ use crate::cancel::cancelled;
 use crate::compare::SideBySideWriter;
 use crate::inputs::{check_inputs, CheckedInput, RunConfig};
 use crate::look::LookConfig;
-use stylize_motion::Steadier;
 use crate::output::{
     forget_live_temp, track_live_temp, work_name, OutputPlan, TempGuard, WorkKind,
 };
 use crate::units::clock;
+use stylize_motion::Steadier;
 
 /// How often the coordinator reads the markers while it waits.
 const POLL: Duration = Duration::from_secs(1);
