@@ -9,27 +9,27 @@ use crate::cli::MeasureArgs;
 use crate::progress::Progress;
 
 pub fn run(args: &MeasureArgs) -> Result<()> {
-    let vgg19 = match &args.style {
-        Some(picture) => {
-            if !picture.is_file() {
-                bail!("{}: no such style picture", picture.display());
-            }
-            Some(vgg19_weights()?)
+    // The style picture and the weights are checked before the long temporal pass.
+    let style_inputs = match &args.style {
+        Some(picture) if !picture.is_file() => {
+            bail!("{}: no such style picture", picture.display())
         }
+        Some(picture) => Some((picture, vgg19_weights()?)),
         None => None,
     };
     let progress = Progress::new(args.quiet || args.json);
     let temporal = stylize_core::measure::temporal(&args.original, &args.styled, &progress)?;
-    let style = match (&args.style, vgg19) {
-        (Some(picture), Some(vgg19)) => Some(stylize_core::measure::style(
-            &args.original,
-            &args.styled,
-            picture,
-            &vgg19,
-            args.style_frames.max(1),
-        )?),
-        _ => None,
-    };
+    let style = style_inputs
+        .map(|(picture, vgg19)| {
+            stylize_core::measure::style(
+                &args.original,
+                &args.styled,
+                picture,
+                &vgg19,
+                args.style_frames.max(1),
+            )
+        })
+        .transpose()?;
     if args.json {
         println!(
             "{}",

@@ -34,7 +34,8 @@ pub fn run(args: &PreviewArgs) -> Result<()> {
     let info = stylize_media::probe(&args.input)?;
 
     let started = Instant::now();
-    let steady = crate::config::steady(args.steady)?;
+    // Checked with the rest of the look (the same for every strength).
+    let steady = looks[0].steady;
     let (first, runs) = grab_moments(&info, args.frames, steady)?;
     let engine = Engine::new(&looks[0].engine).context("cannot start the style network")?;
     let prepared = looks
@@ -158,7 +159,7 @@ fn style_rows(
     for style in prepared {
         let mut row = Vec::with_capacity(runs.len());
         for (_, run) in runs {
-            let mut steadier = (steady > 0.0).then(|| Steadier::new(steady));
+            let mut steadier = Steadier::at(steady);
             let mut last = None;
             for chunk in run.chunks(engine.preferred_batch().max(1)) {
                 for (original, styled) in chunk.iter().zip(engine.stylize(style, chunk)?) {

@@ -60,24 +60,23 @@ pub fn grab_runs(
     for &index in indices {
         let start = index.saturating_sub(runup);
         reader.seek_to(start as f64 / rate)?;
-        let mut run: Vec<RgbImage> = Vec::new();
-        let mut last_index = start;
-        for frame in &mut reader {
-            let frame = frame?;
-            if frame.index < start {
-                continue;
-            }
-            last_index = frame.index;
-            run.push(frame.image);
-            if frame.index >= index {
-                break;
+        let Some(first) = first_from(&mut reader, start)? else {
+            break;
+        };
+        let mut last_index = first.index;
+        let mut run = vec![first.image];
+        while last_index < index {
+            match reader.next() {
+                Some(frame) => {
+                    let frame = frame?;
+                    last_index = frame.index;
+                    run.push(frame.image);
+                }
+                None => break,
             }
         }
         if crate::cancel::cancelled() {
             anyhow::bail!("interrupted");
-        }
-        if run.is_empty() {
-            break;
         }
         runs.push((last_index, run));
     }

@@ -142,13 +142,14 @@ fn run_stages(
     std::thread::scope(|scope| {
         let decoder = scope.spawn(|| decode_stage(info, decoded_tx));
         // With --steady, a stage between the network and the encoder carries strokes along the motion.
-        let (steadier, to_encode) = if steady > 0.0 {
-            let (steadied_tx, steadied_rx) = bounded::<Styled>(CHANNEL_DEPTH);
-            let stage =
-                scope.spawn(move || steady_stage(steady, side_by_side, styled_rx, steadied_tx));
-            (Some(stage), steadied_rx)
-        } else {
-            (None, styled_rx)
+        let (steadier, to_encode) = match Steadier::at(steady) {
+            Some(steadier) => {
+                let (steadied_tx, steadied_rx) = bounded::<Styled>(CHANNEL_DEPTH);
+                let stage = scope
+                    .spawn(move || steady_stage(steadier, side_by_side, styled_rx, steadied_tx));
+                (Some(stage), steadied_rx)
+            }
+            None => (None, styled_rx),
         };
         let encoder = scope.spawn(|| encode_stage(targets, info, encode, to_encode, progress));
         let keep_originals = side_by_side || steadier.is_some();
@@ -324,12 +325,11 @@ fn style_batch(
 /// Steadies the styled frames in order (see stylize-motion); the originals travel on only for a
 /// side-by-side video.
 fn steady_stage(
-    level: f32,
+    mut steadier: Steadier,
     side_by_side: bool,
     input: Receiver<Styled>,
     out: Sender<Styled>,
 ) -> Result<()> {
-    let mut steadier = Steadier::new(level);
     for mut styled in input {
         if cancelled() {
             return Ok(());

@@ -5,7 +5,7 @@
 //! read from disk at run time (80 MB as floats: too big to embed like the style networks).
 use std::path::Path;
 
-use tch::{Device, Kind, Tensor};
+use tch::{Kind, Tensor};
 
 use crate::engine::safetensors_index;
 use crate::{ModelError, RgbImage};
@@ -74,10 +74,7 @@ impl Vgg19 {
                 .view([h, w, 3])
                 .to_kind(Kind::Float);
             let mean = Tensor::from_slice(&MEAN_BGR).to_kind(Kind::Float);
-            let mut x = (rgb.flip([2]) - mean)
-                .permute([2, 0, 1])
-                .unsqueeze(0)
-                .to_device(Device::Cpu);
+            let mut x = (rgb.flip([2]) - mean).permute([2, 0, 1]).unsqueeze(0);
             let (mut grams, mut content) = (Vec::new(), None);
             let mut layer = 0;
             for (b, &count) in BLOCKS.iter().enumerate() {

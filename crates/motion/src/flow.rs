@@ -93,6 +93,36 @@ impl Flow {
         })
     }
 
+    /// ‖∇u‖² + ‖∇v‖² of the flow per pixel, in pixels per pixel (central differences of the
+    /// sampling maps, one-sided at the border): how much the flow stretches or shears there. The
+    /// steadier's trust and the warping error's motion-boundary mask both read it.
+    pub fn stretch(&self) -> Result<Vec<f32>> {
+        let (xs, ys) = (
+            self.map_x.data_typed::<f32>()?,
+            self.map_y.data_typed::<f32>()?,
+        );
+        let (w, h) = (self.map_x.cols() as usize, self.map_x.rows() as usize);
+        let mut out = vec![0.0; w * h];
+        for y in 0..h {
+            let (up, down) = (y.saturating_sub(1), (y + 1).min(h - 1));
+            let dy = (down - up).max(1) as f32;
+            for x in 0..w {
+                let (left, right) = (x.saturating_sub(1), (x + 1).min(w - 1));
+                let dx = (right - left).max(1) as f32;
+                // map = position + flow, so the flow's derivative is the map's minus the identity's
+                // (which is 1 along its own axis only where there is a neighbour to difference).
+                let along_x = if right > left { 1.0 } else { 0.0 };
+                let along_y = if down > up { 1.0 } else { 0.0 };
+                let ux = (xs[y * w + right] - xs[y * w + left]) / dx - along_x;
+                let uy = (xs[down * w + x] - xs[up * w + x]) / dy;
+                let vx = (ys[y * w + right] - ys[y * w + left]) / dx;
+                let vy = (ys[down * w + x] - ys[up * w + x]) / dy - along_y;
+                out[y * w + x] = ux * ux + uy * uy + vx * vx + vy * vy;
+            }
+        }
+        Ok(out)
+    }
+
     /// `image` resampled along the flow (`interpolation` is an OpenCV `INTER_*`); pixels whose
     /// source falls outside repeat the border.
     pub fn warp(&self, image: &Mat, interpolation: i32) -> Result<Mat> {

@@ -84,8 +84,8 @@ impl TemporalMeasure {
         let small_original = planes::shrink_to_width(&original_u8, MEASURE_WIDTH)?;
         let current = Measured {
             grey: self.flow.prepare(&small_original)?,
-            original: to_unit(&small_original)?,
-            styled: to_unit(&planes::shrink_to_width(&styled_u8, MEASURE_WIDTH)?)?,
+            original: planes::unit_rgb(&small_original)?,
+            styled: planes::unit_rgb(&planes::shrink_to_width(&styled_u8, MEASURE_WIDTH)?)?,
             luma_original,
             luma_styled,
         };
@@ -128,7 +128,7 @@ impl TemporalMeasure {
         let valid = valid_mask(
             &forward,
             &pull.warp(&backward, imgproc::INTER_LINEAR)?,
-            &pull.inside,
+            &pull,
         )?;
         let share = valid.iter().filter(|&&v| v).count() as f64 / valid.len() as f64;
         if share < CUT_VALID_SHARE {
@@ -150,44 +150,23 @@ impl TemporalMeasure {
     }
 }
 
-fn to_unit(rgb_u8: &Mat) -> Result<Mat> {
-    let mut out = Mat::default();
-    rgb_u8.convert_to(&mut out, core::CV_32FC3, 1.0 / 255.0, 0.0)?;
-    Ok(out)
-}
-
 /// Lai et al.'s mask: not occluded (forward and warped backward flow cancel out) and not on a
 /// motion boundary (the flow's gradient is small against the flow); the source inside the frame.
-fn valid_mask(forward: &Mat, backward_pulled: &Mat, inside: &[bool]) -> Result<Vec<bool>> {
+fn valid_mask(forward: &Mat, backward_pulled: &Mat, pull: &Flow) -> Result<Vec<bool>> {
     let f = forward.data_typed::<Vec2f>()?;
     let b = backward_pulled.data_typed::<Vec2f>()?;
-    let (w, h) = (forward.cols() as usize, forward.rows() as usize);
-    let at = |x: usize, y: usize| f[y * w + x];
-    let mut valid = vec![false; w * h];
-    for y in 0..h {
-        for x in 0..w {
-            let i = y * w + x;
+    let stretch = pull.stretch()?;
+    Ok((0..f.len())
+        .map(|i| {
             let (fi, bi) = (f[i], b[i]);
             let sum = (fi[0] + bi[0]).powi(2) + (fi[1] + bi[1]).powi(2);
             let f2 = fi[0] * fi[0] + fi[1] * fi[1];
             let b2 = bi[0] * bi[0] + bi[1] * bi[1];
             let occluded = sum > 0.01 * (f2 + b2) + 0.5;
-            // Central differences, one-sided at the border.
-            let (xl, xr) = (x.saturating_sub(1), (x + 1).min(w - 1));
-            let (yu, yd) = (y.saturating_sub(1), (y + 1).min(h - 1));
-            let dx = (xr - xl).max(1) as f32;
-            let dy = (yd - yu).max(1) as f32;
-            let (gx, gy) = (at(xr, y), at(xl, y));
-            let (hx, hy) = (at(x, yd), at(x, yu));
-            let grad = ((gx[0] - gy[0]) / dx).powi(2)
-                + ((hx[0] - hy[0]) / dy).powi(2)
-                + ((gx[1] - gy[1]) / dx).powi(2)
-                + ((hx[1] - hy[1]) / dy).powi(2);
-            let boundary = grad > 0.01 * f2 + 0.002;
-            valid[i] = !occluded && !boundary && inside[i];
-        }
-    }
-    Ok(valid)
+            let boundary = stretch[i] > 0.01 * f2 + 0.002;
+            !occluded && !boundary && pull.inside[i]
+        })
+        .collect())
 }
 
 /// Mean over valid pixels of the squared RGB difference (averaged over the channels).

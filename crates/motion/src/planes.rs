@@ -14,8 +14,13 @@ pub fn rgb_u8(image: &RgbImage) -> Result<Mat> {
 
 /// `image` as float RGB in [0,1].
 pub fn rgb_f32(image: &RgbImage) -> Result<Mat> {
+    unit_rgb(&rgb_u8(image)?)
+}
+
+/// An 8-bit RGB matrix as float RGB in [0,1].
+pub fn unit_rgb(rgb_u8: &Mat) -> Result<Mat> {
     let mut out = Mat::default();
-    rgb_u8(image)?.convert_to(&mut out, core::CV_32FC3, 1.0 / 255.0, 0.0)?;
+    rgb_u8.convert_to(&mut out, core::CV_32FC3, 1.0 / 255.0, 0.0)?;
     Ok(out)
 }
 
@@ -30,7 +35,7 @@ pub fn to_rgb(mat: &Mat) -> Result<RgbImage> {
     })
 }
 
-/// 8-bit grey (BT.601 luma) of an 8-bit or float RGB matrix, keeping its depth.
+/// Grey (BT.601 luma) of an RGB matrix, in its depth (8-bit from 8-bit).
 pub fn grey(rgb: &Mat) -> Result<Mat> {
     let mut out = Mat::default();
     imgproc::cvt_color(rgb, &mut out, imgproc::COLOR_RGB2GRAY, 0)?;

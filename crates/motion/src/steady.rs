@@ -65,6 +65,12 @@ struct Previous {
 }
 
 impl Steadier {
+    /// The steadier for `level` in [0, 1], the share of the strokes carried where the flow holds;
+    /// `None` at 0, where every frame is styled on its own and nothing is left to do.
+    pub fn at(level: f32) -> Option<Self> {
+        (level > 0.0).then(|| Self::new(level))
+    }
+
     /// `level` in (0, 1]: the share of the strokes carried where the flow holds.
     pub fn new(level: f32) -> Self {
         share_cores_with_the_network();
@@ -75,19 +81,6 @@ impl Steadier {
         }
     }
 
-    fn flow_for(&mut self, width: u32) -> Result<&mut FlowEstimator> {
-        if self.flow.as_ref().map(|(w, _)| *w) != Some(width) {
-            self.flow = Some((width, FlowEstimator::new(flow_width(width))?));
-            self.previous = None;
-        }
-        Ok(&mut self.flow.as_mut().expect("just made").1)
-    }
-
-    /// Forgets the past: the next frame starts afresh.
-    pub fn reset(&mut self) {
-        self.previous = None;
-    }
-
     /// The steadied version of `styled`, the network's output for `original`.
     pub fn process(
         &mut self,
@@ -95,12 +88,25 @@ impl Steadier {
         styled: &RgbImage,
     ) -> Result<(RgbImage, SteadyFrame)> {
         planes::same_size(original, styled, "styled frame and original differ in size")?;
+        if self.flow.as_ref().map(|(w, _)| *w) != Some(original.width) {
+            let estimator = FlowEstimator::new(flow_width(original.width))?;
+            self.flow = Some((original.width, estimator));
+            self.previous = None; // a frame of another size has nothing to carry
+        }
+        let (_, estimator) = self.flow.as_mut().expect("made above");
         let original_u8 = planes::rgb_u8(original)?;
-        let flow_grey = self.flow_for(original.width)?.prepare(&original_u8)?;
+        let flow_grey = estimator.prepare(&original_u8)?;
         let luma = planes::luma_f32(&original_u8)?;
         let styled_f32 = planes::rgb_f32(styled)?;
         let carried = match self.previous.take() {
-            Some(previous) => self.carry(&previous, &flow_grey, &luma, &styled_f32)?,
+            Some(previous) => carry(
+                estimator,
+                &previous,
+                &flow_grey,
+                &luma,
+                &styled_f32,
+                self.level,
+            )?,
             None => None,
         };
         let (output, frame, image) = match carried {
@@ -117,29 +123,28 @@ impl Steadier {
         });
         Ok((image, frame))
     }
+}
 
-    /// The carried output and the share of trusted pixels, or `None` at a scene cut.
-    fn carry(
-        &mut self,
-        previous: &Previous,
-        grey: &Mat,
-        luma: &Mat,
-        styled: &Mat,
-    ) -> Result<Option<(Mat, f32)>> {
-        let size = styled.size()?;
-        let flow = self
-            .flow_for(size.width as u32)?
-            .between(grey, &previous.flow_grey, size)?;
-        let warped_luma = flow.warp(&previous.luma, imgproc::INTER_LINEAR)?;
-        if matched_share(&warped_luma, luma)? < CUT_MATCHED_SHARE {
-            return Ok(None);
-        }
-        let trust = trust_map(&flow, &warped_luma, luma)?;
-        let trusted = trust.iter().filter(|&&t| t > 0.5).count() as f32 / trust.len() as f32;
-        let carried = flow.warp(&previous.output, imgproc::INTER_CUBIC)?;
-        let output = combine(styled, &carried, &trust, self.level)?;
-        Ok(Some((output, trusted)))
+/// The carried output and the share of trusted pixels, or `None` at a scene cut.
+fn carry(
+    estimator: &mut FlowEstimator,
+    previous: &Previous,
+    grey: &Mat,
+    luma: &Mat,
+    styled: &Mat,
+    level: f32,
+) -> Result<Option<(Mat, f32)>> {
+    let size = styled.size()?;
+    let flow = estimator.between(grey, &previous.flow_grey, size)?;
+    let warped_luma = flow.warp(&previous.luma, imgproc::INTER_LINEAR)?;
+    if matched_share(&warped_luma, luma)? < CUT_MATCHED_SHARE {
+        return Ok(None);
     }
+    let trust = trust_map(&flow, &warped_luma, luma)?;
+    let trusted = trust.iter().filter(|&&t| t > 0.5).count() as f32 / trust.len() as f32;
+    let carried = flow.warp(&previous.output, imgproc::INTER_CUBIC)?;
+    let output = combine(styled, &carried, &trust, level)?;
+    Ok(Some((output, trusted)))
 }
 
 /// OpenCV's worker threads: one on machines of up to four cores, where the network and x264 already
@@ -185,7 +190,7 @@ fn matched_share(warped_luma: &Mat, luma: &Mat) -> Result<f32> {
 fn trust_map(flow: &Flow, warped_luma: &Mat, luma: &Mat) -> Result<Vec<f32>> {
     let warped = warped_luma.data_typed::<f32>()?;
     let current = luma.data_typed::<f32>()?;
-    let stretch = stretch_map(flow)?;
+    let stretch = flow.stretch()?;
     Ok(warped
         .iter()
         .zip(current)
@@ -200,32 +205,6 @@ fn trust_map(flow: &Flow, warped_luma: &Mat, luma: &Mat) -> Result<Vec<f32>> {
             }
         })
         .collect())
-}
-
-/// ‖∇u‖² + ‖∇v‖² of the flow per pixel (central differences of the sampling maps, one-sided at
-/// the border), in pixels per pixel.
-fn stretch_map(flow: &Flow) -> Result<Vec<f32>> {
-    let (xs, ys) = (
-        flow.map_x.data_typed::<f32>()?,
-        flow.map_y.data_typed::<f32>()?,
-    );
-    let (w, h) = (flow.map_x.cols() as usize, flow.map_x.rows() as usize);
-    let mut out = vec![0.0; w * h];
-    for y in 0..h {
-        let (up, down) = (y.saturating_sub(1), (y + 1).min(h - 1));
-        let dy = (down - up).max(1) as f32;
-        for x in 0..w {
-            let (left, right) = (x.saturating_sub(1), (x + 1).min(w - 1));
-            let dx = (right - left).max(1) as f32;
-            // map = position + flow, so the flow's derivative is the map's minus the identity's.
-            let ux = (xs[y * w + right] - xs[y * w + left]) / dx - 1.0;
-            let uy = (xs[down * w + x] - xs[up * w + x]) / dy;
-            let vx = (ys[y * w + right] - ys[y * w + left]) / dx;
-            let vy = (ys[down * w + x] - ys[up * w + x]) / dy - 1.0;
-            out[y * w + x] = ux * ux + uy * uy + vx * vx + vy * vy;
-        }
-    }
-    Ok(out)
 }
 
 /// Coarse band mostly from the new frame, fine band mostly carried, then the fine band's energy

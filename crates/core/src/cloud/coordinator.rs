@@ -1072,7 +1072,7 @@ fn restitch(
     ready: std::sync::mpsc::Receiver<(u32, PathBuf)>,
     written: &AtomicU64,
 ) -> Result<u64> {
-    let mut steadier = (steady > 0.0).then(|| Steadier::new(steady));
+    let mut steadier = Steadier::at(steady);
     let mut arrived: HashMap<u32, PathBuf> = HashMap::new();
     let mut count: u32 = 0;
     for frame in FrameReader::open(info)? {
