@@ -55,12 +55,19 @@ fn style(input: &Path, output: &Path, steady: &str) {
 }
 
 fn measure(original: &Path, styled: &Path) -> Value {
-    let (code, out, err) = run(&[
+    measure_with(original, styled, &[])
+}
+
+/// `stylize measure … --json` with `extra` options.
+fn measure_with(original: &Path, styled: &Path, extra: &[&str]) -> Value {
+    let mut args = vec![
         "measure",
         original.to_str().unwrap(),
         styled.to_str().unwrap(),
         "--json",
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let (code, out, err) = run(&args);
     assert_eq!(code, 0, "{err}");
     serde_json::from_str(&out).unwrap()
 }
@@ -97,24 +104,15 @@ fn a_pan_over_a_photograph_comes_out_steady_without_losing_its_strokes() {
 fn the_frame_after_a_cut_is_styled_afresh() {
     let dir = tempdir();
     let first = pan_clip(dir.path(), "a.mp4", 12, 2);
-    let second = dir.path().join("b.mp4");
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=size=224x160:rate=25",
-        "-frames:v",
-        "12",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-crf",
-        "12",
-        "-pix_fmt",
-        "yuv420p",
-        second.to_str().unwrap(),
-    ]);
+    let second = scene_clip(
+        dir.path(),
+        "b.mp4",
+        "224x160",
+        "25",
+        12,
+        &[],
+        &["-crf", "12"],
+    );
     let clip = dir.path().join("cut.mp4");
     let list = dir.path().join("list.txt");
     std::fs::write(
@@ -212,48 +210,16 @@ fn measure_scores_known_pairs() {
     );
     // With a style picture: a video against itself sits at content distance 0 and at its own style
     // distance; a frame far from the picture scores far from it.
-    let (code, out, err) = run(&[
-        "measure",
-        clip.to_str().unwrap(),
-        clip.to_str().unwrap(),
-        "--style",
-        PHOTO,
-        "--style-frames",
-        "2",
-        "--json",
-    ]);
-    assert_eq!(code, 0, "{err}");
-    let vgg: Value = serde_json::from_str(&out).unwrap();
+    let with_style = ["--style", PHOTO, "--style-frames", "2"];
+    let vgg = measure_with(&clip, &clip, &with_style);
     assert_eq!(vgg["content_distance"], 0.0, "{vgg}");
     assert_eq!(
         vgg["style_distance"]["original"], vgg["style_distance"]["styled"],
         "{vgg}"
     );
     // The pan is cut from the picture itself: closer to its style than a test pattern is.
-    let pattern = dir.path().join("pattern.mp4");
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=size=224x160:rate=25",
-        "-frames:v",
-        "20",
-        "-pix_fmt",
-        "yuv420p",
-        pattern.to_str().unwrap(),
-    ]);
-    let (code, out, err) = run(&[
-        "measure",
-        clip.to_str().unwrap(),
-        pattern.to_str().unwrap(),
-        "--style",
-        PHOTO,
-        "--style-frames",
-        "2",
-        "--json",
-    ]);
-    assert_eq!(code, 0, "{err}");
-    let far: Value = serde_json::from_str(&out).unwrap();
+    let pattern = scene_clip(dir.path(), "pattern.mp4", "224x160", "25", 20, &[], &[]);
+    let far = measure_with(&clip, &pattern, &with_style);
     let distance = |v: &Value, k: &str| v["style_distance"][k].as_f64().unwrap();
     assert!(
         distance(&far, "styled") > 2.0 * distance(&far, "original"),

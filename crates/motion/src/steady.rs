@@ -288,14 +288,7 @@ mod tests {
             matches!(kind, SteadyFrame::Carried { trusted } if trusted > 0.9),
             "{kind:?}"
         );
-        let diff = |a: &RgbImage, b: &RgbImage| {
-            a.data
-                .iter()
-                .zip(&b.data)
-                .map(|(x, y)| (*x as f64 - *y as f64).abs())
-                .sum::<f64>()
-                / a.data.len() as f64
-        };
+        let diff = |a: &RgbImage, b: &RgbImage| stylize_testkit::mean_abs_diff(&a.data, &b.data);
         let to_first = diff(&out, &first);
         let to_new = diff(&out, &textured(96, 64, 11));
         assert!(
