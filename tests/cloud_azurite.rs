@@ -235,35 +235,12 @@ fn storage_frozen_mid_run_costs_time_not_the_run() {
         &timeout,
     );
     // One transfer at a time: the upload of 300 frames is still going when storage freezes.
-    let coordinator = Proc::spawn_with_env(
-        &[
-            input.to_str().unwrap(),
-            "--style",
-            "preset:5",
-            "--cloud",
-            &cs,
-            "--frames-per-job",
-            "20",
-            "--transfers",
-            "1",
-            "--storage-patience",
-            "300",
-        ],
-        &timeout,
-    );
+    let coordinator = patient_coordinator(&input, &cs, &timeout);
     let cloud = open(&cs, None);
     let rt = rt();
-    wait_until(
-        "a third of the frames are up",
-        Duration::from_secs(120),
-        || {
-            let runs = rt
-                .block_on(stylize_cloud::list_runs(cloud.blobs.as_ref()))
-                .unwrap();
-            runs.first()
-                .is_some_and(|run| blob_count(&rt, &cloud, &run.frames_prefix()) >= 100)
-        },
-    );
+    wait_for_the_run(&rt, &cloud, "a third of the frames are up", |run| {
+        blob_count(&rt, &cloud, &run.frames_prefix()) >= 100
+    });
     let signal = |sig: &str| {
         let status = std::process::Command::new("kill")
             .args([sig, &azurite.pid().to_string()])
@@ -332,34 +309,18 @@ fn storage_throttled_mid_run_costs_time_not_the_run() {
         "--test-stylizer-ms",
         "100",
     ]);
-    let coordinator = Proc::spawn(&[
-        input.to_str().unwrap(),
-        "--style",
-        "preset:5",
-        "--cloud",
-        &cs,
-        "--frames-per-job",
-        "20",
-        "--transfers",
-        "1",
-        "--storage-patience",
-        "300",
-    ]);
+    let coordinator = patient_coordinator(&input, &cs, &[]);
     // Watched through Azurite directly, past the throttle.
     let cloud = open(&azurite.connection_string(), None);
     let rt = rt();
     // Every frame up, two jobs done: the worker is in the middle of a job (2 s each).
-    wait_until(
+    wait_for_the_run(
+        &rt,
+        &cloud,
         "the worker is in the middle of the run",
-        Duration::from_secs(120),
-        || {
-            let runs = rt
-                .block_on(stylize_cloud::list_runs(cloud.blobs.as_ref()))
-                .unwrap();
-            runs.first().is_some_and(|run| {
-                blob_count(&rt, &cloud, &run.done_prefix()) >= 2
-                    && blob_count(&rt, &cloud, &run.frames_prefix()) >= 300
-            })
+        |run| {
+            blob_count(&rt, &cloud, &run.done_prefix()) >= 2
+                && blob_count(&rt, &cloud, &run.frames_prefix()) >= 300
         },
     );
     throttle.set_busy(true);
@@ -379,6 +340,42 @@ fn storage_throttled_mid_run_costs_time_not_the_run() {
         "{worker_log}"
     );
     assert!(worker_log.contains("delivery 2"), "{worker_log}");
+}
+
+/// One 300-frame input through storage at one transfer at a time (so the upload is still going
+/// when trouble starts), riding out up to 5 minutes of storage trouble.
+fn patient_coordinator(input: &std::path::Path, cs: &str, env: &[(&str, &str)]) -> Proc {
+    Proc::spawn_with_env(
+        &[
+            input.to_str().unwrap(),
+            "--style",
+            "preset:5",
+            "--cloud",
+            cs,
+            "--frames-per-job",
+            "20",
+            "--transfers",
+            "1",
+            "--storage-patience",
+            "300",
+        ],
+        env,
+    )
+}
+
+/// Waits (up to 2 minutes) until the one run in storage satisfies `ready`.
+fn wait_for_the_run(
+    rt: &tokio::runtime::Runtime,
+    cloud: &stylize_cloud::Cloud,
+    what: &str,
+    ready: impl Fn(&stylize_cloud::RunId) -> bool,
+) {
+    wait_until(what, Duration::from_secs(120), || {
+        let runs = rt
+            .block_on(stylize_cloud::list_runs(cloud.blobs.as_ref()))
+            .unwrap();
+        runs.first().is_some_and(&ready)
+    });
 }
 
 /// `stylize runs grant` with `args`: the grant (stdout, one line), after checking that stderr is one
