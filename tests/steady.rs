@@ -54,6 +54,14 @@ fn style(input: &Path, output: &Path, steady: &str) {
     assert_eq!(code, 0, "{err}");
 }
 
+/// `clip` styled frame by frame and at the default steadiness, into `dir`: (plain, steady).
+fn plain_and_steady(dir: &tempfile::TempDir, clip: &Path) -> (PathBuf, PathBuf) {
+    let (plain, steady) = (p(dir, "plain.mp4"), p(dir, "steady.mp4"));
+    style(clip, &plain, "0");
+    style(clip, &steady, "0.95");
+    (plain, steady)
+}
+
 fn measure(original: &Path, styled: &Path) -> Value {
     measure_with(original, styled, &[])
 }
@@ -80,9 +88,7 @@ fn styled_error(scores: &Value) -> f64 {
 fn a_pan_over_a_photograph_comes_out_steady_without_losing_its_strokes() {
     let dir = tempdir();
     let clip = pan_clip(dir.path(), "pan.mp4", 40, 2);
-    let (plain, steady) = (p(&dir, "plain.mp4"), p(&dir, "steady.mp4"));
-    style(&clip, &plain, "0");
-    style(&clip, &steady, "0.95");
+    let (plain, steady) = plain_and_steady(&dir, &clip);
     let (a, b) = (measure(&clip, &plain), measure(&clip, &steady));
     assert_eq!(a["pairs"], 39, "{a}");
     assert!(
@@ -131,9 +137,7 @@ fn the_frame_after_a_cut_is_styled_afresh() {
         "copy",
         clip.to_str().unwrap(),
     ]);
-    let (plain, steady) = (p(&dir, "plain.mp4"), p(&dir, "steady.mp4"));
-    style(&clip, &plain, "0");
-    style(&clip, &steady, "0.95");
+    let (plain, steady) = plain_and_steady(&dir, &clip);
     let (plain, steady) = (all_frames(&plain), all_frames(&steady));
     assert_eq!(plain.len(), 24);
     assert_eq!(steady[0], plain[0], "the first frame starts afresh");
@@ -168,9 +172,7 @@ fn a_long_still_shot_keeps_its_colour() {
         "18",
         clip.to_str().unwrap(),
     ]);
-    let (plain, steady) = (p(&dir, "plain.mp4"), p(&dir, "steady.mp4"));
-    style(&clip, &plain, "0");
-    style(&clip, &steady, "0.95");
+    let (plain, steady) = plain_and_steady(&dir, &clip);
     let (plain, steady) = (all_frames(&plain), all_frames(&steady));
     assert_eq!(steady.len(), 300);
     // A fixed 40×40 block in the middle, per channel, over the shot's last ten frames.
