@@ -281,17 +281,16 @@ fn storage_throttled_mid_run_costs_time_not_the_run() {
             .parse()
             .unwrap()
     };
-    let throttle = common::throttle::Throttle::start(&[
+    let (blob, queue) = (
         port(azurite.blob_endpoint()),
         port(azurite.queue_endpoint()),
-    ]);
-    let account = "devstoreaccount1";
-    let cs = format!(
-        "DefaultEndpointsProtocol=http;AccountName={account};AccountKey={};BlobEndpoint=http://127.0.0.1:{}/{account};QueueEndpoint=http://127.0.0.1:{}/{account}",
-        stylize_cloud::config::DEV_ACCOUNT_KEY,
-        throttle.port(0),
-        throttle.port(1)
     );
+    let throttle = common::throttle::Throttle::start(&[blob, queue]);
+    // Azurite's own connection string, its two ports swapped for the relay's.
+    let cs = azurite
+        .connection_string()
+        .replace(&format!(":{blob}/"), &format!(":{}/", throttle.port(0)))
+        .replace(&format!(":{queue}/"), &format!(":{}/", throttle.port(1)));
     let dir = tempdir();
     let input = scene_clip(dir.path(), "in.mp4", "320x240", "25", 300, &[], &[]);
     let w = Proc::spawn(&[
