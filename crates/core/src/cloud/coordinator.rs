@@ -753,9 +753,13 @@ impl<'a> Follow<'a> {
             .refresh(outputs, manifest, &done_prefixes)
             .await
         {
-            Ok(()) => {}
-            // A hiccup in one poll is no reason to give up on the run.
-            Err(e) if e.is_retryable() => {}
+            Ok(()) => self.shared.patience.recovered(),
+            // Trouble in a poll is no reason to give up on the run; it is told, and nothing is
+            // decided on what the failed poll could not see.
+            Err(e) if e.is_retryable() => {
+                self.shared.patience.troubled("following the run", &e);
+                return Ok(());
+            }
             Err(e) => return Err(e.into()),
         }
         for (frames, prefix) in styled_prefixes {

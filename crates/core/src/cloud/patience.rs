@@ -68,7 +68,8 @@ impl Patience {
         }
     }
 
-    fn troubled(&self, what: &str, e: &CloudError) {
+    /// Tells (once per spell of trouble) that storage is failing `what`.
+    pub fn troubled(&self, what: &str, e: &CloudError) {
         let mut since = self.trouble_since.lock().unwrap_or_else(|p| p.into_inner());
         if since.is_none() {
             *since = Some(Instant::now());
@@ -79,7 +80,8 @@ impl Patience {
         }
     }
 
-    fn recovered(&self) {
+    /// Tells (once) that storage answers again after trouble.
+    pub fn recovered(&self) {
         let mut since = self.trouble_since.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(start) = since.take() {
             (self.say)(&format!(
