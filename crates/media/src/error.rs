@@ -108,6 +108,19 @@ pub enum MediaError {
     /// Reading the input's audio packets for copying failed.
     #[error("{}: cannot read audio for copying ({reason})", .path.display())]
     AudioRead { path: PathBuf, reason: String },
+
+    /// The input's video stream cannot be cut into independently decodable pieces and counted
+    /// without decoding (see [`crate::plan_pieces`]).
+    #[error("{}: cannot be sent as pieces of its bitstream: {reason}", .path.display())]
+    Unsplittable { path: PathBuf, reason: String },
+
+    /// Encoded segments do not join into one stream (wrong order, frame count, or codec).
+    #[error("{}: cannot join segment {segment}: {reason}", .path.display())]
+    Join {
+        path: PathBuf,
+        segment: String,
+        reason: String,
+    },
 }
 
 impl MediaError {

@@ -25,15 +25,19 @@
 
 mod color;
 mod error;
+mod join;
 mod log;
 mod probe;
 mod reader;
 mod scale;
+mod split;
 mod writer;
 
 pub use error::MediaError;
+pub use join::SegmentJoiner;
 pub use probe::{probe, AudioStreamInfo, Rational, VideoInfo};
 pub use reader::{DecodedFrame, FrameReader};
+pub use split::{plan_pieces, write_pieces, Piece, PieceFrames, SplitPlan};
 pub use stylize_frame::RgbImage;
 pub use writer::{
     encoded_size, EncodeOptions, PixelFormatChoice, VideoWriter, WriteSummary, X264_PRESETS,

@@ -125,10 +125,7 @@ fn muxer_for(container_of: &Path) -> Result<(&'static str, String), MediaError> 
 /// `Send`: create it on one thread, write from another; its scaler is created
 /// on the first frame.
 pub struct VideoWriter {
-    /// The final output name, used in messages (the bytes go to a temporary name).
-    name: PathBuf,
-    octx: Output,
-    video_ost: usize,
+    shell: OutputShell,
     encoder: ff::encoder::Video,
     packet: ff::Packet,
     /// Input size (what frames arrive at) and encode size (after the odd-size policy).
@@ -136,13 +133,10 @@ pub struct VideoWriter {
     enc_size: (u32, u32),
     pix: ffi::AVPixelFormat,
     color: OutputColor,
-    clock: VideoClock,
     staging: Option<ff::frame::Video>,
     yuv: Option<ff::frame::Video>,
     scaler: Option<Scaler>,
     frames_in: u64,
-    packets_out: u64,
-    audio: Option<AudioCopier>,
 }
 
 impl VideoWriter {
@@ -157,60 +151,28 @@ impl VideoWriter {
         input: &VideoInfo,
         opts: &EncodeOptions,
     ) -> Result<Self, MediaError> {
-        crate::init()?;
-        crate::log::clear();
-        let name = container_of.to_path_buf();
-        let (muxer, ext) = muxer_for(container_of)?;
-        let enc_size = check_options(&name, input, opts)?;
-        let timing = StreamTiming::of(input);
-
-        // A second handle on the input: colour tags, rotation and aspect of the
-        // video stream, and the audio packets to copy.
-        let ictx = open_input(&input.path)?;
-        let source = SourceVideo::read(&ictx, input)?;
-        refuse_lost_rotation(source.matrix.as_ref(), muxer, &ext, &name)?;
-        let oformat = find_muxer(muxer, &name)?;
-        // Refuse audio the container cannot carry before the output file exists.
-        let audio_streams = audio_to_copy(&ictx, &input.path, oformat, &ext, &name)?;
-        let mut octx = ff::format::output_as(&path, muxer).map_err(write_error(&name))?;
-
-        let (codec, encoder) = open_encoder(&octx, opts, enc_size, timing, &source, &name)?;
-        let video_ost = add_video_stream(&mut octx, codec, &encoder, timing, &source, &name)?;
-        // Everything moves back by the input's start so the output starts at 0,
-        // the same amount for every stream so audio stays in sync with the video.
-        let origin = presentation_start(&ictx, input.video_stream_index);
-        let mut routes = add_audio_streams(&mut octx, &ictx, &audio_streams, origin, &name)?;
-        copy_container_metadata(&ictx, &mut octx);
-        write_header(&mut octx, muxer, &name)?;
-
-        // The muxer may have changed every time base while writing the header.
-        let ost_tb = octx.stream(video_ost).expect("added above").time_base();
-        for route in routes.iter_mut().flatten() {
-            route.ost_tb = octx.stream(route.ost).expect("added above").time_base();
-        }
-        let clock = VideoClock::new(timing, origin, ost_tb);
-        let audio = (!audio_streams.is_empty()).then(|| {
-            let negative_ts_ok = accepts_negative_timestamps(oformat);
-            AudioCopier::new(input.path.clone(), ictx, routes, negative_ts_ok)
-        });
-
+        let enc_size = check_options(container_of, input, opts)?;
+        let mut opened = None;
+        let shell = OutputShell::open(path, container_of, input, |octx, timing, source, name| {
+            let (codec, encoder) = open_encoder(octx, opts, enc_size, timing, source, name)?;
+            let params = ff::codec::Parameters::from(&encoder);
+            let ost = add_video_stream(octx, codec, params, timing, source, name)?;
+            opened = Some((encoder, source.color));
+            Ok(ost)
+        })?;
+        let (encoder, color) = opened.expect("the video stream was added");
         Ok(VideoWriter {
-            name,
-            octx,
-            video_ost,
+            shell,
             encoder,
             packet: ff::Packet::empty(),
             src_size: (input.width, input.height),
             enc_size,
             pix: opts.pixel_format.av(),
-            color: source.color,
-            clock,
+            color,
             staging: None,
             yuv: None,
             scaler: None,
             frames_in: 0,
-            packets_out: 0,
-            audio,
         })
     }
 
@@ -221,14 +183,14 @@ impl VideoWriter {
         let img = &frame.image;
         if img.width != sw || img.height != sh || img.data.len() != RgbImage::byte_len(sw, sh) {
             return Err(MediaError::FrameMismatch {
-                path: self.name.clone(),
+                path: self.shell.name.clone(),
                 frame: frame.index,
                 got: format!("{}x{} ({} bytes)", img.width, img.height, img.data.len()),
                 expected: format!("{sw}x{sh} RGB24"),
             });
         }
         self.prepare_buffers()?;
-        let pts = self.clock.next_pts(frame);
+        let pts = self.shell.clock.next_pts(frame.pts, frame.index);
         let (ew, eh) = (self.enc_size.0 as usize, self.enc_size.1 as usize);
 
         // Copy into an FFmpeg-allocated (aligned, padded) frame: swscale's SIMD
@@ -247,7 +209,7 @@ impl VideoWriter {
         // make_writable gives us fresh ones in that case.
         let rc = unsafe { ffi::av_frame_make_writable(yuv.as_mut_ptr()) };
         if rc < 0 {
-            return Err(encode_error(&self.name)(ff::Error::from(rc)));
+            return Err(encode_error(&self.shell.name)(ff::Error::from(rc)));
         }
         let scaler = self.scaler.as_mut().expect("prepared");
         // SAFETY: staging and yuv were allocated at the scaler's shapes.
@@ -257,7 +219,7 @@ impl VideoWriter {
         self.encoder
             .send_frame(yuv)
             .map_err(|e| MediaError::Encode {
-                path: self.name.clone(),
+                path: self.shell.name.clone(),
                 reason: format!("frame {}: {}", frame.index, crate::log::reason(e)),
             })?;
         self.frames_in += 1;
@@ -268,18 +230,11 @@ impl VideoWriter {
     pub fn finish(mut self) -> Result<WriteSummary, MediaError> {
         crate::log::clear();
         self.encoder.send_eof().map_err(|e| MediaError::Encode {
-            path: self.name.clone(),
+            path: self.shell.name.clone(),
             reason: format!("flush: {}", crate::log::reason(e)),
         })?;
         self.drain()?;
-        if let Some(audio) = self.audio.as_mut() {
-            audio.copy_until(&mut self.octx, &self.name, None)?;
-        }
-        self.octx.write_trailer().map_err(write_error(&self.name))?;
-        Ok(WriteSummary {
-            frames: self.packets_out,
-            audio_packets: self.audio.as_ref().map_or(0, |a| a.packets),
-        })
+        self.shell.finish()
     }
 
     /// Allocates the reusable frames and the scaler on first use (on the writing thread).
@@ -289,7 +244,7 @@ impl VideoWriter {
         }
         let (ew, eh) = self.enc_size;
         let oom = || MediaError::Encode {
-            path: self.name.clone(),
+            path: self.shell.name.clone(),
             reason: "out of memory for frame buffers".into(),
         };
         let staging = ff::frame::Video::new(ff::format::Pixel::RGB24, ew, eh);
@@ -317,25 +272,118 @@ impl VideoWriter {
                 Ok(()) => {}
                 Err(ff::Error::Other { errno }) if errno == EAGAIN => return Ok(()),
                 Err(ff::Error::Eof) => return Ok(()),
-                Err(e) => return Err(encode_error(&self.name)(e)),
+                Err(e) => return Err(encode_error(&self.shell.name)(e)),
             }
-            self.packet.set_stream(self.video_ost);
-            self.packet
-                .rescale_ts(self.clock.enc_tb.to_ff(), self.clock.ost_tb);
-            // libx264 leaves durations at 0, which would cut the last frame short.
-            if self.packet.duration() <= 0 {
-                self.packet.set_duration(self.clock.frame_dur_ost);
-            }
-            let watermark = self.packet.dts().or(self.packet.pts());
-            self.packet
-                .write_interleaved(&mut self.octx)
-                .map_err(write_error(&self.name))?;
-            self.packets_out += 1;
-            if let (Some(audio), Some(ts)) = (self.audio.as_mut(), watermark) {
-                let limit = Some((ts, self.clock.ost_tb));
-                audio.copy_until(&mut self.octx, &self.name, limit)?;
-            }
+            let enc_tb = self.shell.clock.enc_tb.to_ff();
+            self.packet.rescale_ts(enc_tb, self.shell.clock.ost_tb);
+            self.shell.write_video(&mut self.packet)?;
         }
+    }
+}
+
+/// The output file around its video stream: the muxer, the audio copied beside the video, the
+/// clock both keep to. The encoder ([`VideoWriter`]) and the segment joiner
+/// ([`crate::SegmentJoiner`]) differ only in where the video packets come from.
+pub(crate) struct OutputShell {
+    /// The final output name, used in messages (the bytes go to a temporary name).
+    pub name: PathBuf,
+    pub octx: Output,
+    pub video_ost: usize,
+    pub clock: VideoClock,
+    audio: Option<AudioCopier>,
+    packets_out: u64,
+}
+
+impl OutputShell {
+    /// Opens `path` (muxer from `container_of`'s extension) with the input's audio streams and
+    /// the video stream `add_video` adds (given the timing and what the input's video stream
+    /// hands on), and writes the header.
+    pub fn open(
+        path: &Path,
+        container_of: &Path,
+        input: &VideoInfo,
+        add_video: impl FnOnce(
+            &mut Output,
+            StreamTiming,
+            &SourceVideo,
+            &Path,
+        ) -> Result<usize, MediaError>,
+    ) -> Result<Self, MediaError> {
+        crate::init()?;
+        crate::log::clear();
+        let name = container_of.to_path_buf();
+        let (muxer, ext) = muxer_for(container_of)?;
+        let timing = StreamTiming::of(input);
+
+        // A second handle on the input: colour tags, rotation and aspect of the
+        // video stream, and the audio packets to copy.
+        let ictx = open_input(&input.path)?;
+        let source = SourceVideo::read(&ictx, input)?;
+        refuse_lost_rotation(source.matrix.as_ref(), muxer, &ext, &name)?;
+        let oformat = find_muxer(muxer, &name)?;
+        // Refuse audio the container cannot carry before the output file exists.
+        let audio_streams = audio_to_copy(&ictx, &input.path, oformat, &ext, &name)?;
+        let mut octx = ff::format::output_as(&path, muxer).map_err(write_error(&name))?;
+
+        let video_ost = add_video(&mut octx, timing, &source, &name)?;
+        // Everything moves back by the input's start so the output starts at 0,
+        // the same amount for every stream so audio stays in sync with the video.
+        let origin = presentation_start(&ictx, input.video_stream_index);
+        let mut routes = add_audio_streams(&mut octx, &ictx, &audio_streams, origin, &name)?;
+        copy_container_metadata(&ictx, &mut octx);
+        write_header(&mut octx, muxer, &name)?;
+
+        // The muxer may have changed every time base while writing the header.
+        let ost_tb = octx.stream(video_ost).expect("added above").time_base();
+        for route in routes.iter_mut().flatten() {
+            route.ost_tb = octx.stream(route.ost).expect("added above").time_base();
+        }
+        let clock = VideoClock::new(timing, origin, ost_tb);
+        let audio = (!audio_streams.is_empty()).then(|| {
+            let negative_ts_ok = accepts_negative_timestamps(oformat);
+            AudioCopier::new(input.path.clone(), ictx, routes, negative_ts_ok)
+        });
+        Ok(OutputShell {
+            name,
+            octx,
+            video_ost,
+            clock,
+            audio,
+            packets_out: 0,
+        })
+    }
+
+    /// Writes one video packet (timestamps already in the output stream's time base), then the
+    /// audio up to its time.
+    pub fn write_video(&mut self, packet: &mut ff::Packet) -> Result<(), MediaError> {
+        packet.set_stream(self.video_ost);
+        packet.set_position(-1);
+        // libx264 leaves durations at 0, which would cut the last frame short.
+        if packet.duration() <= 0 {
+            packet.set_duration(self.clock.frame_dur_ost);
+        }
+        let watermark = packet.dts().or(packet.pts());
+        packet
+            .write_interleaved(&mut self.octx)
+            .map_err(write_error(&self.name))?;
+        self.packets_out += 1;
+        if let (Some(audio), Some(ts)) = (self.audio.as_mut(), watermark) {
+            let limit = Some((ts, self.clock.ost_tb));
+            audio.copy_until(&mut self.octx, &self.name, limit)?;
+        }
+        Ok(())
+    }
+
+    /// Copies the rest of the audio and writes the trailer.
+    pub fn finish(mut self) -> Result<WriteSummary, MediaError> {
+        if let Some(audio) = self.audio.as_mut() {
+            audio.copy_until(&mut self.octx, &self.name, None)?;
+        }
+        self.octx.write_trailer().map_err(write_error(&self.name))?;
+        Ok(WriteSummary {
+            frames: self.packets_out,
+            audio_packets: self.audio.as_ref().map_or(0, |a| a.packets),
+        })
     }
 }
 
@@ -373,7 +421,7 @@ fn check_options(
 
 /// The output video's frame rate and the time base its frames are stamped in.
 #[derive(Clone, Copy)]
-struct StreamTiming {
+pub(crate) struct StreamTiming {
     frame_rate: Rational,
     /// The input's own time base, also the encoder's: timestamps pass through unchanged.
     time_base: Rational,
@@ -400,7 +448,7 @@ impl StreamTiming {
 }
 
 /// What the output's video stream takes over from the input's.
-struct SourceVideo {
+pub(crate) struct SourceVideo {
     /// The display matrix (rotation), copied as side data.
     matrix: Option<[u8; 36]>,
     color: OutputColor,
@@ -599,16 +647,18 @@ fn open_encoder(
 
 /// Adds the video stream: the encoder's parameters, the input's rate, language,
 /// pixel aspect and display matrix. Returns its index.
-fn add_video_stream(
+pub(crate) fn add_video_stream(
     octx: &mut Output,
-    codec: ff::Codec,
-    encoder: &ff::encoder::Video,
+    codec: impl ff::codec::traits::Encoder,
+    params: ff::codec::Parameters,
     timing: StreamTiming,
     source: &SourceVideo,
     name: &Path,
 ) -> Result<usize, MediaError> {
     let mut ost = octx.add_stream(codec).map_err(write_error(name))?;
-    ost.set_parameters(encoder);
+    ost.set_parameters(params);
+    // SAFETY: plain field write on the stream just added; the container picks its own tag.
+    unsafe { (*(*ost.as_mut_ptr()).codecpar).codec_tag = 0 };
     ost.set_time_base(timing.time_base.to_ff());
     ost.set_avg_frame_rate(timing.frame_rate.to_ff());
     ost.set_rate(timing.frame_rate.to_ff());
@@ -714,7 +764,7 @@ fn origin_in(origin: Option<(i64, ff::Rational)>, tb: ff::Rational) -> i64 {
 }
 
 /// An FFmpeg failure while creating or writing the output `name`, with FFmpeg's reason.
-fn write_error(name: &Path) -> impl Fn(ff::Error) -> MediaError + '_ {
+pub(crate) fn write_error(name: &Path) -> impl Fn(ff::Error) -> MediaError + '_ {
     move |e| MediaError::Write {
         path: name.to_path_buf(),
         reason: crate::log::reason(e),
@@ -730,15 +780,15 @@ fn encode_error(name: &Path) -> impl Fn(ff::Error) -> MediaError + '_ {
 }
 
 /// The video's timestamps on their way through: input pts, encoder pts, output stream.
-struct VideoClock {
+pub(crate) struct VideoClock {
     in_tb: Rational,
     /// The input's start ([`VideoInfo::start_secs`]) in `in_tb`, subtracted from every frame's pts.
     in_origin: i64,
-    enc_tb: Rational,
-    ost_tb: ff::Rational,
+    pub enc_tb: Rational,
+    pub ost_tb: ff::Rational,
     /// One frame's duration in the encoder's and in the output stream's time base.
-    frame_dur_enc: i64,
-    frame_dur_ost: i64,
+    pub frame_dur_enc: i64,
+    pub frame_dur_ost: i64,
     last_pts: Option<i64>,
 }
 
@@ -763,18 +813,18 @@ impl VideoClock {
         }
     }
 
-    /// The frame's pts in the encoder time base: its own when it has one,
-    /// otherwise one frame after the last; always strictly increasing, which
+    /// Frame `index`'s pts in the encoder time base: its own (`pts`, in the input's time base)
+    /// when it has one, otherwise one frame after the last; always strictly increasing, which
     /// the encoder and muxers require.
-    fn next_pts(&mut self, frame: &DecodedFrame) -> i64 {
-        let wanted = match (frame.pts, self.last_pts) {
+    pub fn next_pts(&mut self, pts: Option<i64>, index: u64) -> i64 {
+        let wanted = match (pts, self.last_pts) {
             (Some(p), _) => rescale(
                 p.saturating_sub(self.in_origin),
                 self.in_tb.to_ff(),
                 self.enc_tb.to_ff(),
             ),
             (None, Some(last)) => last + self.frame_dur_enc,
-            (None, None) => frame.index as i64 * self.frame_dur_enc,
+            (None, None) => index as i64 * self.frame_dur_enc,
         };
         let pts = match self.last_pts {
             Some(last) if wanted <= last => last + 1,

@@ -61,7 +61,8 @@ fn decode_frame(path: &Path, index: u32, as_displayed: bool) -> (u32, u32, Vec<u
     (w, h, rgb)
 }
 
-/// Every frame of the first video stream as packed RGB24, in coded orientation.
+/// Every frame of the first video stream as packed RGB24, in coded orientation: each decoded
+/// frame once (no frames repeated or dropped to even out a variable frame rate).
 pub fn all_frames(path: &Path) -> Vec<Vec<u8>> {
     let (w, h) = coded_size(path);
     let rgb = ffmpeg_stdout(&[
@@ -70,6 +71,8 @@ pub fn all_frames(path: &Path) -> Vec<Vec<u8>> {
         path.to_str().expect("a UTF-8 path"),
         "-map",
         "0:v:0",
+        "-fps_mode",
+        "passthrough",
         "-f",
         "rawvideo",
         "-pix_fmt",
