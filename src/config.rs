@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 use stylize_cloud::FrameFormat;
-use stylize_core::cloud::coordinator::CoordinatorOptions;
+use stylize_core::cloud::coordinator::{CoordinatorOptions, Transport};
 use stylize_core::cloud::worker::{StylizerChoice, WorkerOptions};
 use stylize_core::cloud::StorageOptions;
 use stylize_core::inputs::{plan_run, OutputRequest, RunConfig};
@@ -13,7 +13,7 @@ use stylize_model::{DeviceChoice, EngineOptions, Precision, StyleParams};
 
 use crate::cli::{
     CloudArgs, DeviceArg, EncodeArgs, EngineArgs, FrameFormatArg, LookArgs, PixelFormatArg,
-    PrecisionArg, StyleArgs, WorkerArgs,
+    PrecisionArg, StyleArgs, TransportArg, WorkerArgs,
 };
 
 /// Where and how the network runs, from the command-line choices (runs, previews and workers alike).
@@ -150,6 +150,10 @@ pub fn coordinator_options(args: &CloudArgs, compare: bool) -> Result<Coordinato
         compare,
         requeue_after: seconds_option("--requeue-after", args.requeue_after, false)?,
         storage_patience: seconds_option("--storage-patience", args.storage_patience, true)?,
+        transport: match args.transport {
+            TransportArg::Segments => Transport::Segments,
+            TransportArg::Frames => Transport::Frames,
+        },
     })
 }
 

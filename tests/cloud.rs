@@ -53,7 +53,120 @@ every_backend!(
     a_hung_device_hands_its_job_back_and_the_worker_exits,
     a_cleaned_and_rerun_run_ignores_its_predecessors_messages,
     a_lost_message_is_queued_again_while_other_runs_keep_the_queue_busy,
+    segments_match_local_mode_and_leave_no_frames_in_storage,
 );
+
+/// Styles `input` locally, lossless on one thread, into `out_dir`, with `more` options.
+fn local_lossless(input: &Path, out_dir: &Path, more: &[&str]) -> std::path::PathBuf {
+    let mut args = vec![
+        input.to_str().unwrap(),
+        "--style",
+        STYLE_PICTURE,
+        "--crf",
+        "0",
+        "--threads",
+        "1",
+        "--out-dir",
+        out_dir.to_str().unwrap(),
+        "-q",
+    ];
+    args.extend_from_slice(more);
+    let (code, _, stderr) = run(&args);
+    assert_eq!(code, 0, "local mode: {stderr}");
+    out_dir.join("in.styled.mp4")
+}
+
+/// `--transport segments`: the input goes up as pieces of its own bitstream (B-frames, keyframes
+/// every 12 frames, jobs of 20 that do not fall on them) and workers send back encoded segments.
+/// Frame by frame (`--steady 0`) the joined video is local mode's exactly, timing and audio too.
+/// Steadied, jobs whose 30 warm-up frames reach back to frame 0 match local mode exactly and later
+/// ones differ by the state their warm-up leaves: within 3 levels on average per frame.
+fn segments_match_local_mode_and_leave_no_frames_in_storage(b: &Backend) {
+    let spec = b.spec();
+    let dir = tempdir();
+    let input = scene_clip(
+        dir.path(),
+        "in.mp4",
+        "64x48",
+        "25",
+        90,
+        &["sine=f=440:sample_rate=48000"],
+        &["-preset", "medium", "-bf", "2", "-g", "12"],
+    );
+    let local_plain = local_lossless(&input, &dir.path().join("local0"), &["--steady", "0"]);
+    let local_steady = local_lossless(&input, &dir.path().join("local1"), &[]);
+    let workers = [
+        worker(&spec, "w0", &["--threads", "1"]),
+        worker(&spec, "w1", &["--threads", "1"]),
+    ];
+    let cloud_run = |out: &str, more: &[&str]| {
+        let out_dir = dir.path().join(out);
+        let mut args = vec![
+            input.to_str().unwrap(),
+            "--style",
+            STYLE_PICTURE,
+            "--cloud",
+            &spec,
+            "--transport",
+            "segments",
+            "--frames-per-job",
+            "20",
+            "--crf",
+            "0",
+            "--out-dir",
+            out_dir.to_str().unwrap(),
+        ];
+        args.extend_from_slice(more);
+        let (code, log) = Proc::spawn(&args).wait();
+        assert_eq!(code, 0, "coordinator: {log}");
+        out_dir.join("in.styled.mp4")
+    };
+    let cloud_plain = cloud_run("cloud0", &["--steady", "0"]);
+    let cloud_steady = cloud_run("cloud1", &[]);
+    for w in workers {
+        w.sigterm();
+        w.wait();
+    }
+    let (fl, fc) = (all_frames(&local_plain), all_frames(&cloud_plain));
+    assert_eq!(fl.len(), 90);
+    assert_eq!(fl.len(), fc.len());
+    for (i, (l, c)) in fl.iter().zip(&fc).enumerate() {
+        assert!(l == c, "frame {i} differs (mean {})", mean_abs_diff(l, c));
+    }
+    for key in ["r_frame_rate", "duration", "codec_name", "nb_read_frames"] {
+        let (pl, pc) = (probe_json(&local_plain), probe_json(&cloud_plain));
+        assert_eq!(video_stream(&pl)[key], video_stream(&pc)[key], "{key}");
+    }
+    assert_eq!(audio_md5(&cloud_plain, 0), audio_md5(&input, 0), "audio");
+
+    let (sl, sc) = (all_frames(&local_steady), all_frames(&cloud_steady));
+    assert_eq!(sl.len(), sc.len());
+    let diffs: Vec<f64> = sl
+        .iter()
+        .zip(&sc)
+        .map(|(l, c)| mean_abs_diff(l, c))
+        .collect();
+    // Jobs 0 and 1 (frames 0..40) decode from frame 0, as local mode does.
+    assert!(diffs[..40].iter().all(|d| *d == 0.0), "{diffs:?}");
+    let worst = diffs.iter().copied().fold(0.0, f64::max);
+    eprintln!("steadied segments vs local: worst frame mean diff {worst:.3}");
+    assert!(worst <= 3.0, "{diffs:?}");
+
+    let rt = rt();
+    let cloud = b.cloud();
+    let stored: Vec<String> = rt
+        .block_on(cloud.blobs.list("runs/"))
+        .unwrap()
+        .into_iter()
+        .map(|e| e.key)
+        .collect();
+    assert!(stored.iter().any(|k| k.contains("/sources/")), "{stored:?}");
+    assert!(
+        stored.iter().any(|k| k.contains("/segments/")),
+        "{stored:?}"
+    );
+    assert!(!stored.iter().any(|k| k.contains("/frames/")), "{stored:?}");
+}
 
 /// Two inputs fanned out over two worker processes give, frame for frame, what local mode gives,
 /// with the same timing and audio; and the storage's secret (Azure: the account key) appears in

@@ -97,9 +97,10 @@ pub use config::{
 pub use error::{Error, Result};
 pub use lease::MessageLease;
 pub use protocol::{
-    default_frames_per_job, job_range, sha256_file, sha256_hex, split_jobs, DoneMarker,
-    FailedMarker, FrameFormat, FrameRange, FrameRate, JobSpec, QueuedMarker, RunId, RunManifest,
-    StyleKind, StyleParamsSpec, StyleSpec, UnusableJob, FORMAT_VERSION, PRESET_COUNT,
+    default_frames_per_job, job_range, sha256_file, sha256_hex, split_jobs, DoneMarker, EncodeSpec,
+    FailedMarker, FrameFormat, FrameRange, FrameRate, JobSegment, JobSpec, PieceSpec, QueuedMarker,
+    RunId, RunManifest, SegmentsSpec, StyleKind, StyleParamsSpec, StyleSpec, UnusableJob,
+    FORMAT_VERSION, PRESET_COUNT,
 };
 pub use redact::{redact_secrets, Redacted};
 pub use run::{

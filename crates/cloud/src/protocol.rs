@@ -137,6 +137,32 @@ impl RunId {
         format!("runs/{}/queued/{job:05}.json", self.0)
     }
 
+    /// `runs/<run>/sources/`: the input's bitstream in pieces (segments runs).
+    pub fn pieces_prefix(&self) -> String {
+        format!("runs/{}/sources/", self.0)
+    }
+
+    /// `runs/<run>/sources/<piece:05>.mkv`: piece `piece` of the input's video stream.
+    pub fn piece_key(&self, piece: u32) -> String {
+        format!("runs/{}/sources/{piece:05}.mkv", self.0)
+    }
+
+    /// `runs/<run>/segments/`: the encoded segments (segments runs).
+    pub fn segments_prefix(&self) -> String {
+        format!("runs/{}/segments/", self.0)
+    }
+
+    /// `runs/<run>/segments/<job:05>.mkv`: job `job`'s styled frames, encoded.
+    pub fn segment_key(&self, job: u32) -> String {
+        format!("runs/{}/segments/{job:05}.mkv", self.0)
+    }
+
+    /// `runs/<run>/styled/<n:06>.mark`: a segments job's sign of life, styled up to frame `n`
+    /// (the coordinator reads styled names as a running job's progress).
+    pub fn progress_mark_key(&self, n: u32) -> String {
+        format!("runs/{}/styled/{n:06}.mark", self.0)
+    }
+
     /// `runs/<run>/failed/`: one marker per job given up on.
     pub fn failed_prefix(&self) -> String {
         format!("runs/{}/failed/", self.0)
@@ -302,6 +328,84 @@ impl fmt::Display for FrameRange {
         } else {
             write!(f, "frames {}..{}", self.start, self.end)
         }
+    }
+}
+
+/// One piece of the input's video bitstream: frames it shows, counted in the input's order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PieceSpec {
+    /// The input's frame number of the piece's first shown frame.
+    pub first_frame: u32,
+    /// Frames the piece shows.
+    pub frames: u32,
+    /// Frames decoded before the first shown one, which the input's edit list hides.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub hidden: u32,
+}
+
+/// How segments are encoded: the run's `--crf`, `--preset` and `--pixel-format`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncodeSpec {
+    /// x264's constant rate factor.
+    pub crf: f32,
+    /// x264's preset.
+    pub preset: String,
+    /// `yuv420p` or `yuv444p`.
+    pub pixel_format: String,
+}
+
+/// A segments run (the default transport): the input goes up as pieces of its own bitstream and
+/// each worker sends back its frames encoded, so the coordinator only cuts and joins.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentsSpec {
+    /// The input's video stream in pieces, in order, covering every frame.
+    pub pieces: Vec<PieceSpec>,
+    pub encode: EncodeSpec,
+    /// `--steady`: the workers steady their frames, each job starting from `warm_up` frames
+    /// before its range.
+    pub steady: f32,
+    pub warm_up: u32,
+}
+
+/// What a segments job needs beyond its frame range: the pieces to decode, from which frame,
+/// and how to steady and encode.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSegment {
+    /// The index of the first piece in `pieces`; the rest follow it in order.
+    pub first_piece: u32,
+    pub pieces: Vec<PieceSpec>,
+    /// The first frame decoded and styled: the job's start less its warm-up frames.
+    pub decode_from: u32,
+    pub steady: f32,
+    pub encode: EncodeSpec,
+    /// The input's frame rate, which the encoder is told.
+    pub frame_rate: FrameRate,
+}
+
+impl JobSegment {
+    /// The piece numbers with their plan, in order.
+    pub fn numbered_pieces(&self) -> impl Iterator<Item = (u32, PieceSpec)> + '_ {
+        (self.first_piece..).zip(self.pieces.iter().copied())
+    }
+
+    /// Whether the pieces run on from each other and cover `decode_from..frames.end`.
+    fn covers(&self, frames: FrameRange) -> bool {
+        let consecutive = self
+            .pieces
+            .windows(2)
+            .all(|w| w[0].first_frame + w[0].frames == w[1].first_frame);
+        let (Some(first), Some(last)) = (self.pieces.first(), self.pieces.last()) else {
+            return false;
+        };
+        consecutive
+            && self.decode_from <= frames.start
+            && first.first_frame <= self.decode_from
+            && last.first_frame + last.frames >= frames.end
+            && (0.0..=1.0).contains(&self.steady)
     }
 }
 
@@ -550,6 +654,9 @@ pub struct RunManifest {
     /// (inputs and outputs under separate grants).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_container: Option<String>,
+    /// Present for a segments run (pieces up, segments down); absent for a frames run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segments: Option<SegmentsSpec>,
 }
 
 impl RunManifest {
@@ -601,7 +708,33 @@ impl RunManifest {
                 .replace_nanosecond(0)
                 .unwrap_or(OffsetDateTime::UNIX_EPOCH),
             output_container: None,
+            segments: None,
         })
+    }
+
+    /// Makes this a segments run.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the pieces do not cover the run's frames in order.
+    pub fn with_segments(mut self, segments: SegmentsSpec) -> Result<RunManifest> {
+        let mut next = 0;
+        for piece in &segments.pieces {
+            if piece.first_frame != next || piece.frames == 0 {
+                return Err(Error::Config(format!(
+                    "piece at frame {} does not follow on from frame {next}",
+                    piece.first_frame
+                )));
+            }
+            next += piece.frames;
+        }
+        if next != self.frame_count {
+            return Err(Error::Config(format!(
+                "the pieces cover {next} frames, the run has {}",
+                self.frame_count
+            )));
+        }
+        self.segments = Some(segments);
+        Ok(self)
     }
 
     /// Sends the run's outputs (styled frames and markers) to another container.
@@ -641,6 +774,10 @@ impl RunManifest {
             output_container: self.output_container.clone(),
             container: None,
             storage_retries: 0,
+            segment: self
+                .segments
+                .as_ref()
+                .map(|s| job_segment(s, frames, self.frame_rate)),
         }
     }
 
@@ -730,6 +867,26 @@ pub struct JobSpec {
     /// workers in the message itself: they cost time, not the job's delivery budget.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub storage_retries: u32,
+    /// For a segments run: the pieces to decode and how to encode; absent for a frames run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<JobSegment>,
+}
+
+/// The share of a segments run that job `frames` needs: the pieces from its warm-up on.
+fn job_segment(run: &SegmentsSpec, frames: FrameRange, frame_rate: FrameRate) -> JobSegment {
+    let decode_from = frames.start.saturating_sub(run.warm_up);
+    let needed: Vec<(u32, PieceSpec)> = (0u32..)
+        .zip(run.pieces.iter().copied())
+        .filter(|(_, p)| p.first_frame + p.frames > decode_from && p.first_frame < frames.end)
+        .collect();
+    JobSegment {
+        first_piece: needed.first().map_or(0, |(i, _)| *i),
+        pieces: needed.into_iter().map(|(_, p)| p).collect(),
+        decode_from,
+        steady: run.steady,
+        encode: run.encode.clone(),
+        frame_rate,
+    }
 }
 
 /// A job's outputs container: its output container, else its run's container, else `None`.
@@ -795,6 +952,12 @@ impl JobSpec {
                 raw.job, raw.run_id, raw.frames.start, raw.frames.end
             )));
         }
+        if raw.segment.as_ref().is_some_and(|s| !s.covers(raw.frames)) {
+            return Err(Error::MalformedMessage(format!(
+                "job {} of run {}: its pieces do not cover frames {}",
+                raw.job, raw.run_id, raw.frames
+            )));
+        }
         let (style, params) = match parse_look(raw.style, raw.params) {
             Ok(look) => look,
             Err(reason) => {
@@ -823,6 +986,7 @@ impl JobSpec {
             output_container: raw.output_container,
             container: raw.container,
             storage_retries: raw.storage_retries,
+            segment: raw.segment,
         })
     }
 
@@ -870,6 +1034,7 @@ impl JobSpec {
                 && expected.frames == self.frames
                 && expected.frame_format == self.frame_format
                 && (expected.width, expected.height) == (self.width, self.height)
+                && expected.segment == self.segment
         })
     }
 }
@@ -896,6 +1061,8 @@ struct JobEnvelope {
     container: Option<String>,
     #[serde(default)]
     storage_retries: u32,
+    #[serde(default)]
+    segment: Option<JobSegment>,
 }
 
 /// A job of this protocol that this build cannot style: the message is a
@@ -1305,6 +1472,68 @@ mod tests {
             assert!((8..=240).contains(&per));
             assert!(n.div_ceil(per) <= 96 || per == 240);
         }
+    }
+
+    #[test]
+    fn a_segments_job_carries_the_pieces_of_its_warm_up_and_range() {
+        // 823 frames in pieces of 250, 250, 250, 73; jobs of 50 warming up over 30 frames.
+        let pieces = [0, 250, 500, 750]
+            .map(|first| PieceSpec {
+                first_frame: first,
+                frames: if first == 750 { 73 } else { 250 },
+                hidden: 0,
+            })
+            .to_vec();
+        let encode = EncodeSpec {
+            crf: 18.0,
+            preset: "fast".into(),
+            pixel_format: "yuv420p".into(),
+        };
+        let spec = SegmentsSpec {
+            pieces: pieces.clone(),
+            encode,
+            steady: 0.95,
+            warm_up: 30,
+        };
+        let m = manifest(823, 50).with_segments(spec.clone()).unwrap();
+        assert_eq!(RunManifest::from_json(&m.to_json()).unwrap(), m);
+        let job = |i: u32| m.job_spec(i).unwrap().segment.unwrap();
+        // Job 0: no warm-up before frame 0, one piece.
+        assert_eq!(
+            (job(0).decode_from, job(0).first_piece, job(0).pieces.len()),
+            (0, 0, 1)
+        );
+        // Job 5 (250..300) warms up from 220, in piece 0: two pieces.
+        assert_eq!(
+            (job(5).decode_from, job(5).first_piece, job(5).pieces.len()),
+            (220, 0, 2)
+        );
+        // Job 16 (800..823) lies in the last piece only.
+        assert_eq!(
+            (
+                job(16).decode_from,
+                job(16).first_piece,
+                job(16).pieces.len()
+            ),
+            (770, 3, 1)
+        );
+        for j in m.jobs() {
+            let back = JobSpec::from_message(&j.to_message()).unwrap();
+            assert!(back.matches(&m));
+            assert_eq!(back, j);
+        }
+        // Pieces that leave a gap, or do not cover the run, are refused.
+        let mut gap = spec.clone();
+        gap.pieces[1].first_frame = 251;
+        assert!(manifest(823, 50).with_segments(gap).is_err());
+        let mut short = spec;
+        short.pieces.pop();
+        assert!(manifest(823, 50).with_segments(short).is_err());
+        // A message whose pieces do not cover its frames is not a job.
+        let mut bad = m.job_spec(5).unwrap();
+        bad.segment.as_mut().unwrap().pieces.pop();
+        let e = JobSpec::from_message(&bad.to_message()).unwrap_err();
+        assert!(e.to_string().contains("do not cover"), "{e}");
     }
 
     #[test]

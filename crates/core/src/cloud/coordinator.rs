@@ -41,6 +41,8 @@ use crate::output::{
 use crate::units::clock;
 use stylize_motion::Steadier;
 
+mod segments;
+
 /// How often the coordinator reads the markers while it waits.
 const POLL: Duration = Duration::from_secs(1);
 /// Styled frames the coordinator downloads ahead of the restitcher. The restitcher takes them in
@@ -67,6 +69,19 @@ pub struct CoordinatorOptions {
     pub requeue_after: Duration,
     /// How long to keep retrying storage that is unreachable or throttling.
     pub storage_patience: Duration,
+    /// How the video travels through storage.
+    pub transport: Transport,
+}
+
+/// How a cloud run's video travels through storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Transport {
+    /// Pieces of the input's own bitstream up, encoded segments down; the coordinator only cuts
+    /// and joins, so it keeps up with many GPU workers.
+    Segments,
+    /// Every frame up and down as a picture (`--frame-format`), restitched and encoded here.
+    #[default]
+    Frames,
 }
 
 /// Where the coordinator tells what it does (the binary draws progress bars from it).
@@ -247,7 +262,9 @@ async fn submit_and_collect(
         ));
     }
     let mut up = 0;
-    if !to_queue.is_empty() {
+    if !to_queue.is_empty() && manifest.segments.is_some() {
+        up = segments::upload_and_enqueue(shared, info, plan, &manifest, &to_queue, bar).await?;
+    } else if !to_queue.is_empty() {
         let blobs = shared.cloud.blobs.as_ref();
         let present = existing_frames(blobs, &manifest.run_id.frames_prefix()).await?;
         let shape = (manifest.frame_count, manifest.frames_per_job);
@@ -262,8 +279,10 @@ async fn submit_and_collect(
             queued: progress.pending().len(),
         });
     }
-    let (frames, down, workers) =
-        follow_and_restitch(shared, info, plan, side, &manifest, bar).await?;
+    let (frames, down, workers) = match manifest.segments {
+        Some(_) => segments::follow_and_join(shared, info, plan, &manifest, bar).await?,
+        None => follow_and_restitch(shared, info, plan, side, &manifest, bar).await?,
+    };
     Ok(Outcome::Written {
         output: plan.final_path.clone(),
         side: side.map(|s| s.final_path.clone()),
@@ -286,7 +305,11 @@ async fn open_run(
     bar.message("hashing the input");
     let path = info.path.clone();
     let sha = blocking(move || Ok(sha256_file(&path)?)).await?;
-    let style_ref = look::style_ref(&shared.look);
+    let pieces = segments::plan(shared, info).await?;
+    let mut style_ref = look::style_ref(&shared.look);
+    if pieces.is_some() {
+        style_ref.push_str(&segments::run_ref_suffix(shared));
+    }
     let params = look::params_spec(&shared.look.params);
     let run_id = RunId::derive(&sha, &style_ref, &params);
     match load_manifest(shared.cloud.blobs.as_ref(), &run_id).await {
@@ -298,7 +321,8 @@ async fn open_run(
             Ok((m, true))
         }
         Err(CloudError::NotFound(_)) => {
-            let m = new_manifest(shared, info, &sha, &style_ref, params, run_id, bar).await?;
+            let run = (&sha[..], &style_ref[..], params, run_id);
+            let m = new_manifest(shared, info, run, pieces.as_ref(), bar).await?;
             Ok((m, false))
         }
         Err(e) => Err(e.into()),
@@ -362,16 +386,25 @@ async fn forget_failures(
 async fn new_manifest(
     shared: &Arc<Shared>,
     info: &VideoInfo,
-    sha: &str,
-    style_ref: &str,
-    params: stylize_cloud::StyleParamsSpec,
-    run_id: RunId,
+    (sha, style_ref, params, run_id): (&str, &str, stylize_cloud::StyleParamsSpec, RunId),
+    pieces: Option<&stylize_media::SplitPlan>,
     bar: &dyn InputProgress,
 ) -> Result<RunManifest> {
     bar.message("counting frames");
     let want_first = shared.look.needs_first_frame();
     let scan_info = info.clone();
-    let (count, first) = blocking(move || scan(&scan_info, want_first)).await?;
+    let (count, first) = match pieces {
+        // The pieces counted the frames; only the first is decoded, if the style needs it.
+        Some(plan) => {
+            let count = plan.frame_count;
+            let first = match want_first {
+                true => blocking(move || first_frame(&scan_info)).await?,
+                false => None,
+            };
+            (count, first)
+        }
+        None => blocking(move || scan(&scan_info, want_first)).await?,
+    };
     bar.message("preparing the style");
     let prep = shared.clone();
     let style = blocking(move || {
@@ -417,9 +450,24 @@ async fn new_manifest(
         Some(container) => manifest.with_output_container(container)?,
         None => manifest,
     };
+    let manifest = match pieces {
+        Some(plan) => manifest.with_segments(segments::spec(shared, plan))?,
+        None => manifest,
+    };
     debug_assert_eq!(manifest.run_id, run_id);
     // Another coordinator may have published the same run meanwhile: theirs is in force.
     Ok(publish_manifest(shared.cloud.blobs.as_ref(), &manifest).await?)
+}
+
+/// The input's first frame, for a style that needs it.
+fn first_frame(info: &VideoInfo) -> Result<Option<RgbImage>> {
+    let mut reader = FrameReader::open(info)?;
+    Ok(Some(
+        reader
+            .next()
+            .ok_or_else(|| anyhow!("{}: no frame could be decoded", info.path.display()))??
+            .image,
+    ))
 }
 
 /// Decodes the whole input once: its exact frame count, and the first frame when the style needs

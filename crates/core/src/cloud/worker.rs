@@ -29,6 +29,8 @@ use super::StorageOptions;
 use crate::cancel::{cancelled, sleep_unless_cancelled};
 use crate::units::clock;
 
+mod segment;
+
 /// How a worker runs (validated by the caller).
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
@@ -624,7 +626,11 @@ impl Jobs {
         ));
         let lease = MessageLease::start(self.cloud.jobs.clone(), message, self.visibility);
         let started = Instant::now();
-        let outcome = match self.style_job(&job, &lease, near_end).await {
+        let styled = match &job.spec.segment {
+            Some(segment) => self.style_segment(&job, segment, &lease, near_end).await,
+            None => self.style_job(&job, &lease, near_end).await,
+        };
+        let outcome = match styled {
             Ok(stats) => self.mark_done(&job, started).await.map(|()| stats),
             Err(e) => Err(e),
         };
@@ -920,25 +926,8 @@ impl Jobs {
                 // At most one batch after this one: time to fetch the next job.
                 near_end.raise();
             }
-            self.check_drain()?;
-            if lease.is_lost() {
-                return Err(JobError::LeaseLost);
-            }
             let (numbers, images): (Vec<u32>, Vec<RgbImage>) = batch.into_iter().unzip();
-            let count = images.len();
-            let call = self
-                .compute
-                .style(&spec.run_id, &style, &job.params, images);
-            let styled = match tokio::time::timeout(self.batch_deadline, call).await {
-                Ok(styled) => styled?,
-                Err(_) => {
-                    return Err(JobError::Hung(format!(
-                        "the network did not return a batch of {count} frame{} within {} s (--batch-deadline)",
-                        if count == 1 { "" } else { "s" },
-                        self.batch_deadline.as_secs_f64()
-                    )))
-                }
-            };
+            let styled = self.style_batch(job, &style, lease, images).await?;
             for (n, image) in numbers.into_iter().zip(styled) {
                 let key = spec.run_id.styled_key(n, spec.frame_format);
                 let upload = upload_styled(
@@ -962,6 +951,33 @@ impl Jobs {
             return Err(JobError::LeaseLost);
         }
         Ok(stats)
+    }
+
+    /// Styles one batch, unless the worker is shutting down or has lost the job; a batch that
+    /// outlives `--batch-deadline` means a hung device.
+    async fn style_batch(
+        &self,
+        job: &ReadyJob,
+        style: &Arc<StyleSpec>,
+        lease: &MessageLease,
+        images: Vec<RgbImage>,
+    ) -> Result<Vec<RgbImage>, JobError> {
+        self.check_drain()?;
+        if lease.is_lost() {
+            return Err(JobError::LeaseLost);
+        }
+        let count = images.len();
+        let call = self
+            .compute
+            .style(&job.spec.run_id, style, &job.params, images);
+        match tokio::time::timeout(self.batch_deadline, call).await {
+            Ok(styled) => Ok(styled?),
+            Err(_) => Err(JobError::Hung(format!(
+                "the network did not return a batch of {count} frame{} within {} s (--batch-deadline)",
+                if count == 1 { "" } else { "s" },
+                self.batch_deadline.as_secs_f64()
+            ))),
+        }
     }
 
     /// The job's frames without a styled frame in storage yet (a redelivered job resumes).

@@ -1,0 +1,281 @@
+//! The coordinator's side of a segments run: cut the input into pieces of its own bitstream, upload them, queue jobs as their pieces arrive, then join the workers' segments in order with the original audio.
+//!
+//! No frame is decoded or encoded here (the first one only when the style
+//! needs it): the coordinator's cost per frame is a demux, a remux and the
+//! transfers, so it keeps up with many GPU workers.
+
+use stylize_cloud::{EncodeSpec, PieceSpec, SegmentsSpec};
+use stylize_media::{plan_pieces, write_pieces, MediaError, SegmentJoiner, SplitPlan};
+
+use super::*;
+
+/// Frames before a job's range that its worker styles and steadies but does not keep, so the
+/// job's first frames carry strokes much as a local run's do (the steadier carries 95% of the
+/// detail per frame: after 30 frames what a fresh start leaves is 0.95^30 ≈ 21% of it).
+pub(super) const WARM_UP_FRAMES: u32 = 30;
+
+/// Whether this input goes as segments: the default, unless `--transport frames`, `--compare`
+/// (the side-by-side video needs every original frame here) or an input that cannot be cut
+/// cleanly (said in one line). The plan of its pieces when it does.
+pub(super) async fn plan(shared: &Arc<Shared>, info: &VideoInfo) -> Result<Option<SplitPlan>> {
+    if shared.options.transport != Transport::Segments {
+        return Ok(None);
+    }
+    if shared.options.compare {
+        shared.say(&format!(
+            "{}: --compare needs every original frame on this machine: sending frames, not segments",
+            info.path.display()
+        ));
+        return Ok(None);
+    }
+    let (scan_info, asked) = (info.clone(), shared.options.frames_per_job);
+    let planned = blocking(move || {
+        let count = plan_pieces(&scan_info, 1)?.frame_count;
+        let per_job = asked.unwrap_or_else(|| default_frames_per_job(count));
+        Ok(plan_pieces(&scan_info, per_job)?)
+    })
+    .await;
+    match planned {
+        Ok(plan) => Ok(Some(plan)),
+        Err(e) => match e.downcast_ref::<MediaError>() {
+            Some(MediaError::Unsplittable { reason, .. }) => {
+                shared.say(&format!(
+                    "{}: cannot be cut into pieces ({reason}): sending frames instead",
+                    info.path.display()
+                ));
+                Ok(None)
+            }
+            _ => Err(e),
+        },
+    }
+}
+
+/// What a segments run adds to its identity: segments bake the encoder settings and the
+/// steadying in, so a run that differs in them is another run.
+pub(super) fn run_ref_suffix(shared: &Shared) -> String {
+    let e = encode_spec(shared);
+    format!(
+        ";segments;crf={};preset={};pix={};steady={};warm={WARM_UP_FRAMES}",
+        e.crf, e.preset, e.pixel_format, shared.look.steady
+    )
+}
+
+fn encode_spec(shared: &Shared) -> EncodeSpec {
+    EncodeSpec {
+        crf: shared.encode.crf,
+        preset: shared.encode.preset.clone(),
+        pixel_format: match shared.encode.pixel_format {
+            stylize_media::PixelFormatChoice::Yuv420p => "yuv420p",
+            stylize_media::PixelFormatChoice::Yuv444p => "yuv444p",
+        }
+        .into(),
+    }
+}
+
+/// The manifest's segments part for `plan`.
+pub(super) fn spec(shared: &Shared, plan: &SplitPlan) -> SegmentsSpec {
+    SegmentsSpec {
+        pieces: plan
+            .pieces
+            .iter()
+            .map(|p| PieceSpec {
+                first_frame: p.first_frame,
+                frames: p.frames,
+                hidden: p.hidden,
+            })
+            .collect(),
+        encode: encode_spec(shared),
+        steady: shared.look.steady,
+        warm_up: if shared.look.steady > 0.0 {
+            WARM_UP_FRAMES
+        } else {
+            0
+        },
+    }
+}
+
+/// Cuts the input into its pieces, uploads those storage lacks (`transfers` at a time) and queues
+/// each job of `to_queue` as soon as every piece it needs is up. Returns the bytes uploaded.
+pub(super) async fn upload_and_enqueue(
+    shared: &Arc<Shared>,
+    info: &VideoInfo,
+    plan: &OutputPlan,
+    manifest: &RunManifest,
+    to_queue: &BTreeSet<u32>,
+    bar: &dyn InputProgress,
+) -> Result<u64> {
+    let segments = manifest.segments.as_ref().expect("a segments run");
+    let run = &manifest.run_id;
+    let present: BTreeSet<u32> = shared
+        .cloud
+        .blobs
+        .list(&run.pieces_prefix())
+        .await?
+        .into_iter()
+        .filter(|e| e.size > 0)
+        .filter_map(|e| stylize_cloud::protocol::job_index_of(&e.key))
+        .collect();
+    let piece_count = segments.pieces.len() as u32;
+    // The last piece each job needs, to queue it once that piece and those before it are up.
+    let mut waiting: Vec<(u32, u32)> = to_queue
+        .iter()
+        .filter_map(|&job| manifest.job_spec(job))
+        .filter_map(|spec| {
+            let seg = spec.segment?;
+            Some((seg.first_piece + seg.pieces.len() as u32 - 1, spec.job))
+        })
+        .collect();
+    waiting.sort_unstable();
+    let up_to = (0..piece_count).take_while(|i| present.contains(i)).count() as u32;
+    let mut queued = 0;
+    queue_ready(shared, manifest, &mut waiting, up_to, &mut queued, bar).await?;
+    if present.len() as u32 == piece_count {
+        return Ok(0);
+    }
+    bar.message("cutting the input into pieces");
+    let spool = Spool::create(plan)?;
+    let (cut_info, dir) = (info.clone(), spool.0.clone());
+    let media_plan = SplitPlan {
+        pieces: segments
+            .pieces
+            .iter()
+            .map(|p| stylize_media::Piece {
+                first_frame: p.first_frame,
+                frames: p.frames,
+                hidden: p.hidden,
+            })
+            .collect(),
+        frame_count: manifest.frame_count,
+    };
+    blocking(move || {
+        Ok(write_pieces(&cut_info, &media_plan, |i| {
+            dir.join(format!("{i:05}.mkv"))
+        })?)
+    })
+    .await?;
+    bar.restart(u64::from(piece_count));
+    let mut uploads: JoinSet<Result<(u32, u64)>> = JoinSet::new();
+    for index in (0..piece_count).filter(|i| !present.contains(i)) {
+        let (blobs, transfers, patience) = (
+            shared.cloud.blobs.clone(),
+            shared.transfers.clone(),
+            shared.patience.clone(),
+        );
+        let (key, path) = (
+            run.piece_key(index),
+            spool.0.join(format!("{index:05}.mkv")),
+        );
+        uploads.spawn(async move {
+            let _permit = transfers.acquire_owned().await.expect("never closed");
+            let bytes = Bytes::from(tokio::fs::read(&path).await?);
+            let size = bytes.len() as u64;
+            let what = format!("uploading piece {index}");
+            patience
+                .retry(&what, || blobs.put(&key, bytes.clone()))
+                .await
+                .context(what)?;
+            Ok((index, size))
+        });
+    }
+    let mut done: BTreeSet<u32> = present;
+    let mut bytes_up = 0;
+    while let Some(finished) = uploads.join_next().await {
+        if cancelled() {
+            bail!("interrupted");
+        }
+        let (index, size) = finished.map_err(|e| anyhow!("upload task failed: {e}"))??;
+        bytes_up += size;
+        done.insert(index);
+        bar.advance();
+        let up_to = (0..piece_count).take_while(|i| done.contains(i)).count() as u32;
+        queue_ready(shared, manifest, &mut waiting, up_to, &mut queued, bar).await?;
+    }
+    Ok(bytes_up)
+}
+
+/// Queues the jobs whose pieces are all among the first `up_to`.
+async fn queue_ready(
+    shared: &Arc<Shared>,
+    manifest: &RunManifest,
+    waiting: &mut Vec<(u32, u32)>,
+    up_to: u32,
+    queued: &mut u32,
+    bar: &dyn InputProgress,
+) -> Result<()> {
+    let ready = waiting.partition_point(|(last_piece, _)| *last_piece < up_to);
+    for (_, job) in waiting.drain(..ready) {
+        enqueue(shared, manifest, job).await?;
+        *queued += 1;
+    }
+    bar.message(&format!("pieces uploaded · {queued} jobs queued"));
+    Ok(())
+}
+
+/// Follows the run and joins each job's segment in order as it is done, into the output with
+/// the input's audio. Returns frames written, bytes downloaded and how many workers took part.
+pub(super) async fn follow_and_join(
+    shared: &Arc<Shared>,
+    info: &VideoInfo,
+    plan: &OutputPlan,
+    manifest: &RunManifest,
+    bar: &dyn InputProgress,
+) -> Result<(u64, u64, usize)> {
+    let spool = Spool::create(plan)?;
+    bar.restart(u64::from(manifest.frame_count));
+    let mut follow = Follow::new(shared, info, manifest, bar)?;
+    let temp = TempGuard::new(plan.temp_path());
+    let mut joiner: Option<SegmentJoiner> = None;
+    let (mut next_job, mut bytes_down, mut joined) = (0u32, 0u64, 0u64);
+    while next_job < manifest.job_count {
+        if cancelled() {
+            bail!("interrupted; run {} goes on in storage, and re-running the same command picks it up", manifest.run_id);
+        }
+        follow.poll(joined).await?;
+        while follow.progress.done.contains(&next_job) {
+            let spec = manifest.job_spec(next_job).expect("jobs are in range");
+            let key = manifest.run_id.segment_key(next_job);
+            let path = spool.0.join(format!("{next_job:05}.mkv"));
+            let what = format!("downloading the segment of job {next_job}");
+            let outputs = follow.outputs.clone();
+            let bytes = shared
+                .patience
+                .retry(&what, || outputs.get(&key))
+                .await
+                .context(what)?;
+            bytes_down += bytes.len() as u64;
+            tokio::fs::write(&path, &bytes)
+                .await
+                .with_context(|| format!("{}: cannot write", path.display()))?;
+            let (info, temp_path, final_path) = (
+                info.clone(),
+                temp.path().to_path_buf(),
+                plan.final_path.clone(),
+            );
+            let current = joiner.take();
+            joiner = Some(
+                blocking(move || {
+                    let mut joiner = match current {
+                        Some(joiner) => joiner,
+                        None => SegmentJoiner::create(&temp_path, &final_path, &info, &path)?,
+                    };
+                    joiner.append(&path, spec.frames.start, spec.frames.len())?;
+                    let _ = std::fs::remove_file(&path);
+                    Ok(joiner)
+                })
+                .await?,
+            );
+            joined = u64::from(spec.frames.end);
+            bar.set(joined);
+            next_job += 1;
+        }
+        if next_job < manifest.job_count {
+            tokio::time::sleep(POLL).await;
+        }
+    }
+    let joiner = joiner.ok_or_else(|| anyhow!("the run has no jobs"))?;
+    let summary = blocking(move || Ok(joiner.finish()?)).await?;
+    plan.commit_with_side(temp, None)?;
+    let workers = count_workers(&follow.outputs, manifest).await;
+    drop(spool);
+    Ok((summary.frames, bytes_down, workers))
+}

@@ -1,0 +1,227 @@
+//! A segments job on a worker: fetch its pieces of the input, decode its frames (from its warm-up on), style and steady them, encode its segment and upload it.
+//!
+//! The decoder and the encoder run on threads of their own beside the network,
+//! joined by bounded channels, as in a local run. Warm-up frames (before the
+//! job's range) go through the network and the steadier but not into the
+//! segment, so the first frames of a job carry strokes much as a local run's
+//! do; job 0 has none and matches a local run exactly.
+
+use std::path::{Path, PathBuf};
+
+use stylize_cloud::JobSegment;
+use stylize_media::{
+    DecodedFrame, EncodeOptions, PieceFrames, PixelFormatChoice, Rational, VideoWriter,
+};
+use stylize_motion::Steadier;
+
+use super::*;
+
+/// A sign of life (a progress mark) every this many frames styled, for the coordinator's watch
+/// on lost jobs.
+const MARK_EVERY: u32 = 50;
+
+/// A frame on its way to the encoder: its number, the original (when steadying), the styled one.
+type Styled = (u32, Option<RgbImage>, RgbImage);
+
+impl Jobs {
+    /// Styles a segments job into its segment and uploads it (a redelivery whose segment is up
+    /// already does nothing more).
+    pub(super) async fn style_segment(
+        &self,
+        job: &ReadyJob,
+        segment: &JobSegment,
+        lease: &MessageLease,
+        near_end: &NearEnd,
+    ) -> Result<JobStats, JobError> {
+        let spec = &job.spec;
+        let key = spec.run_id.segment_key(spec.job);
+        let frames = spec.frames.len() as usize;
+        if job
+            .outputs
+            .exists(&key)
+            .await
+            .context("checking for the job's segment")?
+        {
+            return Ok(JobStats {
+                styled: 0,
+                skipped: frames,
+            });
+        }
+        let scratch = tempfile::tempdir().context("creating a scratch folder")?;
+        let pieces = self.fetch_pieces(job, segment, scratch.path()).await?;
+        self.mark_progress(job, spec.frames.start).await;
+
+        let (frames_tx, mut frames_rx) = mpsc::channel::<Result<(u32, RgbImage)>>(self.prefetch);
+        let wanted = segment.decode_from..spec.frames.end;
+        let decoder = tokio::task::spawn_blocking(move || decode(pieces, wanted, frames_tx));
+        let _abort = AbortOnDrop(decoder.abort_handle());
+        let out = scratch.path().join("segment.mkv");
+        let steady = segment.steady > 0.0;
+        let (to_encoder, from_network) = std::sync::mpsc::sync_channel::<Styled>(self.prefetch);
+        let encoder = tokio::task::spawn_blocking({
+            let (piece, out, segment) = (
+                scratch.path().join("piece-0.mkv"),
+                out.clone(),
+                segment.clone(),
+            );
+            let start = spec.frames.start;
+            move || encode(&piece, &out, &segment, start, from_network)
+        });
+
+        let style = Arc::new(spec.style.clone());
+        let total = (spec.frames.end - segment.decode_from) as usize;
+        let (mut received, mut next_mark) = (0, segment.decode_from + MARK_EVERY);
+        'styling: while received < total {
+            let batch = self.next_batch(&mut frames_rx, total - received).await?;
+            received += batch.len();
+            if received + self.compute.batch >= total {
+                near_end.raise();
+            }
+            let (numbers, images): (Vec<u32>, Vec<RgbImage>) = batch.into_iter().unzip();
+            let originals: Vec<Option<RgbImage>> = match steady {
+                true => images.iter().cloned().map(Some).collect(),
+                false => vec![None; images.len()],
+            };
+            let styled = self.style_batch(job, &style, lease, images).await?;
+            let last = *numbers.last().expect("a batch holds a frame");
+            for ((n, original), image) in numbers.into_iter().zip(originals).zip(styled) {
+                // A closed channel means the encoder stopped on an error, told below.
+                if to_encoder.send((n, original, image)).is_err() {
+                    break 'styling;
+                }
+            }
+            if last >= next_mark {
+                self.mark_progress(job, last).await;
+                next_mark = last + MARK_EVERY;
+            }
+        }
+        drop(to_encoder);
+        encoder
+            .await
+            .map_err(|e| anyhow!("encoder task failed: {e}"))?
+            .context("encoding the segment")?;
+        if lease.is_lost() {
+            return Err(JobError::LeaseLost);
+        }
+        let bytes = tokio::fs::read(&out).await.context("reading the segment")?;
+        {
+            let _permit = self.transfers.acquire().await.expect("never closed");
+            job.outputs
+                .put(&key, Bytes::from(bytes))
+                .await
+                .context("uploading the segment")?;
+        }
+        Ok(JobStats {
+            styled: frames,
+            skipped: 0,
+        })
+    }
+
+    /// Downloads the job's pieces into `dir` (`piece-<k>.mkv`, k from 0), `transfers` at a time.
+    async fn fetch_pieces(
+        &self,
+        job: &ReadyJob,
+        segment: &JobSegment,
+        dir: &Path,
+    ) -> Result<Vec<(PathBuf, stylize_media::Piece)>> {
+        let fetches = segment
+            .numbered_pieces()
+            .enumerate()
+            .map(|(k, (index, piece))| {
+                let key = job.spec.run_id.piece_key(index);
+                let path = dir.join(format!("piece-{k}.mkv"));
+                let (inputs, transfers) = (job.inputs.clone(), self.transfers.clone());
+                async move {
+                    let bytes = {
+                        let _permit = transfers.acquire().await.expect("never closed");
+                        inputs
+                            .get(&key)
+                            .await
+                            .with_context(|| format!("downloading piece {index} ({key})"))?
+                    };
+                    tokio::fs::write(&path, &bytes)
+                        .await
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    let plan = stylize_media::Piece {
+                        first_frame: piece.first_frame,
+                        frames: piece.frames,
+                        hidden: piece.hidden,
+                    };
+                    Ok::<_, anyhow::Error>((path, plan))
+                }
+            });
+        futures::future::try_join_all(fetches).await
+    }
+
+    /// Leaves a progress mark (styled up to frame `n`); a failure only costs the sign of life.
+    async fn mark_progress(&self, job: &ReadyJob, n: u32) {
+        let key = job.spec.run_id.progress_mark_key(n);
+        let _ = job.outputs.put(&key, Bytes::from_static(b"1")).await;
+    }
+}
+
+/// Decodes frames `wanted` from the pieces into `out` (an error as the last item).
+fn decode(
+    pieces: Vec<(PathBuf, stylize_media::Piece)>,
+    wanted: std::ops::Range<u32>,
+    out: mpsc::Sender<Result<(u32, RgbImage)>>,
+) {
+    for frame in PieceFrames::new(pieces, wanted) {
+        let item = frame
+            .map(|(n, frame)| (n, frame.image))
+            .map_err(|e| anyhow::Error::from(e).context("decoding the job's pieces"));
+        let failed = item.is_err();
+        if out.blocking_send(item).is_err() || failed {
+            return;
+        }
+    }
+}
+
+/// Steadies the styled frames in order and encodes those from `start` on into `out`, with the
+/// run's encoder settings; the first piece (`piece`) lends its colour tags and size.
+fn encode(
+    piece: &Path,
+    out: &Path,
+    segment: &JobSegment,
+    start: u32,
+    frames: std::sync::mpsc::Receiver<Styled>,
+) -> Result<()> {
+    let mut info = stylize_media::probe(piece)?;
+    let rate = Rational::new(segment.frame_rate.num as i32, segment.frame_rate.den as i32);
+    if rate.is_positive() {
+        info.frame_rate = rate;
+        info.time_base = rate.invert();
+    }
+    let options = EncodeOptions {
+        crf: segment.encode.crf,
+        preset: segment.encode.preset.clone(),
+        pixel_format: match segment.encode.pixel_format.as_str() {
+            "yuv444p" => PixelFormatChoice::Yuv444p,
+            "yuv420p" => PixelFormatChoice::Yuv420p,
+            other => bail!("pixel format {other:?} is not one this build encodes"),
+        },
+    };
+    let mut writer = VideoWriter::create(out, out, &info, &options)?;
+    let mut steadier = Steadier::at(segment.steady);
+    for (n, original, styled) in frames {
+        let styled = match (steadier.as_mut(), original) {
+            (Some(steadier), Some(original)) => {
+                steadier
+                    .process(&original, &styled)
+                    .with_context(|| format!("steadying frame {n}"))?
+                    .0
+            }
+            _ => styled,
+        };
+        if n < start {
+            continue;
+        }
+        writer.write(&DecodedFrame {
+            index: u64::from(n - start),
+            pts: None,
+            image: styled,
+        })?;
+    }
+    writer.finish()?;
+    Ok(())
+}
