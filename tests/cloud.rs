@@ -56,10 +56,12 @@ every_backend!(
     segments_match_local_mode_and_leave_no_frames_in_storage,
 );
 
-/// Styles `input` locally, lossless on one thread, into `out_dir`, with `more` options.
-fn local_lossless(input: &Path, out_dir: &Path, more: &[&str]) -> std::path::PathBuf {
-    let mut args = vec![
-        input.to_str().unwrap(),
+/// Styles `inputs` locally, lossless on one thread (the same arithmetic order as a worker with
+/// `--threads 1`; lossless, as x264's frame threads make the bitstream depend on when frames
+/// arrive), into `out_dir`, with `more` options.
+fn local_lossless(inputs: &[&Path], out_dir: &Path, more: &[&str]) {
+    let mut args: Vec<&str> = inputs.iter().map(|p| p.to_str().unwrap()).collect();
+    args.extend([
         "--style",
         STYLE_PICTURE,
         "--crf",
@@ -69,11 +71,10 @@ fn local_lossless(input: &Path, out_dir: &Path, more: &[&str]) -> std::path::Pat
         "--out-dir",
         out_dir.to_str().unwrap(),
         "-q",
-    ];
+    ]);
     args.extend_from_slice(more);
     let (code, _, stderr) = run(&args);
     assert_eq!(code, 0, "local mode: {stderr}");
-    out_dir.join("in.styled.mp4")
 }
 
 /// `--transport segments`: the input goes up as pieces of its own bitstream (B-frames, keyframes
@@ -93,8 +94,12 @@ fn segments_match_local_mode_and_leave_no_frames_in_storage(b: &Backend) {
         &["sine=f=440:sample_rate=48000"],
         &["-preset", "medium", "-bf", "2", "-g", "12"],
     );
-    let local_plain = local_lossless(&input, &dir.path().join("local0"), &["--steady", "0"]);
-    let local_steady = local_lossless(&input, &dir.path().join("local1"), &[]);
+    let (local_plain, local_steady) = (
+        dir.path().join("local0/in.styled.mp4"),
+        dir.path().join("local1/in.styled.mp4"),
+    );
+    local_lossless(&[&input], &dir.path().join("local0"), &["--steady", "0"]);
+    local_lossless(&[&input], &dir.path().join("local1"), &[]);
     let workers = [
         worker(&spec, "w0", &["--threads", "1"]),
         worker(&spec, "w1", &["--threads", "1"]),
@@ -185,22 +190,7 @@ fn two_workers_match_local_mode_for_two_inputs_and_never_show_a_secret(backend: 
     );
     let b = scene_clip(dir.path(), "b.mkv", "48x32", "30000/1001", 17, &[], &[]);
     let (local_dir, cloud_dir) = (dir.path().join("local"), dir.path().join("cloud"));
-    // One thread everywhere: the same arithmetic order in both modes. Lossless encodes, as
-    // x264's frame threads make the bitstream depend on when frames arrive.
-    let (code, _, stderr) = run(&[
-        a.to_str().unwrap(),
-        b.to_str().unwrap(),
-        "--style",
-        STYLE_PICTURE,
-        "--crf",
-        "0",
-        "--threads",
-        "1",
-        "--out-dir",
-        local_dir.to_str().unwrap(),
-        "-q",
-    ]);
-    assert_eq!(code, 0, "local mode: {stderr}");
+    local_lossless(&[&a, &b], &local_dir, &[]);
 
     let workers = [
         worker(&spec, "w0", &["--threads", "1"]),

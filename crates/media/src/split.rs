@@ -148,17 +148,8 @@ pub fn write_pieces(
     plan: &SplitPlan,
     path_of: impl Fn(usize) -> PathBuf,
 ) -> Result<Vec<u64>, MediaError> {
-    let mut ictx = open_input(&input.path)?;
+    let (mut ictx, ist_tb, params) = open_video_only(input)?;
     let video = input.video_stream_index;
-    discard_streams(&mut ictx, |i| i == video);
-    let (ist_tb, params) = {
-        let stream = ictx
-            .stream(video)
-            .ok_or_else(|| MediaError::NoVideoStream {
-                path: input.path.clone(),
-            })?;
-        (stream.time_base(), stream.parameters())
-    };
     let mut sizes = Vec::with_capacity(plan.pieces.len());
     let mut piece_index = 0usize;
     let mut left = plan.pieces[0].frames + plan.pieces[0].hidden;
@@ -373,20 +364,35 @@ fn piece_miscount(open: &OpenPiece, more_or_fewer: &str) -> MediaError {
     }
 }
 
-/// The video stream's packets in file (decode) order, read without decoding.
-pub(crate) fn video_packets(input: &VideoInfo) -> Result<Vec<PacketFacts>, MediaError> {
+/// The input opened for its video stream alone (the demuxer skips the rest), with the stream's
+/// time base and parameters.
+fn open_video_only(
+    input: &VideoInfo,
+) -> Result<
+    (
+        ff::format::context::Input,
+        ff::Rational,
+        ff::codec::Parameters,
+    ),
+    MediaError,
+> {
     let mut ictx = open_input(&input.path)?;
     let video = input.video_stream_index;
     discard_streams(&mut ictx, |i| i == video);
-    let (codec, length_size) = {
-        let stream = ictx
-            .stream(video)
-            .ok_or_else(|| MediaError::NoVideoStream {
-                path: input.path.clone(),
-            })?;
-        let params = stream.parameters();
-        (params.id(), nal_length_size(&params))
-    };
+    let stream = ictx
+        .stream(video)
+        .ok_or_else(|| MediaError::NoVideoStream {
+            path: input.path.clone(),
+        })?;
+    let (time_base, params) = (stream.time_base(), stream.parameters());
+    Ok((ictx, time_base, params))
+}
+
+/// The video stream's packets in file (decode) order, read without decoding.
+pub(crate) fn video_packets(input: &VideoInfo) -> Result<Vec<PacketFacts>, MediaError> {
+    let (mut ictx, _, params) = open_video_only(input)?;
+    let video = input.video_stream_index;
+    let (codec, length_size) = (params.id(), nal_length_size(&params));
     let mut facts = Vec::new();
     for packet in packets(&mut ictx) {
         let packet = match packet {
