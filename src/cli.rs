@@ -289,11 +289,12 @@ pub struct CloudArgs {
     /// Frames per job [default: about 96 jobs per video, 8 to 240 frames each]
     #[arg(long, value_name = "N", requires = "cloud", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub frames_per_job: Option<u32>,
-    /// How the video travels through storage: frames (every frame up and down as a picture,
-    /// steadied and encoded here) or segments (pieces of the input's own bitstream up, each job's
-    /// frames steadied and encoded by its worker, joined here by stream copy: the coordinator
-    /// keeps up with many GPUs; --compare falls back to frames)
-    #[arg(long, value_enum, default_value_t = TransportArg::Frames, requires = "cloud")]
+    /// How the video travels through storage: segments (pieces of the input's own bitstream up,
+    /// each job's frames steadied and encoded by its worker, joined here by stream copy: the
+    /// coordinator keeps up with many GPUs; --compare falls back to frames) or frames (every frame
+    /// up and down as a picture, steadied and encoded here)
+    #[arg(long, value_enum, default_value_t = TransportArg::Segments, requires = "cloud",
+          env = "STYLIZE_TRANSPORT")]
     pub transport: TransportArg,
     /// With --transport frames, how frames travel: png (lossless, the cheapest to encode), webp (lossless,
     /// smaller for busy pictures, slower) or jpeg (quality 95: a third of the bytes, slightly lossy)
@@ -430,8 +431,8 @@ pub enum RunsAction {
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq, Default)]
 pub enum TransportArg {
-    Segments,
     #[default]
+    Segments,
     Frames,
 }
 

@@ -15,22 +15,24 @@ use common::cloud::*;
 use common::*;
 use stylize_cloud::{Bytes, DoneMarker};
 
-/// Declares each scenario once per backend, as `dir::NAME` and `azurite::NAME`.
+/// Declares each scenario once per backend and transport: `dir::NAME` and `azurite::NAME` with
+/// segments (the default), `dir_frames::NAME` and `azurite_frames::NAME` with `--transport frames`
+/// (through `STYLIZE_TRANSPORT`, which every coordinator the scenario starts inherits).
 macro_rules! every_backend {
     ($($name:ident),* $(,)?) => {
-        mod dir {
+        every_backend!(@each dir, dir, "segments"; $($name),*);
+        every_backend!(@each azurite, azurite, "segments"; $($name),*);
+        every_backend!(@each dir_frames, dir, "frames"; $($name),*);
+        every_backend!(@each azurite_frames, azurite, "frames"; $($name),*);
+    };
+    (@each $module:ident, $backend:ident, $transport:literal; $($name:ident),*) => {
+        mod $module {
             $(
                 #[test]
                 fn $name() {
-                    if let Some(b) = super::Backend::dir() { super::$name(&b) }
-                }
-            )*
-        }
-        mod azurite {
-            $(
-                #[test]
-                fn $name() {
-                    if let Some(b) = super::Backend::azurite() { super::$name(&b) }
+                    super::with_transport($transport, || {
+                        if let Some(b) = super::Backend::$backend() { super::$name(&b) }
+                    })
                 }
             )*
         }
@@ -53,8 +55,23 @@ every_backend!(
     a_hung_device_hands_its_job_back_and_the_worker_exits,
     a_cleaned_and_rerun_run_ignores_its_predecessors_messages,
     a_lost_message_is_queued_again_while_other_runs_keep_the_queue_busy,
-    segments_match_local_mode_and_leave_no_frames_in_storage,
 );
+
+/// Scenarios of one transport, once per backend.
+mod segments_only {
+    #[test]
+    fn dir() {
+        let b = super::Backend::dir().unwrap();
+        super::segments_match_local_mode_and_leave_no_frames_in_storage(&b);
+    }
+
+    #[test]
+    fn azurite() {
+        if let Some(b) = super::Backend::azurite() {
+            super::segments_match_local_mode_and_leave_no_frames_in_storage(&b);
+        }
+    }
+}
 
 /// Styles `inputs` locally, lossless on one thread (the same arithmetic order as a worker with
 /// `--threads 1`; lossless, as x264's frame threads make the bitstream depend on when frames
@@ -514,9 +531,14 @@ fn job_of_a_killed_worker_reappears_and_the_run_completes(b: &Backend) {
     assert_eq!(code, 0, "{log}");
     rescuer.sigterm();
     let (_, rescuer_log) = rescuer.wait();
+    // A frames job resumes where the killed worker stopped; a segment is made whole or not at all.
+    let resumed = match segments() {
+        true => "job 0 (frames 0..8): 8 frames in",
+        false => "already styled",
+    };
     assert!(
-        rescuer_log.contains("already styled"),
-        "the redelivered job skipped the frames done before the kill: {rescuer_log}"
+        rescuer_log.contains(resumed),
+        "the redelivered job: {rescuer_log}"
     );
     for job in 0..2 {
         let marker = DoneMarker::from_json(
@@ -548,7 +570,8 @@ fn poison_job_is_reported_with_its_frames_and_a_rerun_repairs_it(b: &Backend) {
     let spec = b.spec();
     let (rt, cloud) = (rt(), b.cloud());
     let dir = tempdir();
-    let input = scene_clip(dir.path(), "in.mp4", "64x48", "25", 12, &[], &[]);
+    // A keyframe every 4 frames: with segments, job 1's frames are one piece of their own.
+    let input = scene_clip(dir.path(), "in.mp4", "64x48", "25", 12, &[], &["-g", "4"]);
     let output = dir.path().join("out.mp4");
     let coordinator = Coordinator::new(
         &input,
@@ -558,10 +581,27 @@ fn poison_job_is_reported_with_its_frames_and_a_rerun_repairs_it(b: &Backend) {
     );
     coordinator.submit();
     let run = the_run(&rt, &cloud);
-    rt.block_on(cloud.blobs.put(
-        &run.frame_key(5, stylize_cloud::FrameFormat::Png),
-        Bytes::from_static(b"not a png at all"),
-    ))
+    // The damaged job: with segments the last, as every later job warms up over earlier pieces.
+    let (damaged, says, job, frames) = match segments() {
+        true => (
+            run.piece_key(2),
+            ["piece-00002.mkv", "not a video file"],
+            2,
+            8..12,
+        ),
+        false => (
+            run.frame_key(5, stylize_cloud::FrameFormat::Png),
+            ["frame 5", "not a readable png picture"],
+            1,
+            4..8,
+        ),
+    };
+    let job_line = format!("job {job} (frames {}..{})", frames.start, frames.end);
+    rt.block_on(
+        cloud
+            .blobs
+            .put(&damaged, Bytes::from_static(b"not a picture at all")),
+    )
     .unwrap();
 
     // The worker starts only once this coordinator has looked at the run: a job that failed
@@ -578,27 +618,34 @@ fn poison_job_is_reported_with_its_frames_and_a_rerun_repairs_it(b: &Backend) {
     let (code, log) = following.wait();
     assert_eq!(code, 1, "{log}");
     assert!(log.contains("1 of 3 jobs failed (4 frames)"), "{log}");
+    assert!(log.contains(&job_line), "names the frames: {log}");
     assert!(
-        log.contains("job 1 (frames 4..8)"),
-        "names the frames: {log}"
-    );
-    assert!(
-        log.contains("frame 5") && log.contains("not a readable png picture"),
+        log.contains(says[0]) && log.contains(says[1]),
         "says why: {log}"
     );
     assert!(!output.exists(), "no output video");
     assert_eq!(listing(dir.path()), vec!["in.mp4"], "no temporaries left");
-    let styled = rt
-        .block_on(stylize_cloud::existing_frames(
-            cloud.blobs.as_ref(),
-            &run.styled_prefix(),
-        ))
-        .unwrap();
-    assert!(
-        (0..4).chain(8..12).all(|n| styled.contains(&n)),
-        "the other jobs' styled frames stay: {styled:?}"
-    );
-    assert!(!styled.contains(&5), "{styled:?}");
+    if segments() {
+        let has = |j| blob_count(&rt, &cloud, &run.segment_key(j)) == 1;
+        assert!(
+            (0..3).all(|j| has(j) == (j != job)),
+            "the other jobs' segments stay"
+        );
+    } else {
+        let styled = rt
+            .block_on(stylize_cloud::existing_frames(
+                cloud.blobs.as_ref(),
+                &run.styled_prefix(),
+            ))
+            .unwrap();
+        assert!(
+            (0..12)
+                .filter(|n| !frames.contains(n))
+                .all(|n| styled.contains(&n)),
+            "the other jobs' styled frames stay: {styled:?}"
+        );
+        assert!(!styled.contains(&5), "{styled:?}");
+    }
     assert_eq!(blob_count(&rt, &cloud, &run.failed_prefix()), 1);
     assert_eq!(
         rt.block_on(cloud.poison.approximate_len()).unwrap(),
@@ -621,7 +668,7 @@ fn poison_job_is_reported_with_its_frames_and_a_rerun_repairs_it(b: &Backend) {
     // Frame 4 may have been styled before frame 5 failed the first attempt; then it is skipped.
     assert!(
         log.lines()
-            .any(|l| l.contains("job 1 (frames 4..8): ") && l.contains(" frames in ")),
+            .any(|l| l.contains(&format!("{job_line}: ")) && l.contains(" frames in ")),
         "the failed job succeeded the second time: {log}"
     );
 }
@@ -813,12 +860,14 @@ fn a_lost_message_is_queued_again_while_other_runs_keep_the_queue_busy(b: &Backe
                 == "in.mp4"
         })
         .unwrap();
+    // Slow enough to be killed mid-job: a segments job shows progress once a second at most.
+    let per_frame = if segments() { "1000" } else { "400" };
     let doomed = worker(
         &spec,
         "doomed",
         &[
             "--test-stylizer-ms",
-            "400",
+            per_frame,
             "--max-jobs",
             "1",
             "--visibility-timeout",
@@ -873,10 +922,12 @@ fn a_lost_message_is_queued_again_while_other_runs_keep_the_queue_busy(b: &Backe
     );
     assert_eq!(all_frames(&dir.path().join("in.styled.mp4")).len(), 12);
     let (_, healthy_log) = stop(healthy);
-    assert!(
-        healthy_log.contains("already styled"),
-        "job 0 resumed: {healthy_log}"
-    );
+    // A frames job resumes where the killed worker stopped; a segment is made whole or not at all.
+    let resumed = match segments() {
+        true => "job 0 (frames 0..4): 4 frames in",
+        false => "already styled",
+    };
+    assert!(healthy_log.contains(resumed), "job 0: {healthy_log}");
     drop(busy);
 }
 
@@ -1067,10 +1118,11 @@ fn runs_lists_and_cleans(b: &Backend) {
     assert_eq!(doc["runs"][0]["frames_uploaded"], 10);
     assert_eq!(doc["runs"][0]["jobs"], 2);
 
+    let stored = blob_count(&rt, &cloud, &run.prefix());
     let (code, _, stderr) = common::run(&["runs", "clean", run.as_str(), "--cloud", &spec]);
     assert_eq!(code, 0, "{stderr}");
     assert!(
-        stderr.contains(&format!("run {run}: deleted 13 blobs")),
+        stderr.contains(&format!("run {run}: deleted {stored} blobs")),
         "{stderr}"
     );
     assert_eq!(blob_count(&rt, &cloud, &run.prefix()), 0);
@@ -1156,13 +1208,15 @@ fn outputs_in_a_separate_container(b: &Backend) {
     // Nothing went to the default container.
     assert_eq!(blob_count(&done.rt, &b.cloud(), "runs/"), 0);
 
+    let prefix = done.run.prefix();
+    let stored =
+        count(&done.rt, &done.outputs, &prefix) + count(&done.rt, &done.inputs.blobs, &prefix);
     let (code, _, stderr) = run(&[&["runs", "clean", done.run.as_str()], &storage[..]].concat());
     assert_eq!(code, 0, "{stderr}");
     assert!(
-        stderr.contains(&format!("run {}: deleted 21 blobs", done.run)),
+        stderr.contains(&format!("run {}: deleted {stored} blobs", done.run)),
         "{stderr}"
     );
-    let prefix = done.run.prefix();
     assert_eq!(
         count(&done.rt, &done.outputs, &prefix) + count(&done.rt, &done.inputs.blobs, &prefix),
         0

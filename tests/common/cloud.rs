@@ -110,7 +110,14 @@ impl Proc {
     }
 
     pub fn spawn_with_env(args: &[&str], env: &[(&str, &str)]) -> Proc {
-        let mut child = super::stylize()
+        let mut command = super::stylize();
+        // Coordinators of a scenario run with its transport (workers take whatever jobs say).
+        if let Some(transport) = transport() {
+            if args.contains(&"--cloud") && args.first() != Some(&"worker") {
+                command.env("STYLIZE_TRANSPORT", transport);
+            }
+        }
+        let mut child = command
             .args(args)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
@@ -190,6 +197,27 @@ impl Drop for Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+thread_local! {
+    static TRANSPORT: std::cell::Cell<Option<&'static str>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs a scenario with every coordinator it starts on this thread using `transport`.
+pub fn with_transport(transport: &'static str, scenario: impl FnOnce()) {
+    TRANSPORT.with(|t| t.set(Some(transport)));
+    scenario();
+    TRANSPORT.with(|t| t.set(None));
+}
+
+/// The transport of the scenario running on this thread, if one was set.
+pub fn transport() -> Option<&'static str> {
+    TRANSPORT.with(|t| t.get())
+}
+
+/// Whether coordinators started on this thread send segments (the default) rather than frames.
+pub fn segments() -> bool {
+    transport() != Some("frames")
 }
 
 /// A coordinator's command line for one input on one storage, run as each scenario needs it.
@@ -340,10 +368,16 @@ pub fn run_into_an_output_container(
 
     let run = the_run(&rt, &inputs);
     let outputs = inputs.container("outputs").unwrap();
-    assert_eq!(count(&rt, &inputs.blobs, &run.frames_prefix()), 8);
+    let (sent, returned) = match segments() {
+        true => (run.pieces_prefix(), run.segments_prefix()),
+        false => (run.frames_prefix(), run.styled_prefix()),
+    };
+    let (sent_count, returned_count) = if segments() { (1, 2) } else { (8, 8) };
+    assert_eq!(count(&rt, &inputs.blobs, &sent), sent_count);
+    assert_eq!(count(&rt, &inputs.blobs, &returned), 0);
     assert_eq!(count(&rt, &inputs.blobs, &run.styled_prefix()), 0);
     assert_eq!(count(&rt, &inputs.blobs, &run.manifest_key()), 1);
-    assert_eq!(count(&rt, &outputs, &run.styled_prefix()), 8);
+    assert_eq!(count(&rt, &outputs, &returned), returned_count);
     assert_eq!(count(&rt, &outputs, &run.done_prefix()), 2);
     assert_eq!(count(&rt, &outputs, &run.queued_prefix()), 2);
     assert_eq!(count(&rt, &outputs, &run.manifest_key()), 0);

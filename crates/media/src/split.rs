@@ -36,10 +36,14 @@ pub struct Piece {
 }
 
 /// Where the input's video stream can be cut, and how many frames it shows.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct SplitPlan {
     pub pieces: Vec<Piece>,
     pub frame_count: u32,
+    /// How far into the video its shown frames reach, in seconds from [`VideoInfo::start_secs`]
+    /// (the last one's pts plus one frame), as [`FrameReader::decoded_duration_secs`] measures a
+    /// decode: a file that ends early without an error shows it here.
+    pub shown_secs: f64,
 }
 
 /// What one video packet says about its frame, read without decoding.
@@ -135,9 +139,19 @@ pub fn plan_pieces(input: &VideoInfo, min_frames: u32) -> Result<SplitPlan, Medi
     if frame_count == 0 {
         return Err(unsplittable("its edit list hides every frame"));
     }
+    let last_shown = packets
+        .iter()
+        .zip(&pts)
+        .filter(|(p, _)| !p.hidden)
+        .map(|(_, t)| *t)
+        .max()
+        .unwrap_or(0);
+    let shown_secs = last_shown as f64 * input.time_base.as_f64() - input.start_secs
+        + 1.0 / input.frame_rate.as_f64();
     Ok(SplitPlan {
         pieces,
         frame_count,
+        shown_secs,
     })
 }
 

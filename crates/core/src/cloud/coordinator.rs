@@ -77,10 +77,10 @@ pub struct CoordinatorOptions {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Transport {
     /// Pieces of the input's own bitstream up, encoded segments down; the coordinator only cuts
-    /// and joins, so it keeps up with many GPU workers.
+    /// and joins, so it keeps up with many GPU workers (the default).
+    #[default]
     Segments,
     /// Every frame up and down as a picture (`--frame-format`), restitched and encoded here.
-    #[default]
     Frames,
 }
 
@@ -263,7 +263,8 @@ async fn submit_and_collect(
     }
     let mut up = 0;
     if !to_queue.is_empty() && manifest.segments.is_some() {
-        up = segments::upload_and_enqueue(shared, info, plan, &manifest, &to_queue, bar).await?;
+        let queue = (&to_queue, &reupload);
+        up = segments::upload_and_enqueue(shared, info, plan, &manifest, queue, bar).await?;
     } else if !to_queue.is_empty() {
         let blobs = shared.cloud.blobs.as_ref();
         let present = existing_frames(blobs, &manifest.run_id.frames_prefix()).await?;

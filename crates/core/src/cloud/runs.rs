@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use anyhow::{anyhow, Context, Result};
 use serde::Serialize;
-use stylize_cloud::protocol::frame_number_of;
+use stylize_cloud::protocol::{frame_number_of, job_index_of};
 use stylize_cloud::{
     delete_run, list_runs, load_manifest, BlobEntry, BlobStore, Cloud, DoneMarker,
     Error as CloudError, RunId, RunManifest, RunProgress,
@@ -78,17 +78,46 @@ async fn describe_run(cloud: &Cloud, manifest: &RunManifest, details: bool) -> R
     let run = &manifest.run_id;
     let outputs = cloud.outputs_of(manifest.output_container.as_deref())?;
     let progress = RunProgress::load(outputs.as_ref(), manifest).await?;
-    let frames = cloud.blobs.list(&run.frames_prefix()).await?;
-    let styled_blobs = outputs.list(&run.styled_prefix()).await?;
     let size = |entries: &[BlobEntry]| entries.iter().map(|e| e.size).sum::<u64>();
-    // Counted as `existing_frames` counts: numbered, non-empty frame blobs.
-    let count = |entries: &[BlobEntry]| {
-        entries
-            .iter()
-            .filter(|e| e.size > 0 && frame_number_of(&e.key).is_some())
-            .count()
+    let (frames, styled_blobs, uploaded, styled, format) = match &manifest.segments {
+        None => {
+            let frames = cloud.blobs.list(&run.frames_prefix()).await?;
+            let styled_blobs = outputs.list(&run.styled_prefix()).await?;
+            // Counted as `existing_frames` counts: numbered, non-empty frame blobs.
+            let count = |entries: &[BlobEntry]| {
+                entries
+                    .iter()
+                    .filter(|e| e.size > 0 && frame_number_of(&e.key).is_some())
+                    .count()
+            };
+            let (uploaded, styled) = (count(&frames), count(&styled_blobs));
+            let format = manifest.frame_format.extension().to_string();
+            (frames, styled_blobs, uploaded, styled, format)
+        }
+        Some(segments) => {
+            let pieces = cloud.blobs.list(&run.pieces_prefix()).await?;
+            let encoded = outputs.list(&run.segments_prefix()).await?;
+            // Frames held by the pieces up and by the segments back.
+            let numbered = |entries: &[BlobEntry]| -> Vec<u32> {
+                entries
+                    .iter()
+                    .filter(|e| e.size > 0)
+                    .filter_map(|e| job_index_of(&e.key))
+                    .collect()
+            };
+            let uploaded = numbered(&pieces)
+                .into_iter()
+                .filter_map(|i| segments.pieces.get(i as usize))
+                .map(|p| p.frames as usize)
+                .sum();
+            let styled = numbered(&encoded)
+                .into_iter()
+                .filter_map(|job| manifest.job_spec(job))
+                .map(|spec| spec.frames.len() as usize)
+                .sum();
+            (pieces, encoded, uploaded, styled, "segments".to_string())
+        }
     };
-    let (uploaded, styled) = (count(&frames), count(&styled_blobs));
     let state = if progress.is_complete() {
         "done"
     } else if !progress.failed.is_empty() {
@@ -109,7 +138,7 @@ async fn describe_run(cloud: &Cloud, manifest: &RunManifest, details: bool) -> R
         frames: manifest.frame_count,
         width: manifest.width,
         height: manifest.height,
-        frame_format: manifest.frame_format.extension().to_string(),
+        frame_format: format,
         style: manifest.style.label.clone(),
         jobs: manifest.job_count,
         jobs_done: progress.done.len(),

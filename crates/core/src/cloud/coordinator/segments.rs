@@ -36,7 +36,11 @@ pub(super) async fn plan(shared: &Arc<Shared>, info: &VideoInfo) -> Result<Optio
     })
     .await;
     match planned {
-        Ok(plan) => Ok(Some(plan)),
+        Ok(plan) => {
+            // A file cut short is refused, by the same rule as a decode in local mode.
+            crate::pipeline::check_whole(info, u64::from(plan.frame_count), plan.shown_secs)?;
+            Ok(Some(plan))
+        }
         Err(e) => match e.downcast_ref::<MediaError>() {
             Some(MediaError::Unsplittable { reason, .. }) => {
                 shared.say(&format!(
@@ -94,14 +98,16 @@ pub(super) fn spec(shared: &Shared, plan: &SplitPlan) -> SegmentsSpec {
     }
 }
 
-/// Cuts the input into its pieces, uploads those storage lacks (`transfers` at a time) and queues
-/// each job of `to_queue` as soon as every piece it needs is up. Returns the bytes uploaded.
+/// Cuts the input into its pieces, uploads those storage lacks or that hold frames of `reupload`
+/// (jobs that failed before: their pieces go up afresh in case one was damaged), `transfers` at a
+/// time, and queues each job of `to_queue` as soon as every piece it needs is up. Returns the
+/// bytes uploaded.
 pub(super) async fn upload_and_enqueue(
     shared: &Arc<Shared>,
     info: &VideoInfo,
     plan: &OutputPlan,
     manifest: &RunManifest,
-    to_queue: &BTreeSet<u32>,
+    (to_queue, reupload): (&BTreeSet<u32>, &BTreeSet<u32>),
     bar: &dyn InputProgress,
 ) -> Result<u64> {
     let segments = manifest.segments.as_ref().expect("a segments run");
@@ -114,6 +120,15 @@ pub(super) async fn upload_and_enqueue(
         .into_iter()
         .filter(|e| e.size > 0)
         .filter_map(|e| stylize_cloud::protocol::job_index_of(&e.key))
+        .filter(|&i| {
+            let p = segments.pieces.get(i as usize);
+            !p.is_some_and(|p| {
+                reupload
+                    .range(p.first_frame..p.first_frame + p.frames)
+                    .next()
+                    .is_some()
+            })
+        })
         .collect();
     let piece_count = segments.pieces.len() as u32;
     // The last piece each job needs, to queue it once that piece and those before it are up.
@@ -146,6 +161,7 @@ pub(super) async fn upload_and_enqueue(
             })
             .collect(),
         frame_count: manifest.frame_count,
+        shown_secs: 0.0,
     };
     blocking(move || {
         Ok(write_pieces(&cut_info, &media_plan, |i| {

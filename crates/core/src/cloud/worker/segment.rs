@@ -16,9 +16,10 @@ use stylize_motion::Steadier;
 
 use super::*;
 
-/// A sign of life (a progress mark) every this many frames styled, for the coordinator's watch
-/// on lost jobs.
-const MARK_EVERY: u32 = 50;
+/// A sign of life (a progress mark, named by the last frame styled) after the first batch and then
+/// at most this often, for the coordinator's watch on lost jobs and `stylize runs`: one small write
+/// a second at most, whatever the frame rate.
+const MARK_EVERY: Duration = Duration::from_secs(1);
 
 /// A frame on its way to the encoder: its number, the original (when steadying), the styled one.
 type Styled = (u32, Option<RgbImage>, RgbImage);
@@ -49,28 +50,36 @@ impl Jobs {
         }
         let scratch = tempfile::tempdir().context("creating a scratch folder")?;
         let pieces = self.fetch_pieces(job, segment, scratch.path()).await?;
-        self.mark_progress(job, spec.frames.start).await;
+        // The first piece lends the encoder its colour tags and size.
+        let first_piece = pieces
+            .first()
+            .map(|(path, _)| path.clone())
+            .unwrap_or_default();
 
         let (frames_tx, mut frames_rx) = mpsc::channel::<Result<(u32, RgbImage)>>(self.prefetch);
         let wanted = segment.decode_from..spec.frames.end;
-        let decoder = tokio::task::spawn_blocking(move || decode(pieces, wanted, frames_tx));
+        let (first, last) = (
+            segment.first_piece,
+            segment.first_piece + segment.pieces.len() as u32 - 1,
+        );
+        let what = match first == last {
+            true => format!("decoding piece {first} of the input"),
+            false => format!("decoding pieces {first}..={last} of the input"),
+        };
+        let decoder = tokio::task::spawn_blocking(move || decode(pieces, wanted, &what, frames_tx));
         let _abort = AbortOnDrop(decoder.abort_handle());
         let out = scratch.path().join("segment.mkv");
         let steady = segment.steady > 0.0;
         let (to_encoder, from_network) = std::sync::mpsc::sync_channel::<Styled>(self.prefetch);
         let encoder = tokio::task::spawn_blocking({
-            let (piece, out, segment) = (
-                scratch.path().join("piece-0.mkv"),
-                out.clone(),
-                segment.clone(),
-            );
+            let (piece, out, segment) = (first_piece, out.clone(), segment.clone());
             let start = spec.frames.start;
             move || encode(&piece, &out, &segment, start, from_network)
         });
 
         let style = Arc::new(spec.style.clone());
         let total = (spec.frames.end - segment.decode_from) as usize;
-        let (mut received, mut next_mark) = (0, segment.decode_from + MARK_EVERY);
+        let (mut received, mut last_mark) = (0, None::<Instant>);
         'styling: while received < total {
             let batch = self.next_batch(&mut frames_rx, total - received).await?;
             received += batch.len();
@@ -90,9 +99,9 @@ impl Jobs {
                     break 'styling;
                 }
             }
-            if last >= next_mark {
+            if last_mark.is_none_or(|at| at.elapsed() >= MARK_EVERY) {
                 self.mark_progress(job, last).await;
-                next_mark = last + MARK_EVERY;
+                last_mark = Some(Instant::now());
             }
         }
         drop(to_encoder);
@@ -117,39 +126,36 @@ impl Jobs {
         })
     }
 
-    /// Downloads the job's pieces into `dir` (`piece-<k>.mkv`, k from 0), `transfers` at a time.
+    /// Downloads the job's pieces into `dir` (`piece-<index>.mkv`), `transfers` at a time.
     async fn fetch_pieces(
         &self,
         job: &ReadyJob,
         segment: &JobSegment,
         dir: &Path,
     ) -> Result<Vec<(PathBuf, stylize_media::Piece)>> {
-        let fetches = segment
-            .numbered_pieces()
-            .enumerate()
-            .map(|(k, (index, piece))| {
-                let key = job.spec.run_id.piece_key(index);
-                let path = dir.join(format!("piece-{k}.mkv"));
-                let (inputs, transfers) = (job.inputs.clone(), self.transfers.clone());
-                async move {
-                    let bytes = {
-                        let _permit = transfers.acquire().await.expect("never closed");
-                        inputs
-                            .get(&key)
-                            .await
-                            .with_context(|| format!("downloading piece {index} ({key})"))?
-                    };
-                    tokio::fs::write(&path, &bytes)
+        let fetches = segment.numbered_pieces().map(|(index, piece)| {
+            let key = job.spec.run_id.piece_key(index);
+            let path = dir.join(format!("piece-{index:05}.mkv"));
+            let (inputs, transfers) = (job.inputs.clone(), self.transfers.clone());
+            async move {
+                let bytes = {
+                    let _permit = transfers.acquire().await.expect("never closed");
+                    inputs
+                        .get(&key)
                         .await
-                        .with_context(|| format!("writing {}", path.display()))?;
-                    let plan = stylize_media::Piece {
-                        first_frame: piece.first_frame,
-                        frames: piece.frames,
-                        hidden: piece.hidden,
-                    };
-                    Ok::<_, anyhow::Error>((path, plan))
-                }
-            });
+                        .with_context(|| format!("downloading piece {index} ({key})"))?
+                };
+                tokio::fs::write(&path, &bytes)
+                    .await
+                    .with_context(|| format!("writing {}", path.display()))?;
+                let plan = stylize_media::Piece {
+                    first_frame: piece.first_frame,
+                    frames: piece.frames,
+                    hidden: piece.hidden,
+                };
+                Ok::<_, anyhow::Error>((path, plan))
+            }
+        });
         futures::future::try_join_all(fetches).await
     }
 
@@ -164,12 +170,13 @@ impl Jobs {
 fn decode(
     pieces: Vec<(PathBuf, stylize_media::Piece)>,
     wanted: std::ops::Range<u32>,
+    what: &str,
     out: mpsc::Sender<Result<(u32, RgbImage)>>,
 ) {
     for frame in PieceFrames::new(pieces, wanted) {
         let item = frame
             .map(|(n, frame)| (n, frame.image))
-            .map_err(|e| anyhow::Error::from(e).context("decoding the job's pieces"));
+            .map_err(|e| anyhow::Error::from(e).context(what.to_owned()));
         let failed = item.is_err();
         if out.blocking_send(item).is_err() || failed {
             return;
