@@ -1,39 +1,46 @@
 #!/usr/bin/env bash
-# Cloud mode's coordination overhead, apart from the network: how frames per minute scale with the
-# number of workers, and how many bytes each frame moves through storage, per frame format.
+# Cloud mode end to end, coordinator included, both transports side by side: how whole runs scale
+# with the number of workers, what each frame costs the coordinator and the workers in CPU, and how
+# many bytes each frame stores and moves.
 #
-#   scripts/bench-cloud.sh                      # 1, 2, 4, 8 workers; png, jpeg, webp
-#   WORKERS="1 2" FORMATS=png FRAMES=320 scripts/bench-cloud.sh
+#   scripts/bench-cloud.sh                               # segments and frames; 1, 2, 4, 8 workers
+#   WORKERS="1 2" TRANSPORTS=segments FRAMES=240 scripts/bench-cloud.sh
 #
 # Every worker runs the TEST-ONLY stylizer (`stylize worker --test-stylizer-ms MS`): it sleeps MS
-# per frame and inverts the colours instead of running the network, so the only other costs are the
-# protocol's: queue receives, lease renewals, frame downloads and uploads with their PNG/JPEG/WebP
-# coding, done markers. Against a local Azurite (started here for each measurement on free loopback
-# ports with fresh storage, in memory unless AZURITE_ARGS says otherwise, stopped by PID).
+# per frame and inverts the colours instead of running the network, so what is measured is the
+# rest: queue, leases, transfers and, per transport, the coding. Segments: the coordinator cuts
+# and joins by stream copy while the workers decode and x264-encode; frames: the coordinator
+# decodes, PNG-codes and x264-encodes every frame while the workers PNG-code them. Against a local
+# Azurite (started for each measurement on free loopback ports with fresh storage, in memory unless
+# AZURITE_ARGS says otherwise, stopped by PID).
 #
-# For each measurement the coordinator first uploads the frames and queues the jobs on a side queue
-# (`--no-wait`, not timed); N workers start and wait on the empty main queue; `stylize runs requeue`
-# then sends the jobs there, and the styling window runs from the first job's start to the last
-# job's done marker (from the done markers). Efficiency = throughput(N) / (N × throughput(1)).
+# Each measurement starts N workers, waits until they are ready, then times one whole coordinator
+# run (hash, count, upload, queue, follow, join or restitch, commit), with CPU from /usr/bin/time
+# for the coordinator and for the workers (less a worker's start-up, measured once). Efficiency =
+# throughput(N) / (N × throughput(1)). All processes share this machine's cores: the workers'
+# encoders compete with each other as they never would on separate GPU nodes, so both transports
+# run x264 at PRESET.
 #
-# Environment: FRAMES (640), SIZE (720x720), MS (100), FRAMES_PER_JOB (8), WORKERS ("1 2 4 8"),
-# FORMATS ("png jpeg webp"; the scaling series runs for the first, the others at the largest count).
+# Environment: FRAMES (480), SIZE (720x720), MS (100), FRAMES_PER_JOB (24), WORKERS ("1 2 4 8"),
+# TRANSPORTS ("segments frames"), PRESET (veryfast), CRF (18).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 
-FRAMES=${FRAMES:-640}
+FRAMES=${FRAMES:-480}
 SIZE=${SIZE:-720x720}
 MS=${MS:-100}
-FRAMES_PER_JOB=${FRAMES_PER_JOB:-8}
+FRAMES_PER_JOB=${FRAMES_PER_JOB:-24}
 WORKERS=${WORKERS:-"1 2 4 8"}
-FORMATS=${FORMATS:-"png jpeg webp"}
+TRANSPORTS=${TRANSPORTS:-"segments frames"}
+PRESET=${PRESET:-veryfast}
+CRF=${CRF:-18}
 # Extra Azurite options. By default the emulator keeps blobs in memory: on this one machine its disk
 # persistence costs CPU that the workers need, a cost Azure Storage (on its own servers) never puts
 # on the workers' nodes. AZURITE_ARGS= (empty) measures with the emulator writing to disk.
 AZURITE_ARGS=${AZURITE_ARGS---inMemoryPersistence}
-# Long enough for the requeue below to start after all workers are ready.
-IDLE_EXIT=4
+# Workers leave once the queue has been empty this long after the run.
+IDLE_EXIT=3
 
 cargo build --release --quiet --bin stylize
 BIN=$PWD/target/release/stylize
@@ -80,99 +87,96 @@ stop_azurite() {
     AZURITE_PID=
 }
 
-# Real-looking frames: the bundled sample scaled to SIZE and looped to FRAMES frames.
+# Real-looking frames: the bundled sample scaled to SIZE and looped to FRAMES frames, at a camera
+# file's bit rate.
 CLIP=$WORK/clip.mp4
 ffmpeg -loglevel error -y -stream_loop -1 -i samples/sample.mp4 -vf "scale=${SIZE/x/:}" -frames:v "$FRAMES" \
-    -c:v libx264 -preset veryfast -crf 12 -pix_fmt yuv420p -an "$CLIP"
+    -c:v libx264 -preset fast -crf 23 -g 60 -pix_fmt yuv420p -an "$CLIP"
 
-now() { date +%s.%N; }
+cpu_of() { awk '{print $1 + $2}' "$1"; }
 
-# measure FORMAT N → prints "seconds moved_bytes_per_frame input_bytes_per_frame styled_bytes_per_frame"
+# A worker's start-up CPU (LibTorch, storage clients), taken off each worker's total below.
+start_azurite
+/usr/bin/time -f "%U %S" -o "$WORK/startup.time" "$BIN" worker --cloud env --container startup \
+    --queue startup --test-stylizer-ms 0 --idle-exit 0.1 2>/dev/null || true
+STARTUP=$(cpu_of "$WORK/startup.time")
+stop_azurite
+
+# measure TRANSPORT N → prints "wall_s coordinator_cpu_s workers_cpu_s stored_bytes moved_bytes"
 measure() {
-    local fmt=$1 n=$2 name="b-$1-$2"
+    local transport=$1 n=$2 name="b-$1-$2"
     # measure runs in a subshell, which does not inherit the EXIT trap.
     trap stop_azurite EXIT
     start_azurite
-    # Frames up and jobs on a side queue first, while no worker runs: the upload is not timed.
-    "$BIN" "$CLIP" --style preset:0 --cloud env --container "$name" --queue "$name-stage" \
-        --frame-format "$fmt" --frames-per-job "$FRAMES_PER_JOB" --no-wait --quiet
-    local run
-    run=$("$BIN" runs --cloud env --container "$name" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["runs"][0]["run"])')
-    # Workers start (loading LibTorch costs ~0.7 s of CPU each) and wait on an empty queue ...
     local pids=()
     for i in $(seq 0 $((n - 1))); do
-        "$BIN" worker --cloud env --container "$name" --queue "$name" --worker-id "$i" \
-            --test-stylizer-ms "$MS" --idle-exit "$IDLE_EXIT" --poll-interval 0.1 2>"$WORK/$name-$i.log" &
+        /usr/bin/time -f "%U %S" -o "$WORK/$name-$i.time" "$BIN" worker --cloud env --container "$name" \
+            --queue "$name" --worker-id "$i" --test-stylizer-ms "$MS" --idle-exit "$IDLE_EXIT" \
+            --poll-interval 0.1 2>"$WORK/$name-$i.log" &
         pids+=($!)
     done
     for i in $(seq 0 $((n - 1))); do
         until grep -q ": ready" "$WORK/$name-$i.log" 2>/dev/null; do sleep 0.05; done
     done
-    # ... until the jobs move to their queue. The styling window runs from the first job's
-    # start to the last job's done marker (both from the markers), so no process start counts.
-    "$BIN" runs requeue "$run" --cloud env --container "$name" --queue "$name" 2>/dev/null
-    for p in "${pids[@]}"; do wait "$p"; done
+    local t0 t1
+    t0=$(date +%s.%N)
+    /usr/bin/time -f "%U %S" -o "$WORK/$name.time" "$BIN" "$CLIP" --style preset:0 --cloud env \
+        --container "$name" --queue "$name" --transport "$transport" --frames-per-job "$FRAMES_PER_JOB" \
+        --preset "$PRESET" --crf "$CRF" --steady 0 --out-dir "$WORK/out-$name" --quiet 2>"$WORK/$name.log"
+    t1=$(date +%s.%N)
+    for p in "${pids[@]}"; do wait "$p" || true; done
     local done_frames
     done_frames=$(cat "$WORK/$name"-*.log | sed -n 's/.* processed \([0-9]*\) frames.*/\1/p' | awk '{s += $1} END {print s + 0}')
-    [[ "$done_frames" == "$FRAMES" ]] || { echo "bench: $name styled $done_frames of $FRAMES frames" >&2; cat "$WORK/$name"-*.log >&2; exit 1; }
-    "$BIN" runs --cloud env --container "$name" --queue "$name" --json --details >"$WORK/$name.json"
+    [[ "$done_frames" == "$FRAMES" ]] || { echo "bench: $name styled $done_frames of $FRAMES frames" >&2; cat "$WORK/$name"*.log >&2; exit 1; }
+    "$BIN" runs --cloud env --container "$name" --queue "$name" --json >"$WORK/$name.json"
     stop_azurite
-    python3 - "$WORK/$name.json" <<'EOF'
+    local workers_cpu=0
+    for i in $(seq 0 $((n - 1))); do
+        workers_cpu=$(python3 -c "print($workers_cpu + max(0.0, $(cpu_of "$WORK/$name-$i.time") - $STARTUP))")
+    done
+    # Each piece or frame goes up once and down once, and so does each segment or styled frame
+    # (with --steady 0 no job fetches pieces for warm-up frames; steadied, a job fetches at most
+    # the piece before its range as well).
+    python3 -c '
 import json, sys
-from datetime import datetime
 run = json.load(open(sys.argv[1]))["runs"][0]
-def t(s):
-    # RFC 3339 with up to nanoseconds; Python reads microseconds.
-    s = s.replace("Z", "+00:00")
-    if "." in s:
-        head, rest = s.split(".", 1)
-        frac, tz = rest[:-6], rest[-6:]
-        s = f"{head}.{frac[:6].ljust(6, '0')}{tz}"
-    return datetime.fromisoformat(s).timestamp()
-jobs = run["done_jobs"]
-start = min(t(j["finished"]) - j["seconds"] for j in jobs)
-end = max(t(j["finished"]) for j in jobs)
-# Each input frame is uploaded once and downloaded once, and so is each styled frame.
-moved = 2 * (run["bytes_frames"] + run["bytes_styled"]) / run["frames"]
-print(f"{end - start:.3f} {moved:.0f} {run['bytes_frames'] / run['frames']:.0f} {run['bytes_styled'] / run['frames']:.0f}")
-EOF
+t0, t1, coord, workers = map(float, sys.argv[2:6])
+stored = run["bytes_frames"] + run["bytes_styled"]
+print(f"{t1 - t0:.3f} {coord:.3f} {workers:.3f} {stored} {2 * stored}")' \
+        "$WORK/$name.json" "$t0" "$t1" "$(cpu_of "$WORK/$name.time")" "$workers_cpu"
 }
 
-echo "stylize cloud benchmark: $FRAMES frames of $SIZE, test stylizer $MS ms/frame, $FRAMES_PER_JOB frames/job," \
-     "Azurite on 127.0.0.1, $(nproc) CPU cores" >&2
-FIRST=${FORMATS%% *}
-LAST_N=${WORKERS##* }
-declare -A SECONDS_FOR BYTES_FOR IN_FOR OUT_FOR
-for n in $WORKERS; do
-    read -r s b i o < <(measure "$FIRST" "$n")
-    SECONDS_FOR[$FIRST-$n]=$s BYTES_FOR[$FIRST-$n]=$b IN_FOR[$FIRST]=$i OUT_FOR[$FIRST]=$o
-    echo "  $FIRST, $n worker(s): ${s} s" >&2
-done
-for fmt in $FORMATS; do
-    [[ "$fmt" == "$FIRST" ]] && continue
-    read -r s b i o < <(measure "$fmt" "$LAST_N")
-    SECONDS_FOR[$fmt-$LAST_N]=$s BYTES_FOR[$fmt-$LAST_N]=$b IN_FOR[$fmt]=$i OUT_FOR[$fmt]=$o
-    echo "  $fmt, $LAST_N worker(s): ${s} s" >&2
+echo "stylize cloud benchmark: $FRAMES frames of $SIZE (input $(( $(stat -c %s "$CLIP") / FRAMES / 1000 )) KB/frame)," \
+     "test stylizer $MS ms/frame, $FRAMES_PER_JOB frames/job, x264 $PRESET CRF $CRF, --steady 0," \
+     "Azurite on 127.0.0.1, $(nproc) CPU cores; worker start-up ${STARTUP} s CPU (taken off)" >&2
+declare -A WALL COORD WORK_CPU STORED MOVED
+for transport in $TRANSPORTS; do
+    for n in $WORKERS; do
+        read -r w c k s m < <(measure "$transport" "$n")
+        WALL[$transport-$n]=$w COORD[$transport-$n]=$c WORK_CPU[$transport-$n]=$k
+        STORED[$transport-$n]=$s MOVED[$transport-$n]=$m
+        echo "  $transport, $n worker(s): ${w} s" >&2
+    done
 done
 
-ONE=${SECONDS_FOR[$FIRST-${WORKERS%% *}]}
 BASE_N=${WORKERS%% *}
 echo
-echo "Throughput by worker count ($FIRST frames, $MS ms/frame test stylizer; ideal: $((60000 / MS)) frames/min per worker)"
-printf '%-8s %12s %14s %10s %11s\n' workers seconds frames/min speed-up efficiency
-for n in $WORKERS; do
-    python3 -c "
-s, one, n, base, frames = ${SECONDS_FOR[$FIRST-$n]}, $ONE, $n, $BASE_N, $FRAMES
-fpm = frames / s * 60
-speed = one / s
-eff = speed / (n / base)
-print(f'{n:<8} {s:12.2f} {fpm:14.0f} {speed:9.2f}x {eff * 100:10.1f}%')"
+echo "Whole runs, coordinator included ($FRAMES frames; ideal: $((60000 / MS)) frames/min per worker)"
+printf '%-9s %-8s %8s %11s %11s %12s %13s %11s %11s\n' transport workers seconds frames/min efficiency \
+    coord-ms/fr worker-ms/fr stored/fr moved/fr
+for transport in $TRANSPORTS; do
+    for n in $WORKERS; do
+        python3 -c "
+w, one, n, base, frames = ${WALL[$transport-$n]}, ${WALL[$transport-$BASE_N]}, $n, $BASE_N, $FRAMES
+c, k, s, m = ${COORD[$transport-$n]}, ${WORK_CPU[$transport-$n]}, ${STORED[$transport-$n]}, ${MOVED[$transport-$n]}
+eff = (one / w) / (n / base)
+print(f'{\"$transport\":<9} {n:<8} {w:8.2f} {frames / w * 60:11.0f} {eff * 100:10.1f}% {c * 1000 / frames:12.1f} {k * 1000 / frames:13.1f} {s / frames / 1e3:8.1f} KB {m / frames / 1e3:8.1f} KB')"
+    done
 done
 echo
-echo "Bytes per frame by format ($SIZE; moved = each input and styled frame uploaded once and downloaded once)"
-printf '%-7s %14s %14s %16s %14s\n' format input-frame styled-frame moved/frame "frames/min@$LAST_N"
-for fmt in $FORMATS; do
+echo "Ceiling: frames/s that one coordinator core sustains (1000 / its CPU ms per frame, at $BASE_N worker(s))"
+for transport in $TRANSPORTS; do
     python3 -c "
-i, o, b, s, frames = ${IN_FOR[$fmt]}, ${OUT_FOR[$fmt]}, ${BYTES_FOR[$fmt-$LAST_N]}, ${SECONDS_FOR[$fmt-$LAST_N]}, $FRAMES
-print(f'{\"$fmt\":<7} {i / 1e3:11.0f} KB {o / 1e3:11.0f} KB {b / 1e6:13.2f} MB {frames / s * 60:14.0f}')"
+c, frames = ${COORD[$transport-$BASE_N]}, $FRAMES
+print(f'{\"$transport\":<9} {frames / c:8.0f} frames/s per core')"
 done

@@ -388,7 +388,7 @@ async fn new_manifest(
     shared: &Arc<Shared>,
     info: &VideoInfo,
     (sha, style_ref, params, run_id): (&str, &str, stylize_cloud::StyleParamsSpec, RunId),
-    pieces: Option<&stylize_media::SplitPlan>,
+    pieces: Option<&(stylize_media::SplitPlan, u32)>,
     bar: &dyn InputProgress,
 ) -> Result<RunManifest> {
     bar.message("counting frames");
@@ -396,7 +396,7 @@ async fn new_manifest(
     let scan_info = info.clone();
     let (count, first) = match pieces {
         // The pieces counted the frames; only the first is decoded, if the style needs it.
-        Some(plan) => {
+        Some((plan, _)) => {
             let count = plan.frame_count;
             let first = match want_first {
                 true => blocking(move || first_frame(&scan_info)).await?,
@@ -420,10 +420,13 @@ async fn new_manifest(
         )
     })
     .await?;
-    let frames_per_job = shared
-        .options
-        .frames_per_job
-        .unwrap_or_else(|| default_frames_per_job(count));
+    let frames_per_job = match pieces {
+        Some((_, per_job)) => *per_job,
+        None => shared
+            .options
+            .frames_per_job
+            .unwrap_or_else(|| default_frames_per_job(count)),
+    };
     let rate = if info.frame_rate.is_positive() {
         info.frame_rate
     } else {
@@ -452,7 +455,7 @@ async fn new_manifest(
         None => manifest,
     };
     let manifest = match pieces {
-        Some(plan) => manifest.with_segments(segments::spec(shared, plan))?,
+        Some((plan, _)) => manifest.with_segments(segments::spec(shared, plan))?,
         None => manifest,
     };
     debug_assert_eq!(manifest.run_id, run_id);

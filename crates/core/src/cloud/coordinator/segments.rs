@@ -16,8 +16,11 @@ pub(super) const WARM_UP_FRAMES: u32 = 30;
 
 /// Whether this input goes as segments: the default, unless `--transport frames`, `--compare`
 /// (the side-by-side video needs every original frame here) or an input that cannot be cut
-/// cleanly (said in one line). The plan of its pieces when it does.
-pub(super) async fn plan(shared: &Arc<Shared>, info: &VideoInfo) -> Result<Option<SplitPlan>> {
+/// cleanly (said in one line). The plan of its pieces and the frames per job when it does.
+pub(super) async fn plan(
+    shared: &Arc<Shared>,
+    info: &VideoInfo,
+) -> Result<Option<(SplitPlan, u32)>> {
     if shared.options.transport != Transport::Segments {
         return Ok(None);
     }
@@ -29,17 +32,24 @@ pub(super) async fn plan(shared: &Arc<Shared>, info: &VideoInfo) -> Result<Optio
         return Ok(None);
     }
     let (scan_info, asked) = (info.clone(), shared.options.frames_per_job);
+    // Steadied jobs style their warm-up frames too: at least four times as many frames of their
+    // own keep that under a quarter of the work.
+    let least = if shared.look.steady > 0.0 {
+        4 * WARM_UP_FRAMES
+    } else {
+        1
+    };
     let planned = blocking(move || {
         let count = plan_pieces(&scan_info, 1)?.frame_count;
-        let per_job = asked.unwrap_or_else(|| default_frames_per_job(count));
-        Ok(plan_pieces(&scan_info, per_job)?)
+        let per_job = asked.unwrap_or_else(|| default_frames_per_job(count).max(least).min(count));
+        Ok((plan_pieces(&scan_info, per_job)?, per_job))
     })
     .await;
     match planned {
-        Ok(plan) => {
+        Ok((plan, per_job)) => {
             // A file cut short is refused, by the same rule as a decode in local mode.
             crate::pipeline::check_whole(info, u64::from(plan.frame_count), plan.shown_secs)?;
-            Ok(Some(plan))
+            Ok(Some((plan, per_job)))
         }
         Err(e) => match e.downcast_ref::<MediaError>() {
             Some(MediaError::Unsplittable { reason, .. }) => {
