@@ -286,7 +286,8 @@ pub struct CloudArgs {
     /// (e.g. inputs and outputs under separate grants) [default: the --container]
     #[arg(long, value_name = "NAME", requires = "cloud")]
     pub output_container: Option<String>,
-    /// Frames per job [default: about 96 jobs per video, 8 to 240 frames each]
+    /// Frames per job [default: about 96 jobs per video, 8 to 240 frames each; steadied segments: at
+    /// least 240, four times the warm-up each job styles before its range]
     #[arg(long, value_name = "N", requires = "cloud", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub frames_per_job: Option<u32>,
     /// How the video travels through storage: segments (pieces of the input's own bitstream up,

@@ -68,6 +68,7 @@ fn as_json(s: &TemporalScores, style: Option<&StyleScores>) -> serde_json::Value
         "warp_error": { "original": s.warp_error_original, "styled": s.warp_error_styled, "ratio": s.warp_ratio() },
         "flicker": { "original": s.flicker_original, "styled": s.flicker_styled },
         "detail": { "original": s.detail_original, "styled": s.detail_styled },
+        "pair_warp_errors": s.pair_errors,
     });
     if let Some(v) = style {
         out["style_distance"] = serde_json::json!({

@@ -31,6 +31,9 @@ pub struct TemporalScores {
     /// Mean Sobel gradient magnitude of 0–255 luma.
     pub detail_original: f64,
     pub detail_styled: f64,
+    /// The styled video's warping error of each pair (frame t, t+1) in order; `None` for a pair
+    /// left out as a scene cut. Where a seam or a jolt shows, one pair stands out.
+    pub pair_errors: Vec<Option<f64>>,
 }
 
 impl TemporalScores {
@@ -115,6 +118,7 @@ impl TemporalMeasure {
             flicker_styled: per(s.flicker_styled, transitions),
             detail_original: per(s.detail_original, s.frames),
             detail_styled: per(s.detail_styled, s.frames),
+            pair_errors: s.pair_errors.clone(),
         }
     }
 
@@ -133,6 +137,7 @@ impl TemporalMeasure {
         let share = valid.iter().filter(|&&v| v).count() as f64 / valid.len() as f64;
         if share < CUT_VALID_SHARE {
             self.sums.cut_pairs += 1;
+            self.sums.pair_errors.push(None);
             return Ok(());
         }
         self.sums.pairs += 1;
@@ -141,11 +146,13 @@ impl TemporalMeasure {
             &pull.warp(&current.original, imgproc::INTER_LINEAR)?,
             &valid,
         )?;
-        self.sums.warp_error_styled += masked_error(
+        let styled = masked_error(
             &previous.styled,
             &pull.warp(&current.styled, imgproc::INTER_LINEAR)?,
             &valid,
         )?;
+        self.sums.warp_error_styled += styled;
+        self.sums.pair_errors.push(Some(styled));
         Ok(())
     }
 }

@@ -10,9 +10,11 @@ use stylize_media::{plan_pieces, write_pieces, MediaError, SegmentJoiner, SplitP
 use super::*;
 
 /// Frames before a job's range that its worker styles and steadies but does not keep, so the
-/// job's first frames carry strokes much as a local run's do (the steadier carries 95% of the
-/// detail per frame: after 30 frames what a fresh start leaves is 0.95^30 ≈ 21% of it).
-pub(super) const WARM_UP_FRAMES: u32 = 30;
+/// job's first frames carry strokes much as a local run's do: the steadier keeps 95% of its state a
+/// frame, so after 60 frames what a fresh start leaves is 0.95^60 ≈ 5% of it. Measured with
+/// `scripts/bench-seams.sh` (30-frame jobs): the pairs across job boundaries have 1.2× the
+/// warping error of the rest with 60 (1.5–2.6× with 30).
+pub(super) const WARM_UP_FRAMES: u32 = 60;
 
 /// Whether this input goes as segments: the default, unless `--transport frames`, `--compare`
 /// (the side-by-side video needs every original frame here) or an input that cannot be cut
