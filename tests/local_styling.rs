@@ -375,16 +375,7 @@ fn a_clip_cut_without_reencoding_is_styled_whole() {
         &["sine=f=440:sample_rate=48000"],
         &[],
     );
-    let cut = dir.path().join("cut.mp4");
-    ffmpeg(&[
-        "-ss",
-        "1.5",
-        "-i",
-        source.to_str().unwrap(),
-        "-c",
-        "copy",
-        cut.to_str().unwrap(),
-    ]);
+    let cut = copy_cut(&source, "1.5", dir.path(), "cut.mp4");
     let (code, _, stderr) = run(&[cut.to_str().unwrap(), "--style", "preset:2"]);
     assert_eq!(code, 0, "{stderr}");
     let output = dir.path().join("cut.styled.mp4");

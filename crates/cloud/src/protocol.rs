@@ -777,7 +777,7 @@ impl RunManifest {
             segment: self
                 .segments
                 .as_ref()
-                .map(|s| job_segment(s, frames, self.frame_rate)),
+                .map(|s| Box::new(job_segment(s, frames, self.frame_rate))),
         }
     }
 
@@ -869,7 +869,7 @@ pub struct JobSpec {
     pub storage_retries: u32,
     /// For a segments run: the pieces to decode and how to encode; absent for a frames run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub segment: Option<JobSegment>,
+    pub segment: Option<Box<JobSegment>>,
 }
 
 /// The share of a segments run that job `frames` needs: the pieces from its warm-up on.
@@ -1062,7 +1062,7 @@ struct JobEnvelope {
     #[serde(default)]
     storage_retries: u32,
     #[serde(default)]
-    segment: Option<JobSegment>,
+    segment: Option<Box<JobSegment>>,
 }
 
 /// A job of this protocol that this build cannot style: the message is a

@@ -104,71 +104,102 @@ impl SegmentJoiner {
         first_frame: u32,
         frames: u32,
     ) -> Result<(), MediaError> {
-        let name = self.shell.name.clone();
         let refuse = |reason: String| MediaError::Join {
-            path: name.clone(),
+            path: self.shell.name.clone(),
             segment: segment.display().to_string(),
             reason,
         };
+        let mut packets = SegmentPackets::read(segment)?;
+        let in_band = self.check(&packets, first_frame, frames).map_err(refuse)?;
+        let copied = self.copy_packets(&mut packets, first_frame, in_band.as_deref())?;
+        if copied != Some(frames as usize) {
+            let reason = match copied {
+                Some(n) => format!("{n} of its {frames} frames could be read"),
+                None => "it could not be read to its end".into(),
+            };
+            return Err(MediaError::Join {
+                path: self.shell.name.clone(),
+                segment: segment.display().to_string(),
+                reason,
+            });
+        }
+        self.next_frame += frames;
+        self.active_header = packets.header;
+        Ok(())
+    }
+
+    /// Whether the segment can go next: its place, its frame count, its reordering; the
+    /// parameter sets to put in-band at its first picture when its headers differ. Else why not.
+    fn check(
+        &self,
+        packets: &SegmentPackets,
+        first_frame: u32,
+        frames: u32,
+    ) -> Result<Option<Vec<u8>>, String> {
         if first_frame != self.next_frame {
-            return Err(refuse(format!(
+            return Err(format!(
                 "it starts at frame {first_frame}, the join is at frame {}",
                 self.next_frame
-            )));
+            ));
         }
         if first_frame as usize + frames as usize > self.timeline.len() {
-            return Err(refuse(format!(
+            return Err(format!(
                 "frames {first_frame}..{} run past the input's {}",
                 first_frame + frames,
                 self.timeline.len()
-            )));
+            ));
         }
-        let mut packets = SegmentPackets::read(segment)?;
         if packets.ranks.len() != frames as usize {
-            return Err(refuse(format!(
+            return Err(format!(
                 "it holds {} frames, not {frames}",
                 packets.ranks.len()
-            )));
+            ));
         }
-        let depth = packets
-            .ranks
-            .iter()
-            .enumerate()
+        let ranks = packets.ranks.iter().enumerate();
+        let depth = ranks
             .map(|(i, r)| i as i64 - i64::from(*r))
             .max()
             .unwrap_or(0);
         if depth > i64::from(self.delay) {
-            return Err(refuse(format!(
+            return Err(format!(
                 "its frames reorder {depth} deep, the stream's header allows {}",
                 self.delay
-            )));
+            ));
         }
-        let in_band = if packets.header == self.active_header {
-            None
-        } else {
-            Some(
-                self.parameter_sets_in_band(&packets.header)
-                    .ok_or_else(|| {
-                        refuse("its codec headers differ from the first segment's".into())
-                    })?,
-            )
-        };
+        if packets.header == self.active_header {
+            return Ok(None);
+        }
+        self.parameter_sets_in_band(&packets.header)
+            .map(Some)
+            .ok_or_else(|| "its codec headers differ from the first segment's".into())
+    }
+
+    /// Copies the segment's packets onto the timeline from `first_frame`, `in_band` before the
+    /// first; how many were copied (`None` when the segment could not be read to its end).
+    fn copy_packets(
+        &mut self,
+        packets: &mut SegmentPackets,
+        first_frame: u32,
+        in_band: Option<&[u8]>,
+    ) -> Result<Option<usize>, MediaError> {
         let (enc_tb, ost_tb) = (self.shell.clock.enc_tb.to_ff(), self.shell.clock.ost_tb);
+        let frame = i64::from(first_frame);
         let mut decode_position = 0usize;
         for packet in crate::split::packets(&mut packets.input) {
             let packet = match packet {
                 Some(p) if p.stream() == packets.stream => p,
                 Some(_) => continue,
-                None => return Err(refuse("it could not be read to its end".into())),
+                None => return Ok(None),
             };
-            let rank = packets.ranks[decode_position];
-            let frame = i64::from(first_frame);
+            let Some(&rank) = packets.ranks.get(decode_position) else {
+                return Ok(Some(decode_position + 1));
+            };
             let pts = self.time_at(frame + i64::from(rank));
             let dts = self.time_at(frame + decode_position as i64 - i64::from(self.delay));
-            let mut out = match (&in_band, decode_position) {
+            let mut out = match (in_band, decode_position) {
                 (Some(sets), 0) => {
                     let body = packet.data().unwrap_or(&[]);
-                    let mut joined = ff::Packet::copy(&[sets.as_slice(), body].concat());
+                    let mut joined = ff::Packet::copy(&[sets, body].concat());
                     joined.set_flags(packet.flags());
                     joined
                 }
@@ -180,14 +211,7 @@ impl SegmentJoiner {
             self.shell.write_video(&mut out)?;
             decode_position += 1;
         }
-        if decode_position != frames as usize {
-            return Err(refuse(format!(
-                "{decode_position} of its {frames} frames could be read"
-            )));
-        }
-        self.next_frame += frames;
-        self.active_header = packets.header;
-        Ok(())
+        Ok(Some(decode_position))
     }
 
     /// Writes the rest of the audio and the trailer; refuses a join that misses frames.

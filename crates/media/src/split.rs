@@ -75,8 +75,38 @@ pub fn plan_pieces(input: &VideoInfo, min_frames: u32) -> Result<SplitPlan, Medi
     if packets.iter().any(|p| p.pts.is_none()) {
         return Err(unsplittable("some video packets carry no timestamp"));
     }
+    let pieces = cut_points(&packets, min_frames).map_err(unsplittable)?;
+    let frame_count = pieces.iter().map(|p| p.frames).sum();
+    if frame_count == 0 {
+        return Err(unsplittable("its edit list hides every frame"));
+    }
+    // Hidden frames must display before every shown frame of their piece, or dropping the first
+    // decoded frames would drop the wrong ones.
+    let pts_of = |hidden: bool| {
+        packets
+            .iter()
+            .filter(move |p| p.hidden == hidden)
+            .filter_map(|p| p.pts)
+    };
+    if pieces[0].hidden > 0 && pts_of(true).max() >= pts_of(false).min() {
+        return Err(unsplittable(
+            "its edit list hides frames between shown ones",
+        ));
+    }
+    let last_shown = pts_of(false).max().unwrap_or(0);
+    let shown_secs = last_shown as f64 * input.time_base.as_f64() - input.start_secs
+        + 1.0 / input.frame_rate.as_f64();
+    Ok(SplitPlan {
+        pieces,
+        frame_count,
+        shown_secs,
+    })
+}
+
+/// Pieces of at least `min_frames` shown frames, cut before keyframes that start decoding afresh
+/// and that everything before displays before and everything after displays after.
+fn cut_points(packets: &[PacketFacts], min_frames: u32) -> Result<Vec<Piece>, &'static str> {
     let pts: Vec<i64> = packets.iter().map(|p| p.pts.unwrap_or_default()).collect();
-    // A cut before packet k is clean when everything before it displays before everything from it.
     let mut suffix_min = vec![i64::MAX; pts.len() + 1];
     for k in (0..pts.len()).rev() {
         suffix_min[k] = suffix_min[k + 1].min(pts[k]);
@@ -88,10 +118,9 @@ pub fn plan_pieces(input: &VideoInfo, min_frames: u32) -> Result<SplitPlan, Medi
         hidden: 0,
     };
     let mut prefix_max = i64::MIN;
-    let min_frames = min_frames.max(1);
     for (k, packet) in packets.iter().enumerate() {
         let clean_cut = packet.fresh_start && !packet.hidden && prefix_max < suffix_min[k];
-        if k > 0 && clean_cut && current.frames >= min_frames {
+        if k > 0 && clean_cut && current.frames >= min_frames.max(1) {
             let next_first = current.first_frame + current.frames;
             pieces.push(current);
             current = Piece {
@@ -102,7 +131,7 @@ pub fn plan_pieces(input: &VideoInfo, min_frames: u32) -> Result<SplitPlan, Medi
         }
         if packet.hidden {
             if current.frames > 0 {
-                return Err(unsplittable("its edit list hides frames after shown ones"));
+                return Err("its edit list hides frames after shown ones");
             }
             current.hidden += 1;
         } else {
@@ -111,48 +140,7 @@ pub fn plan_pieces(input: &VideoInfo, min_frames: u32) -> Result<SplitPlan, Medi
         prefix_max = prefix_max.max(pts[k]);
     }
     pieces.push(current);
-    // Hidden frames must display before every shown frame of their piece, or dropping the first
-    // decoded frames would drop the wrong ones.
-    let first = pieces[0];
-    if first.hidden > 0 {
-        let hidden_max = packets
-            .iter()
-            .zip(&pts)
-            .filter(|(p, _)| p.hidden)
-            .map(|(_, t)| *t)
-            .max();
-        let shown_min = packets
-            .iter()
-            .zip(&pts)
-            .filter(|(p, _)| !p.hidden)
-            .map(|(_, t)| *t)
-            .min();
-        if let (Some(h), Some(s)) = (hidden_max, shown_min) {
-            if h >= s {
-                return Err(unsplittable(
-                    "its edit list hides frames between shown ones",
-                ));
-            }
-        }
-    }
-    let frame_count = pieces.iter().map(|p| p.frames).sum();
-    if frame_count == 0 {
-        return Err(unsplittable("its edit list hides every frame"));
-    }
-    let last_shown = packets
-        .iter()
-        .zip(&pts)
-        .filter(|(p, _)| !p.hidden)
-        .map(|(_, t)| *t)
-        .max()
-        .unwrap_or(0);
-    let shown_secs = last_shown as f64 * input.time_base.as_f64() - input.start_secs
-        + 1.0 / input.frame_rate.as_f64();
-    Ok(SplitPlan {
-        pieces,
-        frame_count,
-        shown_secs,
-    })
+    Ok(pieces)
 }
 
 /// Writes the pieces of `plan` by stream copy, piece `i` to `path_of(i)` (Matroska, video only).

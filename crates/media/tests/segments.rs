@@ -202,16 +202,7 @@ fn a_clip_cut_without_reencoding_drops_its_hidden_frames() {
         &["sine=frequency=440:sample_rate=48000:duration=4"],
         &["-g", "25"],
     );
-    let cut = d.path().join("cut.mp4");
-    ffmpeg(&[
-        "-ss",
-        "1.5",
-        "-i",
-        full.to_str().unwrap(),
-        "-c",
-        "copy",
-        cut.to_str().unwrap(),
-    ]);
+    let cut = copy_cut(&full, "1.5", d.path(), "cut.mp4");
     let shown = FrameReader::open(&probe(&cut).unwrap()).unwrap().count() as u32;
     let (plan, joined) = split_encode_join(&cut, d.path(), 10, 16, |_| "fast");
     assert!(plan.pieces[0].hidden > 0, "{plan:?}");

@@ -134,19 +134,10 @@ fn mpegts_input_starts_at_zero_in_sync() {
 fn cut_mp4_with_an_edit_list_starts_at_zero_in_sync() {
     let d = tempdir();
     let full = p(&d, "full.mp4");
-    let cut = p(&d, "cut.mp4");
     make_clip(&full, 4);
     // Stream copy cannot cut between keyframes: the file keeps everything from
     // the keyframe at 0 and an edit list hides the first 1.5 s (audio included).
-    ffmpeg(&[
-        "-ss",
-        "1.5",
-        "-i",
-        full.to_str().unwrap(),
-        "-c",
-        "copy",
-        cut.to_str().unwrap(),
-    ]);
+    let cut = copy_cut(&full, "1.5", d.path(), "cut.mp4");
 
     let info = probe(&cut).unwrap();
     assert!(info.start_secs.abs() < 1e-3, "{}", info.start_secs);

@@ -43,6 +43,19 @@ pub fn ffprobe(args: &[&str], path: &Path) -> String {
     String::from_utf8(checked(&what, args, out).stdout).expect("ffprobe prints UTF-8")
 }
 
+/// `source` cut at `seconds` by stream copy into `dir/name` (`ffmpeg -ss S -i SOURCE -c copy`):
+/// stream copy cannot cut between keyframes, so the file keeps everything from the keyframe before
+/// the cut and an MP4 edit list hides what lies before it.
+pub fn copy_cut(source: &Path, seconds: &str, dir: &Path, name: &str) -> PathBuf {
+    let cut = dir.join(name);
+    let (source, out) = (
+        source.to_str().expect("a UTF-8 path"),
+        cut.to_str().expect("a UTF-8 path"),
+    );
+    ffmpeg(&["-ss", seconds, "-i", source, "-c", "copy", out]);
+    cut
+}
+
 /// A short H.264 test pattern (`testsrc2`, textured so styling and edges are measurable) of
 /// `frames` frames at `size` and `rate`, with one AAC track per lavfi source in `audio`
 /// (cut to the picture), then `extra` output options; written to `dir/name`.

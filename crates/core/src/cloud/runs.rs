@@ -79,45 +79,8 @@ async fn describe_run(cloud: &Cloud, manifest: &RunManifest, details: bool) -> R
     let outputs = cloud.outputs_of(manifest.output_container.as_deref())?;
     let progress = RunProgress::load(outputs.as_ref(), manifest).await?;
     let size = |entries: &[BlobEntry]| entries.iter().map(|e| e.size).sum::<u64>();
-    let (frames, styled_blobs, uploaded, styled, format) = match &manifest.segments {
-        None => {
-            let frames = cloud.blobs.list(&run.frames_prefix()).await?;
-            let styled_blobs = outputs.list(&run.styled_prefix()).await?;
-            // Counted as `existing_frames` counts: numbered, non-empty frame blobs.
-            let count = |entries: &[BlobEntry]| {
-                entries
-                    .iter()
-                    .filter(|e| e.size > 0 && frame_number_of(&e.key).is_some())
-                    .count()
-            };
-            let (uploaded, styled) = (count(&frames), count(&styled_blobs));
-            let format = manifest.frame_format.extension().to_string();
-            (frames, styled_blobs, uploaded, styled, format)
-        }
-        Some(segments) => {
-            let pieces = cloud.blobs.list(&run.pieces_prefix()).await?;
-            let encoded = outputs.list(&run.segments_prefix()).await?;
-            // Frames held by the pieces up and by the segments back.
-            let numbered = |entries: &[BlobEntry]| -> Vec<u32> {
-                entries
-                    .iter()
-                    .filter(|e| e.size > 0)
-                    .filter_map(|e| job_index_of(&e.key))
-                    .collect()
-            };
-            let uploaded = numbered(&pieces)
-                .into_iter()
-                .filter_map(|i| segments.pieces.get(i as usize))
-                .map(|p| p.frames as usize)
-                .sum();
-            let styled = numbered(&encoded)
-                .into_iter()
-                .filter_map(|job| manifest.job_spec(job))
-                .map(|spec| spec.frames.len() as usize)
-                .sum();
-            (pieces, encoded, uploaded, styled, "segments".to_string())
-        }
-    };
+    let (frames, styled_blobs, uploaded, styled, format) =
+        stored(cloud, &outputs, manifest).await?;
     let state = if progress.is_complete() {
         "done"
     } else if !progress.failed.is_empty() {
@@ -243,5 +206,54 @@ pub async fn requeue(cloud: &Cloud, run: &RunId) -> Result<Requeued> {
         queued: unfinished.len(),
         done: progress.done.len(),
         failed_before: progress.failed.len(),
+    })
+}
+
+/// What a run holds in storage: the blobs sent up and those styled back, with the frames each
+/// holds, and how it travels (`png`, `webp`, `jpg` frames or `segments`).
+async fn stored(
+    cloud: &Cloud,
+    outputs: &Arc<dyn BlobStore>,
+    manifest: &RunManifest,
+) -> Result<(Vec<BlobEntry>, Vec<BlobEntry>, usize, usize, String)> {
+    let run = &manifest.run_id;
+    Ok(match &manifest.segments {
+        None => {
+            let frames = cloud.blobs.list(&run.frames_prefix()).await?;
+            let styled_blobs = outputs.list(&run.styled_prefix()).await?;
+            // Counted as `existing_frames` counts: numbered, non-empty frame blobs.
+            let count = |entries: &[BlobEntry]| {
+                entries
+                    .iter()
+                    .filter(|e| e.size > 0 && frame_number_of(&e.key).is_some())
+                    .count()
+            };
+            let (uploaded, styled) = (count(&frames), count(&styled_blobs));
+            let format = manifest.frame_format.extension().to_string();
+            (frames, styled_blobs, uploaded, styled, format)
+        }
+        Some(segments) => {
+            let pieces = cloud.blobs.list(&run.pieces_prefix()).await?;
+            let encoded = outputs.list(&run.segments_prefix()).await?;
+            // Frames held by the pieces up and by the segments back.
+            let numbered = |entries: &[BlobEntry]| -> Vec<u32> {
+                entries
+                    .iter()
+                    .filter(|e| e.size > 0)
+                    .filter_map(|e| job_index_of(&e.key))
+                    .collect()
+            };
+            let uploaded = numbered(&pieces)
+                .into_iter()
+                .filter_map(|i| segments.pieces.get(i as usize))
+                .map(|p| p.frames as usize)
+                .sum();
+            let styled = numbered(&encoded)
+                .into_iter()
+                .filter_map(|job| manifest.job_spec(job))
+                .map(|spec| spec.frames.len() as usize)
+                .sum();
+            (pieces, encoded, uploaded, styled, "segments".to_string())
+        }
     })
 }

@@ -626,14 +626,7 @@ impl Jobs {
         ));
         let lease = MessageLease::start(self.cloud.jobs.clone(), message, self.visibility);
         let started = Instant::now();
-        let styled = match &job.spec.segment {
-            Some(segment) => self.style_segment(&job, segment, &lease, near_end).await,
-            None => self.style_job(&job, &lease, near_end).await,
-        };
-        let outcome = match styled {
-            Ok(stats) => self.mark_done(&job, started).await.map(|()| stats),
-            Err(e) => Err(e),
-        };
+        let outcome = self.style_and_mark(&job, &lease, near_end, started).await;
         let finding = self.finding_of(&outcome);
         let action = decide(
             &finding,
@@ -694,6 +687,22 @@ impl Jobs {
             }
         }
         Handled::default()
+    }
+
+    /// Styles the job (its frames, or its segment) and writes its done marker.
+    async fn style_and_mark(
+        &self,
+        job: &ReadyJob,
+        lease: &MessageLease,
+        near_end: &NearEnd,
+        started: Instant,
+    ) -> Result<JobStats, JobError> {
+        let stats = match &job.spec.segment {
+            Some(segment) => self.style_segment(job, segment, lease, near_end).await?,
+            None => self.style_job(job, lease, near_end).await?,
+        };
+        self.mark_done(job, started).await?;
+        Ok(stats)
     }
 
     /// What a styling attempt amounted to, for [`decide`] (counting the network's own faults).

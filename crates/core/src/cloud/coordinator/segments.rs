@@ -123,25 +123,7 @@ pub(super) async fn upload_and_enqueue(
     bar: &dyn InputProgress,
 ) -> Result<u64> {
     let segments = manifest.segments.as_ref().expect("a segments run");
-    let run = &manifest.run_id;
-    let present: BTreeSet<u32> = shared
-        .cloud
-        .blobs
-        .list(&run.pieces_prefix())
-        .await?
-        .into_iter()
-        .filter(|e| e.size > 0)
-        .filter_map(|e| stylize_cloud::protocol::job_index_of(&e.key))
-        .filter(|&i| {
-            let p = segments.pieces.get(i as usize);
-            !p.is_some_and(|p| {
-                reupload
-                    .range(p.first_frame..p.first_frame + p.frames)
-                    .next()
-                    .is_some()
-            })
-        })
-        .collect();
+    let present = pieces_in_storage(shared, manifest, reupload).await?;
     let piece_count = segments.pieces.len() as u32;
     // The last piece each job needs, to queue it once that piece and those before it are up.
     let mut waiting: Vec<(u32, u32)> = to_queue
@@ -153,15 +135,81 @@ pub(super) async fn upload_and_enqueue(
         })
         .collect();
     waiting.sort_unstable();
-    let up_to = (0..piece_count).take_while(|i| present.contains(i)).count() as u32;
+    let up_to = |done: &BTreeSet<u32>| (0..piece_count).take_while(|i| done.contains(i)).count();
     let mut queued = 0;
-    queue_ready(shared, manifest, &mut waiting, up_to, &mut queued, bar).await?;
+    queue_ready(
+        shared,
+        manifest,
+        &mut waiting,
+        up_to(&present) as u32,
+        &mut queued,
+        bar,
+    )
+    .await?;
     if present.len() as u32 == piece_count {
         return Ok(0);
     }
     bar.message("cutting the input into pieces");
     let spool = Spool::create(plan)?;
-    let (cut_info, dir) = (info.clone(), spool.0.clone());
+    cut_pieces(info, manifest, &spool.0).await?;
+    bar.restart(u64::from(piece_count));
+    let mut uploads: JoinSet<Result<(u32, u64)>> = JoinSet::new();
+    for index in (0..piece_count).filter(|i| !present.contains(i)) {
+        let path = spool.0.join(format!("{index:05}.mkv"));
+        uploads.spawn(upload_piece(shared, &manifest.run_id, index, path));
+    }
+    let (mut done, mut bytes_up) = (present, 0);
+    while let Some(finished) = uploads.join_next().await {
+        if cancelled() {
+            bail!("interrupted");
+        }
+        let (index, size) = finished.map_err(|e| anyhow!("upload task failed: {e}"))??;
+        bytes_up += size;
+        done.insert(index);
+        bar.advance();
+        queue_ready(
+            shared,
+            manifest,
+            &mut waiting,
+            up_to(&done) as u32,
+            &mut queued,
+            bar,
+        )
+        .await?;
+    }
+    Ok(bytes_up)
+}
+
+/// The pieces storage holds, less those holding frames of `reupload` (to go up afresh).
+async fn pieces_in_storage(
+    shared: &Shared,
+    manifest: &RunManifest,
+    reupload: &BTreeSet<u32>,
+) -> Result<BTreeSet<u32>> {
+    let segments = manifest.segments.as_ref().expect("a segments run");
+    let holds_a_retried_frame = |i: u32| {
+        segments.pieces.get(i as usize).is_some_and(|p| {
+            reupload
+                .range(p.first_frame..p.first_frame + p.frames)
+                .next()
+                .is_some()
+        })
+    };
+    Ok(shared
+        .cloud
+        .blobs
+        .list(&manifest.run_id.pieces_prefix())
+        .await?
+        .into_iter()
+        .filter(|e| e.size > 0)
+        .filter_map(|e| stylize_cloud::protocol::job_index_of(&e.key))
+        .filter(|&i| !holds_a_retried_frame(i))
+        .collect())
+}
+
+/// Writes the manifest's pieces of the input into `dir` (`<piece:05>.mkv`).
+async fn cut_pieces(info: &VideoInfo, manifest: &RunManifest, dir: &std::path::Path) -> Result<()> {
+    let segments = manifest.segments.as_ref().expect("a segments run");
     let media_plan = SplitPlan {
         pieces: segments
             .pieces
@@ -175,50 +223,40 @@ pub(super) async fn upload_and_enqueue(
         frame_count: manifest.frame_count,
         shown_secs: 0.0,
     };
+    let (info, dir) = (info.clone(), dir.to_path_buf());
     blocking(move || {
-        Ok(write_pieces(&cut_info, &media_plan, |i| {
-            dir.join(format!("{i:05}.mkv"))
-        })?)
+        let path_of = |i: usize| dir.join(format!("{i:05}.mkv"));
+        Ok(write_pieces(&info, &media_plan, path_of)?)
     })
     .await?;
-    bar.restart(u64::from(piece_count));
-    let mut uploads: JoinSet<Result<(u32, u64)>> = JoinSet::new();
-    for index in (0..piece_count).filter(|i| !present.contains(i)) {
-        let (blobs, transfers, patience) = (
-            shared.cloud.blobs.clone(),
-            shared.transfers.clone(),
-            shared.patience.clone(),
-        );
-        let (key, path) = (
-            run.piece_key(index),
-            spool.0.join(format!("{index:05}.mkv")),
-        );
-        uploads.spawn(async move {
-            let _permit = transfers.acquire_owned().await.expect("never closed");
-            let bytes = Bytes::from(tokio::fs::read(&path).await?);
-            let size = bytes.len() as u64;
-            let what = format!("uploading piece {index}");
-            patience
-                .retry(&what, || blobs.put(&key, bytes.clone()))
-                .await
-                .context(what)?;
-            Ok((index, size))
-        });
+    Ok(())
+}
+
+/// Uploads piece `index` from `path` once a transfer slot is free, riding out storage trouble;
+/// its index and size.
+fn upload_piece(
+    shared: &Arc<Shared>,
+    run: &stylize_cloud::RunId,
+    index: u32,
+    path: std::path::PathBuf,
+) -> impl std::future::Future<Output = Result<(u32, u64)>> + Send + 'static {
+    let (blobs, transfers, patience) = (
+        shared.cloud.blobs.clone(),
+        shared.transfers.clone(),
+        shared.patience.clone(),
+    );
+    let key = run.piece_key(index);
+    async move {
+        let _permit = transfers.acquire_owned().await.expect("never closed");
+        let bytes = Bytes::from(tokio::fs::read(&path).await?);
+        let size = bytes.len() as u64;
+        let what = format!("uploading piece {index}");
+        patience
+            .retry(&what, || blobs.put(&key, bytes.clone()))
+            .await
+            .context(what)?;
+        Ok((index, size))
     }
-    let mut done: BTreeSet<u32> = present;
-    let mut bytes_up = 0;
-    while let Some(finished) = uploads.join_next().await {
-        if cancelled() {
-            bail!("interrupted");
-        }
-        let (index, size) = finished.map_err(|e| anyhow!("upload task failed: {e}"))??;
-        bytes_up += size;
-        done.insert(index);
-        bar.advance();
-        let up_to = (0..piece_count).take_while(|i| done.contains(i)).count() as u32;
-        queue_ready(shared, manifest, &mut waiting, up_to, &mut queued, bar).await?;
-    }
-    Ok(bytes_up)
 }
 
 /// Queues the jobs whose pieces are all among the first `up_to`.

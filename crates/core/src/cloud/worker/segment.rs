@@ -24,6 +24,9 @@ const MARK_EVERY: Duration = Duration::from_secs(1);
 /// A frame on its way to the encoder: its number, the original (when steadying), the styled one.
 type Styled = (u32, Option<RgbImage>, RgbImage);
 
+/// The decoded frames with their numbers, an error as the last item.
+type Decoded = mpsc::Receiver<Result<(u32, RgbImage)>>;
+
 impl Jobs {
     /// Styles a segments job into its segment and uploads it (a redelivery whose segment is up
     /// already does nothing more).
@@ -69,7 +72,6 @@ impl Jobs {
         let decoder = tokio::task::spawn_blocking(move || decode(pieces, wanted, &what, frames_tx));
         let _abort = AbortOnDrop(decoder.abort_handle());
         let out = scratch.path().join("segment.mkv");
-        let steady = segment.steady > 0.0;
         let (to_encoder, from_network) = std::sync::mpsc::sync_channel::<Styled>(self.prefetch);
         let encoder = tokio::task::spawn_blocking({
             let (piece, out, segment) = (first_piece, out.clone(), segment.clone());
@@ -77,33 +79,8 @@ impl Jobs {
             move || encode(&piece, &out, &segment, start, from_network)
         });
 
-        let style = Arc::new(spec.style.clone());
-        let total = (spec.frames.end - segment.decode_from) as usize;
-        let (mut received, mut last_mark) = (0, None::<Instant>);
-        'styling: while received < total {
-            let batch = self.next_batch(&mut frames_rx, total - received).await?;
-            received += batch.len();
-            if received + self.compute.batch >= total {
-                near_end.raise();
-            }
-            let (numbers, images): (Vec<u32>, Vec<RgbImage>) = batch.into_iter().unzip();
-            let originals: Vec<Option<RgbImage>> = match steady {
-                true => images.iter().cloned().map(Some).collect(),
-                false => vec![None; images.len()],
-            };
-            let styled = self.style_batch(job, &style, lease, images).await?;
-            let last = *numbers.last().expect("a batch holds a frame");
-            for ((n, original), image) in numbers.into_iter().zip(originals).zip(styled) {
-                // A closed channel means the encoder stopped on an error, told below.
-                if to_encoder.send((n, original, image)).is_err() {
-                    break 'styling;
-                }
-            }
-            if last_mark.is_none_or(|at| at.elapsed() >= MARK_EVERY) {
-                self.mark_progress(job, last).await;
-                last_mark = Some(Instant::now());
-            }
-        }
+        self.style_into(job, segment, lease, near_end, (&mut frames_rx, &to_encoder))
+            .await?;
         drop(to_encoder);
         encoder
             .await
@@ -124,6 +101,46 @@ impl Jobs {
             styled: frames,
             skipped: 0,
         })
+    }
+
+    /// Styles the decoded frames in batches and hands each, with its original when steadying, to
+    /// the encoder; leaves a progress mark now and then. Stops early if the encoder has stopped.
+    async fn style_into(
+        &self,
+        job: &ReadyJob,
+        segment: &JobSegment,
+        lease: &MessageLease,
+        near_end: &NearEnd,
+        (frames_rx, to_encoder): (&mut Decoded, &std::sync::mpsc::SyncSender<Styled>),
+    ) -> Result<(), JobError> {
+        let style = Arc::new(job.spec.style.clone());
+        let total = (job.spec.frames.end - segment.decode_from) as usize;
+        let (mut received, mut last_mark) = (0, None::<Instant>);
+        while received < total {
+            let batch = self.next_batch(frames_rx, total - received).await?;
+            received += batch.len();
+            if received + self.compute.batch >= total {
+                near_end.raise();
+            }
+            let (numbers, images): (Vec<u32>, Vec<RgbImage>) = batch.into_iter().unzip();
+            let originals: Vec<Option<RgbImage>> = match segment.steady > 0.0 {
+                true => images.iter().cloned().map(Some).collect(),
+                false => vec![None; images.len()],
+            };
+            let styled = self.style_batch(job, &style, lease, images).await?;
+            let last = *numbers.last().expect("a batch holds a frame");
+            for ((n, original), image) in numbers.into_iter().zip(originals).zip(styled) {
+                // A closed channel means the encoder stopped on an error, told by the caller.
+                if to_encoder.send((n, original, image)).is_err() {
+                    return Ok(());
+                }
+            }
+            if last_mark.is_none_or(|at| at.elapsed() >= MARK_EVERY) {
+                self.mark_progress(job, last).await;
+                last_mark = Some(Instant::now());
+            }
+        }
+        Ok(())
     }
 
     /// Downloads the job's pieces into `dir` (`piece-<index>.mkv`), `transfers` at a time.
