@@ -55,7 +55,60 @@ every_backend!(
     a_hung_device_hands_its_job_back_and_the_worker_exits,
     a_cleaned_and_rerun_run_ignores_its_predecessors_messages,
     a_lost_message_is_queued_again_while_other_runs_keep_the_queue_busy,
+    a_variable_frame_rate_comes_back_with_every_timestamp,
 );
+
+/// A variable frame rate (a 0.7 s pause after frame 19, keyframes every 8 frames, jobs of 6):
+/// every frame comes back at its own time, and the pictures are local mode's (each job's warm-up
+/// reaches back to frame 0 on so short a clip, so steadied segments match exactly too).
+fn a_variable_frame_rate_comes_back_with_every_timestamp(b: &Backend) {
+    let spec = b.spec();
+    let dir = tempdir();
+    let input = scene_clip(
+        dir.path(),
+        "in.mkv",
+        "64x48",
+        "25",
+        40,
+        &[],
+        &[
+            "-vf",
+            "setpts='(N+if(gt(N,19),17,0))/25/TB'",
+            "-fps_mode",
+            "passthrough",
+            "-g",
+            "8",
+        ],
+    );
+    let local_dir = dir.path().join("local");
+    local_lossless(&[&input], &local_dir, &[]);
+    let w = worker(&spec, "w0", &["--threads", "1"]);
+    let out = dir.path().join("cloud.mkv");
+    let coordinator = Coordinator::new(
+        &input,
+        STYLE_PICTURE,
+        &spec,
+        &[
+            "--frames-per-job",
+            "6",
+            "--crf",
+            "0",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+    );
+    let (code, log) = coordinator.run(&[]);
+    assert_eq!(code, 0, "{log}");
+    stop(w);
+    let local = local_dir.join("in.styled.mkv");
+    let times = frame_times(&out);
+    assert_eq!(times.len(), 40);
+    assert_eq!(times, frame_times(&local), "every frame at its own time");
+    let t = |i: usize| times[i].parse::<f64>().unwrap();
+    assert!((t(20) - t(19) - 0.72).abs() < 0.005, "the pause: {times:?}");
+    let (fl, fc) = (all_frames(&local), all_frames(&out));
+    assert!(fl == fc, "the pictures are local mode's");
+}
 
 /// Scenarios of one transport, once per backend.
 mod segments_only {

@@ -20,26 +20,6 @@ fn lossless(preset: &str) -> EncodeOptions {
     }
 }
 
-/// Every frame's presentation time, as a player reads it.
-fn frame_times(path: &Path) -> Vec<String> {
-    ffprobe(
-        &[
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "frame=best_effort_timestamp_time",
-            "-of",
-            "csv=p=0",
-        ],
-        path,
-    )
-    .lines()
-    // A frame with side data (x264's SEI at each encode's start) prints more fields.
-    .filter_map(|line| line.split(',').next().filter(|t| !t.is_empty()))
-    .map(str::to_owned)
-    .collect()
-}
-
 /// What a worker does for `jobs` of `job_len` frames: decode the pieces holding each range and
 /// encode it into its own segment (with `preset_of(job)`); then the joiner's part.
 fn split_encode_join(

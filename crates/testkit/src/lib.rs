@@ -27,6 +27,6 @@ pub use frames::{
 };
 pub use probing::{
     audio_md5, audio_packets, audio_stream_count, audio_streams, decoded_frame_count,
-    first_frame_time, format_duration, format_start, num, probe_json, rotation, video_field,
-    video_packets, video_span, video_stream,
+    first_frame_time, format_duration, format_start, frame_times, num, probe_json, rotation,
+    video_field, video_packets, video_span, video_stream,
 };

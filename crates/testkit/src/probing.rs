@@ -103,6 +103,24 @@ fn first_video_count(path: &Path, how: &str, entry: &str) -> u64 {
         .unwrap()
 }
 
+/// Every video frame's presentation time as a player reads it (ffprobe's text, in order).
+pub fn frame_times(path: &Path) -> Vec<String> {
+    let args = [
+        "-select_streams",
+        "v:0",
+        "-show_entries",
+        "frame=best_effort_timestamp_time",
+        "-of",
+        "csv=p=0",
+    ];
+    ffprobe(&args, path)
+        .lines()
+        // A frame with side data (x264's SEI at each encode's start) prints more fields.
+        .filter_map(|line| line.split(',').next().filter(|t| !t.is_empty()))
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Seconds from the first video frame's start to the last one's end, from the packets.
 pub fn video_span(path: &Path) -> f64 {
     let csv = ffprobe(
