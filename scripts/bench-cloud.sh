@@ -21,13 +21,15 @@
 # encoders compete with each other as they never would on separate GPU nodes, so both transports
 # run x264 at PRESET.
 #
-# Environment: FRAMES (480), SIZE (720x720), MS (100), FRAMES_PER_JOB (24), WORKERS ("1 2 4 8"),
-# TRANSPORTS ("segments frames"), PRESET (veryfast), CRF (18).
+# Environment: FRAMES (768), SIZE (720x720), MS (100), FRAMES_PER_JOB (24), WORKERS ("1 2 4 8"),
+# TRANSPORTS ("segments frames"), PRESET (veryfast), CRF (18). The defaults make 32 jobs, whole
+# rounds for 1, 2, 4 and 8 workers, so no worker count waits on a last, partly filled round; the
+# clip has a keyframe every 24 frames, so each job's piece is its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 
-FRAMES=${FRAMES:-480}
+FRAMES=${FRAMES:-768}
 SIZE=${SIZE:-720x720}
 MS=${MS:-100}
 FRAMES_PER_JOB=${FRAMES_PER_JOB:-24}
@@ -88,10 +90,10 @@ stop_azurite() {
 }
 
 # Real-looking frames: the bundled sample scaled to SIZE and looped to FRAMES frames, at a camera
-# file's bit rate.
+# file's bit rate, a keyframe every FRAMES_PER_JOB frames.
 CLIP=$WORK/clip.mp4
 ffmpeg -loglevel error -y -stream_loop -1 -i samples/sample.mp4 -vf "scale=${SIZE/x/:}" -frames:v "$FRAMES" \
-    -c:v libx264 -preset fast -crf 23 -g 60 -pix_fmt yuv420p -an "$CLIP"
+    -c:v libx264 -preset fast -crf 23 -g "$FRAMES_PER_JOB" -pix_fmt yuv420p -an "$CLIP"
 
 cpu_of() { awk '{print $1 + $2}' "$1"; }
 

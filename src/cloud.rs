@@ -137,7 +137,7 @@ pub fn runs(args: &RunsArgs) -> Result<i32> {
                     .await
                     .with_context(|| format!("listing runs in {config}"))?;
                 if args.json {
-                    println!("{}", serde_json::to_string_pretty(&listing)?);
+                    crate::print_out(&serde_json::to_string_pretty(&listing)?)?;
                 } else {
                     print_listing(&listing);
                 }

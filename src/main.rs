@@ -47,6 +47,16 @@ fn main() -> ExitCode {
     }
 }
 
+/// Prints `text` and a newline to stdout; a reader that went away (`stylize runs --json | head`)
+/// ends the output quietly, where `println!` would panic.
+pub(crate) fn print_out(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    match writeln!(std::io::stdout().lock(), "{text}") {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        written => Ok(written?),
+    }
+}
+
 /// `stylize INPUT... --style X`, here or through the cloud.
 fn style(args: &cli::StyleArgs) -> anyhow::Result<i32> {
     let config = config::run_config(args)?;
@@ -103,7 +113,7 @@ mod commands {
         }
         let presets = stylize_core::style::presets();
         if args.json {
-            println!("{}", serde_json::to_string_pretty(&presets)?);
+            crate::print_out(&serde_json::to_string_pretty(&presets)?)?;
             return Ok(());
         }
         for p in &presets {

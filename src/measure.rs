@@ -31,12 +31,12 @@ pub fn run(args: &MeasureArgs) -> Result<()> {
         })
         .transpose()?;
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&as_json(&temporal, style.as_ref()))?
-        );
+        crate::print_out(&serde_json::to_string_pretty(&as_json(
+            &temporal,
+            style.as_ref(),
+        ))?)?;
     } else {
-        print!("{}", table(&temporal, style.as_ref()));
+        crate::print_out(table(&temporal, style.as_ref()).trim_end())?;
     }
     Ok(())
 }

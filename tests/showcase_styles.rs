@@ -22,6 +22,24 @@ fn lists_every_preset_by_index_and_name() {
     }
 }
 
+/// A reader that goes away (`stylize styles --json | head -c 0`) ends the listing quietly: exit 0,
+/// nothing on stderr (it used to be a panic about a broken pipe).
+#[test]
+fn a_closed_pipe_ends_the_listing_quietly() {
+    let mut child = stylize()
+        .args(["styles", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reading end closes before anything is written.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+}
+
 #[test]
 fn sheet_paints_a_picture_in_every_preset_with_thumbnails() {
     let dir = tempdir();
