@@ -293,27 +293,7 @@ fn storage_throttled_mid_run_costs_time_not_the_run_frames() {
 fn storage_throttled_mid_run() {
     let Some(backend) = azurite() else { return };
     let azurite = backend.azurite_process();
-    let port = |endpoint: String| -> u16 {
-        endpoint
-            .rsplit(':')
-            .next()
-            .unwrap()
-            .split('/')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
-    let (blob, queue) = (
-        port(azurite.blob_endpoint()),
-        port(azurite.queue_endpoint()),
-    );
-    let throttle = common::throttle::Throttle::start(&[blob, queue]);
-    // Azurite's own connection string, its two ports swapped for the relay's.
-    let cs = azurite
-        .connection_string()
-        .replace(&format!(":{blob}/"), &format!(":{}/", throttle.port(0)))
-        .replace(&format!(":{queue}/"), &format!(":{}/", throttle.port(1)));
+    let (cs, throttle) = relayed(azurite);
     let dir = tempdir();
     let input = scene_clip(dir.path(), "in.mp4", "320x240", "25", 300, &[], &[]);
     let w = Proc::spawn(&[
@@ -363,6 +343,115 @@ fn storage_throttled_mid_run() {
     let handed_back = worker_log.contains("not counted against its 1 deliveries")
         && worker_log.contains("delivery 2");
     assert!(handed_back || segments(), "{worker_log}");
+}
+
+/// A worker killed while its segment is half uploaded: storage never shows a partial segment (an
+/// upload is published whole or not at all), the job has no done marker, and after the visibility
+/// timeout another worker styles it again; the video is complete and every frame right.
+#[test]
+fn a_worker_killed_while_uploading_its_segment_leaves_no_partial_segment() {
+    let Some(backend) = azurite() else { return };
+    let azurite = backend.azurite_process();
+    let (cs, relay) = relayed(azurite);
+    let dir = tempdir();
+    let input = scene_clip(dir.path(), "in.mp4", "320x240", "25", 60, &[], &[]);
+    let output = dir.path().join("out.mp4");
+    let direct = azurite.connection_string();
+    let coordinator = Coordinator::new(&input, "preset:1", &direct, &["--frames-per-job", "20"]);
+    coordinator.submit();
+    let (rt, cloud) = (rt(), open(&direct, None));
+    let run = the_run(&rt, &cloud);
+
+    relay.stall_upload_to("segments");
+    let doomed = worker(
+        &cs,
+        "doomed",
+        &["--test-stylizer-ms", "5", "--visibility-timeout", "4"],
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while relay.stalled_upload().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no segment upload reached the relay: {}",
+            doomed.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    doomed.sigkill();
+    let stalled = relay.stalled_upload().unwrap();
+    // The SDK may send the blob name's slashes percent-encoded.
+    let job: u32 = stalled
+        .replace("%2F", "/")
+        .split('?')
+        .next()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .and_then(|name| name.strip_suffix(".mkv"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("a segment's path: {stalled}"));
+    // The worker's end is gone and so is the relay's to storage: the upload was cut short.
+    std::thread::sleep(Duration::from_secs(1));
+    let segment = run.segment_key(job);
+    let exists = |key: &str| rt.block_on(cloud.blobs.exists(key)).unwrap();
+    assert!(!exists(&segment), "no partial {segment} in storage");
+    assert!(
+        !exists(&done_key(&rt, &cloud, job)),
+        "no done marker for job {job}"
+    );
+
+    let rescuer = worker(
+        &direct,
+        "rescuer",
+        &["--test-stylizer-ms", "5", "--idle-exit", "30"],
+    );
+    let (code, log) = coordinator.run(&["-o", output.to_str().unwrap()]);
+    assert_eq!(code, 0, "{log}");
+    let (_, rescuer_log) = stop(rescuer);
+    let redone = format!(
+        "job {job} (frames {}..{}): 20 frames in",
+        job * 20,
+        job * 20 + 20
+    );
+    assert!(rescuer_log.contains(&redone), "{rescuer_log}");
+    // The test stylizer inverts colours: every frame is the inverted input frame (up to H.264 loss).
+    let (inp, out) = (all_frames(&input), all_frames(&output));
+    assert_eq!(out.len(), 60);
+    for (i, (a, b)) in inp.iter().zip(&out).enumerate() {
+        let inverted: Vec<u8> = a.iter().map(|v| 255 - v).collect();
+        let diff = mean_abs_diff(&inverted, b);
+        assert!(
+            diff < 10.0,
+            "frame {i}: mean diff {diff} from the inverted input"
+        );
+    }
+}
+
+/// A relay in front of Azurite's blob and queue services: the connection string through it, and
+/// the relay (to throttle or stall what passes).
+fn relayed(azurite: &stylize_cloud::testing::Azurite) -> (String, common::throttle::Throttle) {
+    let port = |endpoint: String| -> u16 {
+        endpoint
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let (blob, queue) = (
+        port(azurite.blob_endpoint()),
+        port(azurite.queue_endpoint()),
+    );
+    let relay = common::throttle::Throttle::start(&[blob, queue]);
+    // Azurite's own connection string, its two ports swapped for the relay's.
+    let cs = azurite
+        .connection_string()
+        .replace(&format!(":{blob}/"), &format!(":{}/", relay.port(0)))
+        .replace(&format!(":{queue}/"), &format!(":{}/", relay.port(1)));
+    (cs, relay)
 }
 
 /// One 300-frame input through storage at one transfer at a time (so the upload is still going

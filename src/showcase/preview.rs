@@ -127,15 +127,14 @@ fn looks_for(args: &PreviewArgs) -> Result<Vec<LookConfig>> {
 /// the moment looks as it does in a full run.
 const STEADY_RUNUP: u64 = 8;
 
+/// A moment: its frame number and the frames up to and with it, run-up first.
+type Moment = (u64, Vec<RgbImage>);
+
 /// `moments` frames spread through the video (coded orientation), each with the frames before it
 /// that the steadier runs up on (none at `--steady 0`), and the first frame: an image style below
 /// full strength blends with the first frame's own style, as the full run does, so the preview
 /// must use the same one.
-fn grab_moments(
-    info: &VideoInfo,
-    moments: usize,
-    steady: f32,
-) -> Result<(RgbImage, Vec<(u64, Vec<RgbImage>)>)> {
+fn grab_moments(info: &VideoInfo, moments: usize, steady: f32) -> Result<(RgbImage, Vec<Moment>)> {
     let picks = frames::spread(estimated_frames(info), moments);
     let runup = if steady > 0.0 { STEADY_RUNUP } else { 0 };
     let runs = frames::grab_runs(info, &picks, runup)?;
@@ -151,7 +150,7 @@ fn grab_moments(
 fn style_rows(
     engine: &Engine,
     prepared: &[PreparedStyle],
-    runs: &[(u64, Vec<RgbImage>)],
+    runs: &[Moment],
     steady: f32,
     turns: u8,
 ) -> Result<Vec<Vec<RgbImage>>> {

@@ -237,6 +237,8 @@ fn is_device_fault(e: &anyhow::Error) -> bool {
 struct JobStats {
     styled: usize,
     skipped: usize,
+    /// A segments job's stage times, for the log.
+    times: Option<segment::SegmentTimes>,
 }
 
 /// What one delivery amounted to.
@@ -764,8 +766,12 @@ impl Jobs {
         } else {
             String::new()
         };
+        let times = match &stats.times {
+            Some(times) => format!(" ({times})"),
+            None => String::new(),
+        };
         self.log(&format!(
-            "{} ({}): {} frames in {:.2} s{skipped}",
+            "{} ({}): {} frames in {:.2} s{skipped}{times}",
             job.tag,
             job.spec.frames,
             stats.styled,
@@ -913,6 +919,7 @@ impl Jobs {
         let stats = JobStats {
             styled: todo.len(),
             skipped: spec.frames.len() as usize - todo.len(),
+            times: None,
         };
         if todo.is_empty() {
             return Ok(stats);

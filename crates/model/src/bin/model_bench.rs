@@ -2,8 +2,11 @@
 //!
 //! ```text
 //! model_bench [--size 720x720] [--frames 8] [--threads N] [--device cpu|cuda|auto]
-//!             [--precisions f32,bf16] [--frame FILE.rgb] [--style FILE.rgb --style-size WxH]
+//!             [--precisions f32,bf16] [--batches 1,8,32] [--against-cpu]
+//!             [--frame FILE.rgb] [--style FILE.rgb --style-size WxH]
 //! ```
+//! `--batches` times each network at each batch size (default: the device's preferred one);
+//! `--against-cpu` also styles the frame on the CPU in f32 and says how far each output is from it.
 //! `--frame`/`--style` take raw RGB24 (e.g. `ffmpeg -i in.mp4 -frames:v 1 -s 720x720 -f rawvideo
 //! -pix_fmt rgb24 frame.rgb`); without them synthetic pictures are used.
 use std::process::ExitCode;
@@ -21,6 +24,9 @@ struct Args {
     threads: Option<usize>,
     device: DeviceChoice,
     precisions: Vec<Precision>,
+    /// Frames per network call to time; empty: the engine's preferred batch.
+    batches: Vec<usize>,
+    against_cpu: bool,
     frame: Option<String>,
     style: Option<(String, u32, u32)>,
 }
@@ -43,6 +49,8 @@ fn parse_args() -> Result<Args, String> {
         threads: None,
         device: DeviceChoice::Cpu,
         precisions: vec![Precision::F32, Precision::Bf16],
+        batches: Vec::new(),
+        against_cpu: false,
         frame: None,
         style: None,
     };
@@ -75,6 +83,16 @@ fn parse_args() -> Result<Args, String> {
                     })
                     .collect::<Result<_, _>>()?
             }
+            "--batches" => {
+                a.batches = value()?
+                    .split(',')
+                    .map(|b| match b.parse::<usize>() {
+                        Ok(b) if b > 0 => Ok(b),
+                        _ => Err(format!("bad batch size {b:?}")),
+                    })
+                    .collect::<Result<_, _>>()?
+            }
+            "--against-cpu" => a.against_cpu = true,
             "--frame" => a.frame = Some(value()?),
             "--style" => style_path = Some(value()?),
             "--style-size" => style_size = parse_size(&value()?)?,
@@ -159,9 +177,9 @@ fn time_frames(
     engine: &Engine,
     style: &stylize_model::PreparedStyle,
     frame: &RgbImage,
-    n: usize,
+    (n, batch): (usize, usize),
 ) -> (Timing, Vec<RgbImage>) {
-    let batch = vec![frame.clone(); engine.preferred_batch()];
+    let batch = vec![frame.clone(); batch];
     let mut out = engine.stylize(style, &batch).expect("warm-up"); // first call primes oneDNN kernels
     let (mut total, mut min, mut done) = (0.0, f64::MAX, 0);
     while done < n {
@@ -204,13 +222,64 @@ fn run() -> Result<(), String> {
     let mut outputs: Vec<Output> = Vec::new();
     for &precision in &args.precisions {
         let engine = ready_engine(&args, precision)?;
-        for (name, out) in time_styles(&engine, &frame, &style_img, args.frames)? {
+        let batches = match args.batches.is_empty() {
+            true => vec![engine.preferred_batch()],
+            false => args.batches.clone(),
+        };
+        for (name, out) in time_styles(&engine, &frame, &style_img, (args.frames, &batches))? {
             outputs.push((precision, name, out));
         }
         time_conversion(&engine, &frame)?;
     }
     print_drift(&outputs);
+    if args.against_cpu {
+        print_against_cpu(&args, &frame, &style_img, &outputs)?;
+    }
     Ok(())
+}
+
+/// Styles the same frame on the CPU in f32 and says how far each timed output is from it: the
+/// device's kernels and precisions against the reference path.
+fn print_against_cpu(
+    args: &Args,
+    frame: &RgbImage,
+    style_img: &RgbImage,
+    outputs: &[Output],
+) -> Result<(), String> {
+    let cpu_args = Args {
+        device: DeviceChoice::Cpu,
+        batches: vec![1],
+        frame: None,
+        style: None,
+        precisions: Vec::new(),
+        ..*args
+    };
+    let engine = ready_engine(&cpu_args, Precision::F32)?;
+    println!();
+    for (name, source) in style_sources(style_img) {
+        let style = engine
+            .prepare(&source, &StyleParams::default(), Some(frame))
+            .map_err(|e| e.to_string())?;
+        let reference = engine
+            .stylize(&style, std::slice::from_ref(frame))
+            .map_err(|e| e.to_string())?;
+        for (p, _, out) in outputs.iter().filter(|(_, n, _)| *n == name) {
+            println!(
+                "{name} {p:?} on {:?} vs F32 on the CPU: mean abs diff {:.2} levels of 255",
+                args.device,
+                mean_abs(&out[..1], &reference)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The networks timed: a preset, then the arbitrary network on `style_img`.
+fn style_sources(style_img: &RgbImage) -> [(&'static str, StyleSource); 2] {
+    [
+        ("presets #7", StyleSource::Presets(vec![(7, 1.0)])),
+        ("arbitrary", StyleSource::Image(style_img.clone())),
+    ]
 }
 
 /// Builds the engine for one precision and says how long that took.
@@ -230,34 +299,34 @@ fn ready_engine(args: &Args, precision: Precision) -> Result<Engine, String> {
     Ok(engine)
 }
 
-/// Times each network (a preset, then the arbitrary network on `style_img`) on `frame`;
-/// returns each one's output.
+/// Times each network on `frame` at each batch size (at least `frames` frames each); returns each
+/// network's output at the first batch size.
 fn time_styles(
     engine: &Engine,
     frame: &RgbImage,
     style_img: &RgbImage,
-    frames: usize,
+    (frames, batches): (usize, &[usize]),
 ) -> Result<Vec<(&'static str, Vec<RgbImage>)>, String> {
-    let sources = [
-        ("presets #7", StyleSource::Presets(vec![(7, 1.0)])),
-        ("arbitrary", StyleSource::Image(style_img.clone())),
-    ];
     let mut outputs = Vec::new();
-    for (name, source) in sources {
+    for (name, source) in style_sources(style_img) {
         let t = Instant::now();
         let style = engine
             .prepare(&source, &StyleParams::default(), Some(frame))
             .map_err(|e| e.to_string())?;
         let prep = t.elapsed().as_secs_f64();
-        let (timing, out) = time_frames(engine, &style, frame, frames);
-        println!(
-            "  {name:11} {:.4} s/frame  {:6.2} fps  (best {:.4} s; prepare {:.3} s)",
-            timing.mean,
-            1.0 / timing.mean,
-            timing.min,
-            prep
-        );
-        outputs.push((name, out));
+        let mut first = None;
+        for &batch in batches {
+            let (timing, out) = time_frames(engine, &style, frame, (frames.max(batch), batch));
+            println!(
+                "  {name:11} batch {batch:2}  {:.4} s/frame  {:8.2} fps  (best {:.4} s; prepare {:.3} s)",
+                timing.mean,
+                1.0 / timing.mean,
+                timing.min,
+                prep
+            );
+            first.get_or_insert(out);
+        }
+        outputs.push((name, first.unwrap_or_default()));
     }
     Ok(outputs)
 }

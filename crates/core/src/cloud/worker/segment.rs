@@ -27,6 +27,37 @@ type Styled = (u32, Option<RgbImage>, RgbImage);
 /// The decoded frames with their numbers, an error as the last item.
 type Decoded = mpsc::Receiver<Result<(u32, RgbImage)>>;
 
+/// Where a segments job's time went: each stage's own busy time (decoding, the network and
+/// encoding overlap, so these add up to more than the job's wall time when the pipeline flows).
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct SegmentTimes {
+    fetch: Duration,
+    decode: Duration,
+    network: Duration,
+    steady: Duration,
+    encode: Duration,
+    upload: Duration,
+}
+
+impl std::fmt::Display for SegmentTimes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let stages = [
+            ("pieces", self.fetch),
+            ("decode", self.decode),
+            ("network", self.network),
+            ("steady", self.steady),
+            ("encode", self.encode),
+            ("upload", self.upload),
+        ];
+        let parts: Vec<String> = stages
+            .iter()
+            .filter(|(name, t)| *name != "steady" || !t.is_zero())
+            .map(|(name, t)| format!("{name} {:.2} s", t.as_secs_f64()))
+            .collect();
+        write!(f, "{}", parts.join(", "))
+    }
+}
+
 impl Jobs {
     /// Styles a segments job into its segment and uploads it (a redelivery whose segment is up
     /// already does nothing more).
@@ -49,10 +80,14 @@ impl Jobs {
             return Ok(JobStats {
                 styled: 0,
                 skipped: frames,
+                times: None,
             });
         }
+        let mut times = SegmentTimes::default();
         let scratch = tempfile::tempdir().context("creating a scratch folder")?;
+        let fetching = Instant::now();
         let pieces = self.fetch_pieces(job, segment, scratch.path()).await?;
+        times.fetch = fetching.elapsed();
         // The first piece lends the encoder its colour tags and size.
         let first_piece = pieces
             .first()
@@ -79,32 +114,30 @@ impl Jobs {
             move || encode(&piece, &out, &segment, start, from_network)
         });
 
-        self.style_into(job, segment, lease, near_end, (&mut frames_rx, &to_encoder))
+        times.network = self
+            .style_into(job, segment, lease, near_end, (&mut frames_rx, &to_encoder))
             .await?;
         drop(to_encoder);
-        encoder
+        (times.steady, times.encode) = encoder
             .await
             .map_err(|e| anyhow!("encoder task failed: {e}"))?
             .context("encoding the segment")?;
+        drop(frames_rx); // the decoder is done with a whole range; this frees it if it is not
+        times.decode = decoder.await.unwrap_or_default();
         if lease.is_lost() {
             return Err(JobError::LeaseLost);
         }
-        let bytes = tokio::fs::read(&out).await.context("reading the segment")?;
-        {
-            let _permit = self.transfers.acquire().await.expect("never closed");
-            job.outputs
-                .put(&key, Bytes::from(bytes))
-                .await
-                .context("uploading the segment")?;
-        }
+        times.upload = self.upload_segment(job, &key, &out).await?;
         Ok(JobStats {
             styled: frames,
             skipped: 0,
+            times: Some(times),
         })
     }
 
     /// Styles the decoded frames in batches and hands each, with its original when steadying, to
     /// the encoder; leaves a progress mark now and then. Stops early if the encoder has stopped.
+    /// Returns the time spent in the network.
     async fn style_into(
         &self,
         job: &ReadyJob,
@@ -112,10 +145,11 @@ impl Jobs {
         lease: &MessageLease,
         near_end: &NearEnd,
         (frames_rx, to_encoder): (&mut Decoded, &std::sync::mpsc::SyncSender<Styled>),
-    ) -> Result<(), JobError> {
+    ) -> Result<Duration, JobError> {
         let style = Arc::new(job.spec.style.clone());
         let total = (job.spec.frames.end - segment.decode_from) as usize;
         let (mut received, mut last_mark) = (0, None::<Instant>);
+        let mut network = Duration::ZERO;
         while received < total {
             let batch = self.next_batch(frames_rx, total - received).await?;
             received += batch.len();
@@ -127,12 +161,14 @@ impl Jobs {
                 true => images.iter().cloned().map(Some).collect(),
                 false => vec![None; images.len()],
             };
+            let styling = Instant::now();
             let styled = self.style_batch(job, &style, lease, images).await?;
+            network += styling.elapsed();
             let last = *numbers.last().expect("a batch holds a frame");
             for ((n, original), image) in numbers.into_iter().zip(originals).zip(styled) {
                 // A closed channel means the encoder stopped on an error, told by the caller.
                 if to_encoder.send((n, original, image)).is_err() {
-                    return Ok(());
+                    return Ok(network);
                 }
             }
             if last_mark.is_none_or(|at| at.elapsed() >= MARK_EVERY) {
@@ -140,7 +176,19 @@ impl Jobs {
                 last_mark = Some(Instant::now());
             }
         }
-        Ok(())
+        Ok(network)
+    }
+
+    /// Uploads the encoded segment (published whole or not at all); returns the upload's time.
+    async fn upload_segment(&self, job: &ReadyJob, key: &str, file: &Path) -> Result<Duration> {
+        let bytes = tokio::fs::read(file).await.context("reading the segment")?;
+        let _permit = self.transfers.acquire().await.expect("never closed");
+        let uploading = Instant::now();
+        job.outputs
+            .put(key, Bytes::from(bytes))
+            .await
+            .context("uploading the segment")?;
+        Ok(uploading.elapsed())
     }
 
     /// Downloads the job's pieces into `dir` (`piece-<index>.mkv`), `transfers` at a time.
@@ -183,33 +231,42 @@ impl Jobs {
     }
 }
 
-/// Decodes frames `wanted` from the pieces into `out` (an error as the last item).
+/// Decodes frames `wanted` from the pieces into `out` (an error as the last item); returns the
+/// time spent decoding (not waiting for the network to take frames).
 fn decode(
     pieces: Vec<(PathBuf, stylize_media::Piece)>,
     wanted: std::ops::Range<u32>,
     what: &str,
     out: mpsc::Sender<Result<(u32, RgbImage)>>,
-) {
-    for frame in PieceFrames::new(pieces, wanted) {
+) -> Duration {
+    let mut busy = Duration::ZERO;
+    let mut frames = PieceFrames::new(pieces, wanted);
+    loop {
+        let decoding = Instant::now();
+        let Some(frame) = frames.next() else {
+            return busy;
+        };
+        busy += decoding.elapsed();
         let item = frame
             .map(|(n, frame)| (n, frame.image))
             .map_err(|e| anyhow::Error::from(e).context(what.to_owned()));
         let failed = item.is_err();
         if out.blocking_send(item).is_err() || failed {
-            return;
+            return busy;
         }
     }
 }
 
 /// Steadies the styled frames in order and encodes those from `start` on into `out`, with the
-/// run's encoder settings; the first piece (`piece`) lends its colour tags and size.
+/// run's encoder settings; the first piece (`piece`) lends its colour tags and size. Returns the
+/// time spent steadying and encoding.
 fn encode(
     piece: &Path,
     out: &Path,
     segment: &JobSegment,
     start: u32,
     frames: std::sync::mpsc::Receiver<Styled>,
-) -> Result<()> {
+) -> Result<(Duration, Duration)> {
     let mut info = stylize_media::probe(piece)?;
     let rate = Rational::new(segment.frame_rate.num as i32, segment.frame_rate.den as i32);
     if rate.is_positive() {
@@ -227,7 +284,9 @@ fn encode(
     };
     let mut writer = VideoWriter::create(out, out, &info, &options)?;
     let mut steadier = Steadier::at(segment.steady);
+    let (mut steadying, mut encoding) = (Duration::ZERO, Duration::ZERO);
     for (n, original, styled) in frames {
+        let started = Instant::now();
         let styled = match (steadier.as_mut(), original) {
             (Some(steadier), Some(original)) => {
                 steadier
@@ -237,15 +296,19 @@ fn encode(
             }
             _ => styled,
         };
+        steadying += started.elapsed();
         if n < start {
             continue;
         }
+        let started = Instant::now();
         writer.write(&DecodedFrame {
             index: u64::from(n - start),
             pts: None,
             image: styled,
         })?;
+        encoding += started.elapsed();
     }
+    let started = Instant::now();
     writer.finish()?;
-    Ok(())
+    Ok((steadying, encoding + started.elapsed()))
 }
