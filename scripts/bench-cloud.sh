@@ -18,13 +18,19 @@
 # run (hash, count, upload, queue, follow, join or restitch, commit), with CPU from /usr/bin/time
 # for the coordinator and for the workers (less a worker's start-up, measured once). Efficiency =
 # throughput(N) / (N × throughput(1)). All processes share this machine's cores: the workers'
-# encoders compete with each other as they never would on separate GPU nodes, so both transports
-# run x264 at PRESET.
+# encoders compete with each other as they never would on separate GPU nodes, so the scaling runs
+# of both transports use x264 at PRESET (ultrafast). The bytes each frame stores and moves are
+# measured apart, at stylize's default preset (BYTES_PRESET, fast) with the test stylizer at 0 ms:
+# a faster preset makes bigger segments.
+#
+# The input is the bundled sample scaled to SIZE and looped, at the reference clip's bit rate
+# (the orangutan clip: 720×720, 30 fps, ~10 KB per frame, so INPUT_RATE 2400k).
 #
 # Environment: FRAMES (768), SIZE (720x720), MS (100), FRAMES_PER_JOB (24), WORKERS ("1 2 4 8"),
-# TRANSPORTS ("segments frames"), PRESET (veryfast), CRF (18). The defaults make 32 jobs, whole
-# rounds for 1, 2, 4 and 8 workers, so no worker count waits on a last, partly filled round; the
-# clip has a keyframe every 24 frames, so each job's piece is its own.
+# TRANSPORTS ("segments frames"), PRESET (ultrafast), BYTES_PRESET (fast), CRF (18), INPUT_RATE
+# (2400k). The defaults make 32 jobs, whole rounds for 1, 2, 4 and 8 workers, so no worker count
+# waits on a last, partly filled round; the clip has a keyframe every 24 frames, so each job's
+# piece is its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -35,8 +41,10 @@ MS=${MS:-100}
 FRAMES_PER_JOB=${FRAMES_PER_JOB:-24}
 WORKERS=${WORKERS:-"1 2 4 8"}
 TRANSPORTS=${TRANSPORTS:-"segments frames"}
-PRESET=${PRESET:-veryfast}
+PRESET=${PRESET:-ultrafast}
+BYTES_PRESET=${BYTES_PRESET:-fast}
 CRF=${CRF:-18}
+INPUT_RATE=${INPUT_RATE:-2400k}
 # Extra Azurite options. By default the emulator keeps blobs in memory: on this one machine its disk
 # persistence costs CPU that the workers need, a cost Azure Storage (on its own servers) never puts
 # on the workers' nodes. AZURITE_ARGS= (empty) measures with the emulator writing to disk.
@@ -89,11 +97,12 @@ stop_azurite() {
     AZURITE_PID=
 }
 
-# Real-looking frames: the bundled sample scaled to SIZE and looped to FRAMES frames, at a camera
-# file's bit rate, a keyframe every FRAMES_PER_JOB frames.
+# Real-looking frames: the bundled sample scaled to SIZE and looped to FRAMES frames, at the
+# reference clip's bit rate, a keyframe every FRAMES_PER_JOB frames.
 CLIP=$WORK/clip.mp4
 ffmpeg -loglevel error -y -stream_loop -1 -i samples/sample.mp4 -vf "scale=${SIZE/x/:}" -frames:v "$FRAMES" \
-    -c:v libx264 -preset fast -crf 23 -g "$FRAMES_PER_JOB" -pix_fmt yuv420p -an "$CLIP"
+    -c:v libx264 -preset fast -b:v "$INPUT_RATE" -maxrate "$INPUT_RATE" -bufsize "$INPUT_RATE" \
+    -g "$FRAMES_PER_JOB" -pix_fmt yuv420p -an "$CLIP"
 
 cpu_of() { awk '{print $1 + $2}' "$1"; }
 
@@ -104,16 +113,16 @@ start_azurite
 STARTUP=$(cpu_of "$WORK/startup.time")
 stop_azurite
 
-# measure TRANSPORT N → prints "wall_s coordinator_cpu_s workers_cpu_s stored_bytes moved_bytes"
+# measure TRANSPORT N [PRESET MS] → prints "wall_s coordinator_cpu_s workers_cpu_s stored_bytes moved_bytes"
 measure() {
-    local transport=$1 n=$2 name="b-$1-$2"
+    local transport=$1 n=$2 preset=${3:-$PRESET} ms=${4:-$MS} name="b-$1-$2-${3:-scaling}"
     # measure runs in a subshell, which does not inherit the EXIT trap.
     trap stop_azurite EXIT
     start_azurite
     local pids=()
     for i in $(seq 0 $((n - 1))); do
         /usr/bin/time -f "%U %S" -o "$WORK/$name-$i.time" "$BIN" worker --cloud env --container "$name" \
-            --queue "$name" --worker-id "$i" --test-stylizer-ms "$MS" --idle-exit "$IDLE_EXIT" \
+            --queue "$name" --worker-id "$i" --test-stylizer-ms "$ms" --idle-exit "$IDLE_EXIT" \
             --poll-interval 0.1 2>"$WORK/$name-$i.log" &
         pids+=($!)
     done
@@ -124,7 +133,7 @@ measure() {
     t0=$(date +%s.%N)
     /usr/bin/time -f "%U %S" -o "$WORK/$name.time" "$BIN" "$CLIP" --style preset:0 --cloud env \
         --container "$name" --queue "$name" --transport "$transport" --frames-per-job "$FRAMES_PER_JOB" \
-        --preset "$PRESET" --crf "$CRF" --steady 0 --out-dir "$WORK/out-$name" --quiet 2>"$WORK/$name.log"
+        --preset "$preset" --crf "$CRF" --steady 0 --out-dir "$WORK/out-$name" --quiet 2>"$WORK/$name.log"
     t1=$(date +%s.%N)
     for p in "${pids[@]}"; do wait "$p" || true; done
     local done_frames
@@ -148,7 +157,8 @@ print(f"{t1 - t0:.3f} {coord:.3f} {workers:.3f} {stored} {2 * stored}")' \
         "$WORK/$name.json" "$t0" "$t1" "$(cpu_of "$WORK/$name.time")" "$workers_cpu"
 }
 
-echo "stylize cloud benchmark: $FRAMES frames of $SIZE (input $(( $(stat -c %s "$CLIP") / FRAMES / 1000 )) KB/frame)," \
+INPUT_KB=$(python3 -c "print(round($(stat -c %s "$CLIP") / $FRAMES / 1000, 1))")
+echo "stylize cloud benchmark: $FRAMES frames of $SIZE (input $INPUT_KB KB/frame)," \
      "test stylizer $MS ms/frame, $FRAMES_PER_JOB frames/job, x264 $PRESET CRF $CRF, --steady 0," \
      "Azurite on 127.0.0.1, $(nproc) CPU cores; worker start-up ${STARTUP} s CPU (taken off)" >&2
 declare -A WALL COORD WORK_CPU STORED MOVED
@@ -159,11 +169,14 @@ for transport in $TRANSPORTS; do
         STORED[$transport-$n]=$s MOVED[$transport-$n]=$m
         echo "  $transport, $n worker(s): ${w} s" >&2
     done
+    read -r _ _ _ s m < <(measure "$transport" 2 "$BYTES_PRESET" 0)
+    STORED[$transport-bytes]=$s MOVED[$transport-bytes]=$m
+    echo "  $transport, bytes at $BYTES_PRESET: done" >&2
 done
 
 BASE_N=${WORKERS%% *}
 echo
-echo "Whole runs, coordinator included ($FRAMES frames; ideal: $((60000 / MS)) frames/min per worker)"
+echo "Whole runs at x264 $PRESET CRF $CRF, coordinator included ($FRAMES frames; ideal: $((60000 / MS)) frames/min per worker)"
 printf '%-9s %-8s %8s %11s %11s %12s %13s %11s %11s\n' transport workers seconds frames/min efficiency \
     coord-ms/fr worker-ms/fr stored/fr moved/fr
 for transport in $TRANSPORTS; do
@@ -174,6 +187,13 @@ c, k, s, m = ${COORD[$transport-$n]}, ${WORK_CPU[$transport-$n]}, ${STORED[$tran
 eff = (one / w) / (n / base)
 print(f'{\"$transport\":<9} {n:<8} {w:8.2f} {frames / w * 60:11.0f} {eff * 100:10.1f}% {c * 1000 / frames:12.1f} {k * 1000 / frames:13.1f} {s / frames / 1e3:8.1f} KB {m / frames / 1e3:8.1f} KB')"
     done
+done
+echo
+echo "Bytes per frame at x264 $BYTES_PRESET CRF $CRF (stylize's default preset; input $INPUT_KB KB/frame)"
+for transport in $TRANSPORTS; do
+    python3 -c "
+s, m, frames = ${STORED[$transport-bytes]}, ${MOVED[$transport-bytes]}, $FRAMES
+print(f'{\"$transport\":<9} stored {s / frames / 1e3:6.1f} KB   moved {m / frames / 1e3:6.1f} KB')"
 done
 echo
 echo "Ceiling: frames/s that one coordinator core sustains (1000 / its CPU ms per frame, at $BASE_N worker(s))"

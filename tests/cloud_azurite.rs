@@ -427,23 +427,98 @@ fn a_worker_killed_while_uploading_its_segment_leaves_no_partial_segment() {
     }
 }
 
+/// Blob storage and the queue both out for 25 s in the middle of a job: the job fails on storage
+/// and its hand-back is refused too. The worker keeps trying the hand-back while its delivery
+/// holds the message, so the outage is not counted against the job (one delivery allowed): before,
+/// the message came back after its visibility timeout as a second, counted delivery and the job
+/// failed. The video is complete and no job is marked failed.
+#[test]
+fn a_hand_back_refused_in_an_outage_is_tried_again_and_costs_no_delivery() {
+    with_transport("frames", || {
+        let Some(backend) = azurite() else { return };
+        let azurite = backend.azurite_process();
+        let (blob_port, queue_port) = (
+            endpoint_port(&azurite.blob_endpoint()),
+            endpoint_port(&azurite.queue_endpoint()),
+        );
+        let (blobs, queue) = (
+            common::throttle::Throttle::start(&[blob_port]),
+            common::throttle::Throttle::start(&[queue_port]),
+        );
+        let direct = azurite.connection_string();
+        let cs = direct
+            .replace(&format!(":{blob_port}/"), &format!(":{}/", blobs.port(0)))
+            .replace(&format!(":{queue_port}/"), &format!(":{}/", queue.port(0)));
+        let dir = tempdir();
+        let input = scene_clip(dir.path(), "in.mp4", "64x48", "25", 40, &[], &[]);
+        let output = dir.path().join("out.mp4");
+        let coordinator =
+            Coordinator::new(&input, "preset:1", &direct, &["--frames-per-job", "20"]);
+        coordinator.submit();
+        let w = worker(
+            &cs,
+            "w0",
+            &[
+                "--test-stylizer-ms",
+                "300",
+                "--visibility-timeout",
+                "40",
+                "--max-deliveries",
+                "1",
+                "--idle-exit",
+                "60",
+            ],
+        );
+        wait_until(
+            "the worker is in its first job",
+            Duration::from_secs(60),
+            || w.log().contains("started, delivery 1"),
+        );
+        std::thread::sleep(Duration::from_millis(500));
+        blobs.set_busy(true);
+        queue.set_busy(true);
+        std::thread::sleep(Duration::from_secs(25));
+        blobs.set_busy(false);
+        queue.set_busy(false);
+        let (code, log) =
+            coordinator.run(&["-o", output.to_str().unwrap(), "--storage-patience", "300"]);
+        let (_, worker_log) = stop(w);
+        assert_eq!(code, 0, "{log}\n{worker_log}");
+        assert!(
+            worker_log.contains("could not hand it back yet")
+                && worker_log.contains("handed back once storage answered again"),
+            "{worker_log}"
+        );
+        assert!(
+            !worker_log.contains("returns after the visibility timeout"),
+            "{worker_log}"
+        );
+        let (rt, cloud) = (rt(), open(&direct, None));
+        let run = the_run(&rt, &cloud);
+        assert_eq!(blob_count(&rt, &cloud, &run.failed_prefix()), 0);
+        assert_eq!(all_frames(&output).len(), 40);
+    });
+}
+
+/// The port of a service endpoint such as `http://127.0.0.1:10000/devstoreaccount1`.
+fn endpoint_port(endpoint: &str) -> u16 {
+    endpoint
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
 /// A relay in front of Azurite's blob and queue services: the connection string through it, and
 /// the relay (to throttle or stall what passes).
 fn relayed(azurite: &stylize_cloud::testing::Azurite) -> (String, common::throttle::Throttle) {
-    let port = |endpoint: String| -> u16 {
-        endpoint
-            .rsplit(':')
-            .next()
-            .unwrap()
-            .split('/')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
     let (blob, queue) = (
-        port(azurite.blob_endpoint()),
-        port(azurite.queue_endpoint()),
+        endpoint_port(&azurite.blob_endpoint()),
+        endpoint_port(&azurite.queue_endpoint()),
     );
     let relay = common::throttle::Throttle::start(&[blob, queue]);
     // Azurite's own connection string, its two ports swapped for the relay's.

@@ -25,6 +25,9 @@ pub const RUN_ID_HEX_LEN: usize = 16;
 #[serde(try_from = "String", into = "String")]
 pub struct RunId(String);
 
+/// Where the run index's entries lie (see [`RunId::index_key`]).
+pub const RUN_INDEX_PREFIX: &str = "index/runs/";
+
 impl RunId {
     /// The run id for an input (its sha256, hex, e.g. from [`sha256_file`]),
     /// a style reference (the binary's canonical text for the look, e.g. the
@@ -79,6 +82,12 @@ impl RunId {
     /// `runs/<run>/manifest.json`, written once by the coordinator.
     pub fn manifest_key(&self) -> String {
         format!("runs/{}/manifest.json", self.0)
+    }
+
+    /// `index/runs/<run>`: an empty blob naming the run, so finding the runs lists one blob per
+    /// run rather than every blob of every run.
+    pub fn index_key(&self) -> String {
+        format!("{RUN_INDEX_PREFIX}{}", self.0)
     }
 
     /// `runs/<run>/frames/`: the input frames.

@@ -1,28 +1,34 @@
 //! Run-level operations over a blob store: publishing the manifest once, reading progress from markers, resuming, cleaning.
 
 use crate::{
-    protocol::{frame_number_of, job_index_of, marker_job_of, FailedMarker, RunId, RunManifest},
+    protocol::{
+        frame_number_of, job_index_of, marker_job_of, FailedMarker, RunId, RunManifest,
+        RUN_INDEX_PREFIX,
+    },
     store::BlobStore,
     Error, Result,
 };
 use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Writes the run's manifest unless one exists, and returns the manifest in
-/// force: the new one, or on a re-run the one written first (whose job split
-/// the queued jobs and markers follow, so a resumed run must use it).
+/// Writes the run's manifest unless one exists, and its entry in the run index, and returns the
+/// manifest in force: the new one, or on a re-run the one written first (whose job split the
+/// queued jobs and markers follow, so a resumed run must use it).
 pub async fn publish_manifest(
     blobs: &dyn BlobStore,
     manifest: &RunManifest,
 ) -> Result<RunManifest> {
-    let key = manifest.run_id.manifest_key();
-    if blobs
-        .put_if_absent(&key, Bytes::from(manifest.to_json()))
-        .await?
-    {
-        return Ok(manifest.clone());
+    let run = &manifest.run_id;
+    let written = blobs
+        .put_if_absent(&run.manifest_key(), Bytes::from(manifest.to_json()))
+        .await?;
+    // After the manifest, so an indexed run always has one (but for a clean under way); on a
+    // re-run too, which indexes a run made before the index existed.
+    blobs.put_if_absent(&run.index_key(), Bytes::new()).await?;
+    match written {
+        true => Ok(manifest.clone()),
+        false => load_manifest(blobs, run).await,
     }
-    load_manifest(blobs, &manifest.run_id).await
 }
 
 /// Reads a run's manifest.
@@ -35,8 +41,24 @@ pub async fn load_manifest(blobs: &dyn BlobStore, run: &RunId) -> Result<RunMani
     })
 }
 
-/// Every run in the store, found by its manifest.
+/// Every run in the store, from the run index: one small blob per run, however many blobs each
+/// run has. A store with no index (written before there was one) is searched for manifests.
 pub async fn list_runs(blobs: &dyn BlobStore) -> Result<Vec<RunId>> {
+    let indexed: Vec<RunId> = blobs
+        .list(RUN_INDEX_PREFIX)
+        .await?
+        .iter()
+        .filter_map(|e| e.key.strip_prefix(RUN_INDEX_PREFIX))
+        .filter_map(|id| RunId::parse(id).ok())
+        .collect();
+    match indexed.is_empty() {
+        true => runs_by_manifest(blobs).await,
+        false => Ok(indexed),
+    }
+}
+
+/// Every run with a manifest, found by listing every blob under `runs/`.
+async fn runs_by_manifest(blobs: &dyn BlobStore) -> Result<Vec<RunId>> {
     let mut runs = Vec::new();
     for entry in blobs.list("runs/").await? {
         let mut parts = entry.key.split('/');
@@ -177,7 +199,7 @@ pub async fn delete_run(blobs: &dyn BlobStore, run: &RunId) -> Result<usize> {
     /// Deletes in flight at once: a long run has hundreds of thousands of blobs, each one request.
     const DELETES_IN_FLIGHT: usize = 32;
     let entries = blobs.list(&run.prefix()).await?;
-    // The manifest goes last, so an interrupted clean still lists as a run.
+    // The manifest and then the index entry go last, so an interrupted clean still lists as a run.
     let (manifest, rest): (Vec<_>, Vec<_>) = entries
         .into_iter()
         .partition(|e| e.key == run.manifest_key());
@@ -189,5 +211,6 @@ pub async fn delete_run(blobs: &dyn BlobStore, run: &RunId) -> Result<usize> {
     for entry in manifest {
         deleted += usize::from(blobs.delete(&entry.key).await?);
     }
+    deleted += usize::from(blobs.delete(&run.index_key()).await?);
     Ok(deleted)
 }

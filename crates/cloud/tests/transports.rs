@@ -545,12 +545,35 @@ async fn run_manifest_progress_resume_and_clean(cloud: &Cloud) {
     let other = sample_manifest(3, 1);
     publish_manifest(b, &other).await.unwrap();
     let deleted = delete_run(b, &m.run_id).await.unwrap();
-    assert_eq!(deleted, 1 + 4 + 2 + 2);
+    // The manifest, its index entry, the frames, the done and the failed markers.
+    assert_eq!(deleted, 1 + 1 + 4 + 2 + 2);
     assert!(b.list(&m.run_id.prefix()).await.unwrap().is_empty());
     assert_eq!(
         list_runs(b).await.unwrap(),
         std::slice::from_ref(&other.run_id)
     );
+
+    // Runs are found by the index, not by listing the runs' blobs: a manifest put there by hand,
+    // unindexed, is not seen while the index has entries, and is once it has none (storage
+    // written before the index) or once its run is published again.
+    let unindexed = sample_manifest(4, 2);
+    b.put(
+        &unindexed.run_id.manifest_key(),
+        Bytes::from(unindexed.to_json()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        list_runs(b).await.unwrap(),
+        std::slice::from_ref(&other.run_id)
+    );
+    delete_run(b, &other.run_id).await.unwrap();
+    assert_eq!(
+        list_runs(b).await.unwrap(),
+        std::slice::from_ref(&unindexed.run_id)
+    );
+    publish_manifest(b, &unindexed).await.unwrap();
+    assert!(b.exists(&unindexed.run_id.index_key()).await.unwrap());
 }
 
 /// A file put into a `dir:` queue's folder by hand, not sent, is delivered with its text as the

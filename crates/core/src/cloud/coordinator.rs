@@ -45,6 +45,10 @@ mod segments;
 
 /// How often the coordinator reads the markers while it waits.
 const POLL: Duration = Duration::from_secs(1);
+/// The wait after a poll that found jobs newly done: with many workers jobs finish in quick
+/// succession, and the last ones are what the run's end waits for. Back to [`POLL`] by doubling
+/// while nothing changes.
+const POLL_SOON: Duration = Duration::from_millis(250);
 /// Styled frames the coordinator downloads ahead of the restitcher. The restitcher takes them in
 /// order, so when an early job lags, later done jobs wait in storage rather than fill the disk
 /// beside the output; this is seconds of encoding, enough to keep the encoder fed.
@@ -720,8 +724,8 @@ async fn follow_and_restitch(
                 bail!("interrupted; run {} goes on in storage, and re-running the same command picks it up", manifest.run_id);
             }
             if tokio::time::Instant::now() >= next_poll {
-                next_poll = tokio::time::Instant::now() + POLL;
                 follow.poll(written.load(Ordering::Relaxed)).await?;
+                next_poll = tokio::time::Instant::now() + follow.next_wait();
             }
             // Checked on every pass, so the window moves as soon as frames are encoded.
             downloads.start_within_reach(&follow, written.load(Ordering::Relaxed), &spool.0);
@@ -768,6 +772,8 @@ struct Follow<'a> {
     standstill: Standstill,
     lost: LostJobs,
     polls: u64,
+    /// Done jobs at the last poll, and the wait before the next one.
+    pace: (usize, Duration),
 }
 
 impl<'a> Follow<'a> {
@@ -790,7 +796,21 @@ impl<'a> Follow<'a> {
             standstill: Standstill::new(Instant::now()),
             lost: LostJobs::new(shared.options.requeue_after),
             polls: 0,
+            pace: (0, POLL),
         })
+    }
+
+    /// How long to wait before the next poll: [`POLL_SOON`] after a poll that found jobs newly
+    /// done, doubling back to [`POLL`] while none are.
+    fn next_wait(&mut self) -> Duration {
+        let (seen, wait) = self.pace;
+        let done = self.progress.done.len();
+        let wait = match done > seen {
+            true => POLL_SOON,
+            false => (wait * 2).min(POLL),
+        };
+        self.pace = (done, wait);
+        wait
     }
 
     /// Reads the markers (and now and then the styled frames), shows where the run stands, and

@@ -127,6 +127,8 @@ const JOBS_IN_FLIGHT: usize = 2;
 /// milliseconds; left running, it would take most of the queue and spend every
 /// job's deliveries, while a restart (or a healthy node) would style them.
 const DEVICE_FAILURES_BEFORE_EXIT: u32 = 3;
+/// Between tries of a hand-back that storage refused (jittered).
+const HAND_BACK_PAUSE: Duration = Duration::from_secs(2);
 
 /// The receive loop: when to take a job, when to stop.
 struct Worker {
@@ -803,10 +805,52 @@ impl Jobs {
                 format!(" for retry in {} s", delay.as_secs())
             }
         ));
-        if let Err(e) = self.cloud.jobs.set_visibility(message, delay).await {
-            self.log(&format!(
-                "{tag}: could not hand it back ({e}); it returns after the visibility timeout"
-            ));
+        self.hand_back(message, delay, None, tag).await;
+    }
+
+    /// Makes the message visible again after `delay` (with a new body, if given). Storage
+    /// trouble is tried through for as long as this delivery may still hold the message (one
+    /// visibility timeout): a hand-back lost to an outage would bring the message back after the
+    /// timeout with one more delivery counted against the job, the outage's cost not its own.
+    async fn hand_back(
+        &self,
+        message: &mut ReceivedMessage,
+        delay: Duration,
+        body: Option<&str>,
+        tag: &str,
+    ) {
+        let holds_until = Instant::now() + self.visibility;
+        let mut troubled = false;
+        loop {
+            let handed = match body {
+                Some(body) => {
+                    self.cloud
+                        .jobs
+                        .set_visibility_and_body(message, delay, body)
+                        .await
+                }
+                None => self.cloud.jobs.set_visibility(message, delay).await,
+            };
+            let e = match handed {
+                Ok(()) if troubled => {
+                    return self.log(&format!("{tag}: handed back once storage answered again"))
+                }
+                Ok(()) => return,
+                Err(e) => e,
+            };
+            let pause = jittered(HAND_BACK_PAUSE);
+            if !e.is_retryable() || Instant::now() + pause >= holds_until || cancelled() {
+                return self.log(&format!(
+                    "{tag}: could not hand it back ({e}); it returns after the visibility timeout"
+                ));
+            }
+            if !troubled {
+                self.log(&format!(
+                    "{tag}: could not hand it back yet ({e}); trying again while the delivery holds it"
+                ));
+                troubled = true;
+            }
+            tokio::time::sleep(pause).await;
         }
     }
 
@@ -830,16 +874,8 @@ impl Jobs {
             storage_retries: spec.storage_retries.saturating_add(1),
             ..spec.clone()
         };
-        let handed = self
-            .cloud
-            .jobs
-            .set_visibility_and_body(message, delay, &next.to_message())
+        self.hand_back(message, delay, Some(&next.to_message()), &tag)
             .await;
-        if let Err(e) = handed {
-            self.log(&format!(
-                "{tag}: could not hand it back ({e}); it returns after the visibility timeout"
-            ));
-        }
     }
 
     async fn mark_failed(&self, subject: &Subject, reason: &str, dequeue_count: u32) {

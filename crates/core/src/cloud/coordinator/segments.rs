@@ -335,7 +335,7 @@ pub(super) async fn follow_and_join(
             next_job += 1;
         }
         if next_job < manifest.job_count {
-            tokio::time::sleep(POLL).await;
+            tokio::time::sleep(follow.next_wait()).await;
         }
     }
     let joiner = joiner.ok_or_else(|| anyhow!("the run has no jobs"))?;
