@@ -601,19 +601,8 @@ fn job_of_a_killed_worker_reappears_and_the_run_completes(b: &Backend) {
         .unwrap();
         assert_eq!(marker.worker, "rescuer");
     }
-    // The test stylizer inverts colours: every frame is there, inverted (up to the H.264 4:2:0
-    // loss, large on a 64×48 test pattern; the uninverted frame is ~100 off). Order is checked
-    // exactly by the comparison with local mode above.
-    let (inp, out) = (all_frames(&input), all_frames(&output));
-    assert_eq!(out.len(), 16);
-    for (i, (a, b)) in inp.iter().zip(&out).enumerate() {
-        let inverted: Vec<u8> = a.iter().map(|v| 255 - v).collect();
-        let diff = mean_abs_diff(&inverted, b);
-        assert!(
-            diff < 10.0,
-            "frame {i} is not the inverted input frame (mean diff {diff})"
-        );
-    }
+    // Order is checked exactly by the comparison with local mode above.
+    assert_inverted(&input, &output, 16, 10.0);
 }
 
 /// A job whose frame is corrupt fails on every delivery: it is marked failed and moved to the
@@ -1009,19 +998,7 @@ fn a_run_longer_than_the_download_window_is_restitched_in_order(b: &Backend) {
         w.sigterm();
         w.wait();
     }
-    let (inp, out) = (
-        all_frames(&input),
-        all_frames(&dir.path().join("long.styled.mp4")),
-    );
-    assert_eq!(out.len(), 640);
-    for (i, (a, b)) in inp.iter().zip(&out).enumerate() {
-        let inverted: Vec<u8> = a.iter().map(|v| 255 - v).collect();
-        let diff = mean_abs_diff(&inverted, b);
-        assert!(
-            diff < 12.0,
-            "frame {i} is not the inverted input frame (mean diff {diff})"
-        );
-    }
+    assert_inverted(&input, &dir.path().join("long.styled.mp4"), 640, 12.0);
     assert_eq!(listing(dir.path()), vec!["long.mp4", "long.styled.mp4"]);
 }
 

@@ -414,17 +414,7 @@ fn a_worker_killed_while_uploading_its_segment_leaves_no_partial_segment() {
         job * 20 + 20
     );
     assert!(rescuer_log.contains(&redone), "{rescuer_log}");
-    // The test stylizer inverts colours: every frame is the inverted input frame (up to H.264 loss).
-    let (inp, out) = (all_frames(&input), all_frames(&output));
-    assert_eq!(out.len(), 60);
-    for (i, (a, b)) in inp.iter().zip(&out).enumerate() {
-        let inverted: Vec<u8> = a.iter().map(|v| 255 - v).collect();
-        let diff = mean_abs_diff(&inverted, b);
-        assert!(
-            diff < 10.0,
-            "frame {i}: mean diff {diff} from the inverted input"
-        );
-    }
+    assert_inverted(&input, &output, 60, 10.0);
 }
 
 /// Blob storage and the queue both out for 25 s in the middle of a job: the job fails on storage

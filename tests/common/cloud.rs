@@ -389,3 +389,22 @@ pub fn run_into_an_output_container(
         worker_log,
     }
 }
+
+/// Asserts that `output` has `frames` frames, each the colour-inverted frame of `input` (what the
+/// test stylizer makes) within `tolerance` levels mean: H.264's 4:2:0 loss is large on small test
+/// patterns, and the uninverted frame is ~100 off.
+pub fn assert_inverted(input: &Path, output: &Path, frames: usize, tolerance: f64) {
+    let (inp, out) = (
+        stylize_testkit::all_frames(input),
+        stylize_testkit::all_frames(output),
+    );
+    assert_eq!(out.len(), frames);
+    for (i, (a, b)) in inp.iter().zip(&out).enumerate() {
+        let inverted: Vec<u8> = a.iter().map(|v| 255 - v).collect();
+        let diff = stylize_testkit::mean_abs_diff(&inverted, b);
+        assert!(
+            diff < tolerance,
+            "frame {i} is not the inverted input frame (mean diff {diff})"
+        );
+    }
+}

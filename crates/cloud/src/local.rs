@@ -172,16 +172,25 @@ fn walk(dir: &Path, rel: &str, prefix: &str, out: &mut Vec<BlobEntry>) -> Result
         } else {
             format!("{rel}/{name}")
         };
-        let meta = entry
-            .metadata()
+        // Names first: a bucket's listing reads a folder of a whole run's frames, and only the
+        // entries it wants are worth a metadata call.
+        let folder = format!("{key}/");
+        let may_hold = folder.starts_with(prefix) || prefix.starts_with(&folder);
+        if !key.starts_with(prefix) && !may_hold {
+            continue;
+        }
+        let kind = entry
+            .file_type()
             .map_err(|e| Error::io("listing", entry.path(), e))?;
-        if meta.is_dir() {
+        if kind.is_dir() {
             // Descend only where keys below could still start with the prefix.
-            let folder = format!("{key}/");
-            if folder.starts_with(prefix) || prefix.starts_with(&folder) {
+            if may_hold {
                 walk(&entry.path(), &key, prefix, out)?;
             }
-        } else if meta.is_file() && key.starts_with(prefix) {
+        } else if kind.is_file() && key.starts_with(prefix) {
+            let meta = entry
+                .metadata()
+                .map_err(|e| Error::io("listing", entry.path(), e))?;
             out.push(BlobEntry {
                 key,
                 size: meta.len(),
