@@ -545,8 +545,9 @@ async fn run_manifest_progress_resume_and_clean(cloud: &Cloud) {
     let other = sample_manifest(3, 1);
     publish_manifest(b, &other).await.unwrap();
     let deleted = delete_run(b, &m.run_id).await.unwrap();
-    // The manifest, its index entry, the frames, the done and the failed markers.
-    assert_eq!(deleted, 1 + 1 + 4 + 2 + 2);
+    // The manifest, the frames, the done and the failed markers (the index entry goes too).
+    assert_eq!(deleted, 1 + 4 + 2 + 2);
+    assert!(!b.exists(&m.run_id.index_key()).await.unwrap());
     assert!(b.list(&m.run_id.prefix()).await.unwrap().is_empty());
     assert_eq!(
         list_runs(b).await.unwrap(),
