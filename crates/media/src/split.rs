@@ -56,14 +56,19 @@ pub(crate) struct PacketFacts {
     pub hidden: bool,
 }
 
-/// Reads the video stream's packets (no decoding) and plans pieces of at least `min_frames`
-/// shown frames each (the last may be shorter), cut only where each piece decodes on its own.
+/// Reads the video stream's packets (no decoding) and plans pieces of at least `min_frames(n)`
+/// shown frames each, `n` being the stream's shown frames (so a job size that depends on the
+/// length needs one read of the file), the last piece possibly shorter; cut only where each piece
+/// decodes on its own.
 ///
 /// # Errors
 /// [`MediaError::Unsplittable`] when the stream cannot be cut and counted this way (packets
 /// without timestamps, hidden frames after shown ones); the caller then sends frames instead.
 /// Demuxing errors as [`MediaError::Corrupt`].
-pub fn plan_pieces(input: &VideoInfo, min_frames: u32) -> Result<SplitPlan, MediaError> {
+pub fn plan_pieces(
+    input: &VideoInfo,
+    min_frames: impl FnOnce(u32) -> u32,
+) -> Result<SplitPlan, MediaError> {
     let packets = video_packets(input)?;
     let unsplittable = |reason: &str| MediaError::Unsplittable {
         path: input.path.clone(),
@@ -75,7 +80,8 @@ pub fn plan_pieces(input: &VideoInfo, min_frames: u32) -> Result<SplitPlan, Medi
     if packets.iter().any(|p| p.pts.is_none()) {
         return Err(unsplittable("some video packets carry no timestamp"));
     }
-    let pieces = cut_points(&packets, min_frames).map_err(unsplittable)?;
+    let shown = packets.iter().filter(|p| !p.hidden).count() as u32;
+    let pieces = cut_points(&packets, min_frames(shown)).map_err(unsplittable)?;
     let frame_count = pieces.iter().map(|p| p.frames).sum();
     if frame_count == 0 {
         return Err(unsplittable("its edit list hides every frame"));

@@ -30,7 +30,7 @@ fn split_encode_join(
     preset_of: impl Fn(u32) -> &'static str,
 ) -> (SplitPlan, PathBuf) {
     let info = probe(input).unwrap();
-    let plan = plan_pieces(&info, min_piece).unwrap();
+    let plan = plan_pieces(&info, |_| min_piece).unwrap();
     let piece_path = |i: usize| dir.join(format!("piece-{i:03}.mkv"));
     let sizes = write_pieces(&info, &plan, piece_path).unwrap();
     assert_eq!(sizes.len(), plan.pieces.len());
@@ -210,7 +210,7 @@ fn segments_out_of_order_or_short_are_refused() {
     let d = tempdir();
     let input = scene_clip(d.path(), "in.mp4", "160x120", "25", 30, &[], &["-g", "10"]);
     let info = probe(&input).unwrap();
-    let plan = plan_pieces(&info, 10).unwrap();
+    let plan = plan_pieces(&info, |_| 10).unwrap();
     let piece = |i: usize| d.path().join(format!("p{i}.mkv"));
     write_pieces(&info, &plan, piece).unwrap();
     let out = d.path().join("out.mp4");

@@ -646,13 +646,25 @@ async fn upload_frame(
     let bytes = Bytes::from(
         blocking(move || codec::encode(format, frame.width, frame.height, &frame.data)).await?,
     );
-    let size = bytes.len() as u64;
     let what = format!("uploading frame {n}");
+    let size = put_patiently(&patience, blobs.as_ref(), &key, bytes, what).await?;
+    Ok((n, size))
+}
+
+/// Uploads `bytes` to `key`, riding out storage trouble (`what` names it in what is said); its size.
+async fn put_patiently(
+    patience: &Patience,
+    blobs: &dyn BlobStore,
+    key: &str,
+    bytes: Bytes,
+    what: String,
+) -> Result<u64> {
+    let size = bytes.len() as u64;
     patience
-        .retry(&what, || blobs.put(&key, bytes.clone()))
+        .retry(&what, || blobs.put(key, bytes.clone()))
         .await
         .context(what)?;
-    Ok((n, size))
+    Ok(size)
 }
 
 async fn enqueue(shared: &Shared, manifest: &RunManifest, job: u32) -> Result<()> {

@@ -42,9 +42,12 @@ pub(super) async fn plan(
         1
     };
     let planned = blocking(move || {
-        let count = plan_pieces(&scan_info, 1)?.frame_count;
-        let per_job = asked.unwrap_or_else(|| default_frames_per_job(count).max(least).min(count));
-        Ok((plan_pieces(&scan_info, per_job)?, per_job))
+        let mut per_job = 0;
+        let plan = plan_pieces(&scan_info, |count| {
+            per_job = asked.unwrap_or_else(|| default_frames_per_job(count).max(least).min(count));
+            per_job
+        })?;
+        Ok((plan, per_job))
     })
     .await;
     match planned {
@@ -135,17 +138,8 @@ pub(super) async fn upload_and_enqueue(
         })
         .collect();
     waiting.sort_unstable();
-    let up_to = |done: &BTreeSet<u32>| (0..piece_count).take_while(|i| done.contains(i)).count();
     let mut queued = 0;
-    queue_ready(
-        shared,
-        manifest,
-        &mut waiting,
-        up_to(&present) as u32,
-        &mut queued,
-        bar,
-    )
-    .await?;
+    queue_ready(shared, manifest, (&mut waiting, &mut queued), &present, bar).await?;
     if present.len() as u32 == piece_count {
         return Ok(0);
     }
@@ -167,15 +161,7 @@ pub(super) async fn upload_and_enqueue(
         bytes_up += size;
         done.insert(index);
         bar.advance();
-        queue_ready(
-            shared,
-            manifest,
-            &mut waiting,
-            up_to(&done) as u32,
-            &mut queued,
-            bar,
-        )
-        .await?;
+        queue_ready(shared, manifest, (&mut waiting, &mut queued), &done, bar).await?;
     }
     Ok(bytes_up)
 }
@@ -249,25 +235,22 @@ fn upload_piece(
     async move {
         let _permit = transfers.acquire_owned().await.expect("never closed");
         let bytes = Bytes::from(tokio::fs::read(&path).await?);
-        let size = bytes.len() as u64;
         let what = format!("uploading piece {index}");
-        patience
-            .retry(&what, || blobs.put(&key, bytes.clone()))
-            .await
-            .context(what)?;
+        let size = put_patiently(&patience, blobs.as_ref(), &key, bytes, what).await?;
         Ok((index, size))
     }
 }
 
-/// Queues the jobs whose pieces are all among the first `up_to`.
+/// Queues the waiting jobs (by their last piece, in order) whose pieces are all up: every piece
+/// before the first one missing from `up`. Counts them in `queued`.
 async fn queue_ready(
     shared: &Arc<Shared>,
     manifest: &RunManifest,
-    waiting: &mut Vec<(u32, u32)>,
-    up_to: u32,
-    queued: &mut u32,
+    (waiting, queued): (&mut Vec<(u32, u32)>, &mut u32),
+    up: &BTreeSet<u32>,
     bar: &dyn InputProgress,
 ) -> Result<()> {
+    let up_to = (0..).take_while(|i| up.contains(i)).count() as u32;
     let ready = waiting.partition_point(|(last_piece, _)| *last_piece < up_to);
     for (_, job) in waiting.drain(..ready) {
         enqueue(shared, manifest, job).await?;
