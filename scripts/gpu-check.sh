@@ -11,7 +11,8 @@
 #
 # models: the GPU; both networks' frames per second at 720×720 and 1920×1080 in fp16 and fp32 at
 #   batch 1, 8 and 32; how far fp16 is from fp32 and each is from the CPU's fp32 on the same frame.
-# worker: an end-to-end cloud run through `dir:` on the GPU (a 720×720 clip with audio: the
+# worker: the steadier's CPU cost alone (in order, and with the motion ahead on 1…N threads), then
+#   an end-to-end cloud run through `dir:` on the GPU (a 720×720 clip with audio: the
 #   coordinator cuts and joins, one `stylize worker --device cuda` styles, steadies and encodes),
 #   its frames per second and each job's stage times (pieces, decode, network, steady, encode,
 #   upload), then the same clip in local mode for comparison.
@@ -51,9 +52,11 @@ prepare_models() {
 # The stylize binary, the shared libraries it needs beyond LibTorch and a base image, and a clip.
 prepare_worker() {
   cargo build --release -q --bin stylize
+  cargo build --release -q -p stylize-motion --example steady_cost
   local stage=target/gpu-check-worker
   rm -rf "$stage" && mkdir -p "$stage/lib"
   strip -o "$stage/stylize" target/release/stylize
+  strip -o "$stage/steady_cost" target/release/examples/steady_cost
   ldd target/release/stylize | awk '$2 == "=>" && $3 ~ /^\// {print $1, $3}' |
     grep -v -E "$BASE_LIBS" | grep -v -E '/libtorch[^/]*/lib/' |
     while read -r name path; do cp -L "$path" "$stage/lib/$name"; done
@@ -123,6 +126,9 @@ run_worker() {
   local missing; missing=$(ldd "$dir/stylize" | grep "not found" || true)
   [ -z "$missing" ] || { echo "gpu-check: libraries this machine lacks:"; echo "$missing"; exit 1; }
   nvidia-smi -L || true
+  echo "== the steadier alone (CPU): in order, then with the motion analysed ahead on threads"
+  "$dir/steady_cost" 720 720 120
+  "$dir/steady_cost" 1920 1080 40
   local bin=$dir/stylize clip=$dir/clip.mp4 storage=dir:$dir/storage
   "$bin" worker --cloud "$storage" --device "$DEVICE" --idle-exit 5 2>&1 | sed 's/^/  /' &
   local worker=$!

@@ -1,12 +1,13 @@
 //! The local pipeline: decode, style and encode on their own threads joined by bounded channels.
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use stylize_media::{DecodedFrame, EncodeOptions, FrameReader, RgbImage, VideoInfo, VideoWriter};
 use stylize_model::{Engine, PreparedStyle};
-use stylize_motion::Steadier;
+use stylize_motion::{Steadied, SteadyStream};
 
 use crate::cancel::cancelled;
 use crate::compare;
@@ -142,7 +143,7 @@ fn run_stages(
     std::thread::scope(|scope| {
         let decoder = scope.spawn(|| decode_stage(info, decoded_tx));
         // With --steady, a stage between the network and the encoder carries strokes along the motion.
-        let (steadier, to_encode) = match Steadier::at(steady) {
+        let (steadier, to_encode) = match SteadyStream::at(steady) {
             Some(steadier) => {
                 let (steadied_tx, steadied_rx) = bounded::<Styled>(CHANNEL_DEPTH);
                 let stage = scope
@@ -322,14 +323,21 @@ fn style_batch(
     Ok(true)
 }
 
-/// Steadies the styled frames in order (see stylize-motion); the originals travel on only for a
-/// side-by-side video.
+/// Steadies the styled frames in order (see stylize-motion), the motion of those behind them
+/// analysed ahead on other threads; the originals travel on only for a side-by-side video.
 fn steady_stage(
-    mut steadier: Steadier,
+    mut steadier: SteadyStream<DecodedFrame>,
     side_by_side: bool,
     input: Receiver<Styled>,
     out: Sender<Styled>,
 ) -> Result<()> {
+    let send_on = |done: Steadied<DecodedFrame>| {
+        let mut frame = done.tag;
+        frame.image = done.image;
+        let original = side_by_side
+            .then(|| Arc::try_unwrap(done.original).unwrap_or_else(|shared| (*shared).clone()));
+        out.send(Styled { frame, original }).is_ok()
+    };
     for mut styled in input {
         if cancelled() {
             return Ok(());
@@ -338,13 +346,18 @@ fn steady_stage(
             .original
             .take()
             .ok_or_else(|| anyhow!("the steadier needs each frame's original"))?;
-        let (image, _) = steadier
-            .process(&original, &styled.frame.image)
-            .with_context(|| format!("steadying frame {}", styled.frame.index))?;
-        styled.frame.image = image;
-        styled.original = side_by_side.then_some(original);
-        if out.send(styled).is_err() {
+        let image = styled.frame.image.take();
+        let index = styled.frame.index;
+        let done = steadier
+            .push(styled.frame, original, image)
+            .with_context(|| format!("steadying frame {index}"))?;
+        if done.is_some_and(|done| !send_on(done)) {
             return Ok(()); // the encoder stopped and reports why
+        }
+    }
+    while let Some(done) = steadier.next_left().context("steadying the last frames")? {
+        if !send_on(done) {
+            return Ok(());
         }
     }
     Ok(())

@@ -1,9 +1,11 @@
-//! What the steadier costs per frame, alone on one thread: `cargo run --release -p stylize-motion
-//! --example steady_cost [WIDTH HEIGHT FRAMES]` (default 720 720 60) on a synthetic pan.
+//! What the steadier costs per frame on a synthetic pan: `cargo run --release -p stylize-motion
+//! --example steady_cost [WIDTH HEIGHT FRAMES [THREADS]]` (default 720 720 60). Prints the time per frame of
+//! one steadier doing everything in order, then of a `SteadyStream` analysing the motion ahead on
+//! 1, 2, 4… threads up to THREADS (default: this machine's `steadying_threads()`) (all in one run, side by side).
 use std::time::Instant;
 
 use stylize_frame::RgbImage;
-use stylize_motion::Steadier;
+use stylize_motion::{steadying_threads, Steadier, SteadyStream, DEFAULT_STEADY};
 
 fn pan(width: u32, height: u32, shift: u32, seed: u32) -> RgbImage {
     let mut data = Vec::with_capacity((width * height * 3) as usize);
@@ -28,19 +30,41 @@ fn main() {
         .skip(1)
         .filter_map(|a| a.parse().ok())
         .collect();
-    let (width, height, frames) = match args[..] {
-        [w, h, n] => (w, h, n),
-        _ => (720, 720, 60),
+    let (width, height, frames, most) = match args[..] {
+        [w, h, n, threads] => (w, h, n, threads as usize),
+        [w, h, n] => (w, h, n, steadying_threads()),
+        _ => (720, 720, 60, steadying_threads()),
     };
     let originals: Vec<RgbImage> = (0..frames).map(|t| pan(width, height, t * 2, 0)).collect();
     let styled: Vec<RgbImage> = (0..frames)
         .map(|t| pan(width, height, t * 2, t * 7))
         .collect();
-    let mut steadier = Steadier::new(stylize_motion::DEFAULT_STEADY);
+    let report = |what: &str, started: Instant| {
+        let per_frame = started.elapsed().as_secs_f64() * 1e3 / frames as f64;
+        println!(
+            "{width}x{height} {what:<28} {per_frame:6.1} ms per frame  {:6.1} fps  ({frames} frames)",
+            1e3 / per_frame
+        );
+    };
+    let mut steadier = Steadier::new(DEFAULT_STEADY);
     let started = Instant::now();
     for (original, styled) in originals.iter().zip(&styled) {
         steadier.process(original, styled).expect("steadier");
     }
-    let per_frame = started.elapsed().as_secs_f64() * 1e3 / frames as f64;
-    println!("{width}x{height}: {per_frame:.1} ms per frame ({frames} frames)");
+    report("in order, one thread", started);
+    let counts = (0..)
+        .map(|k| 1usize << k)
+        .take_while(|&n| n < most)
+        .chain([most]);
+    for threads in counts {
+        let mut stream = SteadyStream::with_threads(DEFAULT_STEADY, threads).expect("level > 0");
+        let started = Instant::now();
+        for (n, (original, styled)) in originals.iter().zip(&styled).enumerate() {
+            stream
+                .push(n, original.clone(), styled.clone())
+                .expect("steadier");
+        }
+        while stream.next_left().expect("steadier").is_some() {}
+        report(&format!("stream on {threads} thread(s)"), started);
+    }
 }

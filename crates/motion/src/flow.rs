@@ -1,4 +1,6 @@
 //! Dense optical flow between two frames (OpenCV's DIS), as sampling maps at full size.
+use std::ops::Range;
+
 use opencv::core::{self, Mat, Ptr, Scalar, Size, Vec2f};
 use opencv::imgproc;
 use opencv::prelude::*;
@@ -126,12 +128,18 @@ impl Flow {
     /// `image` resampled along the flow (`interpolation` is an OpenCV `INTER_*`); pixels whose
     /// source falls outside repeat the border.
     pub fn warp(&self, image: &Mat, interpolation: i32) -> Result<Mat> {
+        self.warp_rows(image, 0..self.map_x.rows() as usize, interpolation)
+    }
+
+    /// Rows `rows` of [`Flow::warp`]'s result (the whole of `image` is read).
+    pub fn warp_rows(&self, image: &Mat, rows: Range<usize>, interpolation: i32) -> Result<Mat> {
+        let (start, end) = (rows.start as i32, rows.end as i32);
         let mut out = Mat::default();
         imgproc::remap(
             image,
             &mut out,
-            &self.map_x,
-            &self.map_y,
+            &self.map_x.row_bounds(start, end)?,
+            &self.map_y.row_bounds(start, end)?,
             interpolation,
             core::BORDER_REPLICATE,
             Scalar::all(0.0),

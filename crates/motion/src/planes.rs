@@ -1,4 +1,4 @@
-//! Pictures as OpenCV matrices and back: RGB24 in, float RGB in [0,1], 8-bit grey and float luma.
+//! Pictures as OpenCV matrices: RGB24 in, float RGB in [0,1], 8-bit grey and float luma.
 use opencv::core::{self, Mat, Size};
 use opencv::imgproc;
 use opencv::prelude::*;
@@ -22,17 +22,6 @@ pub fn unit_rgb(rgb_u8: &Mat) -> Result<Mat> {
     let mut out = Mat::default();
     rgb_u8.convert_to(&mut out, core::CV_32FC3, 1.0 / 255.0, 0.0)?;
     Ok(out)
-}
-
-/// Float RGB in [0,1] back to RGB24, rounded and clamped.
-pub fn to_rgb(mat: &Mat) -> Result<RgbImage> {
-    let mut bytes = Mat::default();
-    mat.convert_to(&mut bytes, core::CV_8UC3, 255.0, 0.0)?;
-    Ok(RgbImage {
-        width: mat.cols() as u32,
-        height: mat.rows() as u32,
-        data: bytes.data_bytes()?.to_vec(),
-    })
 }
 
 /// Grey (BT.601 luma) of an RGB matrix, in its depth (8-bit from 8-bit).
@@ -71,7 +60,7 @@ pub fn shrink_to_width(mat: &Mat, width: i32) -> Result<Mat> {
 /// A Gaussian blur with the given sigma, cut at ±2 sigma (OpenCV's own choice for float pictures,
 /// ±4 sigma, costs twice as much for a band split that looks the same).
 pub fn blur(mat: &Mat, sigma: f64) -> Result<Mat> {
-    let taps = (2.0 * sigma).ceil() as i32 * 2 + 1;
+    let taps = blur_radius(sigma) as i32 * 2 + 1;
     let mut out = Mat::default();
     imgproc::gaussian_blur(
         mat,
@@ -82,6 +71,11 @@ pub fn blur(mat: &Mat, sigma: f64) -> Result<Mat> {
         core::BORDER_REFLECT_101,
     )?;
     Ok(out)
+}
+
+/// How many pixels on each side [`blur`] reads.
+pub fn blur_radius(sigma: f64) -> usize {
+    (2.0 * sigma).ceil() as usize
 }
 
 /// Checks that two pictures have the same size.

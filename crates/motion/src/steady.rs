@@ -10,6 +10,8 @@
 //! along the flow blurs a little each frame; a small gain on the fine band, never above what the
 //! new frame itself holds, gives that back, so a long shot neither smears nor darkens. Where the
 //! flow fails (occlusions, things appearing, a scene cut) the new frame shows through.
+use std::ops::Range;
+
 use opencv::core::{Mat, Vec3f};
 use opencv::imgproc;
 use opencv::prelude::*;
@@ -51,17 +53,103 @@ pub enum SteadyFrame {
 }
 
 /// Steadies a stream of styled frames, given each frame's original. One per video, fed in order.
+///
+/// The work is in two parts. Preparing a frame ([`MotionAnalyser::prepare`]: its motion from the
+/// originals, the styled frame's own bands) needs nothing earlier, so it can run ahead on other
+/// threads ([`crate::SteadyStream`]). Carrying the previous output along the motion
+/// ([`Steadier::apply`]) must go in order; it splits each frame into bands of rows, one per thread.
 pub struct Steadier {
     level: f32,
-    /// Made for the first frame's width (DIS keeps buffers for one size).
-    flow: Option<(u32, FlowEstimator)>,
-    previous: Option<Previous>,
+    /// Bands of rows carried side by side in [`Steadier::apply`].
+    bands: usize,
+    analyser: MotionAnalyser,
+    /// The last original, for this steadier's own preparing in [`Steadier::process`].
+    previous_original: Option<RgbImage>,
+    /// The last output, as float RGB: what the next frame carries.
+    previous_output: Option<Mat>,
 }
 
-struct Previous {
-    flow_grey: Mat,
-    luma: Mat,
-    output: Mat,
+/// What the originals alone say about one frame: how to carry the previous output onto it and
+/// where to trust that, or that it starts afresh (the first frame, a scene cut, a new size).
+enum Motion {
+    Fresh,
+    Carry {
+        flow: Flow,
+        /// Per pixel, in [0, 1]: how far the flow can be trusted there.
+        trust: Vec<f32>,
+        /// The share of pixels trusted more than half.
+        trusted: f32,
+    },
+}
+
+/// A frame ready to be carried: its motion, and the styled frame as float RGB with its coarse band.
+pub struct Prepared {
+    motion: Motion,
+    styled: RgbImage,
+    styled_f32: Mat,
+    styled_coarse: Mat,
+}
+
+/// Prepares frames: works out each one's motion from its original and the one before. Keeps DIS's
+/// buffers, made for the first frame's width.
+#[derive(Default)]
+pub struct MotionAnalyser {
+    flow: Option<(u32, FlowEstimator)>,
+}
+
+impl MotionAnalyser {
+    /// `styled` (the network's output for `original`) made ready for [`Steadier::apply`], with
+    /// the motion from `previous` (the original before, if any) to `original`.
+    pub fn prepare(
+        &mut self,
+        previous: Option<&RgbImage>,
+        original: &RgbImage,
+        styled: RgbImage,
+    ) -> Result<Prepared> {
+        planes::same_size(
+            original,
+            &styled,
+            "styled frame and original differ in size",
+        )?;
+        let styled_f32 = planes::rgb_f32(&styled)?;
+        let styled_coarse = planes::blur(&styled_f32, BAND_SIGMA)?;
+        Ok(Prepared {
+            motion: self.motion(previous, original)?,
+            styled,
+            styled_f32,
+            styled_coarse,
+        })
+    }
+
+    fn motion(&mut self, previous: Option<&RgbImage>, original: &RgbImage) -> Result<Motion> {
+        let same_size = |p: &&RgbImage| (p.width, p.height) == (original.width, original.height);
+        let Some(previous) = previous.filter(same_size) else {
+            return Ok(Motion::Fresh); // nothing before, or a frame of another size: nothing to carry
+        };
+        if self.flow.as_ref().map(|(w, _)| *w) != Some(original.width) {
+            let estimator = FlowEstimator::new(flow_width(original.width))?;
+            self.flow = Some((original.width, estimator));
+        }
+        let (_, estimator) = self.flow.as_mut().expect("made above");
+        let (previous_u8, original_u8) = (planes::rgb_u8(previous)?, planes::rgb_u8(original)?);
+        let (grey, previous_grey) = (
+            estimator.prepare(&original_u8)?,
+            estimator.prepare(&previous_u8)?,
+        );
+        let flow = estimator.between(&grey, &previous_grey, original_u8.size()?)?;
+        let luma = planes::luma_f32(&original_u8)?;
+        let warped_luma = flow.warp(&planes::luma_f32(&previous_u8)?, imgproc::INTER_LINEAR)?;
+        if matched_share(&warped_luma, &luma)? < CUT_MATCHED_SHARE {
+            return Ok(Motion::Fresh);
+        }
+        let trust = trust_map(&flow, &warped_luma, &luma)?;
+        let trusted = trust.iter().filter(|&&t| t > 0.5).count() as f32 / trust.len() as f32;
+        Ok(Motion::Carry {
+            flow,
+            trust,
+            trusted,
+        })
+    }
 }
 
 impl Steadier {
@@ -71,92 +159,81 @@ impl Steadier {
         (level > 0.0).then(|| Self::new(level))
     }
 
-    /// `level` in (0, 1]: the share of the strokes carried where the flow holds.
+    /// `level` in (0, 1]: the share of the strokes carried where the flow holds. Carries each frame
+    /// on this thread alone.
     pub fn new(level: f32) -> Self {
-        share_cores_with_the_network();
+        Self::in_bands(level, 1)
+    }
+
+    /// As [`Steadier::new`], carrying each frame in `bands` bands of rows on as many threads (the
+    /// output is the same for any number).
+    pub fn in_bands(level: f32, bands: usize) -> Self {
+        leave_threads_to_stylize();
         Steadier {
             level: level.clamp(0.0, 1.0),
-            flow: None,
-            previous: None,
+            bands: bands.max(1),
+            analyser: MotionAnalyser::default(),
+            previous_original: None,
+            previous_output: None,
         }
     }
 
-    /// The steadied version of `styled`, the network's output for `original`.
+    /// The steadied version of `styled`, the network's output for `original`, prepared here and now.
     pub fn process(
         &mut self,
         original: &RgbImage,
         styled: &RgbImage,
     ) -> Result<(RgbImage, SteadyFrame)> {
-        planes::same_size(original, styled, "styled frame and original differ in size")?;
-        if self.flow.as_ref().map(|(w, _)| *w) != Some(original.width) {
-            let estimator = FlowEstimator::new(flow_width(original.width))?;
-            self.flow = Some((original.width, estimator));
-            self.previous = None; // a frame of another size has nothing to carry
-        }
-        let (_, estimator) = self.flow.as_mut().expect("made above");
-        let original_u8 = planes::rgb_u8(original)?;
-        let flow_grey = estimator.prepare(&original_u8)?;
-        let luma = planes::luma_f32(&original_u8)?;
-        let styled_f32 = planes::rgb_f32(styled)?;
-        let carried = match self.previous.take() {
-            Some(previous) => carry(
-                estimator,
-                &previous,
-                &flow_grey,
-                &luma,
-                &styled_f32,
-                self.level,
-            )?,
-            None => None,
-        };
-        let (output, frame, image) = match carried {
-            Some((output, trusted)) => {
-                let image = planes::to_rgb(&output)?;
-                (output, SteadyFrame::Carried { trusted }, image)
+        let prepared =
+            self.analyser
+                .prepare(self.previous_original.as_ref(), original, styled.clone())?;
+        self.previous_original = Some(original.clone());
+        self.apply(prepared)
+    }
+
+    /// The steadied frame of `prepared` (prepared from its original and the one before, in the
+    /// order frames are applied).
+    pub fn apply(&mut self, prepared: Prepared) -> Result<(RgbImage, SteadyFrame)> {
+        let size = prepared.styled_f32.size()?;
+        let previous = self
+            .previous_output
+            .take()
+            .filter(|p| p.size().ok() == Some(size));
+        let (output, image, frame) = match (&prepared.motion, previous) {
+            (
+                Motion::Carry {
+                    flow,
+                    trust,
+                    trusted,
+                },
+                Some(previous),
+            ) => {
+                let carrying = Carrying {
+                    previous: &previous,
+                    flow,
+                    trust,
+                    styled: &prepared.styled_f32,
+                    styled_coarse: &prepared.styled_coarse,
+                    level: self.level,
+                };
+                let (output, image) = carrying.in_bands(self.bands)?;
+                (output, image, SteadyFrame::Carried { trusted: *trusted })
             }
-            None => (styled_f32, SteadyFrame::Fresh, styled.clone()),
+            _ => (prepared.styled_f32, prepared.styled, SteadyFrame::Fresh),
         };
-        self.previous = Some(Previous {
-            flow_grey,
-            luma,
-            output,
-        });
+        self.previous_output = Some(output);
         Ok((image, frame))
     }
 }
 
-/// The carried output and the share of trusted pixels, or `None` at a scene cut.
-fn carry(
-    estimator: &mut FlowEstimator,
-    previous: &Previous,
-    grey: &Mat,
-    luma: &Mat,
-    styled: &Mat,
-    level: f32,
-) -> Result<Option<(Mat, f32)>> {
-    let size = styled.size()?;
-    let flow = estimator.between(grey, &previous.flow_grey, size)?;
-    let warped_luma = flow.warp(&previous.luma, imgproc::INTER_LINEAR)?;
-    if matched_share(&warped_luma, luma)? < CUT_MATCHED_SHARE {
-        return Ok(None);
-    }
-    let trust = trust_map(&flow, &warped_luma, luma)?;
-    let trusted = trust.iter().filter(|&&t| t > 0.5).count() as f32 / trust.len() as f32;
-    let carried = flow.warp(&previous.output, imgproc::INTER_CUBIC)?;
-    let output = combine(styled, &carried, &trust, level)?;
-    Ok(Some((output, trusted)))
-}
-
-/// OpenCV's worker threads: one on machines of up to four cores, where the network and x264 already
-/// keep every core busy (there, DIS spread over threads spent ~17 ms more CPU per 720×720 frame
-/// waiting than it saved), half the cores beyond, where a fast GPU leaves the CPU to the steadier.
-/// Set once per process; it is OpenCV's global setting.
-fn share_cores_with_the_network() {
+/// OpenCV's own worker threads: none. The steadier spreads its work itself (frames prepared ahead
+/// on their own threads, rows carried in bands), and on machines of up to four cores the network
+/// and x264 keep every core busy (there, DIS spread over threads spent ~17 ms more CPU per 720×720
+/// frame waiting than it saved). Set once per process; it is OpenCV's global setting.
+fn leave_threads_to_stylize() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as i32;
-        let threads = if cores <= 4 { 1 } else { cores / 2 };
-        let _ = opencv::core::set_num_threads(threads);
+        let _ = opencv::core::set_num_threads(1);
     });
 }
 
@@ -207,45 +284,126 @@ fn trust_map(flow: &Flow, warped_luma: &Mat, luma: &Mat) -> Result<Vec<f32>> {
         .collect())
 }
 
-/// Coarse band mostly from the new frame, fine band mostly carried, then the fine band's energy
+/// One frame's carrying: the previous output along the flow, mixed with the styled frame — the
+/// coarse band mostly from the new frame, the fine band mostly carried — and the fine band's energy
 /// brought back towards the new frame's (see the module comment).
-fn combine(styled: &Mat, carried: &Mat, trust: &[f32], level: f32) -> Result<Mat> {
-    let styled_coarse = planes::blur(styled, BAND_SIGMA)?;
-    let carried_coarse = planes::blur(carried, BAND_SIGMA)?;
-    let mut output = styled.try_clone()?;
-    let (s, c) = (
-        styled.data_typed::<Vec3f>()?,
-        carried.data_typed::<Vec3f>()?,
-    );
-    let (sc, cc) = (
-        styled_coarse.data_typed::<Vec3f>()?,
-        carried_coarse.data_typed::<Vec3f>()?,
-    );
-    // First pass: the coarse band into `output`, the fine band into `fine`, and both fine energies.
-    let mut fine = vec![Vec3f::default(); trust.len()];
-    let (mut styled_energy, mut fine_energy) = (0.0f64, 0.0f64);
-    let out = output.data_typed_mut::<Vec3f>()?;
-    for i in 0..trust.len() {
-        let carry_fine = level * trust[i];
-        let carry_coarse = COARSE_SHARE * carry_fine;
-        for k in 0..3 {
-            let carried_px = c[i][k].clamp(0.0, 1.0);
-            let styled_fine = s[i][k] - sc[i][k];
-            let carried_fine = carried_px - cc[i][k];
-            out[i][k] = sc[i][k] + carry_coarse * (cc[i][k] - sc[i][k]);
-            fine[i][k] = styled_fine + carry_fine * (carried_fine - styled_fine);
-            styled_energy += styled_fine.abs() as f64;
-            fine_energy += fine[i][k].abs() as f64;
+struct Carrying<'a> {
+    previous: &'a Mat,
+    flow: &'a Flow,
+    trust: &'a [f32],
+    styled: &'a Mat,
+    styled_coarse: &'a Mat,
+    level: f32,
+}
+
+/// The fine band's energies over some rows: the styled frame's, and the mix's.
+type Energies = (f64, f64);
+
+impl Carrying<'_> {
+    /// The output as float RGB (for the next frame to carry) and as RGB24, its rows carried in
+    /// `bands` bands side by side.
+    fn in_bands(&self, bands: usize) -> Result<(Mat, RgbImage)> {
+        let (width, height) = (self.styled.cols() as usize, self.styled.rows() as usize);
+        let mut output = self.styled.try_clone()?;
+        let mut fine = vec![Vec3f::default(); width * height];
+        let mut image = RgbImage::solid(width as u32, height as u32, [0, 0, 0]);
+        // At least 16 rows a band, so the blur's margin stays a small share of each.
+        let band_rows = height.div_ceil(bands.clamp(1, (height / 16).max(1)));
+        let band = band_rows * width;
+        let out = output.data_typed_mut::<Vec3f>()?;
+        // First the mix and its energies, band by band; then the gain they call for.
+        let bands_mixed: Vec<(Range<usize>, &mut [Vec3f], &mut [Vec3f])> = out
+            .chunks_mut(band)
+            .zip(fine.chunks_mut(band))
+            .enumerate()
+            .map(|(n, (out, fine))| {
+                (
+                    n * band_rows..(n * band_rows + band_rows).min(height),
+                    out,
+                    fine,
+                )
+            })
+            .collect();
+        let energies = each_band(bands_mixed, |(rows, out, fine)| self.rows(rows, out, fine));
+        let (mut styled_energy, mut fine_energy) = (0.0, 0.0);
+        for band_energies in energies {
+            let (styled, fine) = band_energies?;
+            (styled_energy, fine_energy) = (styled_energy + styled, fine_energy + fine);
         }
+        let gain = (DETAIL_TARGET as f64 * styled_energy / fine_energy.max(1e-6))
+            .clamp(1.0, MAX_DETAIL_GAIN as f64) as f32;
+        let bands_gained: Vec<_> = out
+            .chunks_mut(band)
+            .zip(fine.chunks(band))
+            .zip(image.data.chunks_mut(band * 3))
+            .collect();
+        each_band(bands_gained, |((out, fine), bytes)| {
+            for ((o, f), px) in out.iter_mut().zip(fine).zip(bytes.chunks_exact_mut(3)) {
+                for k in 0..3 {
+                    o[k] = (o[k] + gain * f[k]).clamp(0.0, 1.0);
+                    px[k] = (o[k] * 255.0).round_ties_even() as u8;
+                }
+            }
+        });
+        Ok((output, image))
     }
-    let gain = (DETAIL_TARGET as f64 * styled_energy / fine_energy.max(1e-6))
-        .clamp(1.0, MAX_DETAIL_GAIN as f64) as f32;
-    for (o, f) in out.iter_mut().zip(&fine) {
-        for k in 0..3 {
-            o[k] = (o[k] + gain * f[k]).clamp(0.0, 1.0);
+
+    /// Rows `rows` of the output: the coarse mix into `out`, the fine mix into `fine`; returns
+    /// their fine energies. The blur of the carried frame reads a few rows beyond the band.
+    fn rows(&self, rows: Range<usize>, out: &mut [Vec3f], fine: &mut [Vec3f]) -> Result<Energies> {
+        let (width, height) = (self.styled.cols() as usize, self.styled.rows() as usize);
+        let margin = planes::blur_radius(BAND_SIGMA);
+        let with_margin = rows.start.saturating_sub(margin)..(rows.end + margin).min(height);
+        let carried =
+            self.flow
+                .warp_rows(self.previous, with_margin.clone(), imgproc::INTER_CUBIC)?;
+        let carried_coarse = planes::blur(&carried, BAND_SIGMA)?;
+        let inner =
+            (rows.start - with_margin.start) * width..(rows.end - with_margin.start) * width;
+        let pixels = rows.start * width..rows.end * width;
+        let c = &carried.data_typed::<Vec3f>()?[inner.clone()];
+        let cc = &carried_coarse.data_typed::<Vec3f>()?[inner];
+        let s = &self.styled.data_typed::<Vec3f>()?[pixels.clone()];
+        let sc = &self.styled_coarse.data_typed::<Vec3f>()?[pixels.clone()];
+        let trust = &self.trust[pixels];
+        let (mut styled_energy, mut fine_energy) = (0.0f64, 0.0f64);
+        for i in 0..trust.len() {
+            let carry_fine = self.level * trust[i];
+            let carry_coarse = COARSE_SHARE * carry_fine;
+            for k in 0..3 {
+                let carried_px = c[i][k].clamp(0.0, 1.0);
+                let styled_fine = s[i][k] - sc[i][k];
+                let carried_fine = carried_px - cc[i][k];
+                out[i][k] = sc[i][k] + carry_coarse * (cc[i][k] - sc[i][k]);
+                fine[i][k] = styled_fine + carry_fine * (carried_fine - styled_fine);
+                styled_energy += styled_fine.abs() as f64;
+                fine_energy += fine[i][k].abs() as f64;
+            }
         }
+        Ok((styled_energy, fine_energy))
     }
-    Ok(output)
+}
+
+/// `work` on each band's `items`, side by side: one thread per band but the last, which takes this
+/// one. The results come back in band order.
+fn each_band<I: Send, T: Send>(mut items: Vec<I>, work: impl Fn(I) -> T + Sync) -> Vec<T> {
+    let Some(last) = items.pop() else {
+        return Vec::new();
+    };
+    let work = &work;
+    std::thread::scope(|scope| {
+        let others: Vec<_> = items
+            .into_iter()
+            .map(|item| scope.spawn(move || work(item)))
+            .collect();
+        let last = work(last);
+        let mut done: Vec<T> = others
+            .into_iter()
+            .map(|band| band.join().expect("a band of rows panicked"))
+            .collect();
+        done.push(last);
+        done
+    })
 }
 
 #[cfg(test)]

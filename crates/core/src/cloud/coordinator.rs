@@ -39,7 +39,7 @@ use crate::output::{
     forget_live_temp, track_live_temp, work_name, OutputPlan, TempGuard, WorkKind,
 };
 use crate::units::clock;
-use stylize_motion::Steadier;
+use stylize_motion::{Steadied, SteadyStream};
 
 mod segments;
 
@@ -1160,7 +1160,7 @@ fn restitch(
     ready: std::sync::mpsc::Receiver<(u32, PathBuf)>,
     written: &AtomicU64,
 ) -> Result<u64> {
-    let mut steadier = Steadier::at(steady);
+    let mut steadier = SteadyStream::at(steady);
     let mut arrived: HashMap<u32, PathBuf> = HashMap::new();
     let mut count: u32 = 0;
     for frame in FrameReader::open(info)? {
@@ -1175,17 +1175,25 @@ fn restitch(
                 manifest.frame_count
             );
         }
-        let mut styled = styled_frame(manifest, n, &mut arrived, &ready)?;
-        if let Some(steadier) = steadier.as_mut() {
-            styled = steadier
-                .process(&frame.image, &styled)
-                .with_context(|| format!("steadying frame {n}"))?
-                .0;
-        }
-        let original = std::mem::replace(&mut frame.image, styled);
-        outputs.write(&original, &frame)?;
+        let styled = styled_frame(manifest, n, &mut arrived, &ready)?;
         count += 1;
-        written.store(u64::from(count), Ordering::Relaxed);
+        let Some(steadier) = steadier.as_mut() else {
+            let original = std::mem::replace(&mut frame.image, styled);
+            outputs.write(&original, &frame)?;
+            written.store(u64::from(count), Ordering::Relaxed);
+            continue;
+        };
+        let original = frame.image.take();
+        let done = steadier.push(frame, original, styled);
+        if let Some(done) = done.with_context(|| format!("steadying frame {n}"))? {
+            write_steadied(&mut outputs, done, written)?;
+        }
+    }
+    while let Some(steadier) = steadier.as_mut() {
+        match steadier.next_left().context("steadying the last frames")? {
+            Some(done) => write_steadied(&mut outputs, done, written)?,
+            None => break,
+        }
     }
     if count != manifest.frame_count {
         bail!(
@@ -1195,6 +1203,19 @@ fn restitch(
         );
     }
     outputs.finish()
+}
+
+/// A steadied frame into the outputs, counted as written.
+fn write_steadied(
+    outputs: &mut RestitchOutputs<'_>,
+    done: Steadied<stylize_media::DecodedFrame>,
+    written: &AtomicU64,
+) -> Result<()> {
+    let mut frame = done.tag;
+    frame.image = done.image;
+    outputs.write(&done.original, &frame)?;
+    written.fetch_add(1, Ordering::Relaxed);
+    Ok(())
 }
 
 /// Styled frame `n`: waits for its download (keeping others that arrive first), then reads and

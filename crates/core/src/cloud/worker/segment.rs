@@ -12,7 +12,7 @@ use stylize_cloud::JobSegment;
 use stylize_media::{
     DecodedFrame, EncodeOptions, PieceFrames, PixelFormatChoice, Rational, VideoWriter,
 };
-use stylize_motion::Steadier;
+use stylize_motion::SteadyStream;
 
 use super::*;
 
@@ -283,30 +283,39 @@ fn encode(
         },
     };
     let mut writer = VideoWriter::create(out, out, &info, &options)?;
-    let mut steadier = Steadier::at(segment.steady);
+    let mut steadier = SteadyStream::at(segment.steady);
     let (mut steadying, mut encoding) = (Duration::ZERO, Duration::ZERO);
-    for (n, original, styled) in frames {
-        let started = Instant::now();
-        let styled = match (steadier.as_mut(), original) {
-            (Some(steadier), Some(original)) => {
-                steadier
-                    .process(&original, &styled)
-                    .with_context(|| format!("steadying frame {n}"))?
-                    .0
-            }
-            _ => styled,
-        };
-        steadying += started.elapsed();
-        if n < start {
-            continue;
+    let mut write = |n: u32, image: RgbImage| -> Result<()> {
+        if n >= start {
+            let started = Instant::now();
+            let frame = DecodedFrame {
+                index: u64::from(n - start),
+                pts: None,
+                image,
+            };
+            writer.write(&frame)?;
+            encoding += started.elapsed();
         }
+        Ok(())
+    };
+    for (n, original, styled) in frames {
+        let Some((steadier, original)) = steadier.as_mut().zip(original) else {
+            write(n, styled)?;
+            continue;
+        };
         let started = Instant::now();
-        writer.write(&DecodedFrame {
-            index: u64::from(n - start),
-            pts: None,
-            image: styled,
-        })?;
-        encoding += started.elapsed();
+        let done = steadier.push(n, original, styled);
+        steadying += started.elapsed();
+        if let Some(done) = done.with_context(|| format!("steadying frame {n}"))? {
+            write(done.tag, done.image)?;
+        }
+    }
+    while let Some(steadier) = steadier.as_mut() {
+        let started = Instant::now();
+        let done = steadier.next_left().context("steadying the last frames")?;
+        steadying += started.elapsed();
+        let Some(done) = done else { break };
+        write(done.tag, done.image)?;
     }
     let started = Instant::now();
     writer.finish()?;
