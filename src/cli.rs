@@ -46,6 +46,8 @@ pub enum Command {
     Runs(RunsArgs),
     /// Score a styled video against its original: warping error (how steady), flicker and detail
     Measure(MeasureArgs),
+    /// List the video codecs `--codec` can write with this build's FFmpeg, and their containers
+    Codecs,
 }
 
 #[derive(Debug, Args)]
@@ -165,10 +167,20 @@ pub struct StyleArgs {
 /// How the styled video is encoded (shared by runs and the demo).
 #[derive(Debug, Args, Clone)]
 pub struct EncodeArgs {
-    /// x264 constant rate factor (lower is better quality, larger files)
+    /// Video codec: h264 (delivery, plays everywhere), hevc (x265; smaller), av1 (SVT-AV1;
+    /// smallest), prores (prores_ks, for editing; .mov or .mkv), ffv1 (lossless archive; .mkv).
+    /// `stylize codecs` lists what this build can write
+    #[arg(long, value_enum, default_value_t = CodecArg::H264)]
+    pub codec: CodecArg,
+    /// With --codec prores: the profile (4444 keeps full chroma)
+    #[arg(long, value_enum, default_value_t = ProResProfileArg::Hq)]
+    pub prores_profile: ProResProfileArg,
+    /// Constant rate factor on x264's scale (lower is better quality, larger files); x265 takes
+    /// it as is, SVT-AV1 as CRF × 63/51; ProRes and FFV1 ignore it
     #[arg(long, default_value_t = stylize_media::EncodeOptions::default().crf, value_name = "0..51")]
     pub crf: f32,
-    /// x264 preset (ultrafast .. placebo)
+    /// Preset, x264's names (ultrafast .. placebo); x265 takes them as they are, SVT-AV1 as its
+    /// presets 12 .. 1; ProRes and FFV1 ignore it
     #[arg(long, default_value_t = stylize_media::EncodeOptions::default().preset)]
     pub preset: String,
     /// Output pixel format; yuv420p plays everywhere but cannot hold odd sizes
@@ -190,6 +202,25 @@ pub enum PrecisionArg {
     Fp32,
     Bf16,
     Fp16,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum CodecArg {
+    H264,
+    Hevc,
+    Av1,
+    Prores,
+    Ffv1,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ProResProfileArg {
+    Proxy,
+    Lt,
+    Standard,
+    Hq,
+    #[value(name = "4444")]
+    P4444,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]

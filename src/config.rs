@@ -8,12 +8,12 @@ use stylize_core::cloud::worker::{StylizerChoice, WorkerOptions};
 use stylize_core::cloud::StorageOptions;
 use stylize_core::inputs::{plan_run, OutputRequest, RunConfig};
 use stylize_core::look::LookConfig;
-use stylize_media::{EncodeOptions, PixelFormatChoice, X264_PRESETS};
+use stylize_media::{EncodeOptions, PixelFormatChoice, ProResProfile, VideoCodec, X264_PRESETS};
 use stylize_model::{DeviceChoice, EngineOptions, Precision, StyleParams};
 
 use crate::cli::{
-    CloudArgs, DeviceArg, EncodeArgs, EngineArgs, FrameFormatArg, LookArgs, PixelFormatArg,
-    PrecisionArg, StyleArgs, TransportArg, WorkerArgs,
+    CloudArgs, CodecArg, DeviceArg, EncodeArgs, EngineArgs, FrameFormatArg, LookArgs,
+    PixelFormatArg, PrecisionArg, ProResProfileArg, StyleArgs, TransportArg, WorkerArgs,
 };
 
 /// Where and how the network runs, from the command-line choices (runs, previews and workers alike).
@@ -89,7 +89,7 @@ pub fn look_config(args: &LookArgs) -> Result<LookConfig> {
     })
 }
 
-/// `--crf`, `--preset` and `--pixel-format`, checked.
+/// `--codec`, `--crf`, `--preset` and `--pixel-format`, checked.
 pub fn encode_options(args: &EncodeArgs) -> Result<EncodeOptions> {
     if !(0.0..=51.0).contains(&args.crf) {
         bail!("--crf {} is out of range: use 0 to 51", args.crf);
@@ -101,7 +101,28 @@ pub fn encode_options(args: &EncodeArgs) -> Result<EncodeOptions> {
             X264_PRESETS.join(", ")
         );
     }
+    let codec = match args.codec {
+        CodecArg::H264 => VideoCodec::H264,
+        CodecArg::Hevc => VideoCodec::Hevc,
+        CodecArg::Av1 => VideoCodec::Av1,
+        CodecArg::Ffv1 => VideoCodec::Ffv1,
+        CodecArg::Prores => VideoCodec::ProRes(match args.prores_profile {
+            ProResProfileArg::Proxy => ProResProfile::Proxy,
+            ProResProfileArg::Lt => ProResProfile::Lt,
+            ProResProfileArg::Standard => ProResProfile::Standard,
+            ProResProfileArg::Hq => ProResProfile::Hq,
+            ProResProfileArg::P4444 => ProResProfile::P4444,
+        }),
+    };
+    if !codec.available() {
+        bail!(
+            "--codec {}: this FFmpeg has no {} encoder (see `stylize codecs`)",
+            codec.family(),
+            codec.encoder()
+        );
+    }
     Ok(EncodeOptions {
+        codec,
         crf: args.crf,
         preset: args.preset.clone(),
         pixel_format: match args.pixel_format {

@@ -31,6 +31,7 @@ fn main() -> ExitCode {
         .map(stylize_core::output::FolderIfMade::watch);
     let result = match cli.command {
         Some(Command::Styles(args)) => commands::styles(&args).map(|()| 0),
+        Some(Command::Codecs) => commands::codecs().map(|()| 0),
         Some(Command::Demo(args)) => showcase::demo::run(&args).map(|()| 0),
         Some(Command::Preview(args)) => showcase::preview::run(&args).map(|()| 0),
         Some(Command::Worker(args)) => cloud::worker(&args),
@@ -76,7 +77,7 @@ fn style(args: &cli::StyleArgs) -> anyhow::Result<i32> {
 /// below and its second start of the whole binary (~0.2 s, measured in a cloud run's timeline).
 fn styles_frames_here(cli: &Cli) -> bool {
     match &cli.command {
-        Some(Command::Runs(_)) => false,
+        Some(Command::Runs(_)) | Some(Command::Codecs) => false,
         Some(Command::Styles(args)) => args.sheet.is_some(),
         Some(_) => true,
         None => cli.style.cloud.cloud.is_none(),
@@ -134,5 +135,34 @@ mod commands {
             println!("preset:{:<3} {:<18} {}", p.index, p.name, p.description);
         }
         Ok(())
+    }
+
+    /// What `--codec` can write with this build's FFmpeg.
+    pub fn codecs() -> Result<()> {
+        use stylize_media::{ProResProfile, VideoCodec};
+        crate::print_out(&format!(
+            "{:<8} {:<10} {:<9} {:<14} what for",
+            "--codec", "encoder", "here", "containers"
+        ))?;
+        for codec in VideoCodec::ALL {
+            let here = if codec.available() { "yes" } else { "missing" };
+            let containers: Vec<String> =
+                codec.containers().iter().map(|c| format!(".{c}")).collect();
+            crate::print_out(&format!(
+                "{:<8} {:<10} {:<9} {:<14} {}",
+                codec.family(),
+                codec.encoder(),
+                here,
+                containers.join(" "),
+                codec.purpose()
+            ))?;
+        }
+        let profiles: Vec<&str> = ProResProfile::ALL.iter().map(|p| p.name()).collect();
+        crate::print_out(&format!(
+            "\nProRes profiles (--prores-profile): {} (default hq).\n\
+             --crf and --preset are x264's scales: x265 takes them as they are, SVT-AV1 as CRF × 63/51\n\
+             and its presets 12 (ultrafast) .. 1 (placebo); ProRes and FFV1 have neither.",
+            profiles.join(", ")
+        ))
     }
 }

@@ -76,7 +76,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
 
     // Every output is checked before the long run, so a clash fails in a second, not after it.
     let _made = stylize_core::output::FolderIfMade::watch(&args.out_dir);
-    let (plan, side, sheet_path) = plan_outputs(&clip, args)?;
+    let (plan, side, sheet_path) = plan_outputs(&clip, args, encode.codec)?;
 
     let progress = Progress::new(args.quiet);
     let style_label = look.label();
@@ -116,10 +116,14 @@ pub fn run(args: &DemoArgs) -> Result<()> {
 }
 
 /// The styled video, the side-by-side video and the contact sheet, each checked free.
-fn plan_outputs(clip: &Path, args: &DemoArgs) -> Result<(OutputPlan, OutputPlan, PathBuf)> {
+fn plan_outputs(
+    clip: &Path,
+    args: &DemoArgs,
+    codec: stylize_media::VideoCodec,
+) -> Result<(OutputPlan, OutputPlan, PathBuf)> {
     std::fs::create_dir_all(&args.out_dir)
         .with_context(|| format!("{}: cannot create output folder", args.out_dir.display()))?;
-    let plan = OutputPlan::new(clip, None, Some(&args.out_dir), args.overwrite, &[])?;
+    let plan = OutputPlan::new(codec, clip, None, Some(&args.out_dir), args.overwrite, &[])?;
     let side = compare::plan_for(clip, &plan, std::slice::from_ref(&plan.final_path))?;
     let sheet_path = files::sibling(&plan.final_path, ".sheet.png");
     files::check_free(&sheet_path, args.overwrite)?;

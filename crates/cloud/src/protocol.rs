@@ -353,16 +353,28 @@ pub struct PieceSpec {
     pub hidden: u32,
 }
 
-/// How segments are encoded: the run's `--crf`, `--preset` and `--pixel-format`.
+/// How segments are encoded: the run's `--codec`, `--crf`, `--preset` and `--pixel-format`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EncodeSpec {
-    /// x264's constant rate factor.
+    /// `h264`, `hevc`, `av1`, `prores:<profile>` or `ffv1` (`--codec`); manifests written before
+    /// there was a choice have none and mean H.264.
+    #[serde(default = "h264", skip_serializing_if = "is_h264")]
+    pub codec: String,
+    /// x264's constant rate factor (mapped onto the codec's own scale by the worker).
     pub crf: f32,
-    /// x264's preset.
+    /// x264's preset name (likewise).
     pub preset: String,
     /// `yuv420p` or `yuv444p`.
     pub pixel_format: String,
+}
+
+fn h264() -> String {
+    "h264".into()
+}
+
+fn is_h264(codec: &str) -> bool {
+    codec == "h264"
 }
 
 /// A segments run (the default transport): the input goes up as pieces of its own bitstream and
@@ -1494,6 +1506,7 @@ mod tests {
             })
             .to_vec();
         let encode = EncodeSpec {
+            codec: "hevc".into(),
             crf: 18.0,
             preset: "fast".into(),
             pixel_format: "yuv420p".into(),

@@ -17,6 +17,7 @@ pub fn compare_path(styled: &Path) -> PathBuf {
 /// (existing file, the input itself, writable folder).
 pub fn plan_for(input: &Path, styled: &OutputPlan, claimed: &[PathBuf]) -> Result<OutputPlan> {
     OutputPlan::new(
+        styled.codec,
         input,
         Some(&compare_path(&styled.final_path)),
         None,

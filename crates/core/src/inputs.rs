@@ -61,6 +61,7 @@ pub fn plan_run(
     let mut claimed: Vec<PathBuf> = Vec::new();
     for input in &inputs {
         let plan = OutputPlan::new(
+            encode.codec,
             input,
             outputs.output.as_deref(),
             outputs.out_dir.as_deref(),

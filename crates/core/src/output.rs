@@ -2,6 +2,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use stylize_media::VideoCodec;
 
 /// Containers we write; anything else falls back to .mp4 for default names.
 pub const OUTPUT_CONTAINERS: &[&str] = &["mp4", "mkv", "mov"];
@@ -45,11 +46,14 @@ pub fn work_name(final_path: &Path, kind: WorkKind, ext: Option<&str>) -> PathBu
 pub struct OutputPlan {
     pub final_path: PathBuf,
     pub overwrite: bool,
+    /// What the video is encoded with: the container must hold it.
+    pub codec: VideoCodec,
 }
 
 impl OutputPlan {
     /// `claimed` holds outputs already planned in this run, so two inputs never write the same file.
     pub fn new(
+        codec: VideoCodec,
         input: &Path,
         output: Option<&Path>,
         out_dir: Option<&Path>,
@@ -63,7 +67,7 @@ impl OutputPlan {
                     Some(dir) => dir.to_path_buf(),
                     None => input.parent().map(Path::to_path_buf).unwrap_or_default(),
                 };
-                dir.join(default_name(input))
+                dir.join(default_name(input, codec))
             }
         };
         let ext = extension_of(&final_path);
@@ -72,6 +76,14 @@ impl OutputPlan {
                 "{}: unsupported output container {:?} (use .mp4, .mkv or .mov)",
                 final_path.display(),
                 ext
+            );
+        }
+        if !codec.containers().contains(&ext.as_str()) {
+            bail!(
+                "{}: the .{ext} container cannot hold {} video (use .{})",
+                final_path.display(),
+                codec.family(),
+                codec.containers().join(" or .")
             );
         }
         if final_path.is_dir() {
@@ -101,6 +113,7 @@ impl OutputPlan {
         let plan = OutputPlan {
             final_path,
             overwrite,
+            codec,
         };
         plan.check_writable()?;
         remove_abandoned_temps(&plan.final_path);
@@ -195,17 +208,20 @@ pub fn parent_of(path: &Path) -> PathBuf {
     }
 }
 
-/// `clip.mov` → `clip.styled.mov`; inputs in containers we don't write get `.mp4`.
-pub fn default_name(input: &Path) -> String {
+/// `clip.mov` → `clip.styled.mov`; inputs in containers we don't write, or that cannot hold
+/// `codec`, get the codec's first container (`.mp4`; ProRes `.mov`, FFV1 `.mkv`).
+pub fn default_name(input: &Path, codec: VideoCodec) -> String {
     let stem = input
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "video".into());
     let ext = extension_of(input);
-    let ext = if OUTPUT_CONTAINERS.contains(&ext.as_str()) {
+    let ext = if OUTPUT_CONTAINERS.contains(&ext.as_str())
+        && codec.containers().contains(&ext.as_str())
+    {
         ext
     } else {
-        "mp4".to_string()
+        codec.containers()[0].to_string()
     };
     format!("{stem}{DEFAULT_SUFFIX}{ext}")
 }
@@ -356,8 +372,23 @@ mod tests {
 
     #[test]
     fn default_names_sit_beside_the_input() {
-        assert_eq!(default_name(Path::new("dir/clip.mov")), "clip.styled.mov");
-        assert_eq!(default_name(Path::new("clip.avi")), "clip.styled.mp4");
+        assert_eq!(
+            default_name(Path::new("dir/clip.mov"), VideoCodec::H264),
+            "clip.styled.mov"
+        );
+        assert_eq!(
+            default_name(Path::new("clip.avi"), VideoCodec::H264),
+            "clip.styled.mp4"
+        );
+        let prores = VideoCodec::ProRes(stylize_media::ProResProfile::Hq);
+        assert_eq!(
+            default_name(Path::new("clip.mp4"), prores),
+            "clip.styled.mov"
+        );
+        assert_eq!(
+            default_name(Path::new("clip.mov"), VideoCodec::Ffv1),
+            "clip.styled.mkv"
+        );
     }
 
     #[test]
@@ -365,15 +396,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let input = dir.path().join("a.mp4");
         std::fs::write(&input, b"x").unwrap();
-        let err = OutputPlan::new(&input, Some(&input), None, true, &[]).unwrap_err();
+        let err =
+            OutputPlan::new(VideoCodec::H264, &input, Some(&input), None, true, &[]).unwrap_err();
         assert!(format!("{err:#}").contains("replace the input"));
         let existing = dir.path().join("a.styled.mp4");
         std::fs::write(&existing, b"x").unwrap();
-        let err = OutputPlan::new(&input, None, None, false, &[]).unwrap_err();
+        let err = OutputPlan::new(VideoCodec::H264, &input, None, None, false, &[]).unwrap_err();
         assert!(format!("{err:#}").contains("already exists"));
-        assert!(OutputPlan::new(&input, None, None, true, &[]).is_ok());
-        let err =
-            OutputPlan::new(&input, Some(&dir.path().join("x.avi")), None, false, &[]).unwrap_err();
+        assert!(OutputPlan::new(VideoCodec::H264, &input, None, None, true, &[]).is_ok());
+        let err = OutputPlan::new(
+            VideoCodec::H264,
+            &input,
+            Some(&dir.path().join("x.avi")),
+            None,
+            false,
+            &[],
+        )
+        .unwrap_err();
         assert!(format!("{err:#}").contains("unsupported output container"));
     }
 
@@ -382,7 +421,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let input = dir.path().join("a.mp4");
         std::fs::write(&input, b"x").unwrap();
-        let plan = OutputPlan::new(&input, None, None, false, &[]).unwrap();
+        let plan = OutputPlan::new(VideoCodec::H264, &input, None, None, false, &[]).unwrap();
         let side = crate::compare::plan_for(&input, &plan, std::slice::from_ref(&plan.final_path))
             .unwrap();
         let write_temps = || {
@@ -427,7 +466,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let input = dir.path().join("a.mp4");
         std::fs::write(&input, b"x").unwrap();
-        let plan = OutputPlan::new(&input, None, None, false, &[]).unwrap();
+        let plan = OutputPlan::new(VideoCodec::H264, &input, None, None, false, &[]).unwrap();
         let temp = TempGuard::new(plan.temp_path());
         std::fs::write(temp.path(), b"new").unwrap();
         let temp_path = temp.path().to_path_buf();
@@ -459,7 +498,8 @@ mod tests {
         std::fs::write(&input, b"x").unwrap();
         let folder = dir.path().join("out.mp4");
         std::fs::create_dir(&folder).unwrap();
-        let err = OutputPlan::new(&input, Some(&folder), None, true, &[]).unwrap_err();
+        let err =
+            OutputPlan::new(VideoCodec::H264, &input, Some(&folder), None, true, &[]).unwrap_err();
         assert!(format!("{err:#}").contains("is a folder"));
     }
 

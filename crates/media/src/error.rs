@@ -33,6 +33,11 @@ pub enum MediaError {
     #[error("{}: no video stream", .path.display())]
     NoVideoStream { path: PathBuf },
 
+    /// The video is HDR (a PQ or HLG transfer): the networks style SDR pictures, and reading it
+    /// as SDR would give a washed-out picture, so it is refused rather than silently converted.
+    #[error("{}: HDR video ({transfer} transfer) is not supported: stylize styles SDR pictures and would wash it out; tone-map it to SDR first (for example with FFmpeg's zscale and tonemap filters)", .path.display())]
+    Hdr { path: PathBuf, transfer: String },
+
     /// The video stream's codec has no decoder here, or the decoder refused to open.
     #[error("{}: cannot decode the video stream ({reason})", .path.display())]
     Decoder { path: PathBuf, reason: String },
@@ -71,9 +76,9 @@ pub enum MediaError {
         reason: String,
     },
 
-    /// The libx264 encoder is missing from the FFmpeg build.
-    #[error("{}: FFmpeg has no libx264 encoder (install an FFmpeg built with --enable-libx264)", .path.display())]
-    EncoderUnavailable { path: PathBuf },
+    /// The codec's encoder is missing from the FFmpeg build (`stylize codecs` lists those present).
+    #[error("{}: this FFmpeg has no {encoder} encoder (see `stylize codecs` for those it has)", .path.display())]
+    EncoderUnavailable { path: PathBuf, encoder: String },
 
     /// The encode options are out of range (CRF, preset, odd size too small).
     #[error("{}: invalid encode options: {reason}", .path.display())]

@@ -1,4 +1,4 @@
-//! stylize-media: FFmpeg edges — probe, decode to RGB frames, encode H.264, mux with the audio copied.
+//! stylize-media: FFmpeg edges — probe, decode to RGB frames, encode (H.264, HEVC, AV1, ProRes, FFV1), mux with the audio copied.
 //!
 //! The pipeline sees four things: [`probe`] a file into a [`VideoInfo`], pull
 //! [`DecodedFrame`]s from a [`FrameReader`], push them into a [`VideoWriter`],
@@ -10,9 +10,10 @@
 //!   copied to the output (MP4/MOV; FFmpeg 5.1's Matroska muxer has no field for
 //!   it, so a rotated input refuses .mkv rather than play sideways).
 //! - Colour: YUV is read with the stream's tagged matrix and range (untagged
-//!   means BT.601, FFmpeg's own convention); the output keeps the input's tags
-//!   when swscale supports its matrix, otherwise it is written and tagged BT.709,
-//!   always limited range.
+//!   means BT.601 in SD and BT.709 in HD, as players show it); the output keeps
+//!   the input's tags when swscale supports its matrix, otherwise it is written
+//!   and tagged in the matrix it was read with, always limited range. HDR (PQ,
+//!   HLG) inputs are refused at [`probe`].
 //! - Audio streams are copied packet for packet; subtitle, data and attachment
 //!   streams are dropped. An audio stream FFmpeg could not work out (no sample
 //!   rate or channels) is refused, naming the input.
@@ -23,6 +24,7 @@
 //! - Errors carry FFmpeg's own last error line; nothing is printed.
 //! - Odd sizes: see [`encoded_size`].
 
+mod codecs;
 mod color;
 mod error;
 mod join;
@@ -33,6 +35,7 @@ mod scale;
 mod split;
 mod writer;
 
+pub use codecs::{ProResProfile, VideoCodec};
 pub use error::MediaError;
 pub use join::SegmentJoiner;
 pub use probe::{probe, AudioStreamInfo, Rational, VideoInfo};

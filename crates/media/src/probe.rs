@@ -198,6 +198,7 @@ pub fn probe(path: &Path) -> Result<VideoInfo, MediaError> {
     })?;
     let stream = ictx.stream(video_index).expect("index from this context");
     let (width, height) = frame_size(&stream, path)?;
+    refuse_hdr(&stream, path)?;
 
     let frame_rate = guess_frame_rate(&ictx, video_index);
     let time_base = {
@@ -238,6 +239,19 @@ pub fn probe(path: &Path) -> Result<VideoInfo, MediaError> {
         audio: audio_streams(&ictx),
         video_stream_index: video_index,
     })
+}
+
+/// An error for a stream tagged with an HDR transfer (see [`crate::color`]'s policy).
+fn refuse_hdr(stream: &ff::Stream, path: &Path) -> Result<(), MediaError> {
+    // SAFETY: codecpar of an open stream; a plain field read.
+    let transfer = unsafe { (*stream.parameters().as_ptr()).color_trc };
+    match crate::color::hdr_transfer(transfer) {
+        Some(transfer) => Err(MediaError::Hdr {
+            path: path.to_path_buf(),
+            transfer: transfer.to_string(),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// The video stream's coded size; an error when the file gives none.

@@ -402,7 +402,8 @@ impl FrameReader {
             frame.color_range,
         );
         if self.scaler.as_ref().is_none_or(|(_, k)| *k != key) {
-            let conv = decode_conversion(frame.colorspace, frame.color_range, pix);
+            let size = (frame.width as u32, frame.height as u32);
+            let conv = decode_conversion(frame.colorspace, frame.color_range, pix, size);
             let scaler = Scaler::new(
                 (pix, frame.width, frame.height),
                 (ffi::AVPixelFormat::AV_PIX_FMT_RGB24, width, height),

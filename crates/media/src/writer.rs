@@ -17,6 +17,7 @@ use ff::format::context::{Input, Output};
 use ff::util::error::EAGAIN;
 use ffmpeg_next as ff;
 
+use crate::codecs::VideoCodec;
 use crate::color::{output_color, OutputColor};
 use crate::probe::{
     discard_streams, display_matrix, open_input, presentation_start, rescale, rotation_of,
@@ -33,18 +34,11 @@ pub enum PixelFormatChoice {
     Yuv444p,
 }
 
-impl PixelFormatChoice {
-    fn av(self) -> ffi::AVPixelFormat {
-        match self {
-            PixelFormatChoice::Yuv420p => ffi::AVPixelFormat::AV_PIX_FMT_YUV420P,
-            PixelFormatChoice::Yuv444p => ffi::AVPixelFormat::AV_PIX_FMT_YUV444P,
-        }
-    }
-}
-
-/// How to encode: x264's constant rate factor and preset, and the pixel format.
+/// How to encode: the codec, x264's constant rate factor and preset (mapped onto the codec's own
+/// scales: see [`crate::codecs`]), and the chroma.
 #[derive(Clone, Debug)]
 pub struct EncodeOptions {
+    pub codec: VideoCodec,
     /// 0 (lossless) to 51; 18 is visually lossless, 23 is x264's default.
     pub crf: f32,
     /// An x264 preset name: ultrafast ... medium ... veryslow, placebo.
@@ -57,6 +51,7 @@ pub struct EncodeOptions {
 impl Default for EncodeOptions {
     fn default() -> Self {
         EncodeOptions {
+            codec: VideoCodec::H264,
             crf: 18.0,
             preset: "fast".into(),
             pixel_format: PixelFormatChoice::Yuv420p,
@@ -151,12 +146,15 @@ impl VideoWriter {
         input: &VideoInfo,
         opts: &EncodeOptions,
     ) -> Result<Self, MediaError> {
-        let enc_size = check_options(container_of, input, opts)?;
+        let (enc_size, pix) = check_options(container_of, input, opts)?;
         let mut opened = None;
         let shell = OutputShell::open(path, container_of, input, |octx, timing, source, name| {
-            let (codec, encoder) = open_encoder(octx, opts, enc_size, timing, source, name)?;
+            let (codec, encoder) = open_encoder(octx, opts, (enc_size, pix), timing, source, name)?;
             let params = ff::codec::Parameters::from(&encoder);
             let ost = add_video_stream(octx, codec, params, timing, source, name)?;
+            if opts.codec == VideoCodec::Hevc {
+                apple_hevc_tag(octx, ost, container_of);
+            }
             opened = Some((encoder, source.color));
             Ok(ost)
         })?;
@@ -167,7 +165,7 @@ impl VideoWriter {
             packet: ff::Packet::empty(),
             src_size: (input.width, input.height),
             enc_size,
-            pix: opts.pixel_format.av(),
+            pix,
             color,
             staging: None,
             yuv: None,
@@ -390,11 +388,12 @@ impl OutputShell {
 // The steps of `VideoWriter::create`, in the order it takes them.
 
 /// Checks the CRF, the preset and the size; returns the size the video is encoded at.
+/// The size and pixel format to encode in, or why the options cannot be used.
 fn check_options(
     name: &Path,
     input: &VideoInfo,
     opts: &EncodeOptions,
-) -> Result<(u32, u32), MediaError> {
+) -> Result<((u32, u32), ffi::AVPixelFormat), MediaError> {
     let invalid = |reason: String| MediaError::InvalidOptions {
         path: name.to_path_buf(),
         reason,
@@ -409,14 +408,50 @@ fn check_options(
             X264_PRESETS.join(", ")
         )));
     }
-    let enc_size = encoded_size(input.width, input.height, opts.pixel_format);
+    let (_, ext) = muxer_for(name)?;
+    if let Some(why) = opts.codec.refuse_container(&ext) {
+        return Err(invalid(why));
+    }
+    let pix = opts
+        .codec
+        .pixel_format(opts.pixel_format)
+        .map_err(invalid)?;
+    let enc_size = size_for_chroma(input.width, input.height, pix);
     if enc_size.0 < 2 || enc_size.1 < 2 {
         return Err(invalid(format!(
             "{}x{} is too small to encode",
             input.width, input.height
         )));
     }
-    Ok(enc_size)
+    Ok((enc_size, pix))
+}
+
+/// [`encoded_size`] for any pixel format: each dimension its chroma halves rounded down to even.
+fn size_for_chroma(width: u32, height: u32, pix: ffi::AVPixelFormat) -> (u32, u32) {
+    // SAFETY: a static descriptor table lookup; null only for unknown formats.
+    let (log2_w, log2_h) = unsafe {
+        let desc = ffi::av_pix_fmt_desc_get(pix);
+        match desc.is_null() {
+            true => (1, 1),
+            false => ((*desc).log2_chroma_w, (*desc).log2_chroma_h),
+        }
+    };
+    let even = |n: u32, halved: u8| if halved > 0 { n & !1 } else { n };
+    (even(width, log2_w), even(height, log2_h))
+}
+
+/// HEVC in MP4 and MOV as `hvc1` (parameter sets in the header), the tag Apple's players and
+/// editors require; FFmpeg's own default, `hev1`, they refuse to open.
+pub(crate) fn apple_hevc_tag(octx: &mut Output, stream: usize, container_of: &Path) {
+    let is_iso = matches!(muxer_for(container_of), Ok(("mp4" | "mov", _)));
+    if is_iso {
+        let tag = u32::from_le_bytes(*b"hvc1");
+        // SAFETY: plain field write on a stream of this context, before the header is written.
+        unsafe {
+            let stream = *(*octx.as_mut_ptr()).streams.add(stream);
+            (*(*stream).codecpar).codec_tag = tag;
+        }
+    }
 }
 
 /// The output video's frame rate and the time base its frames are stamped in.
@@ -469,7 +504,12 @@ impl SourceVideo {
         let (color, sar) = unsafe {
             let par = &*stream.parameters().as_ptr();
             (
-                output_color(par.color_space, par.color_primaries, par.color_trc),
+                output_color(
+                    par.color_space,
+                    par.color_primaries,
+                    par.color_trc,
+                    (input.width, input.height),
+                ),
                 par.sample_aspect_ratio,
             )
         };
@@ -597,15 +637,17 @@ fn check_audio_parameters(
 fn open_encoder(
     octx: &Output,
     opts: &EncodeOptions,
-    enc_size: (u32, u32),
+    (enc_size, pix): ((u32, u32), ffi::AVPixelFormat),
     timing: StreamTiming,
     source: &SourceVideo,
     name: &Path,
 ) -> Result<(ff::Codec, ff::encoder::Video), MediaError> {
-    // libx264 by name (the H.264 id may resolve to another encoder).
+    // By name: a codec id may resolve to another encoder (H.264 to a hardware one, say).
+    let encoder_name = opts.codec.encoder();
     let codec =
-        ff::encoder::find_by_name("libx264").ok_or_else(|| MediaError::EncoderUnavailable {
+        ff::encoder::find_by_name(encoder_name).ok_or_else(|| MediaError::EncoderUnavailable {
             path: name.to_path_buf(),
+            encoder: encoder_name.to_string(),
         })?;
     let global_header = octx
         .format()
@@ -617,7 +659,10 @@ fn open_encoder(
         .map_err(encode_error(name))?;
     enc.set_width(enc_size.0);
     enc.set_height(enc_size.1);
-    enc.set_format(opts.pixel_format.av().into());
+    enc.set_format(pix.into());
+    if let Some(gop) = opts.codec.gop() {
+        enc.set_gop(gop);
+    }
     enc.set_time_base(timing.time_base.to_ff());
     enc.set_frame_rate(Some(timing.frame_rate.to_ff()));
     if source.has_aspect() {
@@ -635,12 +680,13 @@ fn open_encoder(
         (*raw).color_range = ffi::AVColorRange::AVCOL_RANGE_MPEG;
         (*raw).thread_count = 0;
     }
-    let mut x264_opts = ff::Dictionary::new();
-    x264_opts.set("preset", &opts.preset);
-    x264_opts.set("crf", &opts.crf.to_string());
-    let encoder = enc.open_with(x264_opts).map_err(|e| MediaError::Encode {
+    let mut options = ff::Dictionary::new();
+    for (key, value) in opts.codec.options(opts.crf, &opts.preset) {
+        options.set(key, &value);
+    }
+    let encoder = enc.open_with(options).map_err(|e| MediaError::Encode {
         path: name.to_path_buf(),
-        reason: format!("opening libx264: {}", crate::log::reason(e)),
+        reason: format!("opening {encoder_name}: {}", crate::log::reason(e)),
     })?;
     Ok((codec, encoder))
 }
@@ -655,10 +701,15 @@ pub(crate) fn add_video_stream(
     source: &SourceVideo,
     name: &Path,
 ) -> Result<usize, MediaError> {
+    let keeps_tag = params.id() == ff::codec::Id::PRORES;
     let mut ost = octx.add_stream(codec).map_err(write_error(name))?;
     ost.set_parameters(params);
-    // SAFETY: plain field write on the stream just added; the container picks its own tag.
-    unsafe { (*(*ost.as_mut_ptr()).codecpar).codec_tag = 0 };
+    // SAFETY: plain field write on the stream just added. The container picks its own tag, but
+    // for ProRes, whose tag names the profile (`apch` HQ, `ap4h` 4444): left to MOV, every
+    // profile would read as HQ.
+    if !keeps_tag {
+        unsafe { (*(*ost.as_mut_ptr()).codecpar).codec_tag = 0 };
+    }
     ost.set_time_base(timing.time_base.to_ff());
     ost.set_avg_frame_rate(timing.frame_rate.to_ff());
     ost.set_rate(timing.frame_rate.to_ff());

@@ -17,6 +17,7 @@ fn lossless(preset: &str) -> EncodeOptions {
         crf: 0.0,
         preset: preset.into(),
         pixel_format: PixelFormatChoice::Yuv420p,
+        ..EncodeOptions::default()
     }
 }
 

@@ -16,6 +16,7 @@ pub fn opts(pix: PixelFormatChoice) -> EncodeOptions {
         crf: 23.0,
         preset: "ultrafast".into(),
         pixel_format: pix,
+        ..EncodeOptions::default()
     }
 }
 

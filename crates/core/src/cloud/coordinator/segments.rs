@@ -81,6 +81,7 @@ pub(super) fn run_ref_suffix(shared: &Shared) -> String {
 
 fn encode_spec(shared: &Shared) -> EncodeSpec {
     EncodeSpec {
+        codec: shared.encode.codec.name(),
         crf: shared.encode.crf,
         preset: shared.encode.preset.clone(),
         pixel_format: match shared.encode.pixel_format {

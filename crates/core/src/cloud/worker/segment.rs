@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use stylize_cloud::JobSegment;
 use stylize_media::{
-    DecodedFrame, EncodeOptions, PieceFrames, PixelFormatChoice, Rational, VideoWriter,
+    DecodedFrame, EncodeOptions, PieceFrames, PixelFormatChoice, Rational, VideoCodec, VideoWriter,
 };
 use stylize_motion::SteadyStream;
 
@@ -273,7 +273,10 @@ fn encode(
         info.frame_rate = rate;
         info.time_base = rate.invert();
     }
+    let codec = &segment.encode.codec;
     let options = EncodeOptions {
+        codec: VideoCodec::parse(codec)
+            .ok_or_else(|| anyhow!("codec {codec:?} is not one this build encodes"))?,
         crf: segment.encode.crf,
         preset: segment.encode.preset.clone(),
         pixel_format: match segment.encode.pixel_format.as_str() {

@@ -1,0 +1,220 @@
+//! `--codec`: each codec on a generated clip with audio, locally and through a cloud run — frame count, size, rate, audio packets unchanged, codec, profile and pixel format as asked — plus the refusals, `stylize codecs`, and HDR inputs.
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::cloud::{stop, worker, Backend, Proc};
+use common::*;
+
+const STYLE: &str = "preset:3";
+
+fn clip(dir: &Path) -> PathBuf {
+    scene_clip(
+        dir,
+        "in.mp4",
+        "160x120",
+        "25",
+        12,
+        &["sine=f=440:sample_rate=48000"],
+        &[],
+    )
+}
+
+/// Styles `input` with `args`; the exit code, and stderr.
+fn style(input: &Path, args: &[&str]) -> (i32, String) {
+    let mut all = vec![input.to_str().unwrap(), "--style", STYLE];
+    all.extend_from_slice(args);
+    let (code, _, stderr) = run(&all);
+    (code, stderr)
+}
+
+/// ffprobe's name of the output's video profile and pixel format.
+fn profile_and_pixels(path: &Path) -> (String, String) {
+    (video_field(path, "profile"), video_field(path, "pix_fmt"))
+}
+
+#[test]
+fn each_codec_writes_what_was_asked_keeping_timing_and_audio() {
+    let dir = tempdir();
+    let input = clip(dir.path());
+    // (--codec and more, the default output's name, ffprobe's codec, profile and pixel format)
+    let cases: [(&[&str], &str, &str, &str, &str); 6] = [
+        (
+            &["--codec", "h264"],
+            "in.styled.mp4",
+            "h264",
+            "High",
+            "yuv420p",
+        ),
+        (
+            &["--codec", "hevc"],
+            "in.styled.mp4",
+            "hevc",
+            "Main",
+            "yuv420p",
+        ),
+        (
+            &["--codec", "av1"],
+            "in.styled.mp4",
+            "av1",
+            "Main",
+            "yuv420p",
+        ),
+        (
+            &["--codec", "prores"],
+            "in.styled.mov",
+            "prores",
+            "HQ",
+            "yuv422p10le",
+        ),
+        (
+            &["--codec", "prores", "--prores-profile", "4444"],
+            "in.styled.mov",
+            "prores",
+            "4444",
+            // Encoded 10-bit; FFmpeg's ProRes decoder reports 4444 as 12-bit.
+            "yuv444p12le",
+        ),
+        (
+            &["--codec", "ffv1"],
+            "in.styled.mkv",
+            "ffv1",
+            "unknown",
+            "yuv420p",
+        ),
+    ];
+    for (n, (args, name, codec, profile, pixels)) in cases.into_iter().enumerate() {
+        let out_dir = dir.path().join(format!("out{n}"));
+        let mut all = args.to_vec();
+        all.extend_from_slice(&["--out-dir", out_dir.to_str().unwrap()]);
+        let (code, stderr) = style(&input, &all);
+        assert_eq!(code, 0, "{args:?}: {stderr}");
+        let output = out_dir.join(name);
+        assert!(output.exists(), "{args:?}: {:?}", listing(&out_dir));
+        assert_same_timing_and_audio(codec, &input, &output, (160, 120));
+        let (got_profile, got_pixels) = profile_and_pixels(&output);
+        assert_eq!(got_profile, profile, "{args:?}");
+        assert_eq!(got_pixels, pixels, "{args:?}");
+        if codec == "hevc" {
+            let tag = video_field(&output, "codec_tag_string");
+            assert_eq!(tag, "hvc1", "HEVC in MP4 as Apple's players want it");
+        }
+        let styled = mean_abs_diff(&frame_rgb(&input, 6).2, &frame_rgb(&output, 6).2);
+        assert!(
+            styled > 12.0,
+            "{args:?}: the picture is styled ({styled:.1})"
+        );
+    }
+}
+
+#[test]
+fn a_container_that_cannot_hold_the_codec_is_refused_before_any_work() {
+    let dir = tempdir();
+    let input = clip(dir.path());
+    let refusals: [(&[&str], &str, &str); 3] = [
+        (&["--codec", "prores"], "out.mp4", "use .mov"),
+        (&["--codec", "ffv1"], "out.mov", "use .mkv"),
+        (
+            &["--codec", "av1", "--pixel-format", "yuv444p"],
+            "out.mp4",
+            "4:2:0",
+        ),
+    ];
+    for (args, name, says) in refusals {
+        let output = dir.path().join(name);
+        let mut all = args.to_vec();
+        all.extend_from_slice(&["-o", output.to_str().unwrap()]);
+        let (code, stderr) = style(&input, &all);
+        assert_ne!(code, 0, "{args:?}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+        assert!(stderr.contains(name), "names the file: {stderr}");
+        assert!(!output.exists(), "{args:?}: nothing written");
+    }
+    assert_eq!(listing(dir.path()), vec!["in.mp4"], "no temporaries left");
+}
+
+#[test]
+fn codecs_lists_every_codec_this_build_writes() {
+    let (code, stdout, stderr) = run(&["codecs"]);
+    assert_eq!(code, 0, "{stderr}");
+    for (codec, encoder) in [
+        ("h264", "libx264"),
+        ("hevc", "libx265"),
+        ("av1", "libsvtav1"),
+        ("prores", "prores_ks"),
+        ("ffv1", "ffv1"),
+    ] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(codec))
+            .unwrap_or_else(|| panic!("no {codec} line in {stdout}"));
+        assert!(line.contains(encoder) && line.contains("yes"), "{line}");
+    }
+}
+
+#[test]
+fn an_hdr_input_is_refused_with_one_line_and_nothing_written() {
+    let dir = tempdir();
+    let input = dir.path().join("pq.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=64x48:rate=25:duration=0.4",
+        "-pix_fmt",
+        "yuv420p",
+        "-colorspace",
+        "bt2020nc",
+        "-color_primaries",
+        "bt2020",
+        "-color_trc",
+        "smpte2084",
+        "-c:v",
+        "libx264",
+        input.to_str().unwrap(),
+    ]);
+    let (code, stderr) = style(&input, &[]);
+    assert_ne!(code, 0);
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("HDR"))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(line.contains("pq.mp4") && line.contains("PQ"), "{line}");
+    assert_eq!(listing(dir.path()), vec!["pq.mp4"], "nothing written");
+}
+
+/// A segments run records the codec in its manifest and the workers encode with it: the joined
+/// video is HEVC in MP4 (tagged `hvc1`), every frame and the audio in place.
+#[test]
+fn a_cloud_run_encodes_with_the_codec_asked() {
+    let b = Backend::dir().unwrap();
+    let spec = b.spec();
+    let dir = tempdir();
+    let input = clip(dir.path());
+    let w = worker(&spec, "w0", &["--threads", "1"]);
+    let out_dir = dir.path().join("cloud");
+    let args = [
+        input.to_str().unwrap(),
+        "--style",
+        STYLE,
+        "--cloud",
+        &spec,
+        "--frames-per-job",
+        "5",
+        "--codec",
+        "hevc",
+        "--out-dir",
+        out_dir.to_str().unwrap(),
+    ];
+    let (code, log) = Proc::spawn(&args).wait();
+    stop(w);
+    assert_eq!(code, 0, "coordinator: {log}");
+    let output = out_dir.join("in.styled.mp4");
+    assert_same_timing_and_audio("hevc", &input, &output, (160, 120));
+    assert_eq!(video_field(&output, "codec_tag_string"), "hvc1");
+    assert_eq!(
+        decoded_frame_count(&output),
+        12,
+        "decodes cleanly start to end"
+    );
+}
