@@ -8,6 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
+export SVT_LOG=1 # SVT-AV1 prints its configuration otherwise
 WORK=${BENCH_DIR:-/tmp/stylize-bench}; mkdir -p "$WORK"
 cargo build --release -q --bin stylize
 S=target/release/stylize

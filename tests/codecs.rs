@@ -99,6 +99,10 @@ fn each_codec_writes_what_was_asked_keeping_timing_and_audio() {
             let tag = video_field(&output, "codec_tag_string");
             assert_eq!(tag, "hvc1", "HEVC in MP4 as Apple's players want it");
         }
+        assert!(
+            !stderr.contains("Svt[info]"),
+            "{args:?}: no encoder chatter: {stderr}"
+        );
         let styled = mean_abs_diff(&frame_rgb(&input, 6).2, &frame_rgb(&output, 6).2);
         assert!(
             styled > 12.0,
@@ -156,23 +160,7 @@ fn codecs_lists_every_codec_this_build_writes() {
 fn an_hdr_input_is_refused_with_one_line_and_nothing_written() {
     let dir = tempdir();
     let input = dir.path().join("pq.mp4");
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=size=64x48:rate=25:duration=0.4",
-        "-pix_fmt",
-        "yuv420p",
-        "-colorspace",
-        "bt2020nc",
-        "-color_primaries",
-        "bt2020",
-        "-color_trc",
-        "smpte2084",
-        "-c:v",
-        "libx264",
-        input.to_str().unwrap(),
-    ]);
+    hdr_clip(&input, "smpte2084");
     let (code, stderr) = style(&input, &[]);
     assert_ne!(code, 0);
     let line = stderr

@@ -58,6 +58,11 @@ use std::sync::OnceLock;
 pub fn init() -> Result<(), MediaError> {
     static INIT: OnceLock<Result<(), String>> = OnceLock::new();
     INIT.get_or_init(|| {
+        // SVT-AV1 logs its whole configuration to stderr at every encoder start; FFmpeg 5.1's
+        // wrapper has no option for it, only the library's own variable (1: errors only).
+        if std::env::var_os("SVT_LOG").is_none() {
+            std::env::set_var("SVT_LOG", "1");
+        }
         ffmpeg_next::init().map_err(|e| e.to_string())?;
         // The callback sees every level; the level still matters to code in
         // FFmpeg that checks it before building expensive messages.

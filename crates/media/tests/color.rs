@@ -286,23 +286,7 @@ fn an_hdr_input_is_refused_naming_its_transfer() {
         ("hlg.mkv", "arib-std-b67", "HLG"),
     ] {
         let clip = p(&d, name);
-        ffmpeg(&[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=64x48:rate=25:duration=0.2",
-            "-pix_fmt",
-            "yuv420p",
-            "-colorspace",
-            "bt2020nc",
-            "-color_primaries",
-            "bt2020",
-            "-color_trc",
-            trc,
-            "-c:v",
-            "libx264",
-            clip.to_str().unwrap(),
-        ]);
+        hdr_clip(&clip, trc);
         let err = probe(&clip).unwrap_err().to_string();
         assert!(err.starts_with(clip.to_str().unwrap()), "{err}");
         assert!(err.contains("HDR") && err.contains(says), "{err}");

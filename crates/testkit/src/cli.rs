@@ -56,6 +56,28 @@ pub fn copy_cut(source: &Path, seconds: &str, dir: &Path, name: &str) -> PathBuf
     cut
 }
 
+/// A short HDR clip at `path`: a 64×48 test pattern tagged BT.2020 with the transfer `trc`
+/// (`smpte2084` for PQ, `arib-std-b67` for HLG), as a camera's HDR file is.
+pub fn hdr_clip(path: &Path, trc: &str) {
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=64x48:rate=25:duration=0.4",
+        "-pix_fmt",
+        "yuv420p",
+        "-colorspace",
+        "bt2020nc",
+        "-color_primaries",
+        "bt2020",
+        "-color_trc",
+        trc,
+        "-c:v",
+        "libx264",
+        path.to_str().expect("a UTF-8 path"),
+    ]);
+}
+
 /// A short H.264 test pattern (`testsrc2`, textured so styling and edges are measurable) of
 /// `frames` frames at `size` and `rate`, with one AAC track per lavfi source in `audio`
 /// (cut to the picture), then `extra` output options; written to `dir/name`.

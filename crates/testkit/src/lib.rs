@@ -20,7 +20,7 @@ pub mod files;
 pub mod frames;
 pub mod probing;
 
-pub use cli::{copy_cut, ffmpeg, ffmpeg_stdout, ffprobe, scene_clip};
+pub use cli::{copy_cut, ffmpeg, ffmpeg_stdout, ffprobe, hdr_clip, scene_clip};
 pub use files::{listing, p, tempdir, unwritable_dir};
 pub use frames::{
     all_frames, displayed_frame_rgb, edge_correlation, frame_rgb, mean_abs_diff, shifted,
