@@ -172,7 +172,8 @@ fn an_hdr_input_is_refused_with_one_line_and_nothing_written() {
 }
 
 /// A segments run records the codec in its manifest and the workers encode with it: the joined
-/// video is HEVC in MP4 (tagged `hvc1`), every frame and the audio in place.
+/// video is what was asked (HEVC in MP4 tagged `hvc1`; ProRes 4444 in MOV keeping its profile's
+/// tag), every frame and the audio in place.
 #[test]
 fn a_cloud_run_encodes_with_the_codec_asked() {
     let b = Backend::dir().unwrap();
@@ -180,29 +181,39 @@ fn a_cloud_run_encodes_with_the_codec_asked() {
     let dir = tempdir();
     let input = clip(dir.path());
     let w = worker(&spec, "w0", &["--threads", "1"]);
-    let out_dir = dir.path().join("cloud");
-    let args = [
-        input.to_str().unwrap(),
-        "--style",
-        STYLE,
-        "--cloud",
-        &spec,
-        "--frames-per-job",
-        "5",
-        "--codec",
-        "hevc",
-        "--out-dir",
-        out_dir.to_str().unwrap(),
+    let cases: [(&[&str], &str, &str, &str); 2] = [
+        (&["--codec", "hevc"], "in.styled.mp4", "hevc", "hvc1"),
+        (
+            &["--codec", "prores", "--prores-profile", "4444"],
+            "in.styled.mov",
+            "prores",
+            "ap4h",
+        ),
     ];
-    let (code, log) = Proc::spawn(&args).wait();
+    for (n, (codec_args, name, codec, tag)) in cases.into_iter().enumerate() {
+        let out_dir = dir.path().join(format!("cloud{n}"));
+        let mut args = vec![
+            input.to_str().unwrap(),
+            "--style",
+            STYLE,
+            "--cloud",
+            &spec,
+            "--frames-per-job",
+            "5",
+            "--out-dir",
+            out_dir.to_str().unwrap(),
+        ];
+        args.extend_from_slice(codec_args);
+        let (code, log) = Proc::spawn(&args).wait();
+        assert_eq!(code, 0, "coordinator: {log}");
+        let output = out_dir.join(name);
+        assert_same_timing_and_audio(codec, &input, &output, (160, 120));
+        assert_eq!(video_field(&output, "codec_tag_string"), tag);
+        assert_eq!(
+            decoded_frame_count(&output),
+            12,
+            "decodes cleanly start to end"
+        );
+    }
     stop(w);
-    assert_eq!(code, 0, "coordinator: {log}");
-    let output = out_dir.join("in.styled.mp4");
-    assert_same_timing_and_audio("hevc", &input, &output, (160, 120));
-    assert_eq!(video_field(&output, "codec_tag_string"), "hvc1");
-    assert_eq!(
-        decoded_frame_count(&output),
-        12,
-        "decodes cleanly start to end"
-    );
 }

@@ -60,13 +60,14 @@ impl<T> SteadyStream<T> {
     }
 
     /// Takes the next frame in order; returns the oldest frame, steadied, once more than the
-    /// look-ahead (two frames per thread) are in flight.
+    /// look-ahead (see [`look_ahead`]) are in flight.
     pub fn push(
         &mut self,
         tag: T,
         original: RgbImage,
         styled: RgbImage,
     ) -> Result<Option<Steadied<T>>> {
+        let look_ahead = look_ahead(self.preparers.threads, &original);
         let original = Arc::new(original);
         let previous = self.previous_original.replace(original.clone());
         let prepared = self.preparers.prepare(previous, original.clone(), styled);
@@ -75,7 +76,7 @@ impl<T> SteadyStream<T> {
             original,
             prepared,
         });
-        if self.in_flight.len() > 2 * self.preparers.threads {
+        if self.in_flight.len() > look_ahead {
             return self.next_left();
         }
         Ok(None)
@@ -101,6 +102,23 @@ impl<T> SteadyStream<T> {
     }
 }
 
+/// What one prepared frame in flight holds per pixel: the original and styled frame (3 + 3),
+/// the flow's maps and trust (4 + 4 + 4), where it lands inside the frame (1), the styled frame as
+/// float RGB and its coarse band (12 + 12).
+const BYTES_PER_PIXEL_IN_FLIGHT: usize = 43;
+
+/// Frames in flight at most, all of them together: 1 GiB keeps a 16-core node's 8 threads busy at
+/// 1080p (12 frames in flight) and holds a 4K stream to 3 frames instead of ~10 GB.
+const IN_FLIGHT_BUDGET_BYTES: usize = 1 << 30;
+
+/// How many frames a stream keeps in flight before handing the oldest on: two per thread, so
+/// every thread has a frame to prepare while the oldest is carried, within the memory budget.
+fn look_ahead(threads: usize, frame: &RgbImage) -> usize {
+    let per_frame =
+        (frame.width as usize * frame.height as usize * BYTES_PER_PIXEL_IN_FLIGHT).max(1);
+    (IN_FLIGHT_BUDGET_BYTES / per_frame).clamp(1, 2 * threads)
+}
+
 /// Threads for steadying a stream: one on machines of up to four cores (the network and x264
 /// already keep them busy, so more would only wait), half the cores beyond, where a GPU styles
 /// and the CPU is the steadier's, up to [`MAX_STEADYING_THREADS`].
@@ -113,8 +131,9 @@ pub fn steadying_threads() -> usize {
     }
 }
 
-/// Beyond this many, the in-order carrying is the bound anyway. It also keeps the look-ahead (two
-/// frames per thread) well inside what a cloud restitcher fetches ahead of the frame it writes.
+/// Beyond this many, the in-order carrying is the bound anyway. It also keeps the look-ahead (at
+/// most two frames per thread) well inside what a cloud restitcher fetches ahead of the frame it
+/// writes.
 pub const MAX_STEADYING_THREADS: usize = 16;
 
 /// Background threads, each with its own [`MotionAnalyser`], taking frames from one queue.
@@ -206,6 +225,16 @@ mod tests {
                 (original, textured(96, 64, t * 2 + 5 * (t % 3)))
             })
             .collect()
+    }
+
+    #[test]
+    fn the_look_ahead_keeps_threads_busy_within_its_memory_budget() {
+        let frame = |w, h| RgbImage::solid(w, h, [0, 0, 0]);
+        assert_eq!(look_ahead(8, &frame(720, 720)), 16);
+        assert_eq!(look_ahead(16, &frame(1920, 1080)), 12);
+        assert_eq!(look_ahead(16, &frame(3840, 2160)), 3);
+        assert_eq!(look_ahead(1, &frame(64, 48)), 2);
+        assert_eq!(look_ahead(16, &frame(16384, 16384)), 1);
     }
 
     #[test]

@@ -240,7 +240,6 @@ async fn submit_and_collect(
     bar.message("waiting for its turn to upload");
     let slot = shared.upload_slot.acquire().await.expect("never closed");
     let (manifest, resumed) = open_run(shared, info, bar).await?;
-    refuse_another_codec(shared, info, &manifest)?;
     let outputs = shared
         .cloud
         .outputs_of(manifest.output_container.as_deref())?;
@@ -353,23 +352,6 @@ fn note_kept_settings(shared: &Shared, info: &VideoInfo, m: &RunManifest) {
             m.frames_per_job,
             m.output_container.as_deref().unwrap_or("the run's container")
         ));
-    }
-}
-
-/// A segments run's workers encode with the codec its manifest records; resuming one made with
-/// another codec would give a video in a codec not asked for.
-fn refuse_another_codec(shared: &Shared, info: &VideoInfo, m: &RunManifest) -> Result<()> {
-    let asked = shared.encode.codec.name();
-    match &m.segments {
-        Some(segments) if segments.encode.codec != asked => bail!(
-            "{}: run {} in storage encodes {}, not {asked}: ask for {} to finish it, or clean it first (`stylize runs clean {}`)",
-            info.path.display(),
-            m.run_id,
-            segments.encode.codec,
-            segments.encode.codec,
-            m.run_id
-        ),
-        _ => Ok(()),
     }
 }
 

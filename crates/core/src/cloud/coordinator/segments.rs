@@ -73,8 +73,14 @@ pub(super) async fn plan(
 /// steadying in, so a run that differs in them is another run.
 pub(super) fn run_ref_suffix(shared: &Shared) -> String {
     let e = encode_spec(shared);
+    // Only another codec than H.264 is named, so runs stored before there was a choice keep
+    // their ids.
+    let codec = match e.codec.as_str() {
+        "h264" => String::new(),
+        other => format!(";codec={other}"),
+    };
     format!(
-        ";segments;crf={};preset={};pix={};steady={};warm={WARM_UP_FRAMES}",
+        ";segments;crf={};preset={};pix={};steady={};warm={WARM_UP_FRAMES}{codec}",
         e.crf, e.preset, e.pixel_format, shared.look.steady
     )
 }
