@@ -23,6 +23,8 @@ pub enum MotionError {
     OpenCv(#[from] opencv::Error),
     #[error("{0}")]
     Mismatch(String),
+    #[error("a steadying thread stopped unexpectedly")]
+    Stopped,
 }
 
 pub type Result<T> = std::result::Result<T, MotionError>;

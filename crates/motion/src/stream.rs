@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 use stylize_frame::RgbImage;
 
 use crate::steady::{MotionAnalyser, Prepared, Steadier, SteadyFrame};
-use crate::Result;
+use crate::{MotionError, Result};
 
 /// A steadied frame, in the order it was pushed.
 pub struct Steadied<T> {
@@ -88,10 +88,8 @@ impl<T> SteadyStream<T> {
         let Some(frame) = self.in_flight.pop_front() else {
             return Ok(None);
         };
-        let prepared = frame
-            .prepared
-            .recv()
-            .expect("a preparer answers every frame it takes")?;
+        // A preparer answers every frame it takes, unless it panicked on the way.
+        let prepared = frame.prepared.recv().map_err(|_| MotionError::Stopped)??;
         let (image, kind) = self.steadier.apply(prepared)?;
         Ok(Some(Steadied {
             tag: frame.tag,
