@@ -15,7 +15,7 @@
 #   an end-to-end cloud run through `dir:` on the GPU (a 720×720 clip with audio: the
 #   coordinator cuts and joins, one `stylize worker --device cuda` styles, steadies and encodes),
 #   its frames per second and each job's stage times (pieces, decode, network, steady, encode,
-#   upload), then the same clip in local mode for comparison.
+#   upload), then local mode on the same clip and on 5 s of 1920×1080, steadied and with --steady 0.
 #
 # The binaries link LibTorch's CPU libraries by name; on the device LD_LIBRARY_PATH points them at
 # the CUDA build's copies and libtorch_cuda (which our CPU-only link leaves out) is preloaded so the
@@ -65,6 +65,10 @@ prepare_worker() {
     -f lavfi -i "mandelbrot=size=720x720:rate=30:start_scale=2.5:end_scale=0.3:inner=mincol,hue=H=t*0.6" \
     -f lavfi -i "sine=frequency=330:sample_rate=48000,volume=0.4" -t 10 -map 0:v -map 1:a -preset medium -crf 32 \
     -c:v libx264 -pix_fmt yuv420p -c:a aac -b:a 64k "$stage/clip.mp4"
+  ffmpeg -loglevel error -y \
+    -f lavfi -i "mandelbrot=size=1920x1080:rate=30:start_scale=2.5:end_scale=0.3:inner=mincol,hue=H=t*0.6" \
+    -f lavfi -i "sine=frequency=330:sample_rate=48000,volume=0.4" -t 5 -map 0:v -map 1:a -preset medium -crf 32 \
+    -c:v libx264 -pix_fmt yuv420p -c:a aac -b:a 64k "$stage/clip1080.mp4"
   mkdir -p "$CARRY/worker"
   echo "compressing $(du -sh "$stage" | cut -f1) (a minute or two)…" >&2
   tar -C "$stage" -cf - . | xz --lzma2=preset=9e,dict=256MiB -T2 >"$CARRY/worker/bundle.tar.xz.tmp"
@@ -126,7 +130,7 @@ run_worker() {
   local missing; missing=$(ldd "$dir/stylize" | grep "not found" || true)
   [ -z "$missing" ] || { echo "gpu-check: libraries this machine lacks:"; echo "$missing"; exit 1; }
   nvidia-smi -L || true
-  echo "== the steadier alone (CPU): in order, then with the motion analysed ahead on threads"
+  echo "== the steadier alone (CPU): in order, then streamed on 1, 2, 4... threads"
   "$dir/steady_cost" 720 720 120
   "$dir/steady_cost" 1920 1080 40
   local bin=$dir/stylize clip=$dir/clip.mp4 storage=dir:$dir/storage
@@ -137,10 +141,14 @@ run_worker() {
   "$bin" "$clip" --style preset:7 --cloud "$storage" -o "$dir/cloud.mp4" 2>&1 | tr '\r' '\n' | grep -v '^\s*$' | tail -5
   echo "   whole run: $((SECONDS - started)) s for 300 frames, coordinator included"
   wait "$worker" || true
-  echo "== the same clip in local mode on $DEVICE"
-  started=$SECONDS
-  "$bin" "$clip" --style preset:7 -o "$dir/local.mp4" --device "$DEVICE" 2>&1 | tr '\r' '\n' | grep -v '^\s*$' | tail -3
-  echo "   local run: $((SECONDS - started)) s for 300 frames"
+  echo "== local mode on $DEVICE: the same clip, then 150 frames of 1920x1080; steadied, then --steady 0"
+  local input steady
+  for input in "$clip" "$dir/clip1080.mp4"; do
+    for steady in 0.95 0; do
+      "$bin" "$input" --style preset:7 --steady "$steady" -o "$dir/local.mp4" --overwrite --device "$DEVICE" 2>&1 |
+        tr '\r' '\n' | grep -v '^\s*$' | tail -1
+    done
+  done
   ls -l "$dir/cloud.mp4" "$dir/local.mp4"
 }
 
