@@ -259,10 +259,12 @@ async fn queue_ready(
 ) -> Result<()> {
     let up_to = (0..).take_while(|i| up.contains(i)).count() as u32;
     let ready = waiting.partition_point(|(last_piece, _)| *last_piece < up_to);
-    for (_, job) in waiting.drain(..ready) {
-        enqueue(shared, manifest, job).await?;
-        *queued += 1;
-    }
+    // Side by side: jobs that become ready together reach the workers together (one after the
+    // other, eight first jobs started over 0.3 s on a loaded machine).
+    let sends = waiting
+        .drain(..ready)
+        .map(|(_, job)| enqueue(shared, manifest, job));
+    *queued += futures::future::try_join_all(sends).await?.len() as u32;
     bar.message(&format!("pieces uploaded · {queued} jobs queued"));
     Ok(())
 }
