@@ -27,7 +27,7 @@ CASES=(
   "hevc|mp4|-c:v libx265 -preset fast -crf 18 -pix_fmt yuv420p -x265-params log-level=error"
   "av1|mp4|-c:v libsvtav1 -preset 8 -crf 22 -pix_fmt yuv420p"
   "prores|mov|-c:v prores_ks -profile:v 3 -pix_fmt yuv422p10le"
-  "ffv1|mkv|-c:v ffv1 -level 3 -slicecrc 1 -g 1 -pix_fmt yuv420p"
+  "ffv1|mkv|-c:v ffv1 -level 3 -slicecrc 1 -g 1 -pix_fmt yuv444p"
 )
 printf '%-8s %16s %12s %18s %12s\n' codec "stylize s (fps)" "encoder fps" "encoder CPU ms/fr" "KB/frame"
 for case in "${CASES[@]}"; do

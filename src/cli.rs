@@ -183,10 +183,11 @@ pub struct EncodeArgs {
     /// presets 12 .. 1; ProRes and FFV1 ignore it
     #[arg(long, default_value_t = stylize_media::EncodeOptions::default().preset)]
     pub preset: String,
-    /// Output pixel format; yuv420p plays everywhere but cannot hold odd sizes
-    /// (they lose their last column/row), yuv444p keeps every size exactly
-    #[arg(long, value_enum, default_value_t = PixelFormatArg::Yuv420p)]
-    pub pixel_format: PixelFormatArg,
+    /// Output chroma; yuv420p plays everywhere but cannot hold odd sizes (they lose their last
+    /// column/row), yuv444p keeps every size and colour detail exactly. Default: yuv420p, except
+    /// yuv444p for ffv1 (a lossless archive should not halve the chroma); ProRes sets its own
+    #[arg(long, value_enum)]
+    pub pixel_format: Option<PixelFormatArg>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]

@@ -126,8 +126,9 @@ pub fn encode_options(args: &EncodeArgs) -> Result<EncodeOptions> {
         crf: args.crf,
         preset: args.preset.clone(),
         pixel_format: match args.pixel_format {
-            PixelFormatArg::Yuv420p => PixelFormatChoice::Yuv420p,
-            PixelFormatArg::Yuv444p => PixelFormatChoice::Yuv444p,
+            Some(PixelFormatArg::Yuv420p) => PixelFormatChoice::Yuv420p,
+            Some(PixelFormatArg::Yuv444p) => PixelFormatChoice::Yuv444p,
+            None => codec.default_chroma(),
         },
     })
 }

@@ -80,7 +80,7 @@ fn each_codec_writes_what_was_asked_keeping_timing_and_audio() {
             "in.styled.mkv",
             "ffv1",
             "unknown",
-            "yuv420p",
+            "yuv444p", // FFV1's default: a lossless archive keeps the chroma
         ),
     ];
     for (n, (args, name, codec, profile, pixels)) in cases.into_iter().enumerate() {

@@ -146,6 +146,15 @@ impl VideoCodec {
         crate::init().is_ok() && ffmpeg_next::encoder::find_by_name(self.encoder()).is_some()
     }
 
+    /// The chroma when `--pixel-format` does not say: 4:2:0, which every player plays, except for
+    /// FFV1, whose point (a lossless archive) 4:2:0 would undo.
+    pub fn default_chroma(self) -> PixelFormatChoice {
+        match self {
+            VideoCodec::Ffv1 => PixelFormatChoice::Yuv444p,
+            _ => PixelFormatChoice::Yuv420p,
+        }
+    }
+
     /// The pixel format frames are encoded in, from the chroma `--pixel-format` asks for; why not,
     /// when the codec cannot take it.
     pub(crate) fn pixel_format(self, choice: PixelFormatChoice) -> Result<AVPixelFormat, String> {
