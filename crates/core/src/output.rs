@@ -78,13 +78,8 @@ impl OutputPlan {
                 ext
             );
         }
-        if !codec.containers().contains(&ext.as_str()) {
-            bail!(
-                "{}: the .{ext} container cannot hold {} video (use .{})",
-                final_path.display(),
-                codec.family(),
-                codec.containers().join(" or .")
-            );
+        if let Some(why) = codec.refuse_container(&ext) {
+            bail!("{}: {why}", final_path.display());
         }
         if final_path.is_dir() {
             bail!(
@@ -216,12 +211,10 @@ pub fn default_name(input: &Path, codec: VideoCodec) -> String {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "video".into());
     let ext = extension_of(input);
-    let ext = if OUTPUT_CONTAINERS.contains(&ext.as_str())
-        && codec.containers().contains(&ext.as_str())
-    {
-        ext
-    } else {
-        codec.containers()[0].to_string()
+    // The codec's containers are among those we write.
+    let ext = match codec.containers().contains(&ext.as_str()) {
+        true => ext,
+        false => codec.containers()[0].to_string(),
     };
     format!("{stem}{DEFAULT_SUFFIX}{ext}")
 }

@@ -210,7 +210,7 @@ impl VideoCodec {
     }
 
     /// Why `ext` (an output's extension, lower case) cannot hold this codec, with what would.
-    pub(crate) fn refuse_container(self, ext: &str) -> Option<String> {
+    pub fn refuse_container(self, ext: &str) -> Option<String> {
         (!self.containers().contains(&ext)).then(|| {
             format!(
                 "the .{ext} container cannot hold {} video: use .{}",

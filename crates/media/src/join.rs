@@ -20,7 +20,7 @@ use ffmpeg_next as ff;
 
 use crate::probe::{open_input, pick_video_stream};
 use crate::split::video_packets;
-use crate::writer::{add_video_stream, apple_hevc_tag, OutputShell};
+use crate::writer::{add_video_stream, OutputShell};
 use crate::{MediaError, VideoInfo, WriteSummary};
 
 /// Joins segments into one output, in frame order.
@@ -69,11 +69,7 @@ impl SegmentJoiner {
         let mut shell =
             OutputShell::open(path, container_of, input, |octx, timing, source, name| {
                 let copy = ff::encoder::find(ff::codec::Id::None);
-                let ost = add_video_stream(octx, copy, params.clone(), timing, source, name)?;
-                if codec == ff::codec::Id::HEVC {
-                    apple_hevc_tag(octx, ost, name);
-                }
-                Ok(ost)
+                add_video_stream(octx, copy, params.clone(), timing, source, name)
             })?;
         let timeline = shown
             .iter()

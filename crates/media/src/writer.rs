@@ -78,12 +78,12 @@ pub const X264_PRESETS: [&str; 10] = [
 /// 4:2:0 chroma covers 2×2 pixels, so yuv420p cannot hold an odd width or
 /// height: the last column and/or row is dropped (rounded down to even) rather
 /// than scaling every pixel or inventing a padded edge. yuv444p keeps the
-/// exact size.
+/// exact size. (ProRes's 4:2:2 halves the width only: see `size_for_chroma`.)
 pub fn encoded_size(width: u32, height: u32, pix: PixelFormatChoice) -> (u32, u32) {
-    match pix {
-        PixelFormatChoice::Yuv420p => (width & !1, height & !1),
-        PixelFormatChoice::Yuv444p => (width, height),
-    }
+    let av = VideoCodec::H264
+        .pixel_format(pix)
+        .expect("H.264 takes 4:2:0 and 4:4:4");
+    size_for_chroma(width, height, av)
 }
 
 /// What [`VideoWriter::finish`] wrote.
@@ -152,9 +152,6 @@ impl VideoWriter {
             let (codec, encoder) = open_encoder(octx, opts, (enc_size, pix), timing, source, name)?;
             let params = ff::codec::Parameters::from(&encoder);
             let ost = add_video_stream(octx, codec, params, timing, source, name)?;
-            if opts.codec == VideoCodec::Hevc {
-                apple_hevc_tag(octx, ost, container_of);
-            }
             opened = Some((encoder, source.color));
             Ok(ost)
         })?;
@@ -387,8 +384,8 @@ impl OutputShell {
 
 // The steps of `VideoWriter::create`, in the order it takes them.
 
-/// Checks the CRF, the preset and the size; returns the size the video is encoded at.
-/// The size and pixel format to encode in, or why the options cannot be used.
+/// Checks the CRF, the preset, the container and the size; returns the size and pixel format the
+/// video is encoded in.
 fn check_options(
     name: &Path,
     input: &VideoInfo,
@@ -438,20 +435,6 @@ fn size_for_chroma(width: u32, height: u32, pix: ffi::AVPixelFormat) -> (u32, u3
     };
     let even = |n: u32, halved: u8| if halved > 0 { n & !1 } else { n };
     (even(width, log2_w), even(height, log2_h))
-}
-
-/// HEVC in MP4 and MOV as `hvc1` (parameter sets in the header), the tag Apple's players and
-/// editors require; FFmpeg's own default, `hev1`, they refuse to open.
-pub(crate) fn apple_hevc_tag(octx: &mut Output, stream: usize, container_of: &Path) {
-    let is_iso = matches!(muxer_for(container_of), Ok(("mp4" | "mov", _)));
-    if is_iso {
-        let tag = u32::from_le_bytes(*b"hvc1");
-        // SAFETY: plain field write on a stream of this context, before the header is written.
-        unsafe {
-            let stream = *(*octx.as_mut_ptr()).streams.add(stream);
-            (*(*stream).codecpar).codec_tag = tag;
-        }
-    }
 }
 
 /// The output video's frame rate and the time base its frames are stamped in.
@@ -691,6 +674,20 @@ fn open_encoder(
     Ok((codec, encoder))
 }
 
+/// The video stream's tag in the container `name` is written as, from the codec and the tag the
+/// encoder or segment came with (`given`). Mostly 0, so the container picks its own; but HEVC in
+/// MP4 and MOV is `hvc1` (parameter sets in the header), the tag Apple's players and editors
+/// require where FFmpeg's default `hev1` fails to open there; and ProRes keeps its own, which
+/// names the profile (`apch` HQ, `ap4h` 4444): left to MOV, every profile would read as HQ.
+fn codec_tag(codec: ff::codec::Id, given: u32, name: &Path) -> u32 {
+    let in_iso = matches!(muxer_for(name), Ok(("mp4" | "mov", _)));
+    match codec {
+        ff::codec::Id::HEVC if in_iso => u32::from_le_bytes(*b"hvc1"),
+        ff::codec::Id::PRORES => given,
+        _ => 0,
+    }
+}
+
 /// Adds the video stream: the encoder's parameters, the input's rate, language,
 /// pixel aspect and display matrix. Returns its index.
 pub(crate) fn add_video_stream(
@@ -701,15 +698,13 @@ pub(crate) fn add_video_stream(
     source: &SourceVideo,
     name: &Path,
 ) -> Result<usize, MediaError> {
-    let keeps_tag = params.id() == ff::codec::Id::PRORES;
+    // SAFETY: a plain field read of the parameters we own.
+    let given = unsafe { (*params.as_ptr()).codec_tag };
+    let tag = codec_tag(params.id(), given, name);
     let mut ost = octx.add_stream(codec).map_err(write_error(name))?;
     ost.set_parameters(params);
-    // SAFETY: plain field write on the stream just added. The container picks its own tag, but
-    // for ProRes, whose tag names the profile (`apch` HQ, `ap4h` 4444): left to MOV, every
-    // profile would read as HQ.
-    if !keeps_tag {
-        unsafe { (*(*ost.as_mut_ptr()).codecpar).codec_tag = 0 };
-    }
+    // SAFETY: plain field write on the stream just added.
+    unsafe { (*(*ost.as_mut_ptr()).codecpar).codec_tag = tag };
     ost.set_time_base(timing.time_base.to_ff());
     ost.set_avg_frame_rate(timing.frame_rate.to_ff());
     ost.set_rate(timing.frame_rate.to_ff());

@@ -14,7 +14,7 @@ mod stream;
 
 pub use measure::{TemporalMeasure, TemporalScores};
 pub use steady::{Steadier, SteadyFrame, DEFAULT_STEADY};
-pub use stream::{steadying_threads, Steadied, SteadyStream, MAX_STEADYING_THREADS};
+pub use stream::{steadying_threads, Steadied, SteadyStream};
 
 /// What can go wrong in here: OpenCV refusing an operation, or pictures that do not match.
 #[derive(Debug, thiserror::Error)]

@@ -132,7 +132,7 @@ pub fn steadying_threads() -> usize {
 /// Beyond this many, the in-order carrying is the bound anyway. It also keeps the look-ahead (at
 /// most two frames per thread) well inside what a cloud restitcher fetches ahead of the frame it
 /// writes.
-pub const MAX_STEADYING_THREADS: usize = 16;
+const MAX_STEADYING_THREADS: usize = 16;
 
 /// Background threads, each with its own [`MotionAnalyser`], taking frames from one queue.
 struct Preparers {
