@@ -43,7 +43,7 @@ impl Throttle {
                             .lock()
                             .unwrap()
                             .extend([client.try_clone().unwrap(), server.try_clone().unwrap()]);
-                        relay(client, server, stall.clone());
+                        relay(client, server, busy.clone(), stall.clone());
                     }
                 }
             });
@@ -82,8 +82,9 @@ impl Throttle {
     }
 }
 
-/// Copies both ways until either side closes, requests one at a time (to see which to stall).
-fn relay(client: TcpStream, server: TcpStream, stall: Arc<Stall>) {
+/// Copies both ways until either side closes, requests one at a time (to see which to stall, and
+/// to throttle a connection accepted just as the switch was thrown).
+fn relay(client: TcpStream, server: TcpStream, busy: Arc<AtomicBool>, stall: Arc<Stall>) {
     let (mut from_server, mut to_client) =
         (server.try_clone().unwrap(), client.try_clone().unwrap());
     std::thread::spawn(move || {
@@ -91,17 +92,19 @@ fn relay(client: TcpStream, server: TcpStream, stall: Arc<Stall>) {
         let _ = to_client.shutdown(Shutdown::Write);
     });
     std::thread::spawn(move || {
-        let _ = forward_requests(client, &server, &stall);
+        let _ = forward_requests(client, &server, &busy, &stall);
         let _ = server.shutdown(Shutdown::Both);
     });
 }
 
 /// Forwards the client's requests to the server, one head and body at a time, until the client
-/// closes; an armed stall's upload gets half its body through and then nothing, while the client
-/// lives.
+/// closes; while busy, a request is answered 503 instead (a connection that slipped past the
+/// switch being thrown is throttled too); an armed stall's upload gets half its body through and
+/// then nothing, while the client lives.
 fn forward_requests(
     client: TcpStream,
     mut server: &TcpStream,
+    busy: &AtomicBool,
     stall: &Stall,
 ) -> std::io::Result<()> {
     let mut client = BufReader::new(client);
@@ -112,6 +115,10 @@ fn forward_requests(
         }
         let text = String::from_utf8_lossy(&head).into_owned();
         let length = content_length(&text);
+        if busy.load(Ordering::SeqCst) {
+            std::io::copy(&mut (&mut client).take(length), &mut std::io::sink())?;
+            return answer_503(client.get_mut());
+        }
         let path = text.split(' ').nth(1).unwrap_or_default().to_owned();
         let mut armed = stall.armed.lock().unwrap();
         let stalled =
@@ -154,19 +161,20 @@ fn content_length(head: &str) -> u64 {
 
 /// Reads one request (headers, then a body of Content-Length bytes) and answers it as a throttled
 /// Azure service does.
-fn answer_busy(mut client: TcpStream) {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        match client.read(&mut byte) {
-            Ok(1) => head.push(byte[0]),
-            _ => return,
-        }
-    }
+fn answer_busy(client: TcpStream) {
+    let mut client = BufReader::new(client);
+    let Ok(head) = read_head(&mut client) else {
+        return;
+    };
     let length = content_length(&String::from_utf8_lossy(&head));
     let _ = std::io::copy(&mut (&mut client).take(length), &mut std::io::sink());
-    let _ = client.write_all(
+    let _ = answer_503(client.get_mut());
+}
+
+/// Answers 503 Server Busy and closes the connection.
+fn answer_503(client: &mut TcpStream) -> std::io::Result<()> {
+    client.write_all(
         b"HTTP/1.1 503 The server is busy.\r\nx-ms-error-code: ServerBusy\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-    );
-    let _ = client.shutdown(Shutdown::Both);
+    )?;
+    client.shutdown(Shutdown::Both)
 }
