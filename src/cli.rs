@@ -183,9 +183,12 @@ pub struct EncodeArgs {
     /// presets 12 .. 1; ProRes and FFV1 ignore it
     #[arg(long, default_value_t = stylize_media::EncodeOptions::default().preset)]
     pub preset: String,
-    /// Output chroma; yuv420p plays everywhere but cannot hold odd sizes (they lose their last
-    /// column/row), yuv444p keeps every size and colour detail exactly. Default: yuv420p, except
-    /// yuv444p for ffv1 (a lossless archive should not halve the chroma); ProRes sets its own
+    /// Output chroma and bit depth; yuv420p plays everywhere but cannot hold odd sizes (they
+    /// lose their last column/row), yuv422p needs an even width, yuv444p keeps every size and
+    /// colour detail exactly; the 10le forms are 10-bit. Default: yuv420p, except yuv444p for
+    /// ffv1 (a lossless archive should not halve the chroma), widened to 10 bits for an input of
+    /// more than 8 with hevc, av1 and ffv1 (h264 stays 8-bit for players: ask for
+    /// yuv420p10le to get High 10); ProRes is always 10-bit 4:2:2 (4444: 4:4:4)
     #[arg(long, value_enum)]
     pub pixel_format: Option<PixelFormatArg>,
 }
@@ -227,7 +230,14 @@ pub enum ProResProfileArg {
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum PixelFormatArg {
     Yuv420p,
+    Yuv422p,
     Yuv444p,
+    #[value(name = "yuv420p10le")]
+    Yuv420p10,
+    #[value(name = "yuv422p10le")]
+    Yuv422p10,
+    #[value(name = "yuv444p10le")]
+    Yuv444p10,
 }
 
 #[derive(Debug, Args)]

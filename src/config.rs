@@ -127,9 +127,14 @@ pub fn encode_options(args: &EncodeArgs) -> Result<EncodeOptions> {
         preset: args.preset.clone(),
         pixel_format: match args.pixel_format {
             Some(PixelFormatArg::Yuv420p) => PixelFormatChoice::Yuv420p,
+            Some(PixelFormatArg::Yuv422p) => PixelFormatChoice::Yuv422p,
             Some(PixelFormatArg::Yuv444p) => PixelFormatChoice::Yuv444p,
+            Some(PixelFormatArg::Yuv420p10) => PixelFormatChoice::Yuv420p10,
+            Some(PixelFormatArg::Yuv422p10) => PixelFormatChoice::Yuv422p10,
+            Some(PixelFormatArg::Yuv444p10) => PixelFormatChoice::Yuv444p10,
             None => codec.default_chroma(),
         },
+        follow_source_depth: args.pixel_format.is_none(),
     })
 }
 

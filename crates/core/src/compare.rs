@@ -89,11 +89,7 @@ impl SideBySide {
             frame: DecodedFrame {
                 index: 0,
                 pts: None,
-                image: RgbImage {
-                    width: 0,
-                    height: 0,
-                    data: Vec::new(),
-                },
+                image: RgbImage::new(0, 0, Vec::new()),
             },
         }
     }
@@ -233,14 +229,7 @@ mod tests {
                 "{rotation}°"
             );
             // What a player shows: the coded frame turned by the rotation.
-            let shown = rotate_ccw(
-                RgbImage {
-                    width: w,
-                    height: h,
-                    data,
-                },
-                quarter_turns(rotation),
-            );
+            let shown = rotate_ccw(RgbImage::new(w, h, data), quarter_turns(rotation));
             let (sw, sh) = (shown.width as usize, shown.height as usize);
             assert!(sw > sh, "{rotation}°: displayed {sw}×{sh} is not wide");
             for y in 0..sh {

@@ -141,7 +141,8 @@ fn run_stages(
     let (styled_tx, styled_rx) = bounded::<Styled>(CHANNEL_DEPTH);
     let side_by_side = targets.side.is_some();
     std::thread::scope(|scope| {
-        let decoder = scope.spawn(|| decode_stage(info, decoded_tx));
+        let deep = encode.deep_output_for(info);
+        let decoder = scope.spawn(move || decode_stage(info, deep, decoded_tx));
         // With --steady, a stage between the network and the encoder carries strokes along the motion.
         let (steadier, to_encode) = match SteadyStream::at(steady) {
             Some(steadier) => {
@@ -195,9 +196,14 @@ pub fn check_whole(info: &VideoInfo, decoded_frames: u64, decoded_secs: f64) -> 
     Ok(())
 }
 
-/// Returns the frames decoded and how far into the video they reach, in seconds.
-fn decode_stage(info: &VideoInfo, out: Sender<Result<DecodedFrame>>) -> Result<(u64, f64)> {
-    let mut reader = FrameReader::open(info)?;
+/// Returns the frames decoded and how far into the video they reach, in seconds. `deep`: frames
+/// keep their full depth, for an output that holds it.
+fn decode_stage(
+    info: &VideoInfo,
+    deep: bool,
+    out: Sender<Result<DecodedFrame>>,
+) -> Result<(u64, f64)> {
+    let mut reader = FrameReader::open(info)?.keep_depth(deep);
     let mut count = 0;
     for frame in reader.by_ref() {
         if cancelled() {

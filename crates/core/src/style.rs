@@ -103,11 +103,7 @@ pub fn load_picture(path: &Path) -> Result<RgbImage> {
         let over_white = |c: u8| ((c as u32 * a as u32 + 255 * (255 - a as u32) + 127) / 255) as u8;
         data.extend_from_slice(&[over_white(r), over_white(g), over_white(b)]);
     }
-    Ok(RgbImage {
-        width,
-        height,
-        data,
-    })
+    Ok(RgbImage::new(width, height, data))
 }
 
 /// A short human label for a style source, for summaries and file names.

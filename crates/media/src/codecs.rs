@@ -8,7 +8,7 @@
 
 use ffmpeg_next::ffi::AVPixelFormat;
 
-use crate::writer::PixelFormatChoice;
+use crate::pixels::PixelFormatChoice;
 
 /// A ProRes profile, lightest first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -160,17 +160,14 @@ impl VideoCodec {
     pub(crate) fn pixel_format(self, choice: PixelFormatChoice) -> Result<AVPixelFormat, String> {
         use AVPixelFormat::*;
         Ok(match (self, choice) {
-            (
-                VideoCodec::H264 | VideoCodec::Hevc | VideoCodec::Ffv1,
-                PixelFormatChoice::Yuv420p,
-            ) => AV_PIX_FMT_YUV420P,
-            (
-                VideoCodec::H264 | VideoCodec::Hevc | VideoCodec::Ffv1,
-                PixelFormatChoice::Yuv444p,
-            ) => AV_PIX_FMT_YUV444P,
-            (VideoCodec::Av1, PixelFormatChoice::Yuv420p) => AV_PIX_FMT_YUV420P,
-            (VideoCodec::Av1, PixelFormatChoice::Yuv444p) => {
-                return Err("SVT-AV1 encodes 4:2:0 only: use --pixel-format yuv420p".into())
+            (VideoCodec::H264 | VideoCodec::Hevc | VideoCodec::Ffv1, choice) => choice.av_format(),
+            (VideoCodec::Av1, PixelFormatChoice::Yuv420p | PixelFormatChoice::Yuv420p10) => {
+                choice.av_format()
+            }
+            (VideoCodec::Av1, _) => {
+                return Err(
+                    "SVT-AV1 encodes 4:2:0 only: use --pixel-format yuv420p or yuv420p10le".into(),
+                )
             }
             // ProRes is 10-bit 4:2:2 (4:4:4 in its 4444 profile) whatever is asked.
             (VideoCodec::ProRes(ProResProfile::P4444), _) => AV_PIX_FMT_YUV444P10LE,
@@ -178,7 +175,12 @@ impl VideoCodec {
         })
     }
 
-    /// The encoder's options for x264's `crf` (0–51) and `preset`.
+    /// Whether a source of more than 8 bits keeps them in this codec's output when no pixel
+    /// format is named. H.264 stays 8-bit: High 10 plays on few devices.
+    pub fn keeps_source_depth(self) -> bool {
+        self != VideoCodec::H264
+    }
+
     pub(crate) fn options(self, crf: f32, preset: &str) -> Vec<(&'static str, String)> {
         match self {
             VideoCodec::H264 => vec![("preset", preset.into()), ("crf", crf.to_string())],

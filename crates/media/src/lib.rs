@@ -29,6 +29,7 @@ mod color;
 mod error;
 mod join;
 mod log;
+mod pixels;
 mod probe;
 mod reader;
 mod scale;
@@ -38,13 +39,12 @@ mod writer;
 pub use codecs::{ProResProfile, VideoCodec};
 pub use error::MediaError;
 pub use join::SegmentJoiner;
+pub use pixels::PixelFormatChoice;
 pub use probe::{probe, AudioStreamInfo, Rational, VideoInfo};
 pub use reader::{DecodedFrame, FrameReader};
 pub use split::{plan_pieces, write_pieces, Piece, PieceFrames, SplitPlan};
 pub use stylize_frame::RgbImage;
-pub use writer::{
-    encoded_size, EncodeOptions, PixelFormatChoice, VideoWriter, WriteSummary, X264_PRESETS,
-};
+pub use writer::{encoded_size, EncodeOptions, VideoWriter, WriteSummary, X264_PRESETS};
 
 use std::sync::OnceLock;
 

@@ -128,6 +128,9 @@ pub struct VideoInfo {
     /// The display matrix's rotation in degrees counter-clockwise, as
     /// `av_display_rotation_get` and ffprobe report it (0, 90, -90, 180); 0 when none.
     pub rotation_degrees: i32,
+    /// Bits per sample of the decoded picture (8 for most video; 10 for 10-bit camera and HDR
+    /// formats); 8 when the stream does not say.
+    pub bits_per_sample: u8,
     pub audio: Vec<AudioStreamInfo>,
     pub video_stream_index: usize,
 }
@@ -236,9 +239,17 @@ pub fn probe(path: &Path) -> Result<VideoInfo, MediaError> {
         rotation_degrees: display_matrix(&stream)
             .map(|m| rotation_of(&m))
             .unwrap_or(0),
+        bits_per_sample: bits_per_sample(&stream),
         audio: audio_streams(&ictx),
         video_stream_index: video_index,
     })
+}
+
+/// The deepest component of the stream's pixel format, in bits (8 when unknown).
+fn bits_per_sample(stream: &ff::Stream) -> u8 {
+    // SAFETY: codecpar of an open stream; for video, `format` is an AVPixelFormat value or -1.
+    let format = unsafe { (*stream.parameters().as_ptr()).format };
+    crate::pixels::pixel_bits(format).unwrap_or(8)
 }
 
 /// An error for a stream tagged with an HDR transfer (see [`crate::color`]'s policy).

@@ -8,6 +8,7 @@ use ff::util::error::EAGAIN;
 use ffmpeg_next as ff;
 
 use crate::color::decode_conversion;
+use crate::pixels::{image_from_plane, packed_rgb, pixel_bits};
 use crate::probe::{discard_streams, open_input, presentation_start, rescale, stream_start};
 use crate::scale::Scaler;
 use crate::{MediaError, Rational, RgbImage, VideoInfo};
@@ -41,7 +42,8 @@ enum State {
 /// a truncated MP4 reports one per missing sample and then ends.
 const MAX_INVALID_READS_IN_A_ROW: u32 = 10_000;
 
-/// Decodes the chosen video stream of a file to RGB24 at the coded size.
+/// Decodes the chosen video stream of a file to RGB24 at the coded size (with 16-bit samples too
+/// for a deeper source, when asked: [`FrameReader::keep_depth`]).
 ///
 /// An iterator of `Result<DecodedFrame, MediaError>`. When the file is
 /// truncated or corrupt, every frame that can be decoded is yielded first and
@@ -66,6 +68,9 @@ pub struct FrameReader {
     decoded: ff::frame::Video,
     rgb: Option<ff::frame::Video>,
     scaler: Option<(Scaler, ScalerKey)>,
+    /// Whether frames of more than 8 bits a sample come with their 16-bit samples
+    /// ([`RgbImage::deep`]); see [`FrameReader::keep_depth`].
+    keep_depth: bool,
     packet: ff::Packet,
     /// The index the next yielded frame gets (see [`DecodedFrame::index`]).
     next_index: u64,
@@ -102,12 +107,15 @@ struct Seek {
 }
 
 /// What a scaler was built for; a change in any part needs a new one.
+/// What the scaler was made for: the decoded format, size and colour, and whether it converts to
+/// 16-bit RGB.
 type ScalerKey = (
     ffi::AVPixelFormat,
     i32,
     i32,
     ffi::AVColorSpace,
     ffi::AVColorRange,
+    bool,
 );
 
 impl FrameReader {
@@ -163,6 +171,7 @@ impl FrameReader {
             decoded: ff::frame::Video::empty(),
             rgb: None,
             scaler: None,
+            keep_depth: false,
             packet: ff::Packet::empty(),
             next_index: 0,
             delivered: 0,
@@ -179,6 +188,14 @@ impl FrameReader {
             max_pts: None,
             seek: None,
         })
+    }
+
+    /// From now on, frames of a source with more than 8 bits a sample come with their samples at
+    /// 16 bits as well ([`RgbImage::deep`]), converted from YUV in one step. Costs a 16-bit
+    /// conversion and twice the memory a frame; for outputs that keep the depth.
+    pub fn keep_depth(mut self, keep: bool) -> Self {
+        self.keep_depth = keep;
+        self
     }
 
     /// Opens the file and positions it at `seconds` from the start of the video's
@@ -394,19 +411,23 @@ impl FrameReader {
         // SAFETY: a decoded video frame's format is a valid AVPixelFormat value.
         let pix: ffi::AVPixelFormat =
             unsafe { std::mem::transmute::<i32, ffi::AVPixelFormat>(frame.format) };
+        let deep = self.keep_depth && pixel_bits(frame.format).is_some_and(|bits| bits > 8);
         let key: ScalerKey = (
             pix,
             frame.width,
             frame.height,
             frame.colorspace,
             frame.color_range,
+            deep,
         );
         if self.scaler.as_ref().is_none_or(|(_, k)| *k != key) {
+            // The RGB frame follows the scaler's output format.
+            self.rgb = None;
             let size = (frame.width as u32, frame.height as u32);
             let conv = decode_conversion(frame.colorspace, frame.color_range, pix, size);
             let scaler = Scaler::new(
                 (pix, frame.width, frame.height),
-                (ffi::AVPixelFormat::AV_PIX_FMT_RGB24, width, height),
+                (packed_rgb(deep), width, height),
                 conv,
             )
             .ok_or_else(|| {
@@ -418,7 +439,7 @@ impl FrameReader {
             self.scaler = Some((scaler, key));
         }
         if self.rgb.is_none() {
-            let rgb = ff::frame::Video::new(ff::format::Pixel::RGB24, self.width, self.height);
+            let rgb = ff::frame::Video::new(packed_rgb(deep).into(), self.width, self.height);
             // SAFETY: reading the data pointer of a frame we own.
             if unsafe { (*rgb.as_ptr()).data[0].is_null() } {
                 return Err(self.corrupt("out of memory for an RGB frame".into()));
@@ -429,18 +450,7 @@ impl FrameReader {
         let (scaler, _) = self.scaler.as_mut().expect("created above");
         // SAFETY: both frames match the scaler's shapes (key check above, allocation size).
         unsafe { scaler.run(&*self.decoded.as_ptr(), &mut *rgb.as_mut_ptr()) };
-
-        let row = self.width as usize * 3;
-        let stride = rgb.stride(0);
-        let plane = rgb.data(0);
-        let mut data = Vec::with_capacity(row * self.height as usize);
-        if stride == row {
-            data.extend_from_slice(&plane[..row * self.height as usize]);
-        } else {
-            for y in 0..self.height as usize {
-                data.extend_from_slice(&plane[y * stride..y * stride + row]);
-            }
-        }
+        let image = image_from_plane(rgb.data(0), rgb.stride(0), (self.width, self.height), deep);
 
         let index = self.next_index;
         self.next_index += 1;
@@ -448,11 +458,7 @@ impl FrameReader {
         Ok(DecodedFrame {
             index,
             pts: self.decoded.timestamp(),
-            image: RgbImage {
-                width: self.width,
-                height: self.height,
-                data,
-            },
+            image,
         })
     }
 

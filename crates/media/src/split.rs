@@ -266,6 +266,7 @@ pub struct PieceFrames {
     wanted: Range<u32>,
     current: Option<OpenPiece>,
     done: bool,
+    keep_depth: bool,
 }
 
 struct OpenPiece {
@@ -283,7 +284,15 @@ impl PieceFrames {
             wanted,
             current: None,
             done: false,
+            keep_depth: false,
         }
+    }
+
+    /// Frames come with their full depth where the pieces have more than 8 bits a sample (see
+    /// [`FrameReader::keep_depth`]).
+    pub fn keep_depth(mut self, keep: bool) -> Self {
+        self.keep_depth = keep;
+        self
     }
 
     fn open_next(&mut self) -> Option<Result<(), MediaError>> {
@@ -293,7 +302,9 @@ impl PieceFrames {
             if end <= self.wanted.start || piece.first_frame >= self.wanted.end {
                 continue;
             }
-            let reader = crate::probe(&path).and_then(|info| FrameReader::open(&info));
+            let reader = crate::probe(&path)
+                .and_then(|info| FrameReader::open(&info))
+                .map(|reader| reader.keep_depth(self.keep_depth));
             return Some(reader.map(|reader| {
                 self.current = Some(OpenPiece {
                     path,

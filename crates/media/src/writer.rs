@@ -19,20 +19,12 @@ use ffmpeg_next as ff;
 
 use crate::codecs::VideoCodec;
 use crate::color::{output_color, OutputColor};
+use crate::pixels::{fill_plane, packed_rgb, pixel_bits, PixelFormatChoice};
 use crate::probe::{
     discard_streams, display_matrix, open_input, presentation_start, rescale, rotation_of,
 };
 use crate::scale::Scaler;
 use crate::{DecodedFrame, MediaError, Rational, RgbImage, VideoInfo};
-
-/// The YUV layout of the H.264 output.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PixelFormatChoice {
-    /// 4:2:0, what every player decodes; needs even width and height.
-    Yuv420p,
-    /// 4:4:4 (High 4:4:4 profile), full chroma; keeps odd sizes; fewer players.
-    Yuv444p,
-}
 
 /// How to encode: the codec, x264's constant rate factor and preset (mapped onto the codec's own
 /// scales: see [`crate::codecs`]), and the chroma.
@@ -44,6 +36,42 @@ pub struct EncodeOptions {
     /// An x264 preset name: ultrafast ... medium ... veryslow, placebo.
     pub preset: String,
     pub pixel_format: PixelFormatChoice,
+    /// Whether a source of more than 8 bits widens `pixel_format` to its 10-bit form where the
+    /// codec keeps the source's depth (see [`VideoCodec::keeps_source_depth`]); true unless the
+    /// user named a pixel format.
+    pub follow_source_depth: bool,
+}
+
+impl EncodeOptions {
+    /// These options for `source`: its depth followed where they say so.
+    pub fn for_source(&self, source: &VideoInfo) -> EncodeOptions {
+        let widen = self.follow_source_depth
+            && source.bits_per_sample > 8
+            && self.codec.keeps_source_depth();
+        EncodeOptions {
+            pixel_format: match widen {
+                true => self.pixel_format.widened(),
+                false => self.pixel_format,
+            },
+            follow_source_depth: false,
+            ..self.clone()
+        }
+    }
+
+    /// Whether the output for `source`, as [`for_source`](Self::for_source) resolves it, holds
+    /// more than 8 bits a sample: then frames are best read with their full depth
+    /// ([`crate::FrameReader::keep_depth`]).
+    pub fn deep_output_for(&self, source: &VideoInfo) -> bool {
+        self.for_source(source).deep_output()
+    }
+
+    /// Whether these options (resolved: see [`for_source`](Self::for_source)) write more than 8
+    /// bits a sample.
+    pub fn deep_output(&self) -> bool {
+        self.codec
+            .pixel_format(self.pixel_format)
+            .is_ok_and(|pix| pixel_bits(pix as i32).is_some_and(|bits| bits > 8))
+    }
 }
 
 /// stylize's defaults: CRF 18 and the `fast` preset keep the picture (fast is the quickest preset
@@ -55,6 +83,7 @@ impl Default for EncodeOptions {
             crf: 18.0,
             preset: "fast".into(),
             pixel_format: PixelFormatChoice::Yuv420p,
+            follow_source_depth: true,
         }
     }
 }
@@ -80,10 +109,7 @@ pub const X264_PRESETS: [&str; 10] = [
 /// than scaling every pixel or inventing a padded edge. yuv444p keeps the
 /// exact size. (ProRes's 4:2:2 halves the width only: see `size_for_chroma`.)
 pub fn encoded_size(width: u32, height: u32, pix: PixelFormatChoice) -> (u32, u32) {
-    let av = VideoCodec::H264
-        .pixel_format(pix)
-        .expect("H.264 takes 4:2:0 and 4:4:4");
-    size_for_chroma(width, height, av)
+    size_for_chroma(width, height, pix.av_format())
 }
 
 /// What [`VideoWriter::finish`] wrote.
@@ -126,9 +152,12 @@ pub struct VideoWriter {
     /// Input size (what frames arrive at) and encode size (after the odd-size policy).
     src_size: (u32, u32),
     enc_size: (u32, u32),
+    codec: VideoCodec,
     pix: ffi::AVPixelFormat,
     color: OutputColor,
     staging: Option<ff::frame::Video>,
+    /// Whether `staging` is RGB48 (deep frames into a deeper output) rather than RGB24.
+    deep_staging: bool,
     yuv: Option<ff::frame::Video>,
     scaler: Option<Scaler>,
     frames_in: u64,
@@ -146,6 +175,7 @@ impl VideoWriter {
         input: &VideoInfo,
         opts: &EncodeOptions,
     ) -> Result<Self, MediaError> {
+        let opts = &opts.for_source(input);
         let (enc_size, pix) = check_options(container_of, input, opts)?;
         let mut opened = None;
         let shell = OutputShell::open(path, container_of, input, |octx, timing, source, name| {
@@ -162,9 +192,11 @@ impl VideoWriter {
             packet: ff::Packet::empty(),
             src_size: (input.width, input.height),
             enc_size,
+            codec: opts.codec,
             pix,
             color,
             staging: None,
+            deep_staging: false,
             yuv: None,
             scaler: None,
             frames_in: 0,
@@ -184,7 +216,7 @@ impl VideoWriter {
                 expected: format!("{sw}x{sh} RGB24"),
             });
         }
-        self.prepare_buffers()?;
+        self.prepare_buffers(img.is_deep())?;
         let pts = self.shell.clock.next_pts(frame.pts, frame.index);
         let (ew, eh) = (self.enc_size.0 as usize, self.enc_size.1 as usize);
 
@@ -192,12 +224,13 @@ impl VideoWriter {
         // may read past the end of a row, which a bare Vec does not allow.
         let staging = self.staging.as_mut().expect("prepared");
         let stride = staging.stride(0);
-        let dst = staging.data_mut(0);
-        let src_row = sw as usize * 3;
-        for y in 0..eh {
-            dst[y * stride..y * stride + ew * 3]
-                .copy_from_slice(&img.data[y * src_row..y * src_row + ew * 3]);
-        }
+        fill_plane(
+            img,
+            self.deep_staging,
+            staging.data_mut(0),
+            stride,
+            (ew, eh),
+        );
 
         let yuv = self.yuv.as_mut().expect("prepared");
         // SAFETY: the encoder may still reference the previous frame's buffers;
@@ -232,24 +265,27 @@ impl VideoWriter {
         self.shell.finish()
     }
 
-    /// Allocates the reusable frames and the scaler on first use (on the writing thread).
-    fn prepare_buffers(&mut self) -> Result<(), MediaError> {
+    /// Allocates the reusable frames and the scaler on first use (on the writing thread). Deep
+    /// frames are staged at 16 bits when the output holds more than 8.
+    fn prepare_buffers(&mut self, deep_frames: bool) -> Result<(), MediaError> {
         if self.scaler.is_some() {
             return Ok(());
         }
+        self.deep_staging = deep_frames && pixel_bits(self.pix as i32).is_some_and(|b| b > 8);
         let (ew, eh) = self.enc_size;
         let oom = || MediaError::Encode {
             path: self.shell.name.clone(),
             reason: "out of memory for frame buffers".into(),
         };
-        let staging = ff::frame::Video::new(ff::format::Pixel::RGB24, ew, eh);
+        let rgb = packed_rgb(self.deep_staging);
+        let staging = ff::frame::Video::new(rgb.into(), ew, eh);
         let yuv = ff::frame::Video::new(self.pix.into(), ew, eh);
         // SAFETY: reading data pointers of frames we own.
         if unsafe { (*staging.as_ptr()).data[0].is_null() || (*yuv.as_ptr()).data[0].is_null() } {
             return Err(oom());
         }
         let scaler = Scaler::new(
-            (ffi::AVPixelFormat::AV_PIX_FMT_RGB24, ew as i32, eh as i32),
+            (rgb, ew as i32, eh as i32),
             (self.pix, ew as i32, eh as i32),
             self.color.encode_conversion(),
         )
@@ -258,6 +294,23 @@ impl VideoWriter {
         self.yuv = Some(yuv);
         self.scaler = Some(scaler);
         Ok(())
+    }
+
+    /// x265 (3.5) measures its B-frame delay in time when the third frame arrives; given fewer
+    /// frames (a two-frame clip, the tail job of a segments run) it stamps its packets with a
+    /// decode time made from uninitialised memory, and the muxer refuses them ("pts < dts") or
+    /// worse. Such a packet gets the decode time x265 would have given it: its pts less the delay
+    /// FFmpeg reports (frames), in nominal frame durations. Longer streams are left as they are.
+    fn mend_short_x265_decode_time(&mut self) {
+        if self.codec != VideoCodec::Hevc || self.frames_in >= 3 {
+            return;
+        }
+        // SAFETY: a plain field read of the open encoder's context.
+        let delay = i64::from(unsafe { (*self.encoder.as_ptr()).has_b_frames });
+        if let Some(pts) = self.packet.pts() {
+            self.packet
+                .set_dts(Some(pts - delay * self.shell.clock.frame_dur_enc));
+        }
     }
 
     /// Writes every packet the encoder has ready, and the audio up to each one's time.
@@ -269,6 +322,7 @@ impl VideoWriter {
                 Err(ff::Error::Eof) => return Ok(()),
                 Err(e) => return Err(encode_error(&self.shell.name)(e)),
             }
+            self.mend_short_x265_decode_time();
             let enc_tb = self.shell.clock.enc_tb.to_ff();
             self.packet.rescale_ts(enc_tb, self.shell.clock.ost_tb);
             self.shell.write_video(&mut self.packet)?;

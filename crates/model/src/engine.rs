@@ -461,10 +461,12 @@ impl Engine {
         while start < frames.len() {
             let (w, h) = (frames[start].width, frames[start].height);
             let mut end = start + 1;
+            let deep = frames[start].is_deep();
             while end < frames.len()
                 && end - start < self.preferred_batch()
                 && frames[end].width == w
                 && frames[end].height == h
+                && frames[end].is_deep() == deep
             {
                 end += 1;
             }
@@ -473,37 +475,57 @@ impl Engine {
                 let x = self.frames_to_tensor(batch)?;
                 Ok(self.stylize_tensor(style, &x))
             })??;
-            out.extend(tensor_to_frames(&styled)?);
+            // Deep frames come back deep: the network's output is float, so a 10-bit output
+            // keeps what it adds below one 8-bit level.
+            out.extend(match deep {
+                true => tensor_to_deep_frames(&styled)?,
+                false => tensor_to_frames(&styled)?,
+            });
             start = end;
         }
         Ok(out)
     }
 
     /// Equal-size frames → [N,3,H,W] f32 in [0,1] on the engine's device, channels-last
-    /// (the packed RGB bytes already are NHWC, so this is a cast, not a transpose).
+    /// (the packed RGB bytes already are NHWC, so this is a cast, not a transpose). Deep frames
+    /// (all or none) are read from their 16-bit samples.
     pub fn frames_to_tensor(&self, frames: &[RgbImage]) -> Result<Tensor, ModelError> {
         let first = frames.first().ok_or_else(|| ModelError::BadFrame {
             index: 0,
             reason: "no frames".into(),
         })?;
         let (w, h) = (first.width, first.height);
-        let mut bytes = Vec::with_capacity(first.data.len() * frames.len());
         for (index, f) in frames.iter().enumerate() {
             f.check()
                 .map_err(|reason| ModelError::BadFrame { index, reason })?;
-            if (f.width, f.height) != (w, h) {
+            if (f.width, f.height) != (w, h) || f.is_deep() != first.is_deep() {
                 return Err(ModelError::BadFrame {
                     index,
                     reason: format!("{}x{} in a batch of {w}x{h}", f.width, f.height),
                 });
             }
-            bytes.extend_from_slice(&f.data);
         }
-        let n = frames.len() as i64;
-        let u8s = Tensor::f_from_data_size(&bytes, &[n, h as i64, w as i64, 3], Kind::Uint8)?
-            .to_device(self.device);
-        let mut x = u8s.permute([0, 3, 1, 2]).to_kind(Kind::Float);
-        let _ = x.g_mul_scalar_(1.0 / 255.0);
+        let shape = [frames.len() as i64, h as i64, w as i64, 3];
+        let (samples, full_scale) = match first.is_deep() {
+            true => {
+                // LibTorch has no unsigned 16-bit arithmetic to speak of: widen here.
+                let floats: Vec<f32> = frames
+                    .iter()
+                    .flat_map(|f| f.deep.iter().flatten().map(|&v| f32::from(v)))
+                    .collect();
+                (Tensor::f_from_slice(&floats)?.f_view(shape)?, 65535.0)
+            }
+            false => {
+                let bytes: Vec<u8> = frames.iter().flat_map(|f| f.data.iter().copied()).collect();
+                let u8s = Tensor::f_from_data_size(&bytes, &shape, Kind::Uint8)?;
+                (u8s, 255.0)
+            }
+        };
+        let mut x = samples
+            .to_device(self.device)
+            .permute([0, 3, 1, 2])
+            .to_kind(Kind::Float);
+        let _ = x.g_mul_scalar_(1.0 / full_scale);
         Ok(if self.channels_last {
             x
         } else {
@@ -586,11 +608,28 @@ pub fn tensor_to_frames(t: &Tensor) -> Result<Vec<RgbImage>, ModelError> {
     nhwc.f_copy_data_u8(&mut all, total)?;
     Ok(all
         .chunks_exact(per)
-        .map(|d| RgbImage {
-            width: w as u32,
-            height: h as u32,
-            data: d.to_vec(),
-        })
+        .map(|d| RgbImage::new(w as u32, h as u32, d.to_vec()))
+        .collect())
+}
+
+/// [N,3,H,W] float in [0,1] (any layout, any device) → deep frames ([`RgbImage::from_deep`]),
+/// each sample rounded to the nearest of 65536 levels.
+pub fn tensor_to_deep_frames(t: &Tensor) -> Result<Vec<RgbImage>, ModelError> {
+    let (n, _, h, w) = t.size4()?;
+    let scaled = (t.to_kind(Kind::Float) * 65535.0)
+        .round_()
+        .clamp_(0.0, 65535.0);
+    let nhwc = scaled
+        .permute([0, 2, 3, 1])
+        .to_device(Device::Cpu)
+        .contiguous();
+    let per = (h * w * 3) as usize;
+    let total = per * n as usize;
+    let mut all = vec![0f32; total];
+    nhwc.f_copy_data(&mut all, total)?;
+    Ok(all
+        .chunks_exact(per)
+        .map(|d| RgbImage::from_deep(w as u32, h as u32, d.iter().map(|&v| v as u16).collect()))
         .collect())
 }
 

@@ -28,11 +28,7 @@ fn picture(w: u32, h: u32, seed: u32) -> RgbImage {
             data.extend([r as u8, g as u8, b as u8]);
         }
     }
-    RgbImage {
-        width: w,
-        height: h,
-        data,
-    }
+    RgbImage::new(w, h, data)
 }
 
 /// A smooth, photo-like picture (no hard edges): overlapping waves of colour.
@@ -47,11 +43,7 @@ fn smooth_picture(w: u32, h: u32) -> RgbImage {
             data.extend([r as u8, g as u8, b as u8]);
         }
     }
-    RgbImage {
-        width: w,
-        height: h,
-        data,
-    }
+    RgbImage::new(w, h, data)
 }
 
 fn mean_abs(a: &RgbImage, b: &RgbImage) -> f64 {
@@ -163,6 +155,46 @@ fn strength_zero_presets_returns_the_input() {
         (dh - df / 2.0).abs() < 1.0,
         "strength 0.5 should be halfway: {dh:.2} vs {df:.2}"
     );
+}
+
+/// Deep frames (16-bit samples) reach the network as they are and come back deep: at strength 0
+/// the output is the input to the last of 65536 levels, and styled, a deep frame and a mix of deep
+/// and 8-bit frames come back each in its own depth.
+#[test]
+fn deep_frames_go_through_with_their_16_bits() {
+    let e = engine(Precision::F32);
+    let (w, h) = (33, 17);
+    // Samples between the 8-bit levels, which an 8-bit step would round away.
+    let samples = (0..w * h * 3).map(|i| (i * 4099 % 65536) as u16).collect();
+    let deep = RgbImage::from_deep(w, h, samples);
+    let identity = StyleParams {
+        strength: 0.0,
+        ..StyleParams::default()
+    };
+    let style = e.prepare(&presets(&[(1, 1.0)]), &identity, None).unwrap();
+    let out = e.stylize(&style, std::slice::from_ref(&deep)).unwrap();
+    let (given, back) = (deep.deep.as_ref().unwrap(), out[0].deep.as_ref().unwrap());
+    let worst = given
+        .iter()
+        .zip(back)
+        .map(|(a, b)| a.abs_diff(*b))
+        .max()
+        .unwrap();
+    assert!(worst <= 1, "strength 0 moved a 16-bit sample by {worst}");
+
+    let full = e
+        .prepare(&presets(&[(1, 1.0)]), &StyleParams::default(), None)
+        .unwrap();
+    let shallow = RgbImage::new(w, h, deep.data.clone());
+    let out = e.stylize(&full, &[deep.clone(), shallow.clone()]).unwrap();
+    assert!(out[0].is_deep() && !out[1].is_deep());
+    assert!(out[0].check().is_ok());
+    let d = mean_abs(&out[0], &out[1]);
+    assert!(
+        d < 3.0,
+        "deep and rounded inputs style alike ({d:.2} levels)"
+    );
+    assert!(mean_abs(&deep, &out[0]) > 8.0, "the deep frame is styled");
 }
 
 #[test]
@@ -290,22 +322,14 @@ fn errors_are_typed() {
         e.prepare(&presets(&[(0, 1.0)]), &strong, None),
         Err(ModelError::BadParams { .. })
     ));
-    let empty = RgbImage {
-        width: 0,
-        height: 0,
-        data: vec![],
-    };
+    let empty = RgbImage::new(0, 0, vec![]);
     assert!(matches!(
         e.prepare(&StyleSource::Image(empty), &ok, None),
         Err(ModelError::BadStyle { .. })
     ));
 
     let style = e.prepare(&presets(&[(0, 1.0)]), &ok, None).unwrap();
-    let short = RgbImage {
-        width: 4,
-        height: 4,
-        data: vec![0; 10],
-    };
+    let short = RgbImage::new(4, 4, vec![0; 10]);
     assert!(matches!(
         e.stylize(&style, &[picture(8, 8, 0), short]),
         Err(ModelError::BadFrame { index: 1, .. })
@@ -348,16 +372,16 @@ fn prepare_from_values_reproduces_the_style() {
         threads: None,
     })
     .unwrap();
-    let picture = RgbImage {
-        width: 64,
-        height: 48,
-        data: (0..64 * 48 * 3).map(|i| ((i * 37) % 251) as u8).collect(),
-    };
-    let frame = RgbImage {
-        width: 40,
-        height: 30,
-        data: (0..40 * 30 * 3).map(|i| ((i * 11) % 253) as u8).collect(),
-    };
+    let picture = RgbImage::new(
+        64,
+        48,
+        (0..64 * 48 * 3).map(|i| ((i * 37) % 251) as u8).collect(),
+    );
+    let frame = RgbImage::new(
+        40,
+        30,
+        (0..40 * 30 * 3).map(|i| ((i * 11) % 253) as u8).collect(),
+    );
     let params = StyleParams {
         strength: 0.7,
         preserve_colors: false,

@@ -18,11 +18,7 @@ fn pan(width: u32, height: u32, shift: u32, seed: u32) -> RgbImage {
             data.extend_from_slice(&[g as u8, (255.0 - g) as u8, (g * 0.6) as u8]);
         }
     }
-    RgbImage {
-        width,
-        height,
-        data,
-    }
+    RgbImage::new(width, height, data)
 }
 
 fn main() {

@@ -42,9 +42,5 @@ pub(crate) fn test_pattern(width: u32, height: u32, shift: u32) -> stylize_frame
             data.extend_from_slice(&[g as u8, (g * 0.7) as u8, (255.0 - g) as u8]);
         }
     }
-    stylize_frame::RgbImage {
-        width,
-        height,
-        data,
-    }
+    stylize_frame::RgbImage::new(width, height, data)
 }

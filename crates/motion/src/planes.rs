@@ -1,4 +1,4 @@
-//! Pictures as OpenCV matrices: RGB24 in, float RGB in [0,1], 8-bit grey and float luma.
+//! Pictures as OpenCV matrices: RGB24 (or 16-bit RGB) in, float RGB in [0,1], 8-bit grey and float luma.
 use opencv::core::{self, Mat, Size};
 use opencv::imgproc;
 use opencv::prelude::*;
@@ -12,9 +12,18 @@ pub fn rgb_u8(image: &RgbImage) -> Result<Mat> {
     Ok(flat.reshape(3, image.height as i32)?.try_clone()?)
 }
 
-/// `image` as float RGB in [0,1].
+/// `image` as float RGB in [0,1], from its 16-bit samples when it has them.
 pub fn rgb_f32(image: &RgbImage) -> Result<Mat> {
-    unit_rgb(&rgb_u8(image)?)
+    match &image.deep {
+        Some(deep) => {
+            let flat = Mat::from_slice(deep)?;
+            let rgb_u16 = flat.reshape(3, image.height as i32)?;
+            let mut out = Mat::default();
+            rgb_u16.convert_to(&mut out, core::CV_32FC3, 1.0 / 65535.0, 0.0)?;
+            Ok(out)
+        }
+        None => unit_rgb(&rgb_u8(image)?),
+    }
 }
 
 /// An 8-bit RGB matrix as float RGB in [0,1].

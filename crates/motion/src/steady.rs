@@ -218,7 +218,7 @@ impl Steadier {
                     styled_coarse: &prepared.styled_coarse,
                     level: self.level,
                 };
-                let (output, image) = carrying.in_bands(self.bands)?;
+                let (output, image) = carrying.in_bands(self.bands, prepared.styled.is_deep())?;
                 (output, image, SteadyFrame::Carried { trusted: *trusted })
             }
             _ => (prepared.styled_f32, prepared.styled, SteadyFrame::Fresh),
@@ -302,9 +302,9 @@ struct Carrying<'a> {
 type Energies = (f64, f64);
 
 impl Carrying<'_> {
-    /// The output as float RGB (for the next frame to carry) and as RGB24, its rows carried in
-    /// `bands` bands side by side.
-    fn in_bands(&self, bands: usize) -> Result<(Mat, RgbImage)> {
+    /// The output as float RGB (for the next frame to carry) and as a picture (`deep`: with
+    /// 16-bit samples), its rows carried in `bands` bands side by side.
+    fn in_bands(&self, bands: usize, deep: bool) -> Result<(Mat, RgbImage)> {
         let (width, height) = (self.styled.cols() as usize, self.styled.rows() as usize);
         let mut output = self.styled.try_clone()?;
         let mut fine = vec![Vec3f::default(); width * height];
@@ -347,6 +347,13 @@ impl Carrying<'_> {
                 }
             }
         });
+        if deep {
+            let samples = out
+                .iter()
+                .flat_map(|o| o.0)
+                .map(|v| (v * 65535.0).round() as u16);
+            image = RgbImage::from_deep(image.width, image.height, samples.collect());
+        }
         Ok((output, image))
     }
 
@@ -455,5 +462,33 @@ mod tests {
             to_first * 3.0 < to_new,
             "carried {to_first:.2} vs new {to_new:.2}"
         );
+    }
+
+    /// A deep styled frame (16-bit samples) is carried in floats and comes out deep, its 8-bit
+    /// picture the rounding of its samples and within rounding of the same frame steadied at 8 bits.
+    #[test]
+    fn deep_styled_frames_come_out_deep() {
+        let widened = |image: RgbImage| {
+            let samples = image
+                .data
+                .iter()
+                .map(|&v| u16::from(v) * 257 + 77)
+                .collect();
+            RgbImage::from_deep(image.width, image.height, samples)
+        };
+        let original = textured(96, 64, 0);
+        let (first, second) = (textured(96, 64, 3), textured(96, 64, 11));
+        let mut deep = Steadier::new(1.0);
+        let mut shallow = Steadier::new(1.0);
+        let (out, kind) = deep.process(&original, &widened(first.clone())).unwrap();
+        assert_eq!((out, kind), (widened(first.clone()), SteadyFrame::Fresh));
+        shallow.process(&original, &first).unwrap();
+        let (out, kind) = deep.process(&original, &widened(second.clone())).unwrap();
+        assert!(matches!(kind, SteadyFrame::Carried { .. }), "{kind:?}");
+        let samples = out.deep.clone().expect("a deep frame stays deep");
+        assert_eq!(out, RgbImage::from_deep(96, 64, samples));
+        let (eight_bit, _) = shallow.process(&original, &second).unwrap();
+        let apart = stylize_testkit::mean_abs_diff(&out.data, &eight_bit.data);
+        assert!(apart < 0.5, "{apart:.3} levels from the 8-bit steadier");
     }
 }

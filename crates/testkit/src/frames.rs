@@ -61,6 +61,48 @@ fn decode_frame(path: &Path, index: u32, as_displayed: bool) -> (u32, u32, Vec<u
     (w, h, rgb)
 }
 
+/// Frame `index` as packed 16-bit RGB (what a 10-bit file holds, scaled to 0..65535), in coded
+/// orientation.
+pub fn frame_rgb48(path: &Path, index: u32) -> Vec<u16> {
+    let select = format!("select=eq(n\\,{index})");
+    let bytes = ffmpeg_stdout(&[
+        "-noautorotate",
+        "-i",
+        path.to_str().expect("a UTF-8 path"),
+        "-vf",
+        &select,
+        "-frames:v",
+        "1",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb48le",
+        "-",
+    ]);
+    let (w, h) = coded_size(path);
+    assert_eq!(
+        bytes.len(),
+        (w * h * 6) as usize,
+        "frame {index} of {}",
+        path.display()
+    );
+    bytes
+        .chunks_exact(2)
+        .map(|b| u16::from_le_bytes([b[0], b[1]]))
+        .collect()
+}
+
+/// Mean absolute difference of two 16-bit pictures, in 8-bit levels (1 = 257 of 65535).
+pub fn mean_abs_diff_16(a: &[u16], b: &[u16]) -> f64 {
+    assert_eq!(a.len(), b.len(), "pictures of different sizes");
+    let total: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(&x, &y)| f64::from(x.abs_diff(y)))
+        .sum();
+    total / a.len() as f64 / 257.0
+}
+
 /// Every frame of the first video stream as packed RGB24, in coded orientation: each decoded
 /// frame once (no frames repeated or dropped to even out a variable frame rate).
 pub fn all_frames(path: &Path) -> Vec<Vec<u8>> {

@@ -23,7 +23,8 @@ pub mod probing;
 pub use cli::{copy_cut, ffmpeg, ffmpeg_stdout, ffprobe, hdr_clip, scene_clip};
 pub use files::{listing, p, tempdir, unwritable_dir};
 pub use frames::{
-    all_frames, displayed_frame_rgb, edge_correlation, frame_rgb, mean_abs_diff, shifted,
+    all_frames, displayed_frame_rgb, edge_correlation, frame_rgb, frame_rgb48, mean_abs_diff,
+    mean_abs_diff_16, shifted,
 };
 pub use probing::{
     audio_md5, audio_packets, audio_stream_count, audio_streams, decoded_frame_count,

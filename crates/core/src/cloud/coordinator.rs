@@ -313,7 +313,7 @@ async fn open_run(
     let pieces = segments::plan(shared, info).await?;
     let mut style_ref = look::style_ref(&shared.look);
     if pieces.is_some() {
-        style_ref.push_str(&segments::run_ref_suffix(shared));
+        style_ref.push_str(&segments::run_ref_suffix(shared, info));
     }
     let params = look::params_spec(&shared.look.params);
     let run_id = RunId::derive(&sha, &style_ref, &params);
@@ -459,7 +459,7 @@ async fn new_manifest(
         None => manifest,
     };
     let manifest = match pieces {
-        Some((plan, _)) => manifest.with_segments(segments::spec(shared, plan))?,
+        Some((plan, _)) => manifest.with_segments(segments::spec(shared, info, plan))?,
         None => manifest,
     };
     debug_assert_eq!(manifest.run_id, run_id);
@@ -526,7 +526,9 @@ async fn upload_and_enqueue(
     };
     let (tx, mut rx) =
         mpsc::channel::<Result<(u32, RgbImage)>>((shared.options.transfers as usize).max(2));
-    let decoder = spawn_frame_decoder(info, manifest.frame_count, need, last_needed, tx);
+    // Only PNG stores 16-bit samples: a deep output over JPEG or WebP frames gets 8 bits anyway.
+    let deep = manifest.frame_format == FrameFormat::Png && shared.encode.deep_output_for(info);
+    let decoder = spawn_frame_decoder(info, deep, manifest.frame_count, need, last_needed, tx);
     let mut uploads: JoinSet<Result<(u32, u64)>> = JoinSet::new();
     let mut bytes_up = 0u64;
     // Counts one finished upload; the job it completes, if any.
@@ -597,11 +599,19 @@ async fn spawn_upload(
     });
 }
 
-/// Decodes the input on its own thread and sends the frames in `need` (then stops after
-/// `last_needed`). The bounded channel keeps it at most a few frames ahead of the uploads, so
-/// memory stays flat; an error is sent as the last item.
+/// Whether a frames run's frames keep the input's full depth: for an output that holds it, over
+/// PNG (JPEG and WebP store 8 bits). The originals the restitcher reads beside the styled frames
+/// follow suit, so its steadier sees what local mode's does.
+fn frames_travel_deep(encode: &EncodeOptions, info: &VideoInfo, manifest: &RunManifest) -> bool {
+    manifest.frame_format == FrameFormat::Png && encode.deep_output_for(info)
+}
+
+/// Decodes the input on its own thread (with the full depth when `deep`) and sends the frames in
+/// `need` (then stops after `last_needed`). The bounded channel keeps it at most a few frames ahead
+/// of the uploads, so memory stays flat; an error is sent as the last item.
 fn spawn_frame_decoder(
     info: &VideoInfo,
+    deep: bool,
     frame_count: u32,
     need: BTreeSet<u32>,
     last_needed: u32,
@@ -610,7 +620,7 @@ fn spawn_frame_decoder(
     let info = info.clone();
     tokio::task::spawn_blocking(move || {
         let outcome = (|| -> Result<()> {
-            for (n, frame) in (0u32..).zip(FrameReader::open(&info)?) {
+            for (n, frame) in (0u32..).zip(FrameReader::open(&info)?.keep_depth(deep)) {
                 if cancelled() {
                     bail!("interrupted");
                 }
@@ -643,9 +653,7 @@ async fn upload_frame(
     format: FrameFormat,
     (n, frame): (u32, RgbImage),
 ) -> Result<(u32, u64)> {
-    let bytes = Bytes::from(
-        blocking(move || codec::encode(format, frame.width, frame.height, &frame.data)).await?,
-    );
+    let bytes = Bytes::from(blocking(move || codec::encode(format, &frame)).await?);
     let what = format!("uploading frame {n}");
     let size = put_patiently(&patience, blobs.as_ref(), &key, bytes, what).await?;
     Ok((n, size))
@@ -721,7 +729,9 @@ async fn follow_and_restitch(
         let steady = shared.look.steady;
         move || {
             let outputs = RestitchOutputs::create(&info, &plan, side.as_ref(), &encode)?;
-            restitch(&info, outputs, &manifest, steady, ready_rx, &written)
+            let deep = frames_travel_deep(&encode, &info, &manifest);
+            let originals = FrameReader::open(&info)?.keep_depth(deep);
+            restitch(originals, outputs, &manifest, steady, ready_rx, &written)
         }
     });
     bar.restart(u64::from(manifest.frame_count));
@@ -1153,7 +1163,7 @@ impl<'a> RestitchOutputs<'a> {
 /// the local run's exactly, with no seam where one job hands over to the next. (It also makes
 /// `--steady` a choice of the restitch alone: the workers' frames, and so the run, are the same.)
 fn restitch(
-    info: &VideoInfo,
+    originals: FrameReader,
     mut outputs: RestitchOutputs<'_>,
     manifest: &RunManifest,
     steady: f32,
@@ -1163,7 +1173,7 @@ fn restitch(
     let mut steadier = SteadyStream::at(steady);
     let mut arrived: HashMap<u32, PathBuf> = HashMap::new();
     let mut count: u32 = 0;
-    for frame in FrameReader::open(info)? {
+    for frame in originals {
         if cancelled() {
             bail!("interrupted");
         }
@@ -1240,7 +1250,7 @@ fn styled_frame(
     };
     let bytes = std::fs::read(&path).with_context(|| format!("{}: cannot read", path.display()))?;
     let _ = std::fs::remove_file(&path);
-    let data = codec::decode(
+    codec::decode(
         manifest.frame_format,
         &bytes,
         manifest.width,
@@ -1251,10 +1261,5 @@ fn styled_frame(
             "styled frame {n} ({})",
             manifest.run_id.styled_key(n, manifest.frame_format)
         )
-    })?;
-    Ok(RgbImage {
-        width: manifest.width,
-        height: manifest.height,
-        data,
     })
 }

@@ -1082,20 +1082,13 @@ impl Jobs {
                                 .await
                                 .with_context(|| format!("frame {n}: downloading {key}"))?
                         };
-                        let data = tokio::task::spawn_blocking(move || {
+                        let image = tokio::task::spawn_blocking(move || {
                             codec::decode(format, &bytes, width, height)
                         })
                         .await
                         .map_err(|e| anyhow!("frame {n}: decoder task failed: {e}"))?
                         .with_context(|| format!("frame {n} ({key})"))?;
-                        Ok((
-                            n,
-                            RgbImage {
-                                width,
-                                height,
-                                data,
-                            },
-                        ))
+                        Ok((n, image))
                     }
                 })
                 .buffered(prefetch);
@@ -1152,11 +1145,9 @@ async fn upload_styled(
     format: stylize_cloud::FrameFormat,
     (n, image): (u32, RgbImage),
 ) -> Result<()> {
-    let bytes = tokio::task::spawn_blocking(move || {
-        codec::encode(format, image.width, image.height, &image.data)
-    })
-    .await
-    .map_err(|e| anyhow!("frame {n}: encoder task failed: {e}"))??;
+    let bytes = tokio::task::spawn_blocking(move || codec::encode(format, &image))
+        .await
+        .map_err(|e| anyhow!("frame {n}: encoder task failed: {e}"))??;
     let _permit = transfers.acquire().await.expect("semaphore never closed");
     outputs
         .put(&key, Bytes::from(bytes))
@@ -1344,10 +1335,17 @@ impl Stylizer {
                 Ok(request
                     .frames
                     .iter()
-                    .map(|f| RgbImage {
-                        width: f.width,
-                        height: f.height,
-                        data: f.data.iter().map(|v| 255 - v).collect(),
+                    .map(|f| match &f.deep {
+                        Some(deep) => RgbImage::from_deep(
+                            f.width,
+                            f.height,
+                            deep.iter().map(|v| 65535 - v).collect(),
+                        ),
+                        None => RgbImage::new(
+                            f.width,
+                            f.height,
+                            f.data.iter().map(|v| 255 - v).collect(),
+                        ),
                     })
                     .collect())
             }

@@ -16,6 +16,7 @@ impl Canvas {
             width,
             height,
             data,
+            ..
         } = RgbImage::solid(width, height, color);
         Canvas {
             width,
@@ -66,11 +67,7 @@ impl Canvas {
     }
 
     pub fn into_image(self) -> RgbImage {
-        RgbImage {
-            width: self.width,
-            height: self.height,
-            data: self.data,
-        }
+        RgbImage::new(self.width, self.height, self.data)
     }
 }
 
@@ -99,11 +96,7 @@ pub fn to_buffer(img: RgbImage) -> image::RgbImage {
 /// A picture from the `image` crate's buffer (moves the pixels, no copy).
 pub fn from_buffer(buffer: image::RgbImage) -> RgbImage {
     let (width, height) = buffer.dimensions();
-    RgbImage {
-        width,
-        height,
-        data: buffer.into_raw(),
-    }
+    RgbImage::new(width, height, buffer.into_raw())
 }
 
 /// Shrinks (or enlarges) to fit a box, keeping the aspect ratio.
@@ -157,11 +150,7 @@ pub fn rotate_ccw(img: RgbImage, turns: u8) -> RgbImage {
             data[dst..dst + 3].copy_from_slice(&img.data[src..src + 3]);
         }
     }
-    RgbImage {
-        width: out_w as u32,
-        height: out_h as u32,
-        data,
-    }
+    RgbImage::new(out_w as u32, out_h as u32, data)
 }
 
 /// PNG bytes; `text` adds one UTF-8 metadata chunk (keyword, value) that tools can read back.
@@ -213,11 +202,7 @@ mod tests {
     #[test]
     fn rotations_turn_counter_clockwise() {
         // 2×1: red | green.
-        let img = RgbImage {
-            width: 2,
-            height: 1,
-            data: vec![255, 0, 0, 0, 255, 0],
-        };
+        let img = RgbImage::new(2, 1, vec![255, 0, 0, 0, 255, 0]);
         // A quarter turn counter-clockwise puts the right-hand pixel on top.
         let ccw = rotate_ccw(img.clone(), 1);
         assert_eq!(
@@ -242,11 +227,7 @@ mod tests {
             [0, 1, 3, 2, 2]
         );
         // 2×2 [a b; c d]: counter-clockwise [b d; a c], clockwise [c a; d b], half [d c; b a].
-        let square = RgbImage {
-            width: 2,
-            height: 2,
-            data: [1u8, 2, 3, 4].iter().flat_map(|&v| [v; 3]).collect(),
-        };
+        let square = RgbImage::new(2, 2, [1u8, 2, 3, 4].iter().flat_map(|&v| [v; 3]).collect());
         let firsts = |img: RgbImage| img.data.iter().step_by(3).copied().collect::<Vec<u8>>();
         assert_eq!(firsts(rotate_ccw(square.clone(), 1)), vec![2, 4, 1, 3]);
         assert_eq!(firsts(rotate_ccw(square.clone(), 3)), vec![3, 1, 4, 2]);
@@ -259,11 +240,7 @@ mod tests {
     fn drawing_clips_at_the_edges() {
         let mut c = Canvas::new(4, 3, [0, 0, 0]);
         c.fill_rect(-2, 1, 10, 1, [9, 9, 9]);
-        let img = RgbImage {
-            width: 2,
-            height: 2,
-            data: vec![200; 12],
-        };
+        let img = RgbImage::new(2, 2, vec![200; 12]);
         c.blit(&img, 3, -1);
         let out = c.into_image();
         assert_eq!(&out.data[12..24], &[9; 12]);

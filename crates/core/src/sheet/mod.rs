@@ -193,11 +193,7 @@ mod tests {
     use super::*;
 
     fn solid(w: u32, h: u32, v: u8) -> RgbImage {
-        RgbImage {
-            width: w,
-            height: h,
-            data: vec![v; (w * h * 3) as usize],
-        }
+        RgbImage::new(w, h, vec![v; (w * h * 3) as usize])
     }
 
     #[test]

@@ -111,11 +111,7 @@ fn parse_args() -> Result<Args, String> {
 
 fn read_rgb(path: &str, w: u32, h: u32) -> Result<RgbImage, String> {
     let data = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
-    let img = RgbImage {
-        width: w,
-        height: h,
-        data,
-    };
+    let img = RgbImage::new(w, h, data);
     img.check().map_err(|e| format!("{path}: {e}"))?;
     Ok(img)
 }
@@ -147,11 +143,7 @@ fn synthetic(w: u32, h: u32, seed: u32) -> RgbImage {
             data.extend(px.map(|v| (v + noise).clamp(0.0, 255.0) as u8));
         }
     }
-    RgbImage {
-        width: w,
-        height: h,
-        data,
-    }
+    RgbImage::new(w, h, data)
 }
 
 fn mean_abs(a: &[RgbImage], b: &[RgbImage]) -> f64 {

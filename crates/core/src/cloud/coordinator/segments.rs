@@ -71,8 +71,8 @@ pub(super) async fn plan(
 
 /// What a segments run adds to its identity: segments bake the encoder settings and the
 /// steadying in, so a run that differs in them is another run.
-pub(super) fn run_ref_suffix(shared: &Shared) -> String {
-    let e = encode_spec(shared);
+pub(super) fn run_ref_suffix(shared: &Shared, info: &VideoInfo) -> String {
+    let e = encode_spec(shared, info);
     // Only another codec than H.264 is named, so runs stored before there was a choice keep
     // their ids.
     let codec = match e.codec.as_str() {
@@ -85,21 +85,19 @@ pub(super) fn run_ref_suffix(shared: &Shared) -> String {
     )
 }
 
-fn encode_spec(shared: &Shared) -> EncodeSpec {
+/// The encoder settings for `info`'s segments: the pixel format as resolved for its depth.
+fn encode_spec(shared: &Shared, info: &VideoInfo) -> EncodeSpec {
+    let encode = shared.encode.for_source(info);
     EncodeSpec {
-        codec: shared.encode.codec.name(),
-        crf: shared.encode.crf,
-        preset: shared.encode.preset.clone(),
-        pixel_format: match shared.encode.pixel_format {
-            stylize_media::PixelFormatChoice::Yuv420p => "yuv420p",
-            stylize_media::PixelFormatChoice::Yuv444p => "yuv444p",
-        }
-        .into(),
+        codec: encode.codec.name(),
+        crf: encode.crf,
+        preset: encode.preset,
+        pixel_format: encode.pixel_format.name().into(),
     }
 }
 
 /// The manifest's segments part for `plan`.
-pub(super) fn spec(shared: &Shared, plan: &SplitPlan) -> SegmentsSpec {
+pub(super) fn spec(shared: &Shared, info: &VideoInfo, plan: &SplitPlan) -> SegmentsSpec {
     SegmentsSpec {
         pieces: plan
             .pieces
@@ -110,7 +108,7 @@ pub(super) fn spec(shared: &Shared, plan: &SplitPlan) -> SegmentsSpec {
                 hidden: p.hidden,
             })
             .collect(),
-        encode: encode_spec(shared),
+        encode: encode_spec(shared, info),
         steady: shared.look.steady,
         warm_up: if shared.look.steady > 0.0 {
             WARM_UP_FRAMES

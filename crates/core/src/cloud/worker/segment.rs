@@ -104,14 +104,17 @@ impl Jobs {
             true => format!("decoding piece {first} of the input"),
             false => format!("decoding pieces {first}..={last} of the input"),
         };
-        let decoder = tokio::task::spawn_blocking(move || decode(pieces, wanted, &what, frames_tx));
+        let options = encode_options(segment)?;
+        let deep = options.deep_output();
+        let decoder =
+            tokio::task::spawn_blocking(move || decode(pieces, wanted, deep, &what, frames_tx));
         let _abort = AbortOnDrop(decoder.abort_handle());
         let out = scratch.path().join("segment.mkv");
         let (to_encoder, from_network) = std::sync::mpsc::sync_channel::<Styled>(self.prefetch);
         let encoder = tokio::task::spawn_blocking({
             let (piece, out, segment) = (first_piece, out.clone(), segment.clone());
-            let start = spec.frames.start;
-            move || encode(&piece, &out, &segment, start, from_network)
+            let job_frames = spec.frames.start..spec.frames.end;
+            move || encode(&piece, &out, &segment, &options, job_frames, from_network)
         });
 
         times.network = self
@@ -231,16 +234,32 @@ impl Jobs {
     }
 }
 
-/// Decodes frames `wanted` from the pieces into `out` (an error as the last item); returns the
-/// time spent decoding (not waiting for the network to take frames).
+/// The run's encoder settings, as its manifest records them (resolved for the input already).
+fn encode_options(segment: &JobSegment) -> Result<EncodeOptions> {
+    let (codec, pixel_format) = (&segment.encode.codec, &segment.encode.pixel_format);
+    Ok(EncodeOptions {
+        codec: VideoCodec::parse(codec)
+            .ok_or_else(|| anyhow!("codec {codec:?} is not one this build encodes"))?,
+        crf: segment.encode.crf,
+        preset: segment.encode.preset.clone(),
+        pixel_format: PixelFormatChoice::parse(pixel_format).ok_or_else(|| {
+            anyhow!("pixel format {pixel_format:?} is not one this build encodes")
+        })?,
+        follow_source_depth: false,
+    })
+}
+
+/// Decodes frames `wanted` from the pieces into `out` (an error as the last item), with their full
+/// depth when `deep`; returns the time spent decoding (not waiting for the network to take frames).
 fn decode(
     pieces: Vec<(PathBuf, stylize_media::Piece)>,
     wanted: std::ops::Range<u32>,
+    deep: bool,
     what: &str,
     out: mpsc::Sender<Result<(u32, RgbImage)>>,
 ) -> Duration {
     let mut busy = Duration::ZERO;
-    let mut frames = PieceFrames::new(pieces, wanted);
+    let mut frames = PieceFrames::new(pieces, wanted).keep_depth(deep);
     loop {
         let decoding = Instant::now();
         let Some(frame) = frames.next() else {
@@ -257,14 +276,15 @@ fn decode(
     }
 }
 
-/// Steadies the styled frames in order and encodes those from `start` on into `out`, with the
+/// Steadies the styled frames in order and encodes those of `job_frames` into `out`, with the
 /// run's encoder settings; the first piece (`piece`) lends its colour tags and size. Returns the
 /// time spent steadying and encoding.
 fn encode(
     piece: &Path,
     out: &Path,
     segment: &JobSegment,
-    start: u32,
+    options: &EncodeOptions,
+    job_frames: std::ops::Range<u32>,
     frames: std::sync::mpsc::Receiver<Styled>,
 ) -> Result<(Duration, Duration)> {
     let mut info = stylize_media::probe(piece)?;
@@ -273,19 +293,8 @@ fn encode(
         info.frame_rate = rate;
         info.time_base = rate.invert();
     }
-    let codec = &segment.encode.codec;
-    let options = EncodeOptions {
-        codec: VideoCodec::parse(codec)
-            .ok_or_else(|| anyhow!("codec {codec:?} is not one this build encodes"))?,
-        crf: segment.encode.crf,
-        preset: segment.encode.preset.clone(),
-        pixel_format: match segment.encode.pixel_format.as_str() {
-            "yuv444p" => PixelFormatChoice::Yuv444p,
-            "yuv420p" => PixelFormatChoice::Yuv420p,
-            other => bail!("pixel format {other:?} is not one this build encodes"),
-        },
-    };
-    let mut writer = VideoWriter::create(out, out, &info, &options)?;
+    let start = job_frames.start;
+    let mut writer = VideoWriter::create(out, out, &info, options)?;
     let mut steadier = SteadyStream::at(segment.steady);
     let (mut steadying, mut encoding) = (Duration::ZERO, Duration::ZERO);
     let mut write = |n: u32, image: RgbImage| -> Result<()> {
