@@ -116,6 +116,16 @@ pub struct LookArgs {
     /// the original's motion from the frame before (0: every frame styled on its own, which shimmers)
     #[arg(long, default_value_t = stylize_motion::DEFAULT_STEADY, value_name = "0..1")]
     pub steady: f32,
+    /// How each frame is painted: fast (the feed-forward network), or optimize (Gatys et al.:
+    /// the network's picture optimised further with VGG19 until its style statistics match the
+    /// style picture's; a closer style, minutes per frame on a CPU; needs a style picture). With
+    /// --steady, each frame starts from the previous result carried along the motion and is held
+    /// to it (Ruder et al.)
+    #[arg(long, value_enum, default_value_t = MethodArg::Fast)]
+    pub method: MethodArg,
+    /// With --method optimize: L-BFGS iterations per frame
+    #[arg(long, default_value_t = stylize_model::optimize::DEFAULT_ITERATIONS, value_name = "N")]
+    pub iterations: usize,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -225,6 +235,12 @@ pub enum ProResProfileArg {
     Hq,
     #[value(name = "4444")]
     P4444,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum MethodArg {
+    Fast,
+    Optimize,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]

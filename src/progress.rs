@@ -62,15 +62,22 @@ impl FrameProgress for Progress {
         self.bar.set_length(info.frame_count.unwrap_or(0));
         self.bar.set_prefix(name);
         self.bar.set_style(bar_style(if info.frame_count.is_some() {
-            "{prefix:.bold} [{bar:32.cyan/blue}] {pos}/{len} frames  {per_sec}  ETA {eta}"
+            "{prefix:.bold} [{bar:32.cyan/blue}] {pos}/{len} frames  {per_sec}  ETA {eta}  {msg}"
         } else {
-            "{prefix:.bold} {spinner} {pos} frames  {per_sec}"
+            "{prefix:.bold} {spinner} {pos} frames  {per_sec}  {msg}"
         }));
         self.bar.enable_steady_tick(Duration::from_millis(250));
     }
 
     fn frame_done(&self) {
         self.bar.inc(1);
+    }
+
+    fn iteration(&self, frame: u64, iteration: usize, of: usize) {
+        self.bar.set_message(format!(
+            "optimising frame {}: iteration {iteration}/{of}",
+            frame + 1
+        ));
     }
 
     fn finish(&self) {

@@ -117,6 +117,8 @@ fn looks_for(args: &PreviewArgs) -> Result<Vec<LookConfig>> {
                 preserve_colors: args.preserve_colors,
                 max_size: args.max_size,
                 steady: args.steady,
+                method: crate::cli::MethodArg::Fast,
+                iterations: stylize_model::optimize::DEFAULT_ITERATIONS,
                 engine: args.engine.clone(),
             })
         })

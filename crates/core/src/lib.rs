@@ -13,6 +13,7 @@ pub mod frames;
 pub mod inputs;
 pub mod look;
 pub mod measure;
+pub mod optimize;
 pub mod output;
 pub mod pipeline;
 pub mod sheet;

@@ -12,6 +12,8 @@ pub struct LookConfig {
     pub params: StyleParams,
     /// `--steady`: the share of strokes carried along the original's motion (0: frame by frame).
     pub steady: f32,
+    /// `--method`: the network alone, or its picture optimised further.
+    pub method: crate::optimize::Method,
 }
 
 impl LookConfig {
@@ -19,6 +21,14 @@ impl LookConfig {
     /// with the first frame's own style (the network's convention), so it is prepared per video.
     pub fn needs_first_frame(&self) -> bool {
         matches!(self.style, StyleSource::Image(_)) && self.params.strength < 1.0
+    }
+
+    /// The style picture, for a style given as one (not presets).
+    pub fn style_picture(&self) -> Option<&stylize_model::RgbImage> {
+        match &self.style {
+            StyleSource::Image(picture) => Some(picture),
+            StyleSource::Presets(_) => None,
+        }
     }
 
     /// A short human label for the style, for summaries.

@@ -12,6 +12,7 @@ use stylize_motion::{Steadied, SteadyStream};
 use crate::cancel::cancelled;
 use crate::compare;
 use crate::look::LoadedLook;
+use crate::optimize::FrameOptimizer;
 use crate::output::{OutputPlan, TempGuard};
 
 /// Frames in flight between stages: enough to keep each stage busy, few enough that memory stays flat.
@@ -23,6 +24,8 @@ pub trait FrameProgress: Sync {
     fn start(&self, info: &VideoInfo);
     /// One more frame is encoded.
     fn frame_done(&self);
+    /// `--method optimize`: frame `frame` has reached iteration `iteration` of `of`.
+    fn iteration(&self, _frame: u64, _iteration: usize, _of: usize) {}
     /// The video is finished (or stopped).
     fn finish(&self);
 }
@@ -90,15 +93,23 @@ pub fn style_video(
         Some(prepared) => StyleForVideo::Ready(prepared),
         None => StyleForVideo::FromFirstFrame(look),
     };
+    let config = look.look();
+    // The optimisation's temporal term steadies the frames itself.
+    let optimizer = FrameOptimizer::new(&config.method, config.style_picture(), config.steady)?;
+    let steady = if optimizer.is_some() {
+        0.0
+    } else {
+        config.steady
+    };
     progress.start(info);
     let stages = run_stages(
         &look.engine,
-        style,
+        (style, optimizer),
         info,
         &targets,
         encode,
         progress,
-        look.look().steady,
+        steady,
     );
     progress.finish();
     if cancelled() {
@@ -130,7 +141,7 @@ type StageResults = (Result<(u64, f64)>, Result<()>, Result<u64>);
 /// Decoder, steadier and encoder on their own threads, the network on this one.
 fn run_stages(
     engine: &Engine,
-    style: StyleForVideo<'_>,
+    (style, optimizer): (StyleForVideo<'_>, Option<FrameOptimizer>),
     info: &VideoInfo,
     targets: &EncodeTargets<'_>,
     encode: &EncodeOptions,
@@ -155,7 +166,13 @@ fn run_stages(
         };
         let encoder = scope.spawn(|| encode_stage(targets, info, encode, to_encode, progress));
         let keep_originals = side_by_side || steadier.is_some();
-        let styling = style_stage(engine, style, keep_originals, decoded_rx, styled_tx);
+        let styling = style_stage(
+            engine,
+            (style, optimizer),
+            keep_originals,
+            decoded_rx,
+            (styled_tx, progress),
+        );
         let steadied = match steadier {
             Some(stage) => stage
                 .join()
@@ -228,10 +245,10 @@ fn decode_stage(
 
 fn style_stage(
     engine: &Engine,
-    style: StyleForVideo<'_>,
+    (style, mut optimizer): (StyleForVideo<'_>, Option<FrameOptimizer>),
     keep_originals: bool,
     input: Receiver<Result<DecodedFrame>>,
-    out: Sender<Styled>,
+    (out, progress): (Sender<Styled>, &dyn FrameProgress),
 ) -> Result<()> {
     let batch_size = engine.preferred_batch().max(1);
     let mut owned_style: Option<PreparedStyle> = None;
@@ -254,7 +271,15 @@ fn style_stage(
                     None => owned_style.insert(look.prepare_for(&pending[0].image)?),
                 },
             };
-            if !style_batch(engine, prepared, keep_originals, &mut pending, &out)? {
+            let optimizing = optimizer.as_mut().map(|o| (o, progress));
+            if !style_batch(
+                engine,
+                prepared,
+                keep_originals,
+                optimizing,
+                &mut pending,
+                &out,
+            )? {
                 return Ok(()); // the encoder stopped and reports why
             }
         }
@@ -310,6 +335,7 @@ fn style_batch(
     engine: &Engine,
     prepared: &PreparedStyle,
     keep_originals: bool,
+    optimizing: Option<(&mut FrameOptimizer, &dyn FrameProgress)>,
     pending: &mut Vec<DecodedFrame>,
     out: &Sender<Styled>,
 ) -> Result<bool> {
@@ -319,7 +345,19 @@ fn style_batch(
         .map(|f| keep_originals.then(|| f.image.clone()))
         .collect();
     let images: Vec<RgbImage> = pending.iter_mut().map(|f| f.image.take()).collect();
-    let styled = engine.stylize(prepared, &images)?;
+    let mut styled = engine.stylize(prepared, &images)?;
+    if let Some((optimizer, progress)) = optimizing {
+        for ((image, original), frame) in styled.iter_mut().zip(&images).zip(pending.iter()) {
+            let of = optimizer.iterations();
+            let fast = image.take();
+            *image = optimizer.next(original, fast, |iteration, _| {
+                progress.iteration(frame.index, iteration, of)
+            })?;
+            if cancelled() {
+                return Ok(false);
+            }
+        }
+    }
     for ((mut frame, image), original) in pending.drain(..).zip(styled).zip(originals) {
         frame.image = image;
         if out.send(Styled { frame, original }).is_err() {

@@ -1,6 +1,7 @@
 //! stylize-model: the style networks as native tch modules, their embedded weights, device and precision choice.
 pub mod arbitrary;
 pub mod multistyle;
+pub mod optimize;
 pub mod vgg;
 
 mod engine;

@@ -72,37 +72,47 @@ impl Vgg19 {
             let (h, w) = (image.height as i64, image.width as i64);
             let rgb = Tensor::from_slice(&image.data)
                 .view([h, w, 3])
-                .to_kind(Kind::Float);
-            let mean = Tensor::from_slice(&MEAN_BGR).to_kind(Kind::Float);
-            let mut x = (rgb.flip([2]) - mean).permute([2, 0, 1]).unsqueeze(0);
-            let (mut grams, mut content) = (Vec::new(), None);
-            let mut layer = 0;
-            for (b, &count) in BLOCKS.iter().enumerate() {
-                if b > 0 {
-                    x = x.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false);
+                .to_kind(Kind::Float)
+                .permute([2, 0, 1])
+                .unsqueeze(0)
+                / 255.0;
+            Ok(self.features_of(&rgb))
+        })
+    }
+
+    /// The features of `rgb`, [1,3,H,W] in [0,1], differentiable with respect to it.
+    pub fn features_of(&self, rgb: &Tensor) -> VggFeatures {
+        let mean = Tensor::from_slice(&MEAN_BGR)
+            .to_kind(Kind::Float)
+            .view([1, 3, 1, 1]);
+        let mut x = rgb.flip([1]) * 255.0 - mean;
+        let (mut grams, mut content) = (Vec::new(), None);
+        let mut layer = 0;
+        for (b, &count) in BLOCKS.iter().enumerate() {
+            if b > 0 {
+                x = x.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false);
+            }
+            for c in 1..=count {
+                let (weight, bias) = &self.convs[layer];
+                layer += 1;
+                x = x
+                    .conv2d(weight, Some(bias), [1, 1], [1, 1], [1, 1], 1)
+                    .relu();
+                if c == 1 {
+                    grams.push(gram(&x));
+                    if b == 4 {
+                        return VggFeatures {
+                            grams,
+                            content: content.expect("relu4_2 comes first"),
+                        };
+                    }
                 }
-                for c in 1..=count {
-                    let (weight, bias) = &self.convs[layer];
-                    layer += 1;
-                    x = x
-                        .conv2d(weight, Some(bias), [1, 1], [1, 1], [1, 1], 1)
-                        .relu();
-                    if c == 1 {
-                        grams.push(gram(&x));
-                        if b == 4 {
-                            return Ok(VggFeatures {
-                                grams,
-                                content: content.expect("relu4_2 comes first"),
-                            });
-                        }
-                    }
-                    if (b, c) == (3, 2) {
-                        content = Some(x.shallow_clone());
-                    }
+                if (b, c) == (3, 2) {
+                    content = Some(x.shallow_clone());
                 }
             }
-            unreachable!("block 5 returns")
-        })
+        }
+        unreachable!("block 5 returns")
     }
 }
 
@@ -115,28 +125,30 @@ fn gram(features: &Tensor) -> Tensor {
 
 /// Relative Gram distance, averaged over the style layers: Σ‖G(a)−G(s)‖² / Σ‖G(s)‖² per layer.
 pub fn style_distance(a: &VggFeatures, style: &VggFeatures) -> f64 {
-    let per_layer: Vec<f64> = a
-        .grams
-        .iter()
-        .zip(&style.grams)
-        .map(|(g, s)| {
-            (g - s).square().sum(Kind::Double).double_value(&[])
-                / s.square().sum(Kind::Double).double_value(&[]).max(1e-12)
-        })
-        .collect();
-    per_layer.iter().sum::<f64>() / per_layer.len() as f64
+    style_loss(&a.grams, &style.grams).double_value(&[])
 }
 
 /// Relative squared relu4_2 distance: ‖F(a)−F(o)‖² / ‖F(o)‖².
 pub fn content_distance(a: &VggFeatures, original: &VggFeatures) -> f64 {
-    (&a.content - &original.content)
-        .square()
-        .sum(Kind::Double)
-        .double_value(&[])
-        / original
-            .content
-            .square()
-            .sum(Kind::Double)
-            .double_value(&[])
-            .max(1e-12)
+    content_loss(&a.content, &original.content).double_value(&[])
+}
+
+/// [`style_distance`] as a differentiable scalar.
+pub fn style_loss(grams: &[Tensor], style: &[Tensor]) -> Tensor {
+    let per_layer: Vec<Tensor> = grams
+        .iter()
+        .zip(style)
+        .map(|(g, s)| relative_squared(g, s))
+        .collect();
+    Tensor::stack(&per_layer, 0).mean(Kind::Float)
+}
+
+/// [`content_distance`] as a differentiable scalar.
+pub fn content_loss(content: &Tensor, original: &Tensor) -> Tensor {
+    relative_squared(content, original)
+}
+
+/// ‖a−b‖² / ‖b‖², summed in fp32.
+fn relative_squared(a: &Tensor, b: &Tensor) -> Tensor {
+    (a - b).square().sum(Kind::Float) / b.square().sum(Kind::Float).clamp_min(1e-12)
 }

@@ -13,7 +13,7 @@ mod steady;
 mod stream;
 
 pub use measure::{TemporalMeasure, TemporalScores};
-pub use steady::{Steadier, SteadyFrame, DEFAULT_STEADY};
+pub use steady::{Carried, MotionAnalyser, Steadier, SteadyFrame, DEFAULT_STEADY};
 pub use stream::{steadying_threads, Steadied, SteadyStream};
 
 /// What can go wrong in here: OpenCV refusing an operation, or pictures that do not match.

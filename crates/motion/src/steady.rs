@@ -90,6 +90,13 @@ pub struct Prepared {
     styled_coarse: Mat,
 }
 
+/// A picture carried along the motion: packed RGB in [0, 1], and per pixel how far the motion
+/// there is trusted, in [0, 1].
+pub struct Carried {
+    pub picture: Vec<f32>,
+    pub trust: Vec<f32>,
+}
+
 /// Prepares frames: works out each one's motion from its original and the one before. Keeps DIS's
 /// buffers, made for the first frame's width.
 #[derive(Default)]
@@ -119,6 +126,29 @@ impl MotionAnalyser {
             styled_f32,
             styled_coarse,
         })
+    }
+
+    /// `result` (a picture made for `previous`, the original before `original`) carried along the
+    /// motion onto `original`, with how far to trust it per pixel; `None` at a scene cut or a new
+    /// size, where nothing carries over.
+    pub fn carry(
+        &mut self,
+        previous: &RgbImage,
+        original: &RgbImage,
+        result: &RgbImage,
+    ) -> Result<Option<Carried>> {
+        planes::same_size(previous, result, "result and its original differ in size")?;
+        match self.motion(Some(previous), original)? {
+            Motion::Fresh => Ok(None),
+            Motion::Carry { flow, trust, .. } => {
+                let carried = flow.warp(&planes::rgb_f32(result)?, imgproc::INTER_CUBIC)?;
+                let picture = carried.data_typed::<Vec3f>()?.iter().flat_map(|p| p.0);
+                Ok(Some(Carried {
+                    picture: picture.map(|v| v.clamp(0.0, 1.0)).collect(),
+                    trust,
+                }))
+            }
+        }
     }
 
     fn motion(&mut self, previous: Option<&RgbImage>, original: &RgbImage) -> Result<Motion> {

@@ -159,6 +159,9 @@ pub fn run(
     options: &CoordinatorOptions,
     reporter: Arc<dyn Reporter>,
 ) -> Result<Vec<Result<Outcome>>> {
+    if config.look.method != crate::optimize::Method::Fast {
+        bail!("--method optimize runs locally only for now: cloud workers paint with the fast network");
+    }
     let (storage, cloud) = options.storage.open()?;
     // Same up-front checks as local mode: every input probed before any work.
     let inputs: Vec<_> = config

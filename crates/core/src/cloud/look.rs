@@ -111,6 +111,7 @@ mod tests {
             style: crate::style::parse_style(spec).unwrap(),
             params: StyleParams::default(),
             steady: 0.0,
+            method: crate::optimize::Method::Fast,
         }
     }
 
