@@ -243,7 +243,11 @@ pub fn worker_options(args: &WorkerArgs) -> Result<WorkerOptions> {
             per_frame: Duration::from_millis(ms),
             fault: args.test_stylizer_fault,
         },
-        None => StylizerChoice::Network(engine_options(&args.engine)?),
+        None => StylizerChoice::Network {
+            engine: engine_options(&args.engine)?,
+            // Needed only by runs of --method optimize; such a job says so if it is missing.
+            vgg19: vgg19_weights().ok(),
+        },
     };
     Ok(WorkerOptions {
         storage: storage(&args.cloud, &args.container, &args.queue),

@@ -23,7 +23,7 @@
 //! | `runs/<run>/manifest.json`, once | [`RunManifest`] ([`to_json`](RunManifest::to_json), [`from_json`](RunManifest::from_json)) | the coordinator | a resumed coordinator, `stylize runs` |
 //! | a queue message | [`JobSpec`] ([`to_message`](JobSpec::to_message), [`from_message`](JobSpec::from_message)) | the coordinator | workers |
 //! | the `style` of both | [`StyleSpec`]: [`StyleKind`], a label, the values ([`PRESET_COUNT`] weights for presets) | the coordinator | workers |
-//! | the `params` of both | [`StyleParamsSpec`]: `max_size`, `preserve_colors`, `strength`; hashed into the run id | the coordinator | workers |
+//! | the `params` of both | [`StyleParamsSpec`]: `max_size`, `preserve_colors`, `strength`, `optimize` (absent for the fast method); hashed into the run id | the coordinator | workers |
 //! | `runs/<run>/queued/<job:05>.json` | [`QueuedMarker`] (only its name is read) | the coordinator, after the send | a resumed coordinator |
 //! | `runs/<run>/frames/<n:06>.<ext>`, `styled/<n:06>.<ext>` | images in the run's [`FrameFormat`] | the coordinator, workers | workers, the coordinator |
 //! | `runs/<run>/done/<job:05>.json` | [`DoneMarker`] | a worker, last | the coordinator |
@@ -98,9 +98,9 @@ pub use error::{Error, Result};
 pub use lease::MessageLease;
 pub use protocol::{
     default_frames_per_job, job_range, sha256_file, sha256_hex, split_jobs, DoneMarker, EncodeSpec,
-    FailedMarker, FrameFormat, FrameRange, FrameRate, JobSegment, JobSpec, PieceSpec, QueuedMarker,
-    RunId, RunManifest, SegmentsSpec, StyleKind, StyleParamsSpec, StyleSpec, UnusableJob,
-    FORMAT_VERSION, PRESET_COUNT,
+    FailedMarker, FrameFormat, FrameRange, FrameRate, JobSegment, JobSpec, OptimizeSpec, PieceSpec,
+    QueuedMarker, RunId, RunManifest, SegmentsSpec, StyleKind, StyleParamsSpec, StyleSpec,
+    UnusableJob, FORMAT_VERSION, PRESET_COUNT,
 };
 pub use redact::{redact_secrets, Redacted};
 pub use run::{

@@ -90,6 +90,11 @@ impl RunId {
         format!("{RUN_INDEX_PREFIX}{}", self.0)
     }
 
+    /// `runs/<run>/style.png`: the style picture, for runs whose frames are optimised against it.
+    pub fn style_picture_key(&self) -> String {
+        format!("runs/{}/style.png", self.0)
+    }
+
     /// `runs/<run>/frames/`: the input frames.
     pub fn frames_prefix(&self) -> String {
         format!("runs/{}/frames/", self.0)
@@ -588,6 +593,21 @@ pub struct StyleParamsSpec {
     /// How much of the styled frame to use, 0 to 1 (1: fully styled).
     #[serde(serialize_with = "serialize_f32_wide")]
     pub strength: f32,
+    /// `--method optimize`: the network's picture optimised further against the style picture
+    /// (stored at [`RunId::style_picture_key`]); absent for the network alone, so runs of the
+    /// fast method keep their ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optimize: Option<OptimizeSpec>,
+}
+
+/// The optimisation method's parameters (see stylize-model's `optimize`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptimizeSpec {
+    /// L-BFGS iterations per frame.
+    pub iterations: u32,
+    /// Weight of the content distance against the style distance's 1.
+    pub content_weight: f64,
 }
 
 impl StyleParamsSpec {
@@ -602,6 +622,14 @@ impl StyleParamsSpec {
                 "strength must be within 0..=1, got {}",
                 self.strength
             )));
+        }
+        if let Some(o) = &self.optimize {
+            if o.iterations == 0 || !o.content_weight.is_finite() || o.content_weight < 0.0 {
+                return Err(Error::InvalidStyle(format!(
+                    "optimisation needs at least one iteration and a content weight of 0 or more, got {} and {}",
+                    o.iterations, o.content_weight
+                )));
+            }
         }
         Ok(())
     }
@@ -1364,6 +1392,7 @@ mod tests {
             max_size: None,
             preserve_colors: false,
             strength,
+            optimize: None,
         }
     }
 
@@ -1414,6 +1443,27 @@ mod tests {
                 }
             )
         );
+        let optimised = StyleParamsSpec {
+            optimize: Some(OptimizeSpec {
+                iterations: 60,
+                content_weight: 0.2,
+            }),
+            ..p.clone()
+        };
+        assert_ne!(a, RunId::derive("abc", "style", &optimised));
+        // The fast method's parameters are written as before, so stored runs keep their ids.
+        assert!(!serde_json::to_string(&p).unwrap().contains("optimize"));
+        let read: StyleParamsSpec =
+            serde_json::from_str(&serde_json::to_string(&optimised).unwrap()).unwrap();
+        assert_eq!(read, optimised);
+        let none = StyleParamsSpec {
+            optimize: Some(OptimizeSpec {
+                iterations: 0,
+                content_weight: 0.2,
+            }),
+            ..p.clone()
+        };
+        assert!(none.validate().is_err() && optimised.validate().is_ok());
         assert_ne!(
             RunId::derive("ab", "cstyle", &p),
             RunId::derive("abc", "style", &p)
@@ -1427,6 +1477,7 @@ mod tests {
     fn blob_layout_matches_the_design() {
         let run = RunId::parse("0123456789abcdef").unwrap();
         assert_eq!(run.manifest_key(), "runs/0123456789abcdef/manifest.json");
+        assert_eq!(run.style_picture_key(), "runs/0123456789abcdef/style.png");
         assert_eq!(
             run.frame_key(7, FrameFormat::Png),
             "runs/0123456789abcdef/frames/000007.png"
@@ -1735,6 +1786,7 @@ mod tests {
             max_size: Some(360),
             preserve_colors: true,
             strength: 0.7,
+            optimize: None,
         }
     }
 
@@ -1757,6 +1809,7 @@ mod tests {
             max_size: None,
             preserve_colors: false,
             strength: 1.0,
+            optimize: None,
         };
         assert_eq!(
             RunId::derive(&sha, "image:512x384:abcdef", &image_params).as_str(),

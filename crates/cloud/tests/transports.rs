@@ -475,6 +475,7 @@ fn sample_manifest(frames: u32, per_job: u32) -> RunManifest {
             max_size: None,
             preserve_colors: false,
             strength: 0.8,
+            optimize: None,
         },
     )
     .unwrap()

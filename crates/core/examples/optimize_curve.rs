@@ -1,7 +1,7 @@
 //! The optimisation method's loss curve from three starts — the content frame (as the reference did), noise, and the fast network's picture — on one frame of a video, and what each costs per iteration.
 //!
 //! `cargo run --release -p stylize-core --example optimize_curve -- VIDEO STYLE_PICTURE [SIDE [ITERATIONS [FRAME]]]`
-//! (defaults: 360 on the long side, 100 iterations, frame 0). Prints the loss every 10
+//! (defaults: 256 on the long side, the default iterations, frame 0). Prints the loss every 10
 //! iterations for each start, and how many iterations the content and noise starts need to reach
 //! the loss the network's start has after 10, 30 and 100.
 use std::path::Path;
@@ -23,7 +23,11 @@ fn main() -> Result<()> {
     };
     let number =
         |i: usize, default: usize| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
-    let (side, iterations, frame) = (number(2, 360) as u32, number(3, 100), number(4, 0) as u64);
+    let (side, iterations, frame) = (
+        number(2, 256) as u32,
+        number(3, stylize_model::optimize::DEFAULT_ITERATIONS),
+        number(4, 0) as u64,
+    );
     let info = stylize_media::probe(video)?;
     let (_, frame) = grab(&info, &[frame])?
         .into_iter()

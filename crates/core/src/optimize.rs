@@ -8,6 +8,10 @@ use stylize_model::vgg::Vgg19;
 use stylize_model::RgbImage;
 use stylize_motion::MotionAnalyser;
 
+/// Why presets cannot be optimised against.
+pub const NEEDS_A_PICTURE: &str =
+    "--method optimize matches a style picture's VGG19 statistics: give --style a picture, not presets";
+
 /// How each frame's picture is made.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Method {
@@ -46,18 +50,22 @@ pub struct FrameOptimizer {
 }
 
 impl FrameOptimizer {
+    /// The optimiser for `method` (none for the fast one), running on `device` (the engine's).
     pub fn new(
         method: &Method,
         style_picture: Option<&RgbImage>,
         steady: f32,
+        device: stylize_model::Device,
     ) -> Result<Option<Self>> {
         let Method::Optimize { params, vgg19 } = method else {
             return Ok(None);
         };
         let Some(style_picture) = style_picture else {
-            bail!("--method optimize matches a style picture's VGG19 statistics: give --style a picture, not presets");
+            bail!("{NEEDS_A_PICTURE}");
         };
-        let vgg = Vgg19::load(vgg19).context("--method optimize needs VGG19")?;
+        let vgg = Vgg19::load(vgg19)
+            .context("--method optimize needs VGG19")?
+            .to_device(device);
         Ok(Some(FrameOptimizer {
             vgg,
             style_picture: style_picture.clone(),

@@ -95,7 +95,12 @@ pub fn style_video(
     };
     let config = look.look();
     // The optimisation's temporal term steadies the frames itself.
-    let optimizer = FrameOptimizer::new(&config.method, config.style_picture(), config.steady)?;
+    let optimizer = FrameOptimizer::new(
+        &config.method,
+        config.style_picture(),
+        config.steady,
+        look.engine.device(),
+    )?;
     let steady = if optimizer.is_some() {
         0.0
     } else {

@@ -7,6 +7,8 @@ pub mod vgg;
 mod engine;
 pub use engine::*;
 pub use stylize_frame::RgbImage;
+/// Where tensors live (the engine's and VGG19's device).
+pub use tch::Device;
 
 /// What can go wrong in this crate.
 #[derive(Debug, thiserror::Error)]

@@ -63,7 +63,22 @@ impl Vgg19 {
         Ok(Vgg19 { convs })
     }
 
-    /// The features of `image` (fp32, CPU).
+    /// The network on `device` (the optimisation method runs there; the measures on the CPU).
+    pub fn to_device(self, device: tch::Device) -> Self {
+        let convs = self
+            .convs
+            .into_iter()
+            .map(|(w, b)| (w.to_device(device), b.to_device(device)))
+            .collect();
+        Vgg19 { convs }
+    }
+
+    /// Where the weights are.
+    pub fn device(&self) -> tch::Device {
+        self.convs[0].0.device()
+    }
+
+    /// The features of `image` (fp32, on the network's device).
     pub fn features(&self, image: &RgbImage) -> Result<VggFeatures, ModelError> {
         image
             .check()
@@ -76,7 +91,7 @@ impl Vgg19 {
                 .permute([2, 0, 1])
                 .unsqueeze(0)
                 / 255.0;
-            Ok(self.features_of(&rgb))
+            Ok(self.features_of(&rgb.to_device(self.device())))
         })
     }
 
@@ -84,7 +99,8 @@ impl Vgg19 {
     pub fn features_of(&self, rgb: &Tensor) -> VggFeatures {
         let mean = Tensor::from_slice(&MEAN_BGR)
             .to_kind(Kind::Float)
-            .view([1, 3, 1, 1]);
+            .view([1, 3, 1, 1])
+            .to_device(rgb.device());
         let mut x = rgb.flip([1]) * 255.0 - mean;
         let (mut grams, mut content) = (Vec::new(), None);
         let mut layer = 0;

@@ -65,6 +65,19 @@ pub fn encode(format: FrameFormat, frame: &RgbImage) -> Result<Vec<u8>> {
 /// `format` or not `width`×`height` (a truncated or foreign blob must fail loudly, never turn
 /// into a frame of the wrong size).
 pub fn decode(format: FrameFormat, bytes: &[u8], width: u32, height: u32) -> Result<RgbImage> {
+    let image = decode_any(format, bytes)?;
+    if (image.width, image.height) != (width, height) {
+        bail!(
+            "picture is {}x{}, expected {width}x{height}",
+            image.width,
+            image.height
+        );
+    }
+    Ok(image)
+}
+
+/// Decodes a stored picture of any size (deep when it was stored at 16 bits).
+pub fn decode_any(format: FrameFormat, bytes: &[u8]) -> Result<RgbImage> {
     let image_format = match format {
         FrameFormat::Png => ImageFormat::Png,
         FrameFormat::Jpeg => ImageFormat::Jpeg,
@@ -77,13 +90,7 @@ pub fn decode(format: FrameFormat, bytes: &[u8], width: u32, height: u32) -> Res
             bytes.len()
         )
     })?;
-    if (image.width(), image.height()) != (width, height) {
-        bail!(
-            "picture is {}x{}, expected {width}x{height}",
-            image.width(),
-            image.height()
-        );
-    }
+    let (width, height) = (image.width(), image.height());
     Ok(match image.color().bytes_per_pixel() > 4 {
         true => RgbImage::from_deep(width, height, image.into_rgb16().into_raw()),
         false => RgbImage::new(width, height, image.into_rgb8().into_raw()),

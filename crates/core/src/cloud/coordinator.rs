@@ -159,9 +159,15 @@ pub fn run(
     options: &CoordinatorOptions,
     reporter: Arc<dyn Reporter>,
 ) -> Result<Vec<Result<Outcome>>> {
+    let mut options = options.clone();
     if config.look.method != crate::optimize::Method::Fast {
-        bail!("--method optimize runs locally only for now: cloud workers paint with the fast network");
+        if config.look.style_picture().is_none() {
+            bail!("{}", crate::optimize::NEEDS_A_PICTURE);
+        }
+        // A job of the slow method is a few minutes of a GPU's work, not a fraction of a second.
+        options.frames_per_job = options.frames_per_job.or(Some(OPTIMIZE_FRAMES_PER_JOB));
     }
+    let options = &options;
     let (storage, cloud) = options.storage.open()?;
     // Same up-front checks as local mode: every input probed before any work.
     let inputs: Vec<_> = config
@@ -318,7 +324,7 @@ async fn open_run(
     if pieces.is_some() {
         style_ref.push_str(&segments::run_ref_suffix(shared, info));
     }
-    let params = look::params_spec(&shared.look.params);
+    let params = look::params_spec(&shared.look.params, &shared.look.method);
     let run_id = RunId::derive(&sha, &style_ref, &params);
     match load_manifest(shared.cloud.blobs.as_ref(), &run_id).await {
         Ok(m) => {
@@ -466,8 +472,37 @@ async fn new_manifest(
         None => manifest,
     };
     debug_assert_eq!(manifest.run_id, run_id);
+    store_style_picture(shared, &run_id).await?;
     // Another coordinator may have published the same run meanwhile: theirs is in force.
     Ok(publish_manifest(shared.cloud.blobs.as_ref(), &manifest).await?)
+}
+
+/// `--method optimize`: the style picture beside the run, before any job can ask for it
+/// (lossless PNG, so workers aim at the picture local mode aims at).
+async fn store_style_picture(shared: &Arc<Shared>, run: &RunId) -> Result<()> {
+    let Some(picture) = shared
+        .look
+        .style_picture()
+        .filter(|_| params_optimize(shared))
+    else {
+        return Ok(());
+    };
+    let picture = picture.clone();
+    let bytes = Bytes::from(blocking(move || codec::encode(FrameFormat::Png, &picture)).await?);
+    let what = "uploading the style picture".to_string();
+    put_patiently(
+        &shared.patience,
+        shared.cloud.blobs.as_ref(),
+        &run.style_picture_key(),
+        bytes,
+        what,
+    )
+    .await?;
+    Ok(())
+}
+
+fn params_optimize(shared: &Shared) -> bool {
+    shared.look.method != crate::optimize::Method::Fast
 }
 
 /// The input's first frame, for a style that needs it.
@@ -608,6 +643,10 @@ async fn spawn_upload(
 fn frames_travel_deep(encode: &EncodeOptions, info: &VideoInfo, manifest: &RunManifest) -> bool {
     manifest.frame_format == FrameFormat::Png && encode.deep_output_for(info)
 }
+
+/// Frames per job of `--method optimize` unless asked: at 720×720 about 1.5–3 s a frame on an
+/// H100-class GPU at the default iterations, so a job is a few minutes' work.
+const OPTIMIZE_FRAMES_PER_JOB: u32 = 60;
 
 /// Decodes the input on its own thread (with the full depth when `deep`) and sends the frames in
 /// `need` (then stops after `last_needed`). The bounded channel keeps it at most a few frames ahead

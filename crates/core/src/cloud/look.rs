@@ -1,25 +1,45 @@
 //! What a run records about its look: the style computed once by the coordinator, the styling parameters, and the reference that names the run.
 //!
-//! Workers never see the style picture: the coordinator turns it into the
-//! network's style vector (or the normalised preset weights) and the manifest
-//! and every job carry those numbers, so a worker rebuilds exactly the style
-//! local mode would use from them alone.
+//! The coordinator turns the style picture into the network's style vector (or
+//! the normalised preset weights) and the manifest and every job carry those
+//! numbers, so a worker rebuilds exactly the style local mode would use from
+//! them alone. Only `--method optimize` needs the picture itself: it is stored
+//! beside the run ([`stylize_cloud::RunId::style_picture_key`]).
 use anyhow::{anyhow, Context, Result};
-use stylize_cloud::{sha256_hex, StyleKind, StyleParamsSpec, StyleSpec};
+use stylize_cloud::{sha256_hex, OptimizeSpec, StyleKind, StyleParamsSpec, StyleSpec};
+use stylize_model::optimize::OptimizeParams;
 use stylize_model::{
     DeviceChoice, Engine, EngineOptions, Precision, PreparedStyle, RgbImage, StyleParams,
     StyleSource,
 };
 
 use crate::look::LookConfig;
+use crate::optimize::Method;
 
 /// The parameters as the run records them.
-pub fn params_spec(p: &StyleParams) -> StyleParamsSpec {
+pub fn params_spec(p: &StyleParams, method: &Method) -> StyleParamsSpec {
     StyleParamsSpec {
         strength: p.strength,
         preserve_colors: p.preserve_colors,
         max_size: p.max_size,
+        optimize: match method {
+            Method::Fast => None,
+            Method::Optimize { params, .. } => Some(OptimizeSpec {
+                iterations: params.iterations as u32,
+                content_weight: params.content_weight,
+            }),
+        },
     }
+}
+
+/// The optimisation a run asks for, if any (the temporal term is local mode's: cloud jobs
+/// optimise each frame on its own).
+pub fn optimize_params(p: &StyleParamsSpec) -> Option<OptimizeParams> {
+    p.optimize.as_ref().map(|o| OptimizeParams {
+        iterations: o.iterations as usize,
+        content_weight: o.content_weight,
+        temporal_weight: 0.0,
+    })
 }
 
 /// The parameters a run records, for the network.
@@ -135,6 +155,6 @@ mod tests {
             preserve_colors: true,
             max_size: Some(360),
         };
-        assert_eq!(style_params(&params_spec(&p)), p);
+        assert_eq!(style_params(&params_spec(&p, &Method::Fast)), p);
     }
 }

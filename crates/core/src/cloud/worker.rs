@@ -17,6 +17,7 @@ use stylize_cloud::{
     Error as CloudError, FailedMarker, JobSpec, MessageLease, ReceivedMessage, RunId, StyleSpec,
     UnusableJob,
 };
+use stylize_model::optimize::OptimizeParams;
 use stylize_model::{Engine, EngineOptions, ModelError, RgbImage, StyleParams};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::task::JoinSet;
@@ -27,6 +28,7 @@ use super::look;
 use super::patience::jittered;
 use super::StorageOptions;
 use crate::cancel::{cancelled, sleep_unless_cancelled};
+use crate::optimize::{FrameOptimizer, Method};
 use crate::units::clock;
 
 mod segment;
@@ -59,8 +61,11 @@ pub struct WorkerOptions {
 /// What styles the frames.
 #[derive(Debug, Clone)]
 pub enum StylizerChoice {
-    /// The style network, placed as given.
-    Network(EngineOptions),
+    /// The style network, placed as given; VGG19's weights, for jobs of `--method optimize`.
+    Network {
+        engine: EngineOptions,
+        vgg19: Option<std::path::PathBuf>,
+    },
     /// TEST ONLY: sleeps `per_frame` per frame and inverts the colours (or, with `fault`, fails
     /// every batch as a broken GPU would): measures coordination without a network.
     Test { per_frame: Duration, fault: bool },
@@ -96,6 +101,7 @@ pub fn run(options: &WorkerOptions, log: Log) -> Result<()> {
             hung: Mutex::new(None),
             outputs: Mutex::new(HashMap::new()),
             device_failures: Mutex::new((0, String::new())),
+            style_picture: tokio::sync::Mutex::new(None),
             log,
         }),
         poll: options.poll,
@@ -158,6 +164,8 @@ struct Jobs {
     outputs: Mutex<HashMap<String, Arc<dyn BlobStore>>>,
     /// Jobs failed in a row by the network itself, with the latest reason.
     device_failures: Mutex<(u32, String)>,
+    /// The last `--method optimize` run's style picture, fetched once for all its jobs here.
+    style_picture: tokio::sync::Mutex<Option<(RunId, Arc<RgbImage>)>>,
     log: Log,
 }
 
@@ -255,12 +263,16 @@ struct ReadyJob {
     spec: JobSpec,
     tag: String,
     params: StyleParams,
+    /// `--method optimize`'s parameters, when the run asks for it.
+    optimize: Option<OptimizeParams>,
     inputs: Arc<dyn BlobStore>,
     outputs: Arc<dyn BlobStore>,
 }
 
 /// The job a message names, as far as it could be read: whole, or only enough to mark it failed
 /// (a job of this protocol whose style or parameters this build cannot use).
+// One per message read, briefly: the size difference costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 enum Subject {
     Job(JobSpec),
     Unusable(Box<UnusableJob>),
@@ -565,6 +577,7 @@ impl Jobs {
             spec: spec.clone(),
             tag,
             params: look::style_params(&spec.params),
+            optimize: look::optimize_params(&spec.params),
             inputs,
             outputs,
         });
@@ -979,7 +992,7 @@ impl Jobs {
                 near_end.raise();
             }
             let (numbers, images): (Vec<u32>, Vec<RgbImage>) = batch.into_iter().unzip();
-            let styled = self.style_batch(job, &style, lease, images).await?;
+            let styled = self.style_batch(job, &style, lease, (images, 0)).await?;
             for (n, image) in numbers.into_iter().zip(styled) {
                 let key = spec.run_id.styled_key(n, spec.frame_format);
                 let upload = upload_styled(
@@ -1005,23 +1018,32 @@ impl Jobs {
         Ok(stats)
     }
 
-    /// Styles one batch, unless the worker is shutting down or has lost the job; a batch that
-    /// outlives `--batch-deadline` means a hung device.
+    /// Styles one batch (optimising from its `warm_up`th frame on, for `--method optimize`),
+    /// unless the worker is shutting down or has lost the job; a batch that outlives
+    /// `--batch-deadline` means a hung device.
     async fn style_batch(
         &self,
         job: &ReadyJob,
         style: &Arc<StyleSpec>,
         lease: &MessageLease,
-        images: Vec<RgbImage>,
+        (images, warm_up): (Vec<RgbImage>, usize),
     ) -> Result<Vec<RgbImage>, JobError> {
         self.check_drain()?;
         if lease.is_lost() {
             return Err(JobError::LeaseLost);
         }
         let count = images.len();
+        let optimize = match &job.optimize {
+            Some(params) => Some(Optimize {
+                params: params.clone(),
+                picture: self.style_picture(job).await?,
+                warm_up,
+            }),
+            None => None,
+        };
         let call = self
             .compute
-            .style(&job.spec.run_id, style, &job.params, images);
+            .style(&job.spec.run_id, (style, &job.params), images, optimize);
         match tokio::time::timeout(self.batch_deadline, call).await {
             Ok(styled) => Ok(styled?),
             Err(_) => Err(JobError::Hung(format!(
@@ -1030,6 +1052,30 @@ impl Jobs {
                 self.batch_deadline.as_secs_f64()
             ))),
         }
+    }
+
+    /// The run's style picture (`--method optimize`), fetched from beside the run once per run.
+    async fn style_picture(&self, job: &ReadyJob) -> Result<Arc<RgbImage>> {
+        let mut cached = self.style_picture.lock().await;
+        if let Some((run, picture)) = cached.as_ref().filter(|(run, _)| *run == job.spec.run_id) {
+            debug_assert_eq!(*run, job.spec.run_id);
+            return Ok(picture.clone());
+        }
+        let key = job.spec.run_id.style_picture_key();
+        let bytes = job
+            .inputs
+            .get(&key)
+            .await
+            .with_context(|| format!("downloading the style picture {key}"))?;
+        let picture = tokio::task::spawn_blocking(move || {
+            codec::decode_any(stylize_cloud::FrameFormat::Png, &bytes)
+        })
+        .await
+        .map_err(|e| anyhow!("style picture decoder task failed: {e}"))?
+        .with_context(|| format!("the style picture {key}"))?;
+        let picture = Arc::new(picture);
+        *cached = Some((job.spec.run_id.clone(), picture.clone()));
+        Ok(picture)
     }
 
     /// The job's frames without a styled frame in storage yet (a redelivered job resumes).
@@ -1205,13 +1251,26 @@ struct Request {
     style: Arc<StyleSpec>,
     params: StyleParams,
     frames: Vec<RgbImage>,
+    optimize: Option<Optimize>,
     reply: oneshot::Sender<Result<Vec<RgbImage>>>,
+}
+
+/// `--method optimize` for a batch: the run's parameters and style picture, and how many of the
+/// batch's first frames only warm the steadier up (a segment's frames before its range), which
+/// keep the network's picture.
+struct Optimize {
+    params: OptimizeParams,
+    picture: Arc<RgbImage>,
+    warm_up: usize,
 }
 
 enum Stylizer {
     Network {
         engine: Box<Engine>,
         prepared: Option<(RunId, stylize_model::PreparedStyle)>,
+        vgg19: Option<std::path::PathBuf>,
+        /// The last run's optimiser (its VGG19 and the style's Gram matrices).
+        optimizer: Option<(RunId, Box<FrameOptimizer>)>,
     },
     /// Test only: a fixed cost per frame and an obvious, exact result, or a device that
     /// fails every batch.
@@ -1260,9 +1319,9 @@ impl Compute {
     async fn style(
         &self,
         run: &RunId,
-        style: &Arc<StyleSpec>,
-        params: &StyleParams,
+        (style, params): (&Arc<StyleSpec>, &StyleParams),
         frames: Vec<RgbImage>,
+        optimize: Option<Optimize>,
     ) -> Result<Vec<RgbImage>> {
         let (reply, answer) = oneshot::channel();
         let request = Request {
@@ -1270,6 +1329,7 @@ impl Compute {
             style: style.clone(),
             params: params.clone(),
             frames,
+            optimize,
             reply,
         };
         self.requests
@@ -1279,6 +1339,50 @@ impl Compute {
             .await
             .map_err(|_| device_fault("the compute thread stopped mid-batch"))?
     }
+}
+
+/// The optimiser for the request's run, made (VGG19 loaded, once per run) when the last one was
+/// another run's.
+fn run_optimizer<'a>(
+    slot: &'a mut Option<(RunId, Box<FrameOptimizer>)>,
+    (vgg19, device): (Option<&std::path::Path>, stylize_model::Device),
+    request: &Request,
+    optimize: &Optimize,
+) -> Result<&'a mut FrameOptimizer> {
+    if slot.as_ref().is_none_or(|(run, _)| *run != request.run) {
+        *slot = None;
+        let vgg19 = vgg19.ok_or_else(|| {
+            anyhow!("the run optimises its frames (--method optimize) but this worker has no VGG19 weights (set STYLIZE_VGG19)")
+        })?;
+        let method = Method::Optimize {
+            params: optimize.params.clone(),
+            vgg19: vgg19.to_path_buf(),
+        };
+        // Each frame on its own: a job's first frame has no result before it to carry, so the
+        // run's steadier (the workers' or the restitcher's) steadies the optimised frames.
+        let optimizer = FrameOptimizer::new(&method, Some(&optimize.picture), 0.0, device)?
+            .expect("an optimising method");
+        *slot = Some((request.run.clone(), Box::new(optimizer)));
+    }
+    Ok(&mut slot.as_mut().expect("made above").1)
+}
+
+/// The network's pictures `styled` of `frames`, optimised from the `warm_up`th on.
+fn optimized(
+    optimizer: &mut FrameOptimizer,
+    frames: &[RgbImage],
+    styled: Vec<RgbImage>,
+    warm_up: usize,
+) -> Result<Vec<RgbImage>> {
+    frames
+        .iter()
+        .zip(styled)
+        .enumerate()
+        .map(|(i, (frame, fast))| match i < warm_up {
+            true => Ok(fast),
+            false => optimizer.next(frame, fast, |_, _| {}),
+        })
+        .collect()
 }
 
 /// A failure of the network's device or thread, counted towards giving up on the device.
@@ -1293,12 +1397,14 @@ impl Stylizer {
     /// and a description for the log.
     fn load(choice: StylizerChoice) -> Result<(Stylizer, usize, String)> {
         match choice {
-            StylizerChoice::Network(options) => {
-                let engine = Engine::new(&options).context("cannot start the style network")?;
+            StylizerChoice::Network { engine, vgg19 } => {
+                let engine = Engine::new(&engine).context("cannot start the style network")?;
                 let (batch, describe) = (engine.preferred_batch().max(1), engine.describe());
                 let stylizer = Stylizer::Network {
                     engine: Box::new(engine),
                     prepared: None,
+                    vgg19,
+                    optimizer: None,
                 };
                 Ok((stylizer, batch, describe))
             }
@@ -1315,7 +1421,12 @@ impl Stylizer {
 
     fn style(&mut self, request: &Request) -> Result<Vec<RgbImage>> {
         match self {
-            Stylizer::Network { engine, prepared } => {
+            Stylizer::Network {
+                engine,
+                prepared,
+                vgg19,
+                optimizer,
+            } => {
                 // One run's style is rebuilt once, then reused for all its jobs here.
                 if prepared.as_ref().is_none_or(|(run, _)| *run != request.run) {
                     *prepared = None;
@@ -1325,7 +1436,20 @@ impl Stylizer {
                     ));
                 }
                 let (_, style) = prepared.as_ref().expect("prepared above");
-                Ok(engine.stylize(style, &request.frames)?)
+                let styled = engine.stylize(style, &request.frames)?;
+                match &request.optimize {
+                    Some(optimize) => {
+                        let device = engine.device();
+                        let optimizer = run_optimizer(
+                            optimizer,
+                            (vgg19.as_deref(), device),
+                            request,
+                            optimize,
+                        )?;
+                        optimized(optimizer, &request.frames, styled, optimize.warm_up)
+                    }
+                    None => Ok(styled),
+                }
             }
             Stylizer::Test { per_frame, fault } => {
                 std::thread::sleep(*per_frame * request.frames.len() as u32);

@@ -165,7 +165,14 @@ impl Jobs {
                 false => vec![None; images.len()],
             };
             let styling = Instant::now();
-            let styled = self.style_batch(job, &style, lease, images).await?;
+            // Frames before the job's range only warm the steadier up: the network's picture will do.
+            let warm_up = numbers
+                .iter()
+                .filter(|&&n| n < job.spec.frames.start)
+                .count();
+            let styled = self
+                .style_batch(job, &style, lease, (images, warm_up))
+                .await?;
             network += styling.elapsed();
             let last = *numbers.last().expect("a batch holds a frame");
             for ((n, original), image) in numbers.into_iter().zip(originals).zip(styled) {
