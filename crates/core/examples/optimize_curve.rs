@@ -80,6 +80,12 @@ fn main() -> Result<()> {
         );
         curves.push((name, result.curve));
     }
+    compare_starts(&curves, iterations);
+    Ok(())
+}
+
+/// How many iterations the other starts need for the network start's loss after 10, 30 and all.
+fn compare_starts(curves: &[(&str, Vec<Losses>)], iterations: usize) {
     let network_curve = &curves[0].1;
     for at in [10, 30, iterations] {
         let Some(target) = network_curve.get(at).map(|l| l.total) else {
@@ -94,7 +100,6 @@ fn main() -> Result<()> {
             needed.join(", ")
         );
     }
-    Ok(())
 }
 
 /// The first iteration whose loss is at most `target`, or `>N` when none is.

@@ -33,6 +33,18 @@ fn decode_frame(path: &Path, index: u32, as_displayed: bool) -> (u32, u32, Vec<u
     } else {
         (w, h)
     };
+    let rgb = raw_frame(path, index, as_displayed, "rgb24");
+    assert_eq!(
+        rgb.len(),
+        (w * h * 3) as usize,
+        "frame {index} of {}",
+        path.display()
+    );
+    (w, h, rgb)
+}
+
+/// Frame `index` decoded by ffmpeg to the raw pixel format `pix_fmt`.
+fn raw_frame(path: &Path, index: u32, as_displayed: bool, pix_fmt: &str) -> Vec<u8> {
     let select = format!("select=eq(n\\,{index})");
     let mut args = vec![];
     if !as_displayed {
@@ -48,37 +60,16 @@ fn decode_frame(path: &Path, index: u32, as_displayed: bool) -> (u32, u32, Vec<u
         "-f",
         "rawvideo",
         "-pix_fmt",
-        "rgb24",
+        pix_fmt,
         "-",
     ]);
-    let rgb = ffmpeg_stdout(&args);
-    assert_eq!(
-        rgb.len(),
-        (w * h * 3) as usize,
-        "frame {index} of {}",
-        path.display()
-    );
-    (w, h, rgb)
+    ffmpeg_stdout(&args)
 }
 
 /// Frame `index` as packed 16-bit RGB (what a 10-bit file holds, scaled to 0..65535), in coded
 /// orientation.
 pub fn frame_rgb48(path: &Path, index: u32) -> Vec<u16> {
-    let select = format!("select=eq(n\\,{index})");
-    let bytes = ffmpeg_stdout(&[
-        "-noautorotate",
-        "-i",
-        path.to_str().expect("a UTF-8 path"),
-        "-vf",
-        &select,
-        "-frames:v",
-        "1",
-        "-f",
-        "rawvideo",
-        "-pix_fmt",
-        "rgb48le",
-        "-",
-    ]);
+    let bytes = raw_frame(path, index, false, "rgb48le");
     let (w, h) = coded_size(path);
     assert_eq!(
         bytes.len(),
