@@ -10,7 +10,8 @@
 # two calls; run the second within the machine's 30 s warm window or it starts afresh.
 #
 # models: the GPU; both networks' frames per second at 720×720 and 1920×1080 in fp16 and fp32 at
-#   batch 1, 8 and 32; how far fp16 is from fp32 and each is from the CPU's fp32 on the same frame.
+#   batch 1, 8 and 32; how far fp16 is from fp32 and each is from the CPU's fp32 on the same frame;
+#   the optimisation method's milliseconds an iteration and seconds a frame at both sizes.
 # worker: the steadier's CPU cost alone (in order, and with the motion ahead on 1…N threads), then
 #   an end-to-end cloud run through `dir:` on the GPU (a 720×720 clip with audio: the
 #   coordinator cuts and joins, one `stylize worker --device cuda` styles, steadies and encodes),
@@ -46,6 +47,7 @@ prepare_models() {
   mkdir -p "$CARRY/model"
   # Stripped: the weights are embedded; debug lines are not needed there.
   strip -o "$CARRY/model/model_bench" target/release/model_bench
+  cp weights/vgg19_q.safetensors "$CARRY/model/" # --method optimize's VGG19 (20 MB)
   carry_size_ok "$CARRY/model"
 }
 
@@ -119,6 +121,8 @@ run_models() {
   for size in 720x720 1920x1080; do
     echo "== model_bench --device $DEVICE --size $size"
     "$bench" --device "$DEVICE" --size "$size" --frames 64 --batches 1,8,32 --precisions f16,f32 --against-cpu
+    echo "== --method optimize at $size on $DEVICE"
+    "$bench" --device "$DEVICE" --size "$size" --optimize "$CARRY/model/vgg19_q.safetensors"
   done
 }
 

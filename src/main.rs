@@ -141,19 +141,20 @@ mod commands {
     pub fn codecs() -> Result<()> {
         use stylize_media::{ProResProfile, VideoCodec};
         crate::print_out(&format!(
-            "{:<8} {:<10} {:<9} {:<14} what for",
-            "--codec", "encoder", "here", "containers"
+            "{:<8} {:<10} {:<9} {:<14} {:<13} what for",
+            "--codec", "encoder", "here", "containers", "bits"
         ))?;
         for codec in VideoCodec::ALL {
             let here = if codec.available() { "yes" } else { "missing" };
             let containers: Vec<String> =
                 codec.containers().iter().map(|c| format!(".{c}")).collect();
             crate::print_out(&format!(
-                "{:<8} {:<10} {:<9} {:<14} {}",
+                "{:<8} {:<10} {:<9} {:<14} {:<13} {}",
                 codec.family(),
                 codec.encoder(),
                 here,
                 containers.join(" "),
+                codec.bit_depths(),
                 codec.purpose()
             ))?;
         }
@@ -161,7 +162,8 @@ mod commands {
         crate::print_out(&format!(
             "\nProRes profiles (--prores-profile): {} (default hq).\n\
              --crf and --preset are x264's scales: x265 takes them as they are, SVT-AV1 as CRF × 63/51\n\
-             and its presets 12 (ultrafast) .. 1 (placebo); ProRes and FFV1 have neither.",
+             and its presets 12 (ultrafast) .. 1 (placebo); ProRes and FFV1 have neither.\n\
+             A 10-bit input stays 10-bit in hevc, av1, prores and ffv1 (--pixel-format decides otherwise).",
             profiles.join(", ")
         ))
     }

@@ -127,6 +127,15 @@ impl VideoCodec {
     }
 
     /// The containers (by extension) that hold it.
+    /// The bit depths it writes, for `stylize codecs`.
+    pub fn bit_depths(self) -> &'static str {
+        match self {
+            VideoCodec::H264 => "8 (10 asked)",
+            VideoCodec::Hevc | VideoCodec::Av1 | VideoCodec::Ffv1 => "8, 10",
+            VideoCodec::ProRes(_) => "10",
+        }
+    }
+
     pub fn containers(self) -> &'static [&'static str] {
         match self {
             VideoCodec::H264 | VideoCodec::Hevc => &["mp4", "mov", "mkv"],

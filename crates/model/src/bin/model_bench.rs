@@ -3,8 +3,10 @@
 //! ```text
 //! model_bench [--size 720x720] [--frames 8] [--threads N] [--device cpu|cuda|auto]
 //!             [--precisions f32,bf16] [--batches 1,8,32] [--against-cpu]
-//!             [--frame FILE.rgb] [--style FILE.rgb --style-size WxH]
+//!             [--frame FILE.rgb] [--style FILE.rgb --style-size WxH] [--optimize VGG19]
 //! ```
+//! `--optimize` times the optimisation method instead (`--method optimize`: VGG19 forward and back
+//! per L-BFGS iteration, fp32, on the device) at the size, from the network's picture.
 //! `--batches` times each network at each batch size (default: the device's preferred one);
 //! `--against-cpu` also styles the frame on the CPU in f32 and says how far each output is from it.
 //! `--frame`/`--style` take raw RGB24 (e.g. `ffmpeg -i in.mp4 -frames:v 1 -s 720x720 -f rawvideo
@@ -29,6 +31,8 @@ struct Args {
     against_cpu: bool,
     frame: Option<String>,
     style: Option<(String, u32, u32)>,
+    /// VGG19's weights: time the optimisation method.
+    optimize: Option<String>,
 }
 
 fn parse_size(s: &str) -> Result<(u32, u32), String> {
@@ -53,6 +57,7 @@ fn parse_args() -> Result<Args, String> {
         against_cpu: false,
         frame: None,
         style: None,
+        optimize: None,
     };
     let mut style_path = None;
     let mut style_size = (512, 512);
@@ -96,6 +101,7 @@ fn parse_args() -> Result<Args, String> {
             "--frame" => a.frame = Some(value()?),
             "--style" => style_path = Some(value()?),
             "--style-size" => style_size = parse_size(&value()?)?,
+            "--optimize" => a.optimize = Some(value()?),
             "-h" | "--help" => {
                 return Err("usage: see the module docs at the top of model_bench.rs".into())
             }
@@ -211,6 +217,9 @@ fn run() -> Result<(), String> {
         args.frames,
         tch_version()
     );
+    if let Some(vgg19) = &args.optimize {
+        return time_optimize(&args, vgg19, &frame, &style_img);
+    }
     let mut outputs: Vec<Output> = Vec::new();
     for &precision in &args.precisions {
         let engine = ready_engine(&args, precision)?;
@@ -230,6 +239,60 @@ fn run() -> Result<(), String> {
     Ok(())
 }
 
+/// The optimisation method's cost: a few L-BFGS iterations from the network's picture, on the
+/// engine's device, and what a frame at the default iterations comes to.
+fn time_optimize(
+    args: &Args,
+    vgg19: &str,
+    frame: &RgbImage,
+    style_img: &RgbImage,
+) -> Result<(), String> {
+    use stylize_model::optimize::{optimize, OptimizeParams, StyleGoal, DEFAULT_ITERATIONS};
+    let engine = ready_engine(args, Precision::F32)?;
+    let err = |e: stylize_model::ModelError| e.to_string();
+    let vgg = stylize_model::vgg::Vgg19::load(std::path::Path::new(vgg19))
+        .map_err(err)?
+        .to_device(engine.device());
+    let style = engine
+        .prepare(
+            &StyleSource::Image(style_img.clone()),
+            &StyleParams::default(),
+            None,
+        )
+        .map_err(err)?;
+    let start = engine
+        .stylize(&style, std::slice::from_ref(frame))
+        .map_err(err)?
+        .remove(0);
+    let goal = StyleGoal::new(&vgg, style_img).map_err(err)?;
+    for iterations in [1, 6] {
+        // The first call warms the device up; the second is timed.
+        let params = OptimizeParams {
+            iterations,
+            ..OptimizeParams::default()
+        };
+        let started = Instant::now();
+        let result = optimize(&vgg, &goal, frame, &start, None, &params, |_, _| {}).map_err(err)?;
+        let seconds = started.elapsed().as_secs_f64();
+        if iterations > 1 {
+            let each = seconds / iterations as f64;
+            let losses: Vec<String> = result
+                .curve
+                .iter()
+                .map(|l| format!("{:.3}", l.total))
+                .collect();
+            println!(
+                "optimize on {}: {:.1} ms an iteration, {:.1} s a frame at the default {DEFAULT_ITERATIONS}; loss {}",
+                engine.describe(),
+                each * 1e3,
+                each * DEFAULT_ITERATIONS as f64,
+                losses.join(" ")
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Styles the same frame on the CPU in f32 and says how far each timed output is from it: the
 /// device's kernels and precisions against the reference path.
 fn print_against_cpu(
@@ -243,6 +306,7 @@ fn print_against_cpu(
         batches: vec![1],
         frame: None,
         style: None,
+        optimize: None,
         precisions: Vec::new(),
         ..*args
     };
