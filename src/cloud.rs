@@ -40,7 +40,7 @@ fn submit(
 }
 
 fn report(config: &RunConfig, results: &[Result<Outcome>], quiet: bool) {
-    let style = format!("{}, {}", config.look.label(), config.look.steadiness());
+    let style = format!("{}, {}", config.look.label(), config.look.painting());
     for (job, result) in config.jobs.iter().zip(results) {
         let line = match result {
             Ok(Outcome::Written { output, side, frames, elapsed, run, jobs, workers, up, down }) => format!(

@@ -73,7 +73,7 @@ fn style_one(
     progress.say(&format!(
         "{done}, style {}, {}, {}",
         config.look.label(),
-        config.look.steadiness(),
+        config.look.painting(),
         loaded.engine.describe()
     ));
     Ok(outcome)

@@ -36,6 +36,15 @@ impl LookConfig {
         crate::style::describe(&self.style_spec, &self.style)
     }
 
+    /// How the frames are painted, for summaries: [`steadiness`](Self::steadiness), after
+    /// `optimize 60 it` for the optimisation method.
+    pub fn painting(&self) -> String {
+        match self.method.label() {
+            Some(method) => format!("{method}, {}", self.steadiness()),
+            None => self.steadiness(),
+        }
+    }
+
     /// How steady, for summaries: `steady 0.95`, or `frame by frame` at 0.
     pub fn steadiness(&self) -> String {
         if self.steady > 0.0 {
