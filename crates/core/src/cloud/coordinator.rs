@@ -480,11 +480,8 @@ async fn new_manifest(
 /// `--method optimize`: the style picture beside the run, before any job can ask for it
 /// (lossless PNG, so workers aim at the picture local mode aims at).
 async fn store_style_picture(shared: &Arc<Shared>, run: &RunId) -> Result<()> {
-    let Some(picture) = shared
-        .look
-        .style_picture()
-        .filter(|_| params_optimize(shared))
-    else {
+    let optimizing = shared.look.method != crate::optimize::Method::Fast;
+    let Some(picture) = shared.look.style_picture().filter(|_| optimizing) else {
         return Ok(());
     };
     let picture = picture.clone();
@@ -499,10 +496,6 @@ async fn store_style_picture(shared: &Arc<Shared>, run: &RunId) -> Result<()> {
     )
     .await?;
     Ok(())
-}
-
-fn params_optimize(shared: &Shared) -> bool {
-    shared.look.method != crate::optimize::Method::Fast
 }
 
 /// The input's first frame, for a style that needs it.
