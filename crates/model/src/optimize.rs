@@ -105,28 +105,8 @@ pub fn optimize(
     let content_tensor = frames_to_unit_tensor(std::slice::from_ref(content), device)?;
     let original = tch::no_grad(|| vgg.features_of(&content_tensor).content);
     let temporal = temporal
-        .map(|t| -> Result<(Tensor, Tensor), ModelError> {
-            let pixels = (w * h) as usize;
-            if t.carried.len() != pixels * 3 || t.trust.len() != pixels {
-                return Err(ModelError::BadFrame {
-                    index: 2,
-                    reason: "the carried picture differs in size from the frame".into(),
-                });
-            }
-            let carried = Tensor::from_slice(t.carried)
-                .view([1, h, w, 3])
-                .permute([0, 3, 1, 2])
-                .to_device(device);
-            let trust = Tensor::from_slice(t.trust)
-                .view([1, 1, h, w])
-                .to_device(device);
-            Ok((carried, trust))
-        })
+        .map(|t| temporal_tensors(&t, (w, h), device))
         .transpose()?;
-    let losses_at = |x: &Tensor| -> Losses {
-        let (_, losses) = evaluate(vgg, goal, &original, temporal.as_ref(), params, x, false);
-        losses
-    };
     let mut x = frames_to_unit_tensor(std::slice::from_ref(start), device)?
         .contiguous()
         .flatten(0, -1);
@@ -139,12 +119,12 @@ pub fn optimize(
             temporal.as_ref(),
             params,
             &x.view(shape),
-            true,
         )
     };
-    let mut curve = vec![losses_at(&x.view(shape))];
-    each(0, &curve[0]);
+    // The optimiser's first evaluation, at the start, is the curve's first point.
     let mut lbfgs = Lbfgs::new(objective, &x);
+    let mut curve = vec![lbfgs.loss];
+    each(0, &curve[0]);
     for iteration in 1..=params.iterations {
         match lbfgs.step(&mut x) {
             Some(losses) => {
@@ -165,7 +145,30 @@ pub fn optimize(
     })
 }
 
-/// The loss at `x` ([1,3,H,W] in [0,1]) and, when `with_gradient`, its gradient (flat).
+/// The carried picture and its trust as [1,3,H,W] and [1,1,H,W] tensors on `device`.
+fn temporal_tensors(
+    t: &Temporal<'_>,
+    (w, h): (i64, i64),
+    device: crate::Device,
+) -> Result<(Tensor, Tensor), ModelError> {
+    let pixels = (w * h) as usize;
+    if t.carried.len() != pixels * 3 || t.trust.len() != pixels {
+        return Err(ModelError::BadFrame {
+            index: 2,
+            reason: "the carried picture differs in size from the frame".into(),
+        });
+    }
+    let carried = Tensor::from_slice(t.carried)
+        .view([1, h, w, 3])
+        .permute([0, 3, 1, 2])
+        .to_device(device);
+    let trust = Tensor::from_slice(t.trust)
+        .view([1, 1, h, w])
+        .to_device(device);
+    Ok((carried, trust))
+}
+
+/// The loss at `x` ([1,3,H,W] in [0,1]) and its gradient (flat).
 fn evaluate(
     vgg: &Vgg19,
     goal: &StyleGoal,
@@ -173,35 +176,24 @@ fn evaluate(
     temporal: Option<&(Tensor, Tensor)>,
     params: &OptimizeParams,
     x: &Tensor,
-    with_gradient: bool,
-) -> (Option<Tensor>, Losses) {
-    let x = x.detach().set_requires_grad(with_gradient);
-    let compute = || {
-        let features = vgg.features_of(&x);
-        let style = style_loss(&features.grams, &goal.grams);
-        let content = content_loss(&features.content, original);
-        let temporal = match temporal {
-            Some((carried, trust)) => ((&x - carried).square() * trust).mean(Kind::Float),
-            None => Tensor::zeros([], (Kind::Float, x.device())),
-        };
-        let total = &style + &content * params.content_weight + &temporal * params.temporal_weight;
-        (total, style, content, temporal)
+) -> (Tensor, Losses) {
+    let x = x.detach().set_requires_grad(true);
+    let features = vgg.features_of(&x);
+    let style = style_loss(&features.grams, &goal.grams);
+    let content = content_loss(&features.content, original);
+    let temporal = match temporal {
+        Some((carried, trust)) => ((&x - carried).square() * trust).mean(Kind::Float),
+        None => Tensor::zeros([], (Kind::Float, x.device())),
     };
-    let (total, style, content, temporal) = match with_gradient {
-        true => compute(),
-        false => tch::no_grad(compute),
-    };
+    let total = &style + &content * params.content_weight + &temporal * params.temporal_weight;
     let losses = Losses {
         total: total.double_value(&[]),
         style: style.double_value(&[]),
         content: content.double_value(&[]),
         temporal: temporal.double_value(&[]),
     };
-    let gradient = with_gradient.then(|| {
-        total.backward();
-        x.grad().flatten(0, -1)
-    });
-    (gradient, losses)
+    total.backward();
+    (x.grad().flatten(0, -1), losses)
 }
 
 /// L-BFGS over a flat tensor, with an Armijo backtracking line search.
@@ -219,13 +211,13 @@ const HALVINGS: usize = 12;
 /// The first step (no curvature known yet) moves no sample by more than this.
 const FIRST_STEP: f64 = 0.05;
 
-impl<F: FnMut(&Tensor) -> (Option<Tensor>, Losses)> Lbfgs<F> {
+impl<F: FnMut(&Tensor) -> (Tensor, Losses)> Lbfgs<F> {
     fn new(mut objective: F, x: &Tensor) -> Self {
         let (gradient, loss) = objective(x);
         Lbfgs {
             objective,
             loss,
-            gradient: gradient.expect("asked with the gradient"),
+            gradient,
             memory: Vec::new(),
         }
     }
@@ -249,7 +241,6 @@ impl<F: FnMut(&Tensor) -> (Option<Tensor>, Losses)> Lbfgs<F> {
             let candidate = &*x + &direction * length;
             let (gradient, loss) = (self.objective)(&candidate);
             if loss.total <= self.loss.total + ARMIJO * length * slope {
-                let gradient = gradient.expect("asked with the gradient");
                 let (step, change) = (&candidate - &*x, &gradient - &self.gradient);
                 let curvature = dot(&step, &change);
                 if curvature > 1e-10 {
