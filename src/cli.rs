@@ -41,6 +41,9 @@ pub enum Command {
     Preview(PreviewArgs),
     /// Take styling jobs from the cloud queue until stopped (run one per GPU)
     Worker(WorkerArgs),
+    /// Watch an inbox in storage: style each video uploaded there through the queue and its
+    /// workers, and write the result, with its audio, to an outbox
+    Watch(WatchArgs),
     /// List cloud runs and their progress, delete one (`runs clean RUN`), or issue workers a
     /// credential narrower than the account key (`runs grant`)
     Runs(RunsArgs),
@@ -429,6 +432,76 @@ pub struct WorkerArgs {
     /// TEST ONLY: the test stylizer fails every batch as a broken GPU would
     #[arg(long, hide = true, requires = "test_stylizer_ms")]
     pub test_stylizer_fault: bool,
+}
+
+/// `stylize watch`: an inbox in, an outbox out, until stopped.
+#[derive(Debug, Args, Clone)]
+pub struct WatchArgs {
+    /// Storage holding the inbox, the outbox, the runs and the queue (same forms as the main
+    /// command's --cloud)
+    #[arg(long, value_name = "STORAGE")]
+    pub cloud: String,
+    /// Where videos are uploaded: CONTAINER or CONTAINER/PREFIX. Each video's style comes from
+    /// its folder (a preset name such as `starry-blue/clip.mp4`, or a folder holding
+    /// `style.jpg`) and from a `clip.mp4.json` uploaded beside it (run options by their long
+    /// names: {"style": "preset:3", "strength": 0.8, "codec": "hevc"}), which wins
+    #[arg(long, value_name = "CONTAINER[/PREFIX]")]
+    pub inbox: String,
+    /// Where styled videos go, under the same names (an existing blob the watcher did not write
+    /// is kept: the result takes `NAME-2.mp4`)
+    #[arg(long, value_name = "CONTAINER[/PREFIX]")]
+    pub outbox: String,
+    /// The storage queue Event Grid delivers the inbox's BlobCreated events to: new uploads are
+    /// seen at once, and the inbox is listed only every --poll as a catch-up
+    #[arg(long, value_name = "QUEUE")]
+    pub events: Option<String>,
+    /// Seconds between listings of the inbox [default: 10; with --events, 300]
+    #[arg(long, value_name = "SECS")]
+    pub poll: Option<f64>,
+    /// Seconds a new video must keep its size before it is taken (a file still being copied in
+    /// grows; a sidecar uploaded just after its video is still read)
+    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+    pub settle: f64,
+    /// Videos styled at once (each is its own run on the shared queue)
+    #[arg(long, value_name = "N", default_value_t = 4,
+          value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub concurrent: u32,
+    /// Style what the inbox holds now, then exit (for cron jobs and tests)
+    #[arg(long)]
+    pub once: bool,
+    /// Where videos are downloaded and styled [default: the system's temporary folder]
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+    /// Default look for videos whose folder and sidecar do not set it
+    #[command(flatten)]
+    pub look: LookArgs,
+    #[command(flatten)]
+    pub encode: EncodeArgs,
+    /// Blob container holding the runs and the watcher's ledger [default: stylize, or Container= in the connection string]
+    #[arg(long, value_name = "NAME")]
+    pub container: Option<String>,
+    /// Job queue [default: stylize-jobs, or Queue= in the connection string]
+    #[arg(long, value_name = "NAME")]
+    pub queue: Option<String>,
+    /// Container for the styled frames and job markers, as for a --cloud run
+    #[arg(long, value_name = "NAME")]
+    pub output_container: Option<String>,
+    /// How videos travel through storage, as for a --cloud run
+    #[arg(long, value_enum, default_value_t = TransportArg::Segments, env = "STYLIZE_TRANSPORT")]
+    pub transport: TransportArg,
+    /// Frames per job, as for a --cloud run
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub frames_per_job: Option<u32>,
+    /// Blob transfers in flight at once, per video
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_TRANSFERS,
+          value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub transfers: u32,
+    /// Seconds a job may show no progress before it is queued again, as for a --cloud run
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_REQUEUE_AFTER_SECS)]
+    pub requeue_after: f64,
+    /// Seconds a video's run rides out unreachable storage before it is tried again later
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_STORAGE_PATIENCE_SECS)]
+    pub storage_patience: f64,
 }
 
 /// `stylize runs`: what is in storage.

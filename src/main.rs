@@ -6,6 +6,7 @@ mod measure;
 mod progress;
 mod run;
 mod showcase;
+mod watch;
 
 use std::process::ExitCode;
 
@@ -35,6 +36,7 @@ fn main() -> ExitCode {
         Some(Command::Demo(args)) => showcase::demo::run(&args).map(|()| 0),
         Some(Command::Preview(args)) => showcase::preview::run(&args).map(|()| 0),
         Some(Command::Worker(args)) => cloud::worker(&args),
+        Some(Command::Watch(args)) => watch::run(&args),
         Some(Command::Runs(args)) => cloud::runs(&args),
         Some(Command::Measure(args)) => measure::run(&args).map(|()| 0),
         None => style(&cli.style),
@@ -77,7 +79,7 @@ fn style(args: &cli::StyleArgs) -> anyhow::Result<i32> {
 /// below and its second start of the whole binary (~0.2 s, measured in a cloud run's timeline).
 fn styles_frames_here(cli: &Cli) -> bool {
     match &cli.command {
-        Some(Command::Runs(_)) | Some(Command::Codecs) => false,
+        Some(Command::Runs(_)) | Some(Command::Codecs) | Some(Command::Watch(_)) => false,
         Some(Command::Styles(args)) => args.sheet.is_some(),
         Some(_) => true,
         None => cli.style.cloud.cloud.is_none(),

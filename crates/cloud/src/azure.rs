@@ -383,6 +383,42 @@ impl AzureBlobStore {
     }
 }
 
+/// A large upload in progress, for tests: its blocks are staged but not yet committed, so the
+/// blob is in no listing and cannot be read (Azure's own rule, which `stylize watch` relies on).
+#[cfg(feature = "testing")]
+impl AzureBlobStore {
+    const STAGED_BLOCK: &'static [u8] = b"block-000000";
+
+    /// Stages `bytes` as the one block of blob `key`, uncommitted.
+    pub async fn stage_uncommitted(&self, key: &str, bytes: Bytes) -> Result<()> {
+        validate_key(key)?;
+        let length = bytes.len() as u64;
+        self.container
+            .blob_client(key)
+            .block_blob_client()
+            .stage_block(Self::STAGED_BLOCK, length, bytes.into(), None)
+            .await
+            .map(drop)
+            .map_err(|e| self.err(e, || format!("stage a block of {key}")))
+    }
+
+    /// Commits the block [`AzureBlobStore::stage_uncommitted`] staged: the upload completes.
+    pub async fn commit_staged(&self, key: &str) -> Result<()> {
+        let blocks = azure_storage_blob::models::BlockLookupList {
+            latest: Some(vec![Self::STAGED_BLOCK.to_vec()]),
+            ..Default::default()
+        };
+        let op = || format!("commit the blocks of {key}");
+        self.container
+            .blob_client(key)
+            .block_blob_client()
+            .commit_block_list(blocks.try_into().map_err(|e| self.err(e, op))?, None)
+            .await
+            .map(drop)
+            .map_err(|e| self.err(e, op))
+    }
+}
+
 #[async_trait]
 impl BlobStore for AzureBlobStore {
     async fn create_if_missing(&self) -> Result<()> {

@@ -78,6 +78,7 @@
 pub mod azure;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod grant;
 pub mod lease;
 pub mod local;

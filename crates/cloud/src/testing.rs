@@ -195,6 +195,17 @@ impl Azurite {
             .unwrap_or_else(|e| unreachable!("the Azurite connection string is well-formed: {e}"))
     }
 
+    /// The blob store of `container` here, with its test-only upload steps
+    /// ([`crate::azure::AzureBlobStore::stage_uncommitted`]).
+    pub fn blob_store(&self, container: &str) -> Result<crate::azure::AzureBlobStore> {
+        match &self.config().backend {
+            crate::config::Backend::Azure(account) => {
+                crate::azure::AzureBlobStore::new(account, container)
+            }
+            crate::config::Backend::Local { .. } => unreachable!("Azurite is an Azure account"),
+        }
+    }
+
     /// The data folder (`--location`) and log live under this path.
     pub fn data_dir(&self) -> &Path {
         self.data.path()

@@ -206,17 +206,27 @@ pub fn parent_of(path: &Path) -> PathBuf {
 /// `clip.mov` → `clip.styled.mov`; inputs in containers we don't write, or that cannot hold
 /// `codec`, get the codec's first container (`.mp4`; ProRes `.mov`, FFV1 `.mkv`).
 pub fn default_name(input: &Path, codec: VideoCodec) -> String {
-    let stem = input
+    let stem = stem_of(input);
+    let ext = container_for(input, codec);
+    format!("{stem}{DEFAULT_SUFFIX}{ext}")
+}
+
+/// The file name without its extension (`video` when it has none).
+pub fn stem_of(input: &Path) -> String {
+    input
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "video".into());
+        .unwrap_or_else(|| "video".into())
+}
+
+/// The extension of `input` when `codec` fits in that container, else the codec's first one.
+pub fn container_for(input: &Path, codec: VideoCodec) -> String {
     let ext = extension_of(input);
     // The codec's containers are among those we write.
-    let ext = match codec.containers().contains(&ext.as_str()) {
+    match codec.containers().contains(&ext.as_str()) {
         true => ext,
         false => codec.containers()[0].to_string(),
-    };
-    format!("{stem}{DEFAULT_SUFFIX}{ext}")
+    }
 }
 
 fn extension_of(path: &Path) -> String {

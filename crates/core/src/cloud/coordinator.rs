@@ -1124,8 +1124,21 @@ fn failure_report(manifest: &RunManifest, progress: &RunProgress) -> anyhow::Err
             marker.job, marker.frames, marker.reason, marker.worker, marker.dequeue_count
         ));
     }
-    anyhow!(text)
+    anyhow::Error::new(JobsFailed(text))
 }
+
+/// A run ended with jobs that failed for good (their poison-queue deliveries spent): retrying the
+/// same input as it is will not help. `stylize watch` tells this apart from storage trouble.
+#[derive(Debug)]
+pub struct JobsFailed(String);
+
+impl std::fmt::Display for JobsFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for JobsFailed {}
 
 /// The restitcher's files: the styled video and, with `--compare`, the side-by-side video, each
 /// written under a temporary name and committed by the output plan (as in local mode).

@@ -10,6 +10,7 @@ pub mod grant;
 pub mod look;
 pub mod patience;
 pub mod runs;
+pub mod watch;
 pub mod worker;
 
 use anyhow::{anyhow, Context, Result};
