@@ -549,15 +549,29 @@ pub enum RunsAction {
     Grant {
         /// Container for the styled frames and job markers, apart from the run container (workers
         /// may write nothing beside the inputs); run the coordinator with the same --output-container
-        #[arg(long, value_name = "NAME", required_unless_present = "scaler")]
+        #[arg(long, value_name = "NAME", required_unless_present_any = ["scaler", "watcher"])]
         output_container: Option<String>,
         /// Hours until it expires (then issue a new one and restart the workers)
         #[arg(long, value_name = "N", default_value_t = DEFAULT_GRANT_HOURS,
               value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_GRANT_HOURS)))]
         hours: u32,
         /// Instead, the KEDA scaler's grant: read the job queue's length, nothing else
-        #[arg(long, conflicts_with = "output_container")]
+        #[arg(long, conflicts_with_all = ["output_container", "watcher"])]
         scaler: bool,
+        /// Instead, a `stylize watch` grant: read, tidy and list the inbox, write the outbox,
+        /// submit runs (the run container, and --output-container if the runs use one), take
+        /// --events; the containers and queues must exist (a grant cannot create them)
+        #[arg(long, requires_all = ["inbox", "outbox"])]
+        watcher: bool,
+        /// With --watcher: the inbox container
+        #[arg(long, value_name = "CONTAINER", requires = "watcher")]
+        inbox: Option<String>,
+        /// With --watcher: the outbox container
+        #[arg(long, value_name = "CONTAINER", requires = "watcher")]
+        outbox: Option<String>,
+        /// With --watcher: Event Grid's queue
+        #[arg(long, value_name = "QUEUE", requires = "watcher")]
+        events: Option<String>,
     },
 }
 

@@ -2,6 +2,7 @@
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
+use stylize_cloud::grant::WatcherPlaces;
 use stylize_cloud::RunId;
 use stylize_core::cloud::coordinator::{self, CoordinatorOptions, Outcome};
 use stylize_core::cloud::grant::{self, Holder};
@@ -91,10 +92,27 @@ pub fn runs(args: &RunsArgs) -> Result<i32> {
         output_container,
         hours,
         scaler,
+        watcher,
+        inbox,
+        outbox,
+        events,
     }) = &args.action
     {
+        let holder = match (scaler, watcher, inbox, outbox, output_container) {
+            (true, ..) => Holder::Scaler,
+            (false, true, Some(inbox), Some(outbox), output_container) => {
+                Holder::Watcher(WatcherPlaces {
+                    inbox,
+                    outbox,
+                    events: events.as_deref(),
+                    output_container: output_container.as_deref(),
+                })
+            }
+            (false, false, .., Some(output_container)) => Holder::Worker { output_container },
+            _ => bail!("--output-container NAME is required (or --scaler, or --watcher with --inbox and --outbox)"),
+        };
         // Signing makes no request: issued without opening the storage.
-        return print_grant(&storage, output_container.as_deref(), *hours, *scaler);
+        return print_grant(&storage, holder, *hours);
     }
     let (config, cloud) = storage.open()?;
     let rt = stylize_core::cloud::runtime()?;
@@ -148,22 +166,16 @@ pub fn runs(args: &RunsArgs) -> Result<i32> {
 }
 
 /// `stylize runs grant`: the grant alone on stdout (for `$(...)`), what it allows on stderr.
-fn print_grant(
-    storage: &StorageOptions,
-    output_container: Option<&str>,
-    hours: u32,
-    scaler: bool,
-) -> Result<i32> {
-    let holder = match (scaler, output_container) {
-        (true, _) => Holder::Scaler,
-        (false, Some(output_container)) => Holder::Worker { output_container },
-        (false, None) => bail!("--output-container NAME is required (or --scaler)"),
+fn print_grant(storage: &StorageOptions, holder: Holder<'_>, hours: u32) -> Result<i32> {
+    let who = match holder {
+        Holder::Worker { .. } => "worker",
+        Holder::Scaler => "scaler",
+        Holder::Watcher(_) => "watcher",
     };
     let grant = grant::issue(storage, holder, hours)?;
     println!("{}", grant.connection_string.expose());
     eprintln!(
-        "{} grant, expires {} (in {hours} h): {}",
-        if scaler { "scaler" } else { "worker" },
+        "{who} grant, expires {} (in {hours} h): {}",
         grant.expires(),
         grant.describe()
     );

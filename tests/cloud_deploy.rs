@@ -1,7 +1,8 @@
-//! The deployment files agree with the code: the Kubernetes Deployment and KEDA ScaledObject parse,
-//! name the image the Dockerfile builds, the queue and the connection-string variable the worker
-//! uses, and their worker arguments are ones the real binary accepts; the pods and KEDA each read
-//! a grant of their own (`stylize runs grant`), never the account key.
+//! The deployment files agree with the code: the Kubernetes Deployments (workers, the watcher) and
+//! KEDA ScaledObject parse, name the image the Dockerfile builds, the queue and the
+//! connection-string variable the binary uses, and their arguments are ones the real binary
+//! accepts; the workers, the watcher and KEDA each read a grant of their own (`stylize runs
+//! grant`), never the account key.
 mod common;
 
 use std::path::Path;
@@ -282,4 +283,76 @@ fn readme_systemd_unit_runs_a_worker() {
         args.drain(i..i + 2);
     }
     run_worker_until_idle(args);
+}
+
+/// The watcher's Deployment: one replica replaced with Recreate (two never take one upload), the
+/// image the Dockerfile builds, a grant of its own made by the line its comments document, and
+/// arguments the real binary runs (on an empty local inbox, once).
+#[test]
+fn watcher_deployment_is_one_replica_on_its_own_grant() {
+    let path = "deploy/kubernetes/watcher.yaml";
+    let deployment = yaml(path);
+    assert_eq!(s(&deployment["kind"]), "Deployment");
+    assert_eq!(deployment["spec"]["replicas"].as_u64(), Some(1));
+    assert_eq!(s(&deployment["spec"]["strategy"]["type"]), "Recreate");
+    let pod = &deployment["spec"]["template"]["spec"];
+    let watcher = &pod["containers"][0];
+    assert_eq!(s(&watcher["image"]), image_tag());
+    let var = &watcher["env"][0];
+    assert_eq!(s(&var["name"]), CONNECTION_STRING_VAR);
+    let secret = s(&var["valueFrom"]["secretKeyRef"]["name"]);
+    let worker = yaml("deploy/kubernetes/worker.yaml");
+    let worker_secret = s(
+        &worker["spec"]["template"]["spec"]["containers"][0]["env"][0]["valueFrom"]["secretKeyRef"]
+            ["name"],
+    );
+    assert_ne!(
+        secret, worker_secret,
+        "the watcher holds a grant of its own"
+    );
+
+    let text = std::fs::read_to_string(root().join(path)).unwrap();
+    assert!(
+        !text.contains("AccountKey"),
+        "{path} puts the account key in a pod"
+    );
+    let grant_args = documented_grant(&text, secret);
+    let grant = run_grant(&grant_args);
+    let config = stylize_cloud::CloudConfig::from_spec(&grant).unwrap();
+    assert!(
+        config.to_string().contains("grant for containers"),
+        "{config}"
+    );
+    let args: Vec<String> = watcher["args"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|a| s(a).to_string())
+        .collect();
+    // The grant and the Deployment name the same places.
+    for option in ["--inbox", "--outbox", "--events", "--output-container"] {
+        assert_eq!(flag(&args, option), flag(&grant_args, option), "{option}");
+    }
+    assert_eq!(flag(&args, "--queue"), Some(DEFAULT_QUEUE));
+
+    let dir = common::tempdir();
+    let work = dir.path().join("work");
+    let mut args = args;
+    let at = args.iter().position(|a| a == "--work-dir").unwrap();
+    args[at + 1] = work.display().to_string();
+    args.push("--once".into());
+    let out = common::stylize()
+        .args(&args)
+        .env(
+            CONNECTION_STRING_VAR,
+            format!("dir:{}", dir.path().join("store").display()),
+        )
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{args:?}: {stderr}");
+    assert!(
+        stderr.contains("inbox done: 0 styled, 0 failed"),
+        "{stderr}"
+    );
 }

@@ -335,3 +335,114 @@ fn event_grid_messages_bring_finished_uploads_without_a_listing() {
         stop(worker);
     }
 }
+
+/// The watcher runs on its own grant (`stylize runs grant --watcher`): it styles, moves a bad
+/// upload aside and reads events with it, and the grant reaches nothing else.
+#[test]
+fn a_watcher_works_on_its_own_narrow_grant() {
+    let Some(backend) = Backend::azurite() else {
+        return;
+    };
+    let spec = backend.spec();
+    let dir = tempdir();
+    let clip = scene_clip(dir.path(), "g.mp4", "64x48", "10", 10, &[TONE], &[]);
+    let rt = rt();
+    // The key's holder makes the containers and queues; a grant cannot.
+    let runs = backend.cloud();
+    rt.block_on(runs.create_if_missing()).unwrap();
+    let events = Cloud::open(
+        &CloudConfig::from_spec(&spec)
+            .unwrap()
+            .with_queue("inbox-events")
+            .unwrap(),
+    )
+    .unwrap();
+    rt.block_on(events.jobs.create_if_missing()).unwrap();
+    let (inbox, outbox) = (
+        backend.cloud_in("inbox").blobs,
+        backend.cloud_in("outbox").blobs,
+    );
+    rt.block_on(outbox.create_if_missing()).unwrap();
+    put(
+        &rt,
+        inbox.as_ref(),
+        "starry-blue/g.mp4",
+        std::fs::read(&clip).unwrap(),
+    );
+    put(
+        &rt,
+        inbox.as_ref(),
+        "starry-blue/bad.mp4",
+        b"not a video".to_vec(),
+    );
+
+    let (code, grant, stderr) = run(&[
+        "runs",
+        "grant",
+        "--cloud",
+        &spec,
+        "--watcher",
+        "--inbox",
+        "inbox",
+        "--outbox",
+        "outbox",
+        "--events",
+        "inbox-events",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let grant = grant.trim();
+    assert!(!grant.contains("AccountKey"), "{grant}");
+    assert!(
+        stderr.contains("container outbox read, write;")
+            && stderr.contains("queue inbox-events take, delete messages"),
+        "{stderr}"
+    );
+
+    let workers = [worker(&spec, "w1", &[])];
+    let (code, log) = watcher(
+        grant,
+        &dir.path().join("work"),
+        "0.5",
+        &["--once", "--events", "inbox-events"],
+    )
+    .wait();
+    assert_eq!(code, 0, "{log}");
+    assert!(
+        log.contains("inbox done: 1 styled, 1 failed, 0 styled before"),
+        "{log}"
+    );
+    backend.assert_no_secret("the watcher's log", &log);
+    assert_styled_output(
+        &rt,
+        outbox.as_ref(),
+        "starry-blue/g.mp4",
+        &clip,
+        (64, 48),
+        dir.path(),
+    );
+    assert!(exists(&rt, inbox.as_ref(), "failed/starry-blue/bad.mp4"));
+    assert!(!exists(&rt, inbox.as_ref(), "starry-blue/bad.mp4"));
+
+    // What it may not do: list or delete in the outbox, touch any other container.
+    let granted = Cloud::open(&CloudConfig::from_spec(grant).unwrap()).unwrap();
+    let granted_outbox = granted.container("outbox").unwrap();
+    let refused = rt.block_on(granted_outbox.list("")).unwrap_err();
+    assert!(
+        matches!(refused, stylize_cloud::Error::PermissionDenied { .. }),
+        "{refused}"
+    );
+    let refused = rt
+        .block_on(granted_outbox.delete("starry-blue/g.mp4"))
+        .unwrap_err();
+    assert!(
+        matches!(refused, stylize_cloud::Error::PermissionDenied { .. }),
+        "{refused}"
+    );
+    assert!(matches!(
+        granted.container("stylize-private"),
+        Err(stylize_cloud::Error::NotGranted { .. })
+    ));
+    for worker in workers {
+        stop(worker);
+    }
+}

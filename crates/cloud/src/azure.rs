@@ -348,6 +348,9 @@ pub struct AzureBlobStore {
     account: String,
     container_name: String,
     endpoint: Url,
+    /// Reached through a grant (`stylize runs grant`), which cannot create containers: the
+    /// key's holder makes them.
+    granted: bool,
 }
 
 impl fmt::Debug for AzureBlobStore {
@@ -375,6 +378,7 @@ impl AzureBlobStore {
             account: account.account.clone(),
             container_name: container.to_owned(),
             endpoint: account.blob_endpoint.clone(),
+            granted: matches!(account.blob_auth, Auth::Scoped(_)),
         })
     }
 
@@ -422,6 +426,9 @@ impl AzureBlobStore {
 #[async_trait]
 impl BlobStore for AzureBlobStore {
     async fn create_if_missing(&self) -> Result<()> {
+        if self.granted {
+            return Ok(());
+        }
         match self.container.create(None).await {
             Ok(_) => Ok(()),
             Err(e) if status_of(&e) == Some(409) => Ok(()),
@@ -538,6 +545,8 @@ pub struct AzureQueue {
     client: QueueClient,
     name: String,
     account: String,
+    /// Reached through a grant, which cannot create queues (as [`AzureBlobStore`]).
+    granted: bool,
 }
 
 impl fmt::Debug for AzureQueue {
@@ -570,6 +579,7 @@ impl AzureQueue {
             client,
             name: name.to_owned(),
             account: account.account.clone(),
+            granted: matches!(account.queue_auth, Auth::Scoped(_)),
         })
     }
 
@@ -605,6 +615,9 @@ impl JobQueue for AzureQueue {
     }
 
     async fn create_if_missing(&self) -> Result<()> {
+        if self.granted {
+            return Ok(());
+        }
         match self.client.create(None).await {
             Ok(_) => Ok(()),
             Err(e) if status_of(&e) == Some(409) => Ok(()),

@@ -44,6 +44,40 @@ pub const POISON_QUEUE: Permissions = Permissions {
     letters: "a",
     allows: "add messages",
 };
+/// The watcher's run container: `r` (manifests, markers, the ledger), `w` (manifests, input
+/// pieces or frames, the ledger), `d` (markers of retried jobs, the ledger of a video moved to
+/// `failed/`), `l` (which pieces, markers and styled frames exist).
+pub const WATCHER_RUNS: Permissions = Permissions {
+    letters: "rwdl",
+    allows: "read, write, delete, list",
+};
+/// The watcher's inbox: `r` (videos, sidecars, style pictures), `w` and `d` (moving a file to
+/// `failed/`), `l` (what was uploaded).
+pub const WATCHER_INBOX: Permissions = Permissions {
+    letters: "rwdl",
+    allows: "read, write, delete, list",
+};
+/// The watcher's outbox: `r` (HEAD: is a name taken), `w` (the styled videos). It cannot list,
+/// read back through a listing or delete what is there.
+pub const WATCHER_OUTBOX: Permissions = Permissions {
+    letters: "rw",
+    allows: "read, write",
+};
+/// The job queue, for the watcher: `a` (queue the jobs of its runs).
+pub const WATCHER_JOB_QUEUE: Permissions = Permissions {
+    letters: "a",
+    allows: "add messages",
+};
+/// The poison queue, for the watcher: `r` (the least a SAS can hold; a run only names it).
+pub const WATCHER_POISON_QUEUE: Permissions = Permissions {
+    letters: "r",
+    allows: "count and peek messages",
+};
+/// Event Grid's queue, for the watcher: `p` (take and delete the events).
+pub const WATCHER_EVENTS_QUEUE: Permissions = Permissions {
+    letters: "p",
+    allows: "take, delete messages",
+};
 /// The job queue, for the scaler: `r` (queue properties with the message count, peek).
 pub const SCALER_QUEUE: Permissions = Permissions {
     letters: "r",
@@ -95,6 +129,70 @@ pub fn worker_grant(
         Scope::queue(&config.queue, JOB_QUEUE),
         Scope::queue(&config.poison_queue(), POISON_QUEUE),
     ];
+    let mut parts = vec![
+        format!("AccountName={}", account.account),
+        format!("BlobEndpoint={}", endpoint(&account.blob_endpoint)),
+        format!("QueueEndpoint={}", endpoint(&account.queue_endpoint)),
+        format!("Container={}", config.container),
+        format!("Queue={}", config.queue),
+    ];
+    for scope in &scopes {
+        parts.push(scope.entry(&account.account, key, expiry));
+    }
+    Ok(Grant {
+        connection_string: Redacted::new(parts.join(";")),
+        scopes,
+        expiry,
+    })
+}
+
+/// The containers and queues a watcher works with, besides the run container and job queue.
+#[derive(Clone, Copy, Debug)]
+pub struct WatcherPlaces<'a> {
+    pub inbox: &'a str,
+    pub outbox: &'a str,
+    /// Event Grid's queue, when the watcher reads events.
+    pub events: Option<&'a str>,
+    /// The runs' separate output container, when they have one.
+    pub output_container: Option<&'a str>,
+}
+
+/// A watcher's grant (`stylize watch`): it submits runs as a coordinator does, reads and tidies
+/// the inbox, writes the outbox and takes Event Grid's messages; valid until `expiry`. The
+/// containers and queues must exist: a grant cannot create them.
+pub fn watcher_grant(
+    config: &CloudConfig,
+    places: WatcherPlaces<'_>,
+    expiry: OffsetDateTime,
+) -> Result<Grant> {
+    let (account, key) = signing_key(config)?;
+    let mut containers = vec![
+        (places.inbox, WATCHER_INBOX),
+        (places.outbox, WATCHER_OUTBOX),
+    ];
+    containers.push((&config.container, WATCHER_RUNS));
+    if let Some(output) = places.output_container {
+        containers.push((output, WATCHER_RUNS));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (name, _) in &containers {
+        crate::store::validate_resource_name("container", name)?;
+        if !seen.insert(*name) {
+            return Err(Error::Config(format!(
+                "container {name} is named twice: a watcher's inbox, outbox and run containers must differ (a grant gives each its own permissions)"
+            )));
+        }
+    }
+    let mut scopes: Vec<Scope> = containers
+        .into_iter()
+        .map(|(name, permissions)| Scope::container(name, permissions))
+        .collect();
+    scopes.push(Scope::queue(&config.queue, WATCHER_JOB_QUEUE));
+    scopes.push(Scope::queue(&config.poison_queue(), WATCHER_POISON_QUEUE));
+    if let Some(events) = places.events {
+        crate::store::validate_resource_name("queue", events)?;
+        scopes.push(Scope::queue(events, WATCHER_EVENTS_QUEUE));
+    }
     let mut parts = vec![
         format!("AccountName={}", account.account),
         format!("BlobEndpoint={}", endpoint(&account.blob_endpoint)),
@@ -253,6 +351,51 @@ mod tests {
             Auth::Sas(t) => t.expose().clone(),
             other => panic!("expected a SAS, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn watcher_grant_covers_its_places_and_refuses_shared_containers() {
+        let places = WatcherPlaces {
+            inbox: "inbox",
+            outbox: "outbox",
+            events: Some("inbox-events"),
+            output_container: None,
+        };
+        let grant = watcher_grant(&key_config(), places, expiry()).unwrap();
+        let shown: Vec<_> = grant
+            .scopes
+            .iter()
+            .map(|s| (s.kind, s.name.as_str(), s.permissions.letters))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("container", "inbox", "rwdl"),
+                ("container", "outbox", "rw"),
+                ("container", "inputs", "rwdl"),
+                ("queue", "jobs", "a"),
+                ("queue", "jobs-poison", "r"),
+                ("queue", "inbox-events", "p"),
+            ]
+        );
+        let config = CloudConfig::from_spec(grant.connection_string.expose()).unwrap();
+        assert_eq!(
+            sas_of(azure(&config).queue_auth_for("inbox-events")).contains("sp=p"),
+            true
+        );
+        assert!(matches!(
+            azure(&config).blob_auth_for("elsewhere"),
+            Err(Error::NotGranted { .. })
+        ));
+        let shared = WatcherPlaces {
+            outbox: "inputs",
+            ..places
+        };
+        let err = watcher_grant(&key_config(), shared, expiry()).unwrap_err();
+        assert!(
+            err.to_string().contains("container inputs is named twice"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -171,6 +171,15 @@ impl Cloud {
         }))
     }
 
+    /// Another queue of the same account and credentials (Event Grid's, for `stylize watch`);
+    /// under a grant, one it does not cover is [`Error::NotGranted`].
+    pub fn queue(&self, name: &str) -> Result<Arc<dyn JobQueue>> {
+        Ok(stats::queue(match &self.config.backend {
+            Backend::Local { root } => Arc::new(local::LocalQueue::new(root, name)?),
+            Backend::Azure(account) => Arc::new(azure::AzureQueue::new(account, name)?),
+        }))
+    }
+
     /// Where a run's outputs (styled frames, markers) live: its output
     /// container, or the run container itself.
     pub fn outputs_of(&self, output_container: Option<&str>) -> Result<Arc<dyn BlobStore>> {

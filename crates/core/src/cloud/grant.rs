@@ -2,7 +2,9 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use stylize_cloud::grant::{expiry_after, scaler_grant, worker_grant, Grant};
+use stylize_cloud::grant::{
+    expiry_after, scaler_grant, watcher_grant, worker_grant, Grant, WatcherPlaces,
+};
 
 use super::StorageOptions;
 
@@ -19,6 +21,8 @@ pub enum Holder<'a> {
     Worker { output_container: &'a str },
     /// KEDA's `azure-queue` trigger: reads the job queue's length.
     Scaler,
+    /// `stylize watch`: the inbox, the outbox, the runs, and Event Grid's queue.
+    Watcher(WatcherPlaces<'a>),
 }
 
 /// A grant for `holder` on `storage` (which must hold the account key), valid `hours` from now.
@@ -28,6 +32,7 @@ pub fn issue(storage: &StorageOptions, holder: Holder<'_>, hours: u32) -> Result
     let grant = match holder {
         Holder::Worker { output_container } => worker_grant(&config, output_container, expiry),
         Holder::Scaler => scaler_grant(&config, expiry),
+        Holder::Watcher(places) => watcher_grant(&config, places, expiry),
     };
     grant.context("cannot issue the grant")
 }

@@ -196,13 +196,7 @@ pub fn run(
     let rt = super::runtime()?;
     let inbox = cloud.container(&watch.options.inbox.container)?;
     let events = match &watch.options.events {
-        Some(name) => {
-            let storage = super::StorageOptions {
-                queue: Some(name.clone()),
-                ..watch.options.coordinator.storage.clone()
-            };
-            Some(storage.open()?.1.jobs)
-        }
+        Some(name) => Some(cloud.queue(name)?),
         None => None,
     };
     rt.block_on(async {
