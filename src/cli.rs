@@ -455,12 +455,12 @@ pub struct WatchArgs {
     /// seen at once, and the inbox is listed only every --poll as a catch-up
     #[arg(long, value_name = "QUEUE")]
     pub events: Option<String>,
-    /// Seconds between listings of the inbox [default: 10; with --events, 300]
+    /// Seconds between listings of the inbox [default: 5; with --events, 300]
     #[arg(long, value_name = "SECS")]
     pub poll: Option<f64>,
     /// Seconds a new video must keep its size before it is taken (a file still being copied in
     /// grows; a sidecar uploaded just after its video is still read)
-    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+    #[arg(long, value_name = "SECS", default_value_t = 2.0)]
     pub settle: f64,
     /// Videos styled at once (each is its own run on the shared queue)
     #[arg(long, value_name = "N", default_value_t = 4,

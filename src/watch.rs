@@ -12,7 +12,7 @@ use crate::cli::{CloudArgs, EncodeArgs, FrameFormatArg, LookArgs, WatchArgs};
 use crate::config;
 
 /// Seconds between listings when no events queue brings uploads sooner.
-const POLL_SECS: f64 = 10.0;
+const POLL_SECS: f64 = 5.0;
 /// Seconds between catch-up listings when an events queue does.
 const POLL_WITH_EVENTS_SECS: f64 = 300.0;
 

@@ -155,7 +155,26 @@ struct Seen {
     size: u64,
     /// When it was first seen at this size.
     since: Instant,
+    /// When it was last seen, still at this size.
+    confirmed: Instant,
     state: Tracking,
+}
+
+impl Seen {
+    fn new(size: u64) -> Seen {
+        let now = Instant::now();
+        Seen {
+            size,
+            since: now,
+            confirmed: now,
+            state: Tracking::Waiting,
+        }
+    }
+
+    /// Seen at one size across `settle`: its upload is over, and a sidecar sent with it is in.
+    fn settled(&self, settle: Duration) -> bool {
+        self.confirmed.duration_since(self.since) >= settle
+    }
 }
 
 #[derive(Debug, PartialEq)]
@@ -278,11 +297,15 @@ struct Watcher {
 impl Watcher {
     fn go(mut self, rt: &tokio::runtime::Runtime) -> Result<Tally> {
         let (done_tx, done_rx) = mpsc::channel::<(String, video::Verdict)>();
-        let mut next_listing = Instant::now();
+        let mut next_poll = Instant::now();
         loop {
-            if Instant::now() >= next_listing {
+            if Instant::now() >= next_poll {
                 rt.block_on(self.list())?;
-                next_listing = Instant::now() + self.watch.options.poll;
+                next_poll = Instant::now() + self.watch.options.poll;
+            }
+            let (due, _) = self.confirmations();
+            if !due.is_empty() {
+                rt.block_on(self.confirm(due))?;
             }
             if let Some(events) = self.events.clone() {
                 rt.block_on(self.take_events(events.as_ref()))?;
@@ -300,10 +323,12 @@ impl Watcher {
                 ));
                 return Ok(self.tally);
             }
-            let wait = if self.events.is_some() {
-                Duration::from_millis(500)
-            } else {
-                next_listing.saturating_duration_since(Instant::now())
+            let (_, next_confirmation) = self.confirmations();
+            let wake = next_confirmation.map_or(next_poll, |at| at.min(next_poll));
+            let wait = wake.saturating_duration_since(Instant::now());
+            let wait = match self.events {
+                Some(_) => wait.min(Duration::from_millis(500)),
+                None => wait,
             };
             match done_rx.recv_timeout(wait.max(Duration::from_millis(50))) {
                 Ok((key, verdict)) => self.finished(key, verdict),
@@ -352,27 +377,54 @@ impl Watcher {
 
     fn saw(&mut self, key: String, size: u64) {
         match self.seen.get_mut(&key) {
-            Some(seen) if seen.size == size => {}
+            Some(seen) if seen.size == size => seen.confirmed = Instant::now(),
             Some(seen) if seen.state == Tracking::Running => {}
-            Some(seen) => {
-                // Still growing, or uploaded again: wait for it to settle (again).
-                *seen = Seen {
-                    size,
-                    since: Instant::now(),
-                    state: Tracking::Waiting,
-                };
-            }
+            // Still growing, or uploaded again: wait for it to settle (again).
+            Some(seen) => *seen = Seen::new(size),
             None => {
-                self.seen.insert(
-                    key,
-                    Seen {
-                        size,
-                        since: Instant::now(),
-                        state: Tracking::Waiting,
-                    },
-                );
+                self.seen.insert(key, Seen::new(size));
             }
         }
+    }
+
+    /// The new videos that can be confirmed settled now, and when the next one can.
+    fn confirmations(&self) -> (Vec<String>, Option<Instant>) {
+        let (settle, now) = (self.watch.options.settle, Instant::now());
+        let mut due = Vec::new();
+        let mut next: Option<Instant> = None;
+        for (key, seen) in &self.seen {
+            if seen.state != Tracking::Waiting || seen.settled(settle) {
+                continue;
+            }
+            let at = seen.since + settle;
+            if at <= now {
+                due.push(key.clone());
+            } else {
+                next = Some(next.map_or(at, |n| n.min(at)));
+            }
+        }
+        (due, next)
+    }
+
+    /// Looks again at videos seen `settle` ago: by a listing of the inbox, or with events, at
+    /// each video alone (a listing would take up uploads whose events have not come).
+    async fn confirm(&mut self, due: Vec<String>) -> Result<()> {
+        if self.events.is_none() {
+            return self.list().await;
+        }
+        for key in due {
+            let listed = self
+                .watch_storage("looking at an upload", || self.inbox.list(&key))
+                .await?;
+            let Some(listed) = listed else { continue };
+            match listed.into_iter().find(|e| e.key == key) {
+                Some(entry) => self.saw(entry.key, entry.size),
+                None => {
+                    self.seen.remove(&key);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Takes Event Grid's messages: a finished upload in the inbox is seen at once (and still
@@ -430,7 +482,7 @@ impl Watcher {
             .seen
             .iter()
             .filter(|(_, s)| match s.state {
-                Tracking::Waiting => now.duration_since(s.since) >= settle,
+                Tracking::Waiting => s.settled(settle),
                 Tracking::RetryAt(at) => now >= at,
                 _ => false,
             })
