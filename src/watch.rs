@@ -28,8 +28,9 @@ pub fn run(args: &WatchArgs) -> Result<i32> {
         encode: args.encode.clone(),
     });
     let log = Arc::new(|line: &str| eprintln!("{line}"));
-    watch::run(options, planner, log)?;
-    Ok(0)
+    let tally = watch::run(options, planner, log)?;
+    // With --once, a video left for the next run (storage trouble) makes the exit code say so.
+    Ok(i32::from(tally.unfinished > 0))
 }
 
 fn watch_options(args: &WatchArgs) -> Result<WatchOptions> {

@@ -191,6 +191,8 @@ pub struct Tally {
     pub styled: usize,
     pub failed: usize,
     pub already_done: usize,
+    /// With `once`: videos that met storage trouble, left for the next run.
+    pub unfinished: usize,
 }
 
 /// Watches until stopped (Ctrl-C/SIGTERM), or with `once` until the inbox's videos are done.
@@ -317,8 +319,12 @@ impl Watcher {
                 self.start_ready(&done_tx);
             }
             if self.watch.options.once && self.running == 0 && self.all_settled() {
+                let unfinished = match self.tally.unfinished {
+                    0 => String::new(),
+                    n => format!(", {n} left for the next run"),
+                };
                 (self.watch.log)(&format!(
-                    "inbox done: {} styled, {} failed, {} styled before",
+                    "inbox done: {} styled, {} failed, {} styled before{unfinished}",
                     self.tally.styled, self.tally.failed, self.tally.already_done
                 ));
                 return Ok(self.tally);
@@ -528,6 +534,11 @@ impl Watcher {
             }
             video::Verdict::Retry(e) if cancelled() => {
                 log(&format!("{key}: stopped ({e:#}); a restart resumes it"));
+                Tracking::Finished
+            }
+            video::Verdict::Retry(e) if self.watch.options.once => {
+                self.tally.unfinished += 1;
+                log(&format!("{key}: {e:#} (left for the next run)"));
                 Tracking::Finished
             }
             video::Verdict::Retry(e) => {

@@ -390,17 +390,55 @@ impl Reporter for LogReporter {
     }
 
     fn input(&self, _name: &str) -> Box<dyn InputProgress> {
-        Box::new(Quiet)
+        Box::new(LogProgress {
+            name: self.name.clone(),
+            log: self.log.clone(),
+            state: std::sync::Mutex::new(ProgressState::default()),
+        })
     }
 }
 
-struct Quiet;
+/// How often a long run's progress is logged.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
-impl InputProgress for Quiet {
-    fn message(&self, _text: &str) {}
-    fn restart(&self, _total: u64) {}
-    fn set(&self, _done: u64) {}
-    fn advance(&self) {}
+/// A run's stage and counts, logged at most every [`PROGRESS_EVERY`]: a watcher's log is read
+/// later, not watched as a bar.
+struct LogProgress {
+    name: String,
+    log: Arc<dyn Fn(&str) + Send + Sync>,
+    state: std::sync::Mutex<ProgressState>,
+}
+
+#[derive(Default)]
+struct ProgressState {
+    total: u64,
+    done: u64,
+    logged: Option<std::time::Instant>,
+}
+
+impl InputProgress for LogProgress {
+    fn message(&self, text: &str) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.logged.is_some_and(|at| at.elapsed() < PROGRESS_EVERY) {
+            return;
+        }
+        state.logged = Some(std::time::Instant::now());
+        let counts = match state.total {
+            0 => String::new(),
+            total => format!(" ({}/{total})", state.done),
+        };
+        (self.log)(&format!("{}: {text}{counts}", self.name));
+    }
+    fn restart(&self, total: u64) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        (state.total, state.done) = (total, 0);
+    }
+    fn set(&self, done: u64) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).done = done;
+    }
+    fn advance(&self) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).done += 1;
+    }
     fn finish(&self) {}
 }
 
