@@ -88,31 +88,9 @@ pub fn runs(args: &RunsArgs) -> Result<i32> {
         bail!("--cloud STORAGE is required (the storage the runs were made in)");
     };
     let storage = crate::config::storage(spec, &args.container, &args.queue);
-    if let Some(RunsAction::Grant {
-        output_container,
-        hours,
-        scaler,
-        watcher,
-        inbox,
-        outbox,
-        events,
-    }) = &args.action
-    {
-        let holder = match (scaler, watcher, inbox, outbox, output_container) {
-            (true, ..) => Holder::Scaler,
-            (false, true, Some(inbox), Some(outbox), output_container) => {
-                Holder::Watcher(WatcherPlaces {
-                    inbox,
-                    outbox,
-                    events: events.as_deref(),
-                    output_container: output_container.as_deref(),
-                })
-            }
-            (false, false, .., Some(output_container)) => Holder::Worker { output_container },
-            _ => bail!("--output-container NAME is required (or --scaler, or --watcher with --inbox and --outbox)"),
-        };
+    if let Some(grant @ RunsAction::Grant { hours, .. }) = &args.action {
         // Signing makes no request: issued without opening the storage.
-        return print_grant(&storage, holder, *hours);
+        return print_grant(&storage, grant_holder(grant)?, *hours);
     }
     let (config, cloud) = storage.open()?;
     let rt = stylize_core::cloud::runtime()?;
@@ -162,6 +140,37 @@ pub fn runs(args: &RunsArgs) -> Result<i32> {
             }
         }
         Ok(0)
+    })
+}
+
+/// Whose grant `stylize runs grant` signs, from its options.
+fn grant_holder(action: &RunsAction) -> Result<Holder<'_>> {
+    let RunsAction::Grant {
+        output_container,
+        scaler,
+        watcher,
+        inbox,
+        outbox,
+        events,
+        ..
+    } = action
+    else {
+        unreachable!("called for grants only")
+    };
+    Ok(match (scaler, watcher, inbox, outbox, output_container) {
+        (true, ..) => Holder::Scaler,
+        (false, true, Some(inbox), Some(outbox), output_container) => {
+            Holder::Watcher(WatcherPlaces {
+                inbox,
+                outbox,
+                events: events.as_deref(),
+                output_container: output_container.as_deref(),
+            })
+        }
+        (false, false, .., Some(output_container)) => Holder::Worker { output_container },
+        _ => bail!(
+            "--output-container NAME is required (or --scaler, or --watcher with --inbox and --outbox)"
+        ),
     })
 }
 

@@ -242,6 +242,14 @@ fn an_inbox_is_styled_into_the_outbox_and_a_restarted_watcher_styles_nothing_aga
     }
 }
 
+/// The queue Event Grid would deliver to, `inbox-events`, made.
+fn events_queue(rt: &tokio::runtime::Runtime, spec: &str) -> Cloud {
+    let config = CloudConfig::from_spec(spec).unwrap();
+    let events = Cloud::open(&config.with_queue("inbox-events").unwrap()).unwrap();
+    rt.block_on(events.jobs.create_if_missing()).unwrap();
+    events
+}
+
 /// A BlobCreated event as Event Grid puts it on a storage queue (Base64 of the Event Grid
 /// schema), for blob `key` of the inbox, written by `api`.
 fn blob_created(container: &str, key: &str, api: &str, size: usize) -> String {
@@ -277,14 +285,7 @@ fn event_grid_messages_bring_finished_uploads_without_a_listing() {
     let inbox = backend.cloud_in("inbox").blobs;
     let outbox = backend.cloud_in("outbox").blobs;
     rt.block_on(inbox.create_if_missing()).unwrap();
-    let events: Cloud = Cloud::open(
-        &CloudConfig::from_spec(&spec)
-            .unwrap()
-            .with_queue("inbox-events")
-            .unwrap(),
-    )
-    .unwrap();
-    rt.block_on(events.jobs.create_if_missing()).unwrap();
+    let events = events_queue(&rt, &spec);
 
     let workers = [worker(&spec, "w1", &[])];
     // Listed once at start (empty), then only every hour: what comes now comes by events.
@@ -350,14 +351,7 @@ fn a_watcher_works_on_its_own_narrow_grant() {
     // The key's holder makes the containers and queues; a grant cannot.
     let runs = backend.cloud();
     rt.block_on(runs.create_if_missing()).unwrap();
-    let events = Cloud::open(
-        &CloudConfig::from_spec(&spec)
-            .unwrap()
-            .with_queue("inbox-events")
-            .unwrap(),
-    )
-    .unwrap();
-    rt.block_on(events.jobs.create_if_missing()).unwrap();
+    events_queue(&rt, &spec);
     let (inbox, outbox) = (
         backend.cloud_in("inbox").blobs,
         backend.cloud_in("outbox").blobs,

@@ -129,21 +129,7 @@ pub fn worker_grant(
         Scope::queue(&config.queue, JOB_QUEUE),
         Scope::queue(&config.poison_queue(), POISON_QUEUE),
     ];
-    let mut parts = vec![
-        format!("AccountName={}", account.account),
-        format!("BlobEndpoint={}", endpoint(&account.blob_endpoint)),
-        format!("QueueEndpoint={}", endpoint(&account.queue_endpoint)),
-        format!("Container={}", config.container),
-        format!("Queue={}", config.queue),
-    ];
-    for scope in &scopes {
-        parts.push(scope.entry(&account.account, key, expiry));
-    }
-    Ok(Grant {
-        connection_string: Redacted::new(parts.join(";")),
-        scopes,
-        expiry,
-    })
+    Ok(scoped_grant(config, account, key, scopes, expiry))
 }
 
 /// The containers and queues a watcher works with, besides the run container and job queue.
@@ -193,6 +179,18 @@ pub fn watcher_grant(
         crate::store::validate_resource_name("queue", events)?;
         scopes.push(Scope::queue(events, WATCHER_EVENTS_QUEUE));
     }
+    Ok(scoped_grant(config, account, key, scopes, expiry))
+}
+
+/// A connection string naming the account, its endpoints, the run container and queue, with one
+/// SAS per scope.
+fn scoped_grant(
+    config: &CloudConfig,
+    account: &AzureAccount,
+    key: &[u8],
+    scopes: Vec<Scope>,
+    expiry: OffsetDateTime,
+) -> Grant {
     let mut parts = vec![
         format!("AccountName={}", account.account),
         format!("BlobEndpoint={}", endpoint(&account.blob_endpoint)),
@@ -203,11 +201,11 @@ pub fn watcher_grant(
     for scope in &scopes {
         parts.push(scope.entry(&account.account, key, expiry));
     }
-    Ok(Grant {
+    Grant {
         connection_string: Redacted::new(parts.join(";")),
         scopes,
         expiry,
-    })
+    }
 }
 
 /// The scaler's grant: reads `config`'s job queue (its length) and nothing else, valid until
@@ -353,6 +351,15 @@ mod tests {
         }
     }
 
+    /// Each scope as (kind, name, permission letters).
+    fn scopes_of(grant: &Grant) -> Vec<(&'static str, &str, &'static str)> {
+        grant
+            .scopes
+            .iter()
+            .map(|s| (s.kind, s.name.as_str(), s.permissions.letters))
+            .collect()
+    }
+
     #[test]
     fn watcher_grant_covers_its_places_and_refuses_shared_containers() {
         let places = WatcherPlaces {
@@ -362,13 +369,8 @@ mod tests {
             output_container: None,
         };
         let grant = watcher_grant(&key_config(), places, expiry()).unwrap();
-        let shown: Vec<_> = grant
-            .scopes
-            .iter()
-            .map(|s| (s.kind, s.name.as_str(), s.permissions.letters))
-            .collect();
         assert_eq!(
-            shown,
+            scopes_of(&grant),
             [
                 ("container", "inbox", "rwdl"),
                 ("container", "outbox", "rw"),
@@ -379,10 +381,7 @@ mod tests {
             ]
         );
         let config = CloudConfig::from_spec(grant.connection_string.expose()).unwrap();
-        assert_eq!(
-            sas_of(azure(&config).queue_auth_for("inbox-events")).contains("sp=p"),
-            true
-        );
+        assert!(sas_of(azure(&config).queue_auth_for("inbox-events")).contains("sp=p"));
         assert!(matches!(
             azure(&config).blob_auth_for("elsewhere"),
             Err(Error::NotGranted { .. })
@@ -404,13 +403,8 @@ mod tests {
         let cs = grant.connection_string.expose();
         assert!(!cs.contains(KEY) && !cs.contains("AccountKey"), "{cs}");
         assert!(!format!("{grant:?}").contains("sig="));
-        let shown: Vec<_> = grant
-            .scopes
-            .iter()
-            .map(|s| (s.kind, s.name.as_str(), s.permissions.letters))
-            .collect();
         assert_eq!(
-            shown,
+            scopes_of(&grant),
             [
                 ("container", "inputs", "r"),
                 ("container", "outputs", "rwl"),

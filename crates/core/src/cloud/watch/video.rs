@@ -248,15 +248,22 @@ impl Video<'_> {
             }
             Err(e) => return Err(Problem::Trouble(e.into())),
         };
-        let file = Path::new(rel)
-            .file_name()
-            .map_or_else(|| "style".into(), |n| n.to_os_string());
-        let dir = self.work.join("style");
-        std::fs::create_dir_all(&dir).context("making the style folder")?;
-        let path = dir.join(file);
-        std::fs::write(&path, &bytes)
-            .with_context(|| format!("{}: cannot write", path.display()))?;
+        let path = self.keep("style", rel, &bytes)?;
         Ok(path.to_string_lossy().into_owned())
+    }
+
+    /// Writes `bytes` into the work folder's `dir` under the file name of blob `key`.
+    fn keep(&self, dir: &str, key: &str, bytes: &[u8]) -> Result<PathBuf> {
+        let name = Path::new(key)
+            .file_name()
+            .map_or_else(|| dir.into(), |n| n.to_os_string());
+        let dir = self.work.join(dir);
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("{}: cannot create", dir.display()))?;
+        let path = dir.join(name);
+        std::fs::write(&path, bytes)
+            .with_context(|| format!("{}: cannot write", path.display()))?;
+        Ok(path)
     }
 
     async fn download(&self) -> Result<PathBuf, Problem> {
@@ -265,15 +272,7 @@ impl Video<'_> {
             .get(self.key)
             .await
             .map_err(anyhow::Error::from)?;
-        let name = Path::new(self.key)
-            .file_name()
-            .map_or_else(|| "video".into(), |n| n.to_os_string());
-        let dir = self.work.join("in");
-        std::fs::create_dir_all(&dir).context("making the input folder")?;
-        let path = dir.join(name);
-        std::fs::write(&path, &bytes)
-            .with_context(|| format!("{}: cannot write", path.display()))?;
-        Ok(path)
+        Ok(self.keep("in", self.key, &bytes)?)
     }
 
     /// The outbox name: the video's own path with the output's extension; a blob already there
