@@ -440,3 +440,61 @@ fn a_watcher_works_on_its_own_narrow_grant() {
         stop(worker);
     }
 }
+
+/// A watcher killed while a video's jobs run: restarted, it resumes that run (the run id is the
+/// video's hash) and its jobs done before the kill are not styled again.
+#[test]
+fn a_watcher_killed_mid_run_resumes_that_run_on_restart() {
+    let Some(backend) = Backend::azurite() else {
+        return;
+    };
+    let spec = backend.spec();
+    let dir = tempdir();
+    let clip = scene_clip(dir.path(), "long.mp4", "64x48", "10", 48, &[TONE], &[]);
+    let rt = rt();
+    let inbox = backend.cloud_in("inbox").blobs;
+    put(
+        &rt,
+        inbox.as_ref(),
+        "starry-blue/long.mp4",
+        std::fs::read(&clip).unwrap(),
+    );
+    // Six jobs of 8 frames at 0.1 s a frame: about five seconds of styling.
+    let worker = worker(&spec, "w1", &["--test-stylizer-ms", "100"]);
+    let work = dir.path().join("work");
+    let watch = watcher(&spec, &work, "0.5", &["--frames-per-job", "8"]);
+    let runs = backend.cloud();
+    let done = |run: &stylize_cloud::RunId| contents(&rt, runs.blobs.as_ref(), &run.done_prefix());
+    wait_for(&watch, "two jobs are done", || {
+        let ids = rt
+            .block_on(stylize_cloud::list_runs(runs.blobs.as_ref()))
+            .unwrap();
+        ids.first().is_some_and(|run| done(run).len() >= 2)
+    });
+    watch.sigkill();
+    let run = the_run(&rt, &runs);
+    let done_before = done(&run);
+    assert!(done_before.len() < 6, "the run ended before the kill");
+
+    let (code, log) = watcher(&spec, &work, "0.5", &["--once", "--frames-per-job", "8"]).wait();
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains(&format!("resuming run {run}")), "{log}");
+    assert!(log.contains("inbox done: 1 styled, 0 failed"), "{log}");
+    assert_eq!(the_run(&rt, &runs), run, "one run, resumed");
+    let done_after = done(&run);
+    assert_eq!(done_after.len(), 6);
+    for (key, marker) in &done_before {
+        assert_eq!(done_after.get(key), Some(marker), "{key} was styled again");
+    }
+    let outbox = backend.cloud_in("outbox").blobs;
+    let output = dir.path().join("from-outbox.mp4");
+    std::fs::write(
+        &output,
+        rt.block_on(outbox.get("starry-blue/long.mp4")).unwrap(),
+    )
+    .unwrap();
+    assert_same_timing_and_audio("h264", &clip, &output, (64, 48));
+    // The killed watcher's copy of the video was cleared away by the next.
+    assert_eq!(listing(&work), Vec::<String>::new());
+    stop(worker);
+}

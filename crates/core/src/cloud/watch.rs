@@ -45,6 +45,9 @@ pub const SIDECAR_KEYS: &[&str] = &[
 /// The file names a style folder's picture may have: `style.<ext>`.
 pub const STYLE_PICTURE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "webp"];
 
+/// The work folder's per-video folders start so; a killed watcher's are removed at the next start.
+const WORK_PREFIX: &str = "stylize-watch-";
+
 /// How long a video whose run hit trouble (storage, an interruption) waits before another try.
 const RETRY_AFTER: Duration = Duration::from_secs(60);
 
@@ -209,6 +212,7 @@ pub fn run(
             options.work_dir.display()
         )
     })?;
+    remove_leftovers(&options.work_dir);
     let watch = Arc::new(Watch {
         options,
         planner,
@@ -259,6 +263,19 @@ pub fn run(
         running: 0,
     }
     .go(&rt)
+}
+
+/// Removes the per-video folders a killed watcher left (only those: the folder may hold more).
+fn remove_leftovers(work_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(work_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let ours = entry.file_name().to_string_lossy().starts_with(WORK_PREFIX);
+        if ours && entry.file_type().is_ok_and(|t| t.is_dir()) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// The inbox may not hold the outbox, the runs or the ledger: the watcher would take its own

@@ -42,7 +42,7 @@ fn unusable(reason: impl Into<String>) -> Problem {
 /// coordinator drives its run with a runtime of its own.
 pub(super) fn style_one(watch: &Watch, key: &str, size: u64) -> Verdict {
     let work = match tempfile::Builder::new()
-        .prefix("video-")
+        .prefix(super::WORK_PREFIX)
         .tempdir_in(&watch.options.work_dir)
         .with_context(|| {
             format!(
