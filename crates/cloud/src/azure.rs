@@ -348,9 +348,6 @@ pub struct AzureBlobStore {
     account: String,
     container_name: String,
     endpoint: Url,
-    /// Reached through a grant (`stylize runs grant`), which cannot create containers: the
-    /// key's holder makes them.
-    granted: bool,
 }
 
 impl fmt::Debug for AzureBlobStore {
@@ -378,7 +375,6 @@ impl AzureBlobStore {
             account: account.account.clone(),
             container_name: container.to_owned(),
             endpoint: account.blob_endpoint.clone(),
-            granted: matches!(account.blob_auth, Auth::Scoped(_)),
         })
     }
 
@@ -426,9 +422,6 @@ impl AzureBlobStore {
 #[async_trait]
 impl BlobStore for AzureBlobStore {
     async fn create_if_missing(&self) -> Result<()> {
-        if self.granted {
-            return Ok(());
-        }
         match self.container.create(None).await {
             Ok(_) => Ok(()),
             Err(e) if status_of(&e) == Some(409) => Ok(()),
@@ -545,8 +538,6 @@ pub struct AzureQueue {
     client: QueueClient,
     name: String,
     account: String,
-    /// Reached through a grant, which cannot create queues (as [`AzureBlobStore`]).
-    granted: bool,
 }
 
 impl fmt::Debug for AzureQueue {
@@ -579,7 +570,6 @@ impl AzureQueue {
             client,
             name: name.to_owned(),
             account: account.account.clone(),
-            granted: matches!(account.queue_auth, Auth::Scoped(_)),
         })
     }
 
@@ -615,9 +605,6 @@ impl JobQueue for AzureQueue {
     }
 
     async fn create_if_missing(&self) -> Result<()> {
-        if self.granted {
-            return Ok(());
-        }
         match self.client.create(None).await {
             Ok(_) => Ok(()),
             Err(e) if status_of(&e) == Some(409) => Ok(()),

@@ -107,7 +107,10 @@ pub use redact::{redact_secrets, Redacted};
 pub use run::{
     delete_run, existing_frames, list_runs, load_manifest, publish_manifest, RunProgress,
 };
-pub use store::{dead_letter, poison_queue_name, BlobEntry, BlobStore, JobQueue, ReceivedMessage};
+pub use store::{
+    dead_letter, made_or_not_ours_to_make, poison_queue_name, BlobEntry, BlobStore, JobQueue,
+    ReceivedMessage,
+};
 
 use std::{fmt, sync::Arc};
 
@@ -191,10 +194,11 @@ impl Cloud {
 
     /// Creates the container and both queues where missing (the coordinator
     /// does this; a worker whose SAS may not create things need not).
+    /// Credentials that may not create (a grant) leave making them to whoever issued them.
     pub async fn create_if_missing(&self) -> Result<()> {
-        self.blobs.create_if_missing().await?;
-        self.jobs.create_if_missing().await?;
-        self.poison.create_if_missing().await
+        made_or_not_ours_to_make(self.blobs.create_if_missing().await)?;
+        made_or_not_ours_to_make(self.jobs.create_if_missing().await)?;
+        made_or_not_ours_to_make(self.poison.create_if_missing().await)
     }
 }
 

@@ -118,6 +118,16 @@ pub trait JobQueue: Send + Sync + fmt::Debug {
     async fn clear(&self) -> Result<()>;
 }
 
+/// The outcome of a `create_if_missing` where the credentials may not create (a grant of
+/// `stylize runs grant`, scoped roles): a refusal for want of permission is no error, as whoever
+/// scoped the credentials made the container or queue; any other error stays one.
+pub fn made_or_not_ours_to_make(created: Result<()>) -> Result<()> {
+    match created {
+        Err(Error::PermissionDenied { .. }) => Ok(()),
+        other => other,
+    }
+}
+
 /// The longest visibility timeout Azure accepts.
 pub const MAX_VISIBILITY: Duration = Duration::from_secs(7 * 24 * 3600);
 

@@ -253,9 +253,7 @@ async fn submit_and_collect(
         .cloud
         .outputs_of(manifest.output_container.as_deref())?;
     if manifest.output_container.is_some() {
-        outputs
-            .create_if_missing()
-            .await
+        stylize_cloud::made_or_not_ours_to_make(outputs.create_if_missing().await)
             .context("creating the output container")?;
     }
     let mut progress = RunProgress::load(outputs.as_ref(), &manifest).await?;

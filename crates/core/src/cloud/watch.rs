@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use stylize_cloud::events::{parse_event_message, BlobEvent};
 use stylize_cloud::store::{validate_key, validate_resource_name};
-use stylize_cloud::{BlobStore, Cloud, JobQueue};
+use stylize_cloud::{made_or_not_ours_to_make, BlobStore, Cloud, JobQueue};
 
 use super::coordinator::CoordinatorOptions;
 use crate::cancel::cancelled;
@@ -232,9 +232,7 @@ pub fn run(
             .with_context(|| format!("cannot use {cloud}"))?;
         if let Some(events) = &events {
             // Made by the operator with the Event Grid subscription; made here for a first try.
-            events
-                .create_if_missing()
-                .await
+            made_or_not_ours_to_make(events.create_if_missing().await)
                 .with_context(|| format!("cannot use the events queue {}", events.name()))?;
         }
         inbox

@@ -150,7 +150,7 @@ impl Video<'_> {
                 .await
                 .with_context(|| format!("{}: cannot read the styled video", written.display()))?;
             let outbox = self.cloud.container(outbox)?;
-            outbox.create_if_missing().await?;
+            stylize_cloud::made_or_not_ours_to_make(outbox.create_if_missing().await)?;
             outbox.put(&output_key, Bytes::from(bytes)).await?;
             let done = Entry {
                 state: State::Done,
