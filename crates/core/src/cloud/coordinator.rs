@@ -829,6 +829,8 @@ struct Follow<'a> {
     polls: u64,
     /// Done jobs at the last poll, and the wait before the next one.
     pace: (usize, Duration),
+    /// Jobs still waiting on the queue at the last poll: none, and the run is in its last round.
+    queued_left: usize,
 }
 
 impl<'a> Follow<'a> {
@@ -852,15 +854,17 @@ impl<'a> Follow<'a> {
             lost: LostJobs::new(shared.options.requeue_after),
             polls: 0,
             pace: (0, POLL),
+            queued_left: usize::MAX,
         })
     }
 
     /// How long to wait before the next poll: [`POLL_SOON`] after a poll that found jobs newly
-    /// done, doubling back to [`POLL`] while none are.
+    /// done, doubling back to [`POLL`] while none are; [`POLL_SOON`] throughout the last round
+    /// (every job left is running), whose end is the run's end.
     fn next_wait(&mut self) -> Duration {
         let (seen, wait) = self.pace;
         let done = self.progress.done.len();
-        let wait = match done > seen {
+        let wait = match done > seen || self.queued_left == 0 {
             true => POLL_SOON,
             false => (wait * 2).min(POLL),
         };
@@ -908,6 +912,7 @@ impl<'a> Follow<'a> {
             manifest.frame_count,
         );
         self.show(&standing, written);
+        self.queued_left = standing.queued;
         if !self.progress.failed.is_empty() && self.progress.is_settled() {
             return Err(failure_report(manifest, &self.progress));
         }

@@ -267,6 +267,33 @@ async fn queue_ready(
     Ok(())
 }
 
+/// Segments downloaded side by side at most, before they are joined.
+const JOIN_BATCH: usize = 32;
+
+/// Downloads job `job`'s segment into `dir`, riding out storage trouble: its spec, path and size.
+async fn fetch_segment(
+    shared: &Arc<Shared>,
+    outputs: &Arc<dyn BlobStore>,
+    manifest: &RunManifest,
+    job: u32,
+    dir: &std::path::Path,
+) -> Result<(stylize_cloud::JobSpec, std::path::PathBuf, u64)> {
+    let spec = manifest.job_spec(job).expect("jobs are in range");
+    let key = manifest.run_id.segment_key(job);
+    let path = dir.join(format!("{job:05}.mkv"));
+    let what = format!("downloading the segment of job {job}");
+    let _permit = shared.transfers.acquire().await.expect("never closed");
+    let bytes = shared
+        .patience
+        .retry(&what, || outputs.get(&key))
+        .await
+        .context(what)?;
+    tokio::fs::write(&path, &bytes)
+        .await
+        .with_context(|| format!("{}: cannot write", path.display()))?;
+    Ok((spec, path, bytes.len() as u64))
+}
+
 /// Follows the run and joins each job's segment in order as it is done, into the output with
 /// the input's audio. Returns frames written, bytes downloaded and how many workers took part.
 pub(super) async fn follow_and_join(
@@ -287,21 +314,18 @@ pub(super) async fn follow_and_join(
             bail!("interrupted; run {} goes on in storage, and re-running the same command picks it up", manifest.run_id);
         }
         follow.poll(joined).await?;
-        while follow.progress.done.contains(&next_job) {
-            let spec = manifest.job_spec(next_job).expect("jobs are in range");
-            let key = manifest.run_id.segment_key(next_job);
-            let path = spool.0.join(format!("{next_job:05}.mkv"));
-            let what = format!("downloading the segment of job {next_job}");
-            let outputs = follow.outputs.clone();
-            let bytes = shared
-                .patience
-                .retry(&what, || outputs.get(&key))
-                .await
-                .context(what)?;
-            bytes_down += bytes.len() as u64;
-            tokio::fs::write(&path, &bytes)
-                .await
-                .with_context(|| format!("{}: cannot write", path.display()))?;
+        // The done jobs next in order download side by side (jobs of one round finish together),
+        // then join in order.
+        let ready: Vec<u32> = (next_job..manifest.job_count)
+            .take_while(|job| follow.progress.done.contains(job))
+            .take(JOIN_BATCH)
+            .collect();
+        if let Some(&last) = ready.last() {
+            let fetches = ready
+                .iter()
+                .map(|&job| fetch_segment(shared, &follow.outputs, manifest, job, &spool.0));
+            let fetched = futures::future::try_join_all(fetches).await?;
+            bytes_down += fetched.iter().map(|(_, _, size)| size).sum::<u64>();
             let (info, temp_path, final_path) = (
                 info.clone(),
                 temp.path().to_path_buf(),
@@ -310,28 +334,38 @@ pub(super) async fn follow_and_join(
             let current = joiner.take();
             joiner = Some(
                 blocking(move || {
-                    let mut joiner = match current {
-                        Some(joiner) => joiner,
-                        None => SegmentJoiner::create(&temp_path, &final_path, &info, &path)?,
-                    };
-                    joiner.append(&path, spec.frames.start, spec.frames.len())?;
-                    let _ = std::fs::remove_file(&path);
-                    Ok(joiner)
+                    let mut joiner = current;
+                    for (spec, path, _) in fetched {
+                        let mut joining = match joiner.take() {
+                            Some(joiner) => joiner,
+                            None => SegmentJoiner::create(&temp_path, &final_path, &info, &path)?,
+                        };
+                        joining.append(&path, spec.frames.start, spec.frames.len())?;
+                        let _ = std::fs::remove_file(&path);
+                        joiner = Some(joining);
+                    }
+                    joiner.ok_or_else(|| anyhow!("no segment to join"))
                 })
                 .await?,
             );
+            let spec = manifest.job_spec(last).expect("jobs are in range");
             joined = u64::from(spec.frames.end);
             bar.set(joined);
-            next_job += 1;
+            next_job = last + 1;
+            continue;
         }
         if next_job < manifest.job_count {
             tokio::time::sleep(follow.next_wait()).await;
         }
     }
     let joiner = joiner.ok_or_else(|| anyhow!("the run has no jobs"))?;
-    let summary = blocking(move || Ok(joiner.finish()?)).await?;
+    // Who took part is read while the output is finished, not after.
+    let (summary, workers) = tokio::join!(
+        blocking(move || Ok(joiner.finish()?)),
+        count_workers(&follow.outputs, manifest)
+    );
+    let summary = summary?;
     plan.commit_with_side(temp, None)?;
-    let workers = count_workers(&follow.outputs, manifest).await;
     drop(spool);
     Ok((summary.frames, bytes_down, workers))
 }
