@@ -383,6 +383,10 @@ impl AzureBlobStore {
     }
 }
 
+/// Files larger than this go up as blocks of this size ([`BlobStore::put_file`]): one block in
+/// memory at a time, where a single put would hold the whole file.
+const UPLOAD_BLOCK: usize = 8 << 20;
+
 /// A large upload in progress, for tests: its blocks are staged but not yet committed, so the
 /// blob is in no listing and cannot be read (Azure's own rule, which `stylize watch` relies on).
 #[cfg(feature = "testing")]
@@ -473,6 +477,75 @@ impl BlobStore for AzureBlobStore {
             .collect()
             .await
             .map_err(|e| self.err(e, || format!("get {key}")))
+    }
+
+    async fn get_to_file(&self, key: &str, path: &std::path::Path) -> Result<u64> {
+        use tokio::io::AsyncWriteExt as _;
+        validate_key(key)?;
+        let response = match self.container.blob_client(key).download(None).await {
+            Ok(r) => r,
+            Err(e) if status_of(&e) == Some(404) => {
+                return Err(Error::NotFound(format!("blob {key}")))
+            }
+            Err(e) => return Err(self.err(e, || format!("get {key}"))),
+        };
+        let io = |e| Error::io("writing", path, e);
+        let mut file = tokio::fs::File::create(path).await.map_err(io)?;
+        let (mut body, mut size) = (response.body, 0u64);
+        while let Some(chunk) = body
+            .try_next()
+            .await
+            .map_err(|e| self.err(e, || format!("get {key}")))?
+        {
+            size += chunk.len() as u64;
+            file.write_all(&chunk).await.map_err(io)?;
+        }
+        file.flush().await.map_err(io)?;
+        Ok(size)
+    }
+
+    async fn put_file(&self, key: &str, path: &std::path::Path) -> Result<u64> {
+        use tokio::io::AsyncReadExt as _;
+        validate_key(key)?;
+        let io = |e| Error::io("reading", path, e);
+        let mut file = tokio::fs::File::open(path).await.map_err(io)?;
+        let size = file.metadata().await.map_err(io)?.len();
+        if size <= UPLOAD_BLOCK as u64 {
+            let mut bytes = Vec::with_capacity(size as usize);
+            file.read_to_end(&mut bytes).await.map_err(io)?;
+            self.put(key, Bytes::from(bytes)).await?;
+            return Ok(size);
+        }
+        // Staged blocks stay invisible until the list commits them: a reader never sees half.
+        let blob = self.container.blob_client(key).block_blob_client();
+        let op = || format!("put {key}");
+        let mut ids = Vec::new();
+        loop {
+            let mut block = Vec::with_capacity(UPLOAD_BLOCK);
+            (&mut file)
+                .take(UPLOAD_BLOCK as u64)
+                .read_to_end(&mut block)
+                .await
+                .map_err(io)?;
+            if block.is_empty() {
+                break;
+            }
+            // Block ids of one blob must all have the same length.
+            let id = format!("stylize-block-{:06}", ids.len()).into_bytes();
+            let length = block.len() as u64;
+            blob.stage_block(&id, length, Bytes::from(block).into(), None)
+                .await
+                .map_err(|e| self.err(e, op))?;
+            ids.push(id);
+        }
+        let blocks = azure_storage_blob::models::BlockLookupList {
+            latest: Some(ids),
+            ..Default::default()
+        };
+        blob.commit_block_list(blocks.try_into().map_err(|e| self.err(e, op))?, None)
+            .await
+            .map_err(|e| self.err(e, op))?;
+        Ok(size)
     }
 
     async fn exists(&self, key: &str) -> Result<bool> {

@@ -111,6 +111,39 @@ impl BlobStore for LocalBlobStore {
         .await
     }
 
+    async fn get_to_file(&self, key: &str, to: &Path) -> Result<u64> {
+        let path = self.path_of(key)?;
+        let (key, to) = (key.to_owned(), to.to_path_buf());
+        blocking(move || match fs::copy(&path, &to) {
+            Ok(size) => Ok(size),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !path.exists() => {
+                Err(Error::NotFound(format!("blob {key}")))
+            }
+            Err(e) => Err(Error::io("copying", &to, e)),
+        })
+        .await
+    }
+
+    async fn put_file(&self, key: &str, from: &Path) -> Result<u64> {
+        let path = self.path_of(key)?;
+        let (tmp, from) = (self.tmp.clone(), from.to_path_buf());
+        blocking(move || {
+            fs::create_dir_all(&tmp).map_err(|e| Error::io("creating", &tmp, e))?;
+            let staged = tmp.join(unique_name());
+            let size = fs::copy(&from, &staged).map_err(|e| {
+                let _ = fs::remove_file(&staged);
+                Error::io("reading", &from, e)
+            })?;
+            make_parent(&path)?;
+            fs::rename(&staged, &path).map_err(|e| {
+                let _ = fs::remove_file(&staged);
+                Error::io("writing", &path, e)
+            })?;
+            Ok(size)
+        })
+        .await
+    }
+
     async fn exists(&self, key: &str) -> Result<bool> {
         let path = self.path_of(key)?;
         blocking(move || match fs::metadata(&path) {

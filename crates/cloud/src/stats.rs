@@ -102,6 +102,16 @@ impl BlobStore for CountedBlobs {
         self.inner.get(key).await
     }
 
+    async fn get_to_file(&self, key: &str, path: &std::path::Path) -> Result<u64> {
+        self.counters.request();
+        self.inner.get_to_file(key, path).await
+    }
+
+    async fn put_file(&self, key: &str, path: &std::path::Path) -> Result<u64> {
+        self.counters.request();
+        self.inner.put_file(key, path).await
+    }
+
     async fn exists(&self, key: &str) -> Result<bool> {
         self.counters.request();
         self.inner.exists(key).await

@@ -3,7 +3,7 @@
 use crate::{Error, Result};
 use async_trait::async_trait;
 use bytes::Bytes;
-use std::{fmt, time::Duration};
+use std::{fmt, path::Path, time::Duration};
 
 /// One blob in a listing.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,6 +42,29 @@ pub trait BlobStore: Send + Sync + fmt::Debug {
 
     /// Deletes a blob; returns whether it existed.
     async fn delete(&self, key: &str) -> Result<bool>;
+
+    /// Writes a whole blob into the file at `path` (made or replaced); its size. Transports that
+    /// can stream it hold one chunk in memory, not the blob ([`Error::NotFound`] as [`get`]).
+    ///
+    /// [`get`]: BlobStore::get
+    async fn get_to_file(&self, key: &str, path: &Path) -> Result<u64> {
+        let bytes = self.get(key).await?;
+        tokio::fs::write(path, &bytes)
+            .await
+            .map_err(|e| Error::io("writing", path, e))?;
+        Ok(bytes.len() as u64)
+    }
+
+    /// Writes the file at `path` as blob `key`, replacing any; its size. Transports that can
+    /// upload it block by block hold one block in memory, not the file.
+    async fn put_file(&self, key: &str, path: &Path) -> Result<u64> {
+        let bytes = tokio::fs::read(path)
+            .await
+            .map_err(|e| Error::io("reading", path, e))?;
+        let size = bytes.len() as u64;
+        self.put(key, Bytes::from(bytes)).await?;
+        Ok(size)
+    }
 
     /// Where the blobs live, for messages (never contains a secret).
     fn location(&self) -> String;

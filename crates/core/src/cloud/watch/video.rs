@@ -146,12 +146,9 @@ impl Video<'_> {
         (self.watch.log)(&format!("{}: styling into {}", self.key, entry.output));
         let written = self.run(&config)?;
         rt.block_on(async {
-            let bytes = tokio::fs::read(&written)
-                .await
-                .with_context(|| format!("{}: cannot read the styled video", written.display()))?;
             let outbox = self.cloud.container(outbox)?;
             stylize_cloud::made_or_not_ours_to_make(outbox.create_if_missing().await)?;
-            outbox.put(&output_key, Bytes::from(bytes)).await?;
+            outbox.put_file(&output_key, &written).await?;
             let done = Entry {
                 state: State::Done,
                 ..entry.clone()
@@ -254,9 +251,7 @@ impl Video<'_> {
 
     /// Writes `bytes` into the work folder's `dir` under the file name of blob `key`.
     fn keep(&self, dir: &str, key: &str, bytes: &[u8]) -> Result<PathBuf> {
-        let name = Path::new(key)
-            .file_name()
-            .map_or_else(|| dir.into(), |n| n.to_os_string());
+        let name = file_name_of(key);
         let dir = self.work.join(dir);
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("{}: cannot create", dir.display()))?;
@@ -267,12 +262,16 @@ impl Video<'_> {
     }
 
     async fn download(&self) -> Result<PathBuf, Problem> {
-        let bytes = self
-            .inbox()?
-            .get(self.key)
+        let dir = self.work.join("in");
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("{}: cannot create", dir.display()))?;
+        let path = dir.join(file_name_of(self.key));
+        // Streamed to disk: a master of gigabytes is never held in memory.
+        self.inbox()?
+            .get_to_file(self.key, &path)
             .await
             .map_err(anyhow::Error::from)?;
-        Ok(self.keep("in", self.key, &bytes)?)
+        Ok(path)
     }
 
     /// The outbox name: the video's own path with the output's extension; a blob already there
@@ -317,10 +316,11 @@ impl Video<'_> {
                 Bytes::from(format!("{reason}\n")),
             )
             .await?;
+        let copy = self.work.join("failed");
         for key in [self.key.to_owned(), format!("{}.json", self.key)] {
-            match inbox.get(&key).await {
-                Ok(bytes) => {
-                    inbox.put(&failed(&key), bytes).await?;
+            match inbox.get_to_file(&key, &copy).await {
+                Ok(_) => {
+                    inbox.put_file(&failed(&key), &copy).await?;
                     inbox.delete(&key).await?;
                 }
                 Err(CloudError::NotFound(_)) => {}
@@ -331,6 +331,13 @@ impl Video<'_> {
         ledger::forget(self.cloud.blobs.as_ref(), inbox_container, self.key).await?;
         Ok(())
     }
+}
+
+/// The last part of a blob name, as a file name.
+fn file_name_of(key: &str) -> std::ffi::OsString {
+    Path::new(key)
+        .file_name()
+        .map_or_else(|| "blob".into(), |n| n.to_os_string())
 }
 
 /// A sidecar's options: a JSON object whose keys are the long options of a run (`style`,
