@@ -265,7 +265,7 @@ pub fn worker_options(args: &WorkerArgs) -> Result<WorkerOptions> {
 }
 
 /// A number of seconds from the command line; one line naming the option when it is unusable.
-fn seconds_option(name: &str, secs: f64, zero_allowed: bool) -> Result<Duration> {
+pub fn seconds_option(name: &str, secs: f64, zero_allowed: bool) -> Result<Duration> {
     // Thirty days: anything longer is a typo, and Duration would overflow on the absurd.
     const LONGEST: f64 = 30.0 * 24.0 * 3600.0;
     let above_floor = secs > 0.0 || (zero_allowed && secs == 0.0);

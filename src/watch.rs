@@ -1,7 +1,6 @@
 //! `stylize watch` on the terminal: its options checked, each video's options read as the command line reads them, and its log on stderr.
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
 use clap::Parser;
@@ -56,8 +55,8 @@ fn watch_options(args: &WatchArgs) -> Result<WatchOptions> {
         inbox: Place::parse("--inbox", &args.inbox)?,
         outbox: Place::parse("--outbox", &args.outbox)?,
         events: args.events.clone(),
-        poll: seconds("--poll", poll)?,
-        settle: seconds("--settle", args.settle)?,
+        poll: config::seconds_option("--poll", poll, false)?,
+        settle: config::seconds_option("--settle", args.settle, true)?,
         concurrent: args.concurrent as usize,
         once: args.once,
         work_dir: args
@@ -66,13 +65,6 @@ fn watch_options(args: &WatchArgs) -> Result<WatchOptions> {
             .unwrap_or_else(|| std::env::temp_dir().join("stylize-watch")),
         default_style: args.look.style.is_some(),
     })
-}
-
-fn seconds(name: &str, secs: f64) -> Result<Duration> {
-    if !(secs.is_finite() && (0.0..=86_400.0).contains(&secs)) {
-        bail!("{name} must be 0 to 86400 seconds, not {secs}");
-    }
-    Ok(Duration::from_secs_f64(secs))
 }
 
 /// The options one video may set, parsed by the same definitions as the command line (a later

@@ -381,6 +381,16 @@ impl AzureBlobStore {
     fn err(&self, e: azure_core::Error, operation: impl FnOnce() -> String) -> Error {
         map_error(e, &operation(), &self.account)
     }
+
+    /// The body of blob `key`, still to be read; [`Error::NotFound`] if it does not exist.
+    async fn download(&self, key: &str) -> Result<azure_core::http::response::AsyncResponseBody> {
+        validate_key(key)?;
+        match self.container.blob_client(key).download(None).await {
+            Ok(response) => Ok(response.body),
+            Err(e) if status_of(&e) == Some(404) => Err(Error::NotFound(format!("blob {key}"))),
+            Err(e) => Err(self.err(e, || format!("get {key}"))),
+        }
+    }
 }
 
 /// Files larger than this go up as blocks of this size ([`BlobStore::put_file`]): one block in
@@ -465,15 +475,8 @@ impl BlobStore for AzureBlobStore {
     }
 
     async fn get(&self, key: &str) -> Result<Bytes> {
-        validate_key(key)?;
-        let not_found = |e: &azure_core::Error| status_of(e) == Some(404);
-        let response = match self.container.blob_client(key).download(None).await {
-            Ok(r) => r,
-            Err(e) if not_found(&e) => return Err(Error::NotFound(format!("blob {key}"))),
-            Err(e) => return Err(self.err(e, || format!("get {key}"))),
-        };
-        response
-            .body
+        self.download(key)
+            .await?
             .collect()
             .await
             .map_err(|e| self.err(e, || format!("get {key}")))
@@ -481,17 +484,10 @@ impl BlobStore for AzureBlobStore {
 
     async fn get_to_file(&self, key: &str, path: &std::path::Path) -> Result<u64> {
         use tokio::io::AsyncWriteExt as _;
-        validate_key(key)?;
-        let response = match self.container.blob_client(key).download(None).await {
-            Ok(r) => r,
-            Err(e) if status_of(&e) == Some(404) => {
-                return Err(Error::NotFound(format!("blob {key}")))
-            }
-            Err(e) => return Err(self.err(e, || format!("get {key}"))),
-        };
+        let mut body = self.download(key).await?;
         let io = |e| Error::io("writing", path, e);
         let mut file = tokio::fs::File::create(path).await.map_err(io)?;
-        let (mut body, mut size) = (response.body, 0u64);
+        let mut size = 0u64;
         while let Some(chunk) = body
             .try_next()
             .await

@@ -708,6 +708,22 @@ async fn put_patiently(
     Ok(size)
 }
 
+/// Downloads `key` into the file at `path` once a transfer slot is free, riding out storage
+/// trouble (`what` names it in what is said); its size.
+async fn get_patiently_to_file(
+    patience: &Patience,
+    transfers: &Semaphore,
+    blobs: &dyn BlobStore,
+    (key, path): (&str, &std::path::Path),
+    what: String,
+) -> Result<u64> {
+    let _permit = transfers.acquire().await.expect("never closed");
+    patience
+        .retry(&what, || blobs.get_to_file(key, path))
+        .await
+        .context(what)
+}
+
 async fn enqueue(shared: &Shared, manifest: &RunManifest, job: u32) -> Result<()> {
     super::enqueue(&shared.cloud, manifest, job, &shared.patience).await
 }
@@ -1068,16 +1084,16 @@ impl Downloads {
                 let patience = follow.shared.patience.clone();
                 let path = spool.join(format!("{n:06}"));
                 self.tasks.spawn(async move {
-                    let _permit = transfers.acquire_owned().await.expect("never closed");
                     let what = format!("downloading styled frame {n}");
-                    let bytes = patience
-                        .retry(&what, || blobs.get(&key))
-                        .await
-                        .context(what)?;
-                    tokio::fs::write(&path, &bytes)
-                        .await
-                        .with_context(|| format!("{}: cannot write", path.display()))?;
-                    Ok((n, path, bytes.len() as u64))
+                    let size = get_patiently_to_file(
+                        &patience,
+                        &transfers,
+                        blobs.as_ref(),
+                        (&key, &path),
+                        what,
+                    )
+                    .await?;
+                    Ok((n, path, size))
                 });
             }
         }

@@ -89,6 +89,11 @@ impl Place {
             .filter(|rel| !rel.is_empty())
     }
 
+    /// Whether blob `key` lies here and may be a video (see [`is_a_video_candidate`]).
+    fn holds_a_video(&self, key: &str) -> bool {
+        self.rel(key).is_some_and(is_a_video_candidate)
+    }
+
     fn contains(&self, other: &Place) -> bool {
         self.container == other.container && other.prefix.starts_with(&self.prefix)
     }
@@ -235,10 +240,7 @@ pub fn run(
             made_or_not_ours_to_make(events.create_if_missing().await)
                 .with_context(|| format!("cannot use the events queue {}", events.name()))?;
         }
-        inbox
-            .list(&watch.options.inbox.prefix)
-            .await
-            .with_context(|| format!("cannot list the inbox {}", watch.options.inbox))
+        anyhow::Ok(())
     })?;
     (watch.log)(&format!(
         "watching {} (every {:.0} s{}), styled videos go to {}",
@@ -368,15 +370,15 @@ impl Watcher {
         let Some(entries) = entries else {
             return Ok(());
         };
-        let now: Vec<_> = entries
+        let now: HashMap<String, u64> = entries
             .into_iter()
-            .filter(|e| place.rel(&e.key).is_some_and(is_a_video_candidate))
+            .filter(|e| place.holds_a_video(&e.key))
+            .map(|e| (e.key, e.size))
             .collect();
-        self.seen.retain(|key, seen| {
-            seen.state == Tracking::Running || now.iter().any(|e| &e.key == key)
-        });
-        for entry in now {
-            self.saw(entry.key, entry.size);
+        self.seen
+            .retain(|key, seen| seen.state == Tracking::Running || now.contains_key(key));
+        for (key, size) in now {
+            self.saw(key, size);
         }
         Ok(())
     }
@@ -460,29 +462,26 @@ impl Watcher {
             let Some(Some(message)) = received else {
                 return Ok(());
             };
-            match parse_event_message(&message.body) {
-                Ok(parsed) => {
-                    for event in parsed {
-                        if let BlobEvent::Created {
-                            container,
-                            key,
-                            size,
-                        } = event
-                        {
-                            let place = &self.watch.options.inbox;
-                            let ours = container == place.container
-                                && place.rel(&key).is_some_and(is_a_video_candidate);
-                            if ours {
-                                let size = match size {
-                                    Some(size) => size,
-                                    None => continue,
-                                };
-                                self.saw(key, size);
-                            }
-                        }
+            let events_seen = match parse_event_message(&message.body) {
+                Ok(parsed) => parsed,
+                Err(e) => {
+                    (self.watch.log)(&format!("events queue: dropping a message: {e}"));
+                    Vec::new()
+                }
+            };
+            let watch = self.watch.clone();
+            let inbox = &watch.options.inbox;
+            for event in events_seen {
+                if let BlobEvent::Created {
+                    container,
+                    key,
+                    size: Some(size),
+                } = event
+                {
+                    if container == inbox.container && inbox.holds_a_video(&key) {
+                        self.saw(key, size);
                     }
                 }
-                Err(e) => (self.watch.log)(&format!("events queue: dropping a message: {e}")),
             }
             self.watch_storage("deleting an event", || events.delete(&message))
                 .await?;

@@ -282,16 +282,15 @@ async fn fetch_segment(
     let key = manifest.run_id.segment_key(job);
     let path = dir.join(format!("{job:05}.mkv"));
     let what = format!("downloading the segment of job {job}");
-    let _permit = shared.transfers.acquire().await.expect("never closed");
-    let bytes = shared
-        .patience
-        .retry(&what, || outputs.get(&key))
-        .await
-        .context(what)?;
-    tokio::fs::write(&path, &bytes)
-        .await
-        .with_context(|| format!("{}: cannot write", path.display()))?;
-    Ok((spec, path, bytes.len() as u64))
+    let size = get_patiently_to_file(
+        &shared.patience,
+        &shared.transfers,
+        outputs.as_ref(),
+        (&key, &path),
+        what,
+    )
+    .await?;
+    Ok((spec, path, size))
 }
 
 /// Follows the run and joins each job's segment in order as it is done, into the output with

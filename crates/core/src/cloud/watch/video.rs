@@ -61,6 +61,7 @@ pub(super) fn style_one(watch: &Watch, key: &str, size: u64) -> Verdict {
         let (_, cloud) = watch.options.coordinator.storage.open()?;
         let video = Video {
             watch,
+            inbox: cloud.container(&watch.options.inbox.container)?,
             cloud,
             key,
             size,
@@ -81,16 +82,13 @@ pub(super) fn style_one(watch: &Watch, key: &str, size: u64) -> Verdict {
 struct Video<'a> {
     watch: &'a Watch,
     cloud: Cloud,
+    inbox: Arc<dyn BlobStore>,
     key: &'a str,
     size: u64,
     work: &'a Path,
 }
 
 impl Video<'_> {
-    fn inbox(&self) -> Result<Arc<dyn BlobStore>> {
-        Ok(self.cloud.container(&self.watch.options.inbox.container)?)
-    }
-
     fn rel(&self) -> &str {
         self.watch.options.inbox.rel(self.key).unwrap_or(self.key)
     }
@@ -112,11 +110,7 @@ impl Video<'_> {
         }
         let options = rt.block_on(self.options())?;
         let input = rt.block_on(self.download())?;
-        let name = Path::new(self.rel())
-            .file_name()
-            .map_or_else(|| "video".into(), |n| n.to_string_lossy().into_owned());
-        let output = self.work.join("out").join(&name);
-        std::fs::create_dir_all(self.work.join("out")).context("making the output folder")?;
+        let output = self.work_file("out", self.key)?;
         // Reasons name the blob, not the work folder's copy of it.
         let named =
             |e: anyhow::Error| format!("{e:#}").replace(&input.display().to_string(), self.key);
@@ -169,12 +163,10 @@ impl Video<'_> {
         let results = coordinator::run(config, &self.watch.options.coordinator, reporter)?;
         match results.into_iter().next() {
             Some(Ok(Outcome::Written { output, .. })) => Ok(output),
-            Some(Err(e)) if e.chain().any(|c| c.is::<JobsFailed>()) => Err(unusable(one_line(
-                &e.chain()
-                    .find(|c| c.is::<JobsFailed>())
-                    .map_or_else(String::new, |c| c.to_string()),
-            ))),
-            Some(Err(e)) => Err(Problem::Trouble(e)),
+            Some(Err(e)) => match e.chain().find(|c| c.is::<JobsFailed>()) {
+                Some(failed) => Err(unusable(one_line(&failed.to_string()))),
+                None => Err(Problem::Trouble(e)),
+            },
             Some(Ok(Outcome::Submitted { .. })) | None => {
                 Err(Problem::Trouble(anyhow!("the run wrote no video")))
             }
@@ -187,9 +179,8 @@ impl Video<'_> {
         if let Some((folder, _)) = self.rel().split_once('/') {
             options.push(VideoOption::new("style", self.folder_style(folder).await?));
         }
-        let inbox = self.inbox()?;
         let sidecar = format!("{}.json", self.key);
-        match inbox.get(&sidecar).await {
+        match self.inbox.get(&sidecar).await {
             Ok(bytes) => {
                 for option in
                     sidecar_options(&bytes).map_err(|e| unusable(format!("{sidecar}: {e}")))?
@@ -216,14 +207,16 @@ impl Video<'_> {
 
     /// A folder's style: its `style.jpg` (or .jpeg, .png, .webp), else its name as a preset.
     async fn folder_style(&self, folder: &str) -> Result<String, Problem> {
+        let place = &self.watch.options.inbox;
+        // One listing finds whichever picture the folder holds.
+        let pictures = self
+            .inbox
+            .list(&place.key(&format!("{folder}/style.")))
+            .await
+            .map_err(anyhow::Error::from)?;
         for ext in STYLE_PICTURE_EXTENSIONS {
             let rel = format!("{folder}/style.{ext}");
-            if self
-                .inbox()?
-                .exists(&self.watch.options.inbox.key(&rel))
-                .await
-                .map_err(anyhow::Error::from)?
-            {
+            if pictures.iter().any(|p| p.key == place.key(&rel)) {
                 return self.picture(&rel).await;
             }
         }
@@ -238,36 +231,31 @@ impl Video<'_> {
     /// Downloads the style picture `rel` (inbox-relative) into the work folder.
     async fn picture(&self, rel: &str) -> Result<String, Problem> {
         let key = self.watch.options.inbox.key(rel);
-        let bytes = match self.inbox()?.get(&key).await {
-            Ok(bytes) => bytes,
+        let path = self.work_file("style", rel)?;
+        match self.inbox.get_to_file(&key, &path).await {
+            Ok(_) => Ok(path.to_string_lossy().into_owned()),
             Err(CloudError::NotFound(_)) => {
-                return Err(unusable(format!("style picture {key} is not in the inbox")))
+                Err(unusable(format!("style picture {key} is not in the inbox")))
             }
-            Err(e) => return Err(Problem::Trouble(e.into())),
-        };
-        let path = self.keep("style", rel, &bytes)?;
-        Ok(path.to_string_lossy().into_owned())
+            Err(e) => Err(Problem::Trouble(e.into())),
+        }
     }
 
-    /// Writes `bytes` into the work folder's `dir` under the file name of blob `key`.
-    fn keep(&self, dir: &str, key: &str, bytes: &[u8]) -> Result<PathBuf> {
-        let name = file_name_of(key);
+    /// A path in the work folder's `dir` (made) with the file name of blob `key`.
+    fn work_file(&self, dir: &str, key: &str) -> Result<PathBuf> {
         let dir = self.work.join(dir);
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("{}: cannot create", dir.display()))?;
-        let path = dir.join(name);
-        std::fs::write(&path, bytes)
-            .with_context(|| format!("{}: cannot write", path.display()))?;
-        Ok(path)
+        let name = Path::new(key)
+            .file_name()
+            .map_or_else(|| "blob".into(), |n| n.to_os_string());
+        Ok(dir.join(name))
     }
 
     async fn download(&self) -> Result<PathBuf, Problem> {
-        let dir = self.work.join("in");
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("{}: cannot create", dir.display()))?;
-        let path = dir.join(file_name_of(self.key));
+        let path = self.work_file("in", self.key)?;
         // Streamed to disk: a master of gigabytes is never held in memory.
-        self.inbox()?
+        self.inbox
             .get_to_file(self.key, &path)
             .await
             .map_err(anyhow::Error::from)?;
@@ -305,7 +293,7 @@ impl Video<'_> {
     /// Moves the video (and its sidecar) to `failed/` under the inbox prefix, with
     /// `<name>.reason.txt` beside it.
     async fn move_to_failed(&self, reason: &str) -> Result<()> {
-        let inbox = self.inbox()?;
+        let inbox = &self.inbox;
         let failed = |key: &str| {
             let rel = self.watch.options.inbox.rel(key).unwrap_or(key);
             self.watch.options.inbox.key(&format!("failed/{rel}"))
@@ -331,13 +319,6 @@ impl Video<'_> {
         ledger::forget(self.cloud.blobs.as_ref(), inbox_container, self.key).await?;
         Ok(())
     }
-}
-
-/// The last part of a blob name, as a file name.
-fn file_name_of(key: &str) -> std::ffi::OsString {
-    Path::new(key)
-        .file_name()
-        .map_or_else(|| "blob".into(), |n| n.to_os_string())
 }
 
 /// A sidecar's options: a JSON object whose keys are the long options of a run (`style`,
