@@ -108,7 +108,7 @@ struct SidecarPlanner {
 }
 
 impl Planner for SidecarPlanner {
-    fn plan(&self, input: &Path, output: &Path, options: &[VideoOption]) -> Result<RunConfig> {
+    fn plan(&self, input: &Path, out_dir: &Path, options: &[VideoOption]) -> Result<RunConfig> {
         let mut argv = vec!["stylize".to_owned()];
         for option in options {
             argv.push(format!("--{}", option.name));
@@ -127,8 +127,8 @@ impl Planner for SidecarPlanner {
         let look = config::look_config(&video.look)?;
         let encode = config::encode_options(&video.encode)?;
         let outputs = OutputRequest {
-            output: Some(output.to_path_buf()),
-            out_dir: None,
+            output: None,
+            out_dir: Some(out_dir.to_path_buf()),
             overwrite: true,
         };
         plan_run(&[input.to_path_buf()], &outputs, look, encode)
@@ -185,7 +185,7 @@ mod tests {
             "hevc",
         ]);
         let dir = tempfile::tempdir().unwrap();
-        let (input, output) = (dir.path().join("a.mp4"), dir.path().join("out.mp4"));
+        let (input, output) = (dir.path().join("a.mp4"), dir.path().join("out"));
         let config = planner
             .plan(&input, &output, &[VideoOption::new("strength", "0.8")])
             .unwrap();
@@ -199,6 +199,12 @@ mod tests {
             (config.look.style_spec.as_str(), config.look.params.strength),
             ("preset:4", 0.5)
         );
+        // The codec picks the container: ProRes cannot go in the input's .mp4.
+        let config = planner
+            .plan(&input, &output, &[VideoOption::new("codec", "prores")])
+            .unwrap();
+        let plan = config.jobs[0].plan.as_ref().unwrap();
+        assert_eq!(plan.final_path, output.join("a.styled.mov"));
         let err = planner
             .plan(&input, &output, &[VideoOption::new("strength", "lots")])
             .unwrap_err();

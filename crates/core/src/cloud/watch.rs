@@ -124,8 +124,9 @@ impl VideoOption {
 /// Turns a video's options into its run (the binary's own option parsing, so a sidecar reads
 /// exactly as the command line does).
 pub trait Planner: Send + Sync {
-    /// The run of `input` into `output` with the watcher's own options and then `options`.
-    fn plan(&self, input: &Path, output: &Path, options: &[VideoOption]) -> Result<RunConfig>;
+    /// The run of `input` into a file in `out_dir` (named by the codec's container) with the
+    /// watcher's own options and then `options`.
+    fn plan(&self, input: &Path, out_dir: &Path, options: &[VideoOption]) -> Result<RunConfig>;
 }
 
 #[derive(Debug, Clone)]

@@ -110,14 +110,15 @@ impl Video<'_> {
         }
         let options = rt.block_on(self.options())?;
         let input = rt.block_on(self.download())?;
-        let output = self.work_file("out", self.key)?;
+        // A folder, not a file name: the codec picks the container (ProRes goes in .mov).
+        let out_dir = self.work.join("out");
         // Reasons name the blob, not the work folder's copy of it.
         let named =
             |e: anyhow::Error| format!("{e:#}").replace(&input.display().to_string(), self.key);
         let config = self
             .watch
             .planner
-            .plan(&input, &output, &options)
+            .plan(&input, &out_dir, &options)
             .map_err(|e| unusable(named(e)))?;
         if let Some(Err(e)) = check_inputs(&config, false).into_iter().next() {
             return Err(unusable(format!("not a usable video: {}", named(e))));
