@@ -18,7 +18,7 @@ use std::path::Path;
 
 use ffmpeg_next as ff;
 
-use crate::probe::{open_input, pick_video_stream};
+use crate::probe::{open_input, open_packets_only, pick_video_stream};
 use crate::split::video_packets;
 use crate::writer::{add_video_stream, OutputShell};
 use crate::{MediaError, VideoInfo, WriteSummary};
@@ -260,7 +260,7 @@ impl SegmentJoiner {
 impl SegmentPackets {
     /// Reads the segment's video packets once for their order; the input is reopened for the copy.
     fn read(segment: &Path) -> Result<Self, MediaError> {
-        let mut input = open_input(segment)?;
+        let mut input = open_packets_only(segment)?;
         let stream = pick_video_stream(&input).ok_or_else(|| MediaError::NoVideoStream {
             path: segment.to_path_buf(),
         })?;
@@ -298,7 +298,7 @@ impl SegmentPackets {
             })
             .collect();
         Ok(SegmentPackets {
-            input: open_input(segment)?,
+            input: open_packets_only(segment)?,
             stream,
             ranks,
             header,

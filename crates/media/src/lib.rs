@@ -42,7 +42,7 @@ pub use join::SegmentJoiner;
 pub use pixels::PixelFormatChoice;
 pub use probe::{probe, AudioStreamInfo, Rational, VideoInfo};
 pub use reader::{DecodedFrame, FrameReader};
-pub use split::{plan_pieces, write_pieces, Piece, PieceFrames, SplitPlan};
+pub use split::{plan_pieces, write_pieces, write_pieces_telling, Piece, PieceFrames, SplitPlan};
 pub use stylize_frame::RgbImage;
 pub use writer::{encoded_size, EncodeOptions, VideoWriter, WriteSummary, X264_PRESETS};
 

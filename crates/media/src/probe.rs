@@ -142,6 +142,34 @@ pub(crate) fn open_input(path: &Path) -> Result<Input, MediaError> {
     ff::format::input(&path).map_err(|e| MediaError::open_failed(path, e))
 }
 
+/// Opens a piece or segment this tool wrote, to read its packets only. Its Matroska header names
+/// the streams and carries the codec headers; FFmpeg's stream analysis, which decodes up to seven
+/// H.264 frames on every open, is skipped (a join opens each segment twice).
+pub(crate) fn open_packets_only(path: &Path) -> Result<Input, MediaError> {
+    use std::os::unix::ffi::OsStrExt as _;
+    crate::init()?;
+    crate::log::clear();
+    let url =
+        std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| MediaError::Open {
+            path: path.to_path_buf(),
+            reason: "the path holds a NUL byte".into(),
+        })?;
+    let mut context = std::ptr::null_mut();
+    // SAFETY: `context` starts null as avformat_open_input requires; on success it owns the
+    // opened context, which `Input::wrap` takes over (and closes on drop).
+    unsafe {
+        match ffi::avformat_open_input(
+            &mut context,
+            url.as_ptr(),
+            std::ptr::null(),
+            std::ptr::null_mut(),
+        ) {
+            0 => Ok(Input::wrap(context)),
+            e => Err(MediaError::open_failed(path, ff::Error::from(e))),
+        }
+    }
+}
+
 /// Makes the demuxer skip the payload of every stream `keep` says no to, instead of reading it.
 pub(crate) fn discard_streams(input: &mut Input, keep: impl Fn(usize) -> bool) {
     // SAFETY: stream pointers belong to the open context; discard is a plain

@@ -156,6 +156,17 @@ pub fn write_pieces(
     plan: &SplitPlan,
     path_of: impl Fn(usize) -> PathBuf,
 ) -> Result<Vec<u64>, MediaError> {
+    write_pieces_telling(input, plan, path_of, |_, _| {})
+}
+
+/// [`write_pieces`], calling `finished(i, size)` as soon as piece `i` is complete on disk, so it
+/// can go on its way while the rest are cut.
+pub fn write_pieces_telling(
+    input: &VideoInfo,
+    plan: &SplitPlan,
+    path_of: impl Fn(usize) -> PathBuf,
+    mut finished: impl FnMut(usize, u64),
+) -> Result<Vec<u64>, MediaError> {
     let (mut ictx, ist_tb, params) = open_video_only(input)?;
     let video = input.video_stream_index;
     let mut sizes = Vec::with_capacity(plan.pieces.len());
@@ -170,6 +181,7 @@ pub fn write_pieces(
         };
         if left == 0 {
             let done = out.take().expect("a piece is open").finish()?;
+            finished(piece_index, done);
             sizes.push(done);
             piece_index += 1;
             let Some(next) = plan.pieces.get(piece_index) else {
@@ -188,10 +200,18 @@ pub fn write_pieces(
             .write(&mut packet, ist_tb)?;
         left -= 1;
     }
-    if let Some(piece) = out {
-        sizes.push(piece.finish()?);
+    if sizes.len() + 1 != plan.pieces.len() || left != 0 {
+        return Err(MediaError::Unsplittable {
+            path: input.path.clone(),
+            reason: "it holds fewer video packets than when it was planned".into(),
+        });
     }
-    if sizes.len() != plan.pieces.len() || left != 0 {
+    if let Some(piece) = out {
+        let done = piece.finish()?;
+        finished(piece_index, done);
+        sizes.push(done);
+    }
+    if sizes.len() != plan.pieces.len() {
         return Err(MediaError::Unsplittable {
             path: input.path.clone(),
             reason: "it holds fewer video packets than when it was planned".into(),

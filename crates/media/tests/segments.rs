@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 use stylize_media::{
-    plan_pieces, probe, write_pieces, EncodeOptions, FrameReader, PieceFrames, PixelFormatChoice,
-    SegmentJoiner, SplitPlan, VideoWriter,
+    plan_pieces, probe, write_pieces, write_pieces_telling, EncodeOptions, FrameReader,
+    PieceFrames, PixelFormatChoice, SegmentJoiner, SplitPlan, VideoWriter,
 };
 
 fn lossless(preset: &str) -> EncodeOptions {
@@ -33,8 +33,16 @@ fn split_encode_join(
     let info = probe(input).unwrap();
     let plan = plan_pieces(&info, |_| min_piece).unwrap();
     let piece_path = |i: usize| dir.join(format!("piece-{i:03}.mkv"));
-    let sizes = write_pieces(&info, &plan, piece_path).unwrap();
+    let mut told = Vec::new();
+    let sizes =
+        write_pieces_telling(&info, &plan, piece_path, |i, size| told.push((i, size))).unwrap();
     assert_eq!(sizes.len(), plan.pieces.len());
+    // Each piece is told once, in order, when complete on disk.
+    let on_disk: Vec<(usize, u64)> = (0..sizes.len())
+        .map(|i| (i, std::fs::metadata(piece_path(i)).unwrap().len()))
+        .collect();
+    assert_eq!(told, on_disk);
+    assert_eq!(told.iter().map(|t| t.1).collect::<Vec<_>>(), sizes);
     let pieces: Vec<(PathBuf, _)> = plan
         .pieces
         .iter()

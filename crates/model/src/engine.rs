@@ -99,6 +99,23 @@ impl Default for StyleParams {
     }
 }
 
+impl StyleParams {
+    /// A strength outside 0..=1 or a `max_size` below [`MIN_MAX_SIZE`] is refused.
+    pub fn check(&self) -> Result<(), ModelError> {
+        if !(0.0..=1.0).contains(&self.strength) {
+            return Err(ModelError::BadParams {
+                reason: format!("strength must be within 0..=1, got {}", self.strength),
+            });
+        }
+        match self.max_size {
+            Some(m) if m < MIN_MAX_SIZE => Err(ModelError::BadParams {
+                reason: format!("max size must be at least {MIN_MAX_SIZE}, got {m}"),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Smallest `max_size` accepted: below it the networks' downsampling leaves nothing to paint.
 /// (32 keeps a few pixels after the presets network's three halvings.)
 pub const MIN_MAX_SIZE: u32 = 32;
@@ -144,6 +161,36 @@ impl PreparedStyle {
     pub fn is_image_style(&self) -> bool {
         matches!(self.style, Prepared::Vector(_))
     }
+}
+
+/// The weights of a presets style, normalised to sum to 1: what [`PreparedStyle::values`] holds
+/// for it, known without loading a network.
+pub fn preset_values(list: &[(usize, f32)]) -> Result<[f32; PRESET_COUNT], ModelError> {
+    if list.is_empty() {
+        return Err(ModelError::BadStyle {
+            reason: "no presets given".into(),
+        });
+    }
+    let mut w = [0f32; PRESET_COUNT];
+    for &(index, weight) in list {
+        if index >= PRESET_COUNT {
+            return Err(ModelError::BadPreset { index });
+        }
+        if !weight.is_finite() || weight < 0.0 {
+            return Err(ModelError::BadStyle {
+                reason: format!("preset {index} has weight {weight}; weights must be >= 0"),
+            });
+        }
+        w[index] += weight;
+    }
+    let sum: f32 = w.iter().sum();
+    if sum <= 0.0 {
+        return Err(ModelError::BadStyle {
+            reason: "preset weights sum to zero".into(),
+        });
+    }
+    w.iter_mut().for_each(|v| *v /= sum);
+    Ok(w)
 }
 
 /// The loaded networks on one device. Not `Sync`: one thread owns it and runs every call.
@@ -311,18 +358,7 @@ impl Engine {
         params: &StyleParams,
         content_sample: Option<&RgbImage>,
     ) -> Result<PreparedStyle, ModelError> {
-        if !(0.0..=1.0).contains(&params.strength) {
-            return Err(ModelError::BadParams {
-                reason: format!("strength must be within 0..=1, got {}", params.strength),
-            });
-        }
-        if let Some(m) = params.max_size {
-            if m < MIN_MAX_SIZE {
-                return Err(ModelError::BadParams {
-                    reason: format!("max size must be at least {MIN_MAX_SIZE}, got {m}"),
-                });
-            }
-        }
+        params.check()?;
         let _guard = tch::no_grad_guard();
         let style = match source {
             StyleSource::Presets(list) => Prepared::Presets(self.preset_weights(list)?),
@@ -393,31 +429,7 @@ impl Engine {
     }
 
     fn preset_weights(&self, list: &[(usize, f32)]) -> Result<Tensor, ModelError> {
-        if list.is_empty() {
-            return Err(ModelError::BadStyle {
-                reason: "no presets given".into(),
-            });
-        }
-        let mut w = [0f32; PRESET_COUNT];
-        for &(index, weight) in list {
-            if index >= PRESET_COUNT {
-                return Err(ModelError::BadPreset { index });
-            }
-            if !weight.is_finite() || weight < 0.0 {
-                return Err(ModelError::BadStyle {
-                    reason: format!("preset {index} has weight {weight}; weights must be >= 0"),
-                });
-            }
-            w[index] += weight;
-        }
-        let sum: f32 = w.iter().sum();
-        if sum <= 0.0 {
-            return Err(ModelError::BadStyle {
-                reason: "preset weights sum to zero".into(),
-            });
-        }
-        w.iter_mut().for_each(|v| *v /= sum);
-        Ok(Tensor::from_slice(&w).to_device(self.device))
+        Ok(Tensor::from_slice(&preset_values(list)?).to_device(self.device))
     }
 
     /// [1,100] f32 style vector of a picture (centre square, 256×256).

@@ -406,6 +406,19 @@ fn prepare_from_values_reproduces_the_style() {
             "rebuilt style must give identical frames"
         );
     }
+    // A coordinator knows a presets style's values without loading the network.
+    let list = [(2, 0.25), (9, 0.75), (2, 0.5)];
+    let prepared = engine
+        .prepare(&StyleSource::Presets(list.to_vec()), &params, None)
+        .unwrap();
+    assert_eq!(
+        stylize_model::preset_values(&list).unwrap().to_vec(),
+        prepared.values()
+    );
+    assert!(matches!(
+        stylize_model::preset_values(&[(26, 1.0)]),
+        Err(ModelError::BadPreset { index: 26 })
+    ));
     assert!(engine
         .prepare_from_values(true, &[0.0; 7], &params)
         .is_err());

@@ -102,6 +102,24 @@ pub fn coordinator_engine(look: &LookConfig) -> Result<Engine> {
     Engine::new(&options).context("cannot start the style network to prepare the style")
 }
 
+/// The run's style when it is made of presets: their weights need no network, so the coordinator
+/// need not load one (`None` for a picture's style).
+pub fn without_network(look: &LookConfig) -> Option<Result<StyleSpec>> {
+    let StyleSource::Presets(list) = &look.style else {
+        return None;
+    };
+    let values = look
+        .params
+        .check()
+        .and_then(|()| stylize_model::preset_values(list))
+        .with_context(|| format!("style {}", look.style_spec));
+    Some(values.map(|values| StyleSpec {
+        kind: StyleKind::Presets,
+        label: look.label(),
+        values: values.to_vec(),
+    }))
+}
+
 /// Computes the run's style once.
 pub fn compute(
     engine: &Engine,

@@ -22,6 +22,8 @@ use stylize_model::{Engine, EngineOptions, ModelError, RgbImage, StyleParams};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::task::JoinSet;
 
+use self::batches::Batches;
+
 use super::codec;
 use super::delivery::{decide, Action, Failure, Finding};
 use super::look;
@@ -31,6 +33,7 @@ use crate::cancel::{cancelled, sleep_unless_cancelled};
 use crate::optimize::{FrameOptimizer, Method};
 use crate::units::clock;
 
+mod batches;
 mod segment;
 
 /// How a worker runs (validated by the caller).
@@ -980,20 +983,14 @@ impl Jobs {
         let _abort = AbortOnDrop(downloader.abort_handle());
 
         let mut uploads: JoinSet<Result<()>> = JoinSet::new();
-        let style = Arc::new(spec.style.clone());
-        let mut received = 0;
-        while received < stats.styled {
-            let batch = self
-                .next_batch(&mut frames_rx, stats.styled - received)
-                .await?;
-            received += batch.len();
-            if received + self.compute.batch >= stats.styled {
-                // At most one batch after this one: time to fetch the next job.
-                near_end.raise();
-            }
-            let (numbers, images): (Vec<u32>, Vec<RgbImage>) = batch.into_iter().unzip();
-            let styled = self.style_batch(job, &style, lease, (images, 0)).await?;
-            for (n, image) in numbers.into_iter().zip(styled) {
+        let mut batches = Batches::new(
+            (self, job, lease, near_end),
+            &mut frames_rx,
+            stats.styled,
+            false,
+        );
+        while let Some(batch) = batches.next().await? {
+            for (n, image) in batch.numbers.into_iter().zip(batch.styled) {
                 let key = spec.run_id.styled_key(n, spec.frame_format);
                 let upload = upload_styled(
                     job.outputs.clone(),
@@ -1016,42 +1013,6 @@ impl Jobs {
             return Err(JobError::LeaseLost);
         }
         Ok(stats)
-    }
-
-    /// Styles one batch (optimising from its `warm_up`th frame on, for `--method optimize`),
-    /// unless the worker is shutting down or has lost the job; a batch that outlives
-    /// `--batch-deadline` means a hung device.
-    async fn style_batch(
-        &self,
-        job: &ReadyJob,
-        style: &Arc<StyleSpec>,
-        lease: &MessageLease,
-        (images, warm_up): (Vec<RgbImage>, usize),
-    ) -> Result<Vec<RgbImage>, JobError> {
-        self.check_drain()?;
-        if lease.is_lost() {
-            return Err(JobError::LeaseLost);
-        }
-        let count = images.len();
-        let optimize = match &job.optimize {
-            Some(params) => Some(Optimize {
-                params: params.clone(),
-                picture: self.style_picture(job).await?,
-                warm_up,
-            }),
-            None => None,
-        };
-        let call = self
-            .compute
-            .style(&job.spec.run_id, (style, &job.params), images, optimize);
-        match tokio::time::timeout(self.batch_deadline, call).await {
-            Ok(styled) => Ok(styled?),
-            Err(_) => Err(JobError::Hung(format!(
-                "the network did not return a batch of {count} frame{} within {} s (--batch-deadline)",
-                if count == 1 { "" } else { "s" },
-                self.batch_deadline.as_secs_f64()
-            ))),
-        }
     }
 
     /// The run's style picture (`--method optimize`), fetched from beside the run once per run.
@@ -1252,8 +1213,11 @@ struct Request {
     params: StyleParams,
     frames: Vec<RgbImage>,
     optimize: Option<Optimize>,
-    reply: oneshot::Sender<Result<Vec<RgbImage>>>,
+    reply: oneshot::Sender<Answer>,
 }
+
+/// A batch's styled frames and the compute thread's time on it.
+type Answer = (Result<Vec<RgbImage>>, Duration);
 
 /// `--method optimize` for a batch: the run's parameters and style picture, and how many of the
 /// batch's first frames only warm the steadier up (a segment's frames before its range), which
@@ -1297,12 +1261,13 @@ impl Compute {
                     }
                 };
                 for request in rx {
+                    let started = Instant::now();
                     // tch panics on some failing ops: one bad batch must not end the thread.
                     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                         stylizer.style(&request)
                     }))
                     .unwrap_or_else(|_| Err(device_fault("the style network panicked")));
-                    let _ = request.reply.send(result);
+                    let _ = request.reply.send((result, started.elapsed()));
                 }
             })
             .context("cannot start the compute thread")?;
@@ -1316,13 +1281,14 @@ impl Compute {
         })
     }
 
-    async fn style(
+    /// Hands a batch to the compute thread; the answer comes on the returned channel.
+    fn hand_over(
         &self,
         run: &RunId,
         (style, params): (&Arc<StyleSpec>, &StyleParams),
         frames: Vec<RgbImage>,
         optimize: Option<Optimize>,
-    ) -> Result<Vec<RgbImage>> {
+    ) -> Result<oneshot::Receiver<Answer>> {
         let (reply, answer) = oneshot::channel();
         let request = Request {
             run: run.clone(),
@@ -1335,9 +1301,7 @@ impl Compute {
         self.requests
             .send(request)
             .map_err(|_| device_fault("the compute thread has stopped"))?;
-        answer
-            .await
-            .map_err(|_| device_fault("the compute thread stopped mid-batch"))?
+        Ok(answer)
     }
 }
 

@@ -4,8 +4,12 @@
 //! needs it): the coordinator's cost per frame is a demux, a remux and the
 //! transfers, so it keeps up with many GPU workers.
 
+use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
+
 use stylize_cloud::{EncodeSpec, PieceSpec, SegmentsSpec};
-use stylize_media::{plan_pieces, write_pieces, MediaError, SegmentJoiner, SplitPlan};
+use stylize_media::{plan_pieces, write_pieces_telling, MediaError, SegmentJoiner, SplitPlan};
+use tokio::sync::mpsc;
 
 use super::*;
 
@@ -133,16 +137,16 @@ pub(super) async fn upload_and_enqueue(
     let segments = manifest.segments.as_ref().expect("a segments run");
     let present = pieces_in_storage(shared, manifest, reupload).await?;
     let piece_count = segments.pieces.len() as u32;
-    // The last piece each job needs, to queue it once that piece and those before it are up.
-    let mut waiting: Vec<(u32, u32)> = to_queue
+    // The pieces each job needs, to queue it once they are up.
+    let mut waiting: Vec<(RangeInclusive<u32>, u32)> = to_queue
         .iter()
         .filter_map(|&job| manifest.job_spec(job))
         .filter_map(|spec| {
             let seg = spec.segment?;
-            Some((seg.first_piece + seg.pieces.len() as u32 - 1, spec.job))
+            let pieces = seg.first_piece..=seg.first_piece + seg.pieces.len() as u32 - 1;
+            Some((pieces, spec.job))
         })
         .collect();
-    waiting.sort_unstable();
     let mut queued = 0;
     queue_ready(shared, manifest, (&mut waiting, &mut queued), &present, bar).await?;
     if present.len() as u32 == piece_count {
@@ -150,24 +154,38 @@ pub(super) async fn upload_and_enqueue(
     }
     bar.message("cutting the input into pieces");
     let spool = Spool::create(plan)?;
-    cut_pieces(info, manifest, &spool.0).await?;
     bar.restart(u64::from(piece_count));
+    // Each piece goes up as soon as it is cut: a long input's first jobs need not wait for its
+    // whole cut.
+    let (cut_tx, mut cut_rx) = mpsc::unbounded_channel::<u32>();
+    let cutting = cut_pieces(info, manifest, &spool.0, cut_tx);
     let mut uploads: JoinSet<Result<(u32, u64)>> = JoinSet::new();
-    for index in (0..piece_count).filter(|i| !present.contains(i)) {
-        let path = spool.0.join(format!("{index:05}.mkv"));
-        uploads.spawn(upload_piece(shared, &manifest.run_id, index, path));
-    }
-    let (mut done, mut bytes_up) = (present, 0);
-    while let Some(finished) = uploads.join_next().await {
+    let (mut done, mut bytes_up, mut cut_open) = (present.clone(), 0, true);
+    while cut_open || !uploads.is_empty() {
+        tokio::select! {
+            cut = cut_rx.recv(), if cut_open => match cut {
+                Some(index) if !present.contains(&index) => {
+                    let path = spool.0.join(format!("{index:05}.mkv"));
+                    uploads.spawn(upload_piece(shared, &manifest.run_id, index, path));
+                }
+                Some(_) => {}
+                None => cut_open = false,
+            },
+            Some(finished) = uploads.join_next() => {
+                let (index, size) = finished.map_err(|e| anyhow!("upload task failed: {e}"))??;
+                bytes_up += size;
+                done.insert(index);
+                bar.advance();
+                queue_ready(shared, manifest, (&mut waiting, &mut queued), &done, bar).await?;
+            }
+        }
         if cancelled() {
             bail!("interrupted");
         }
-        let (index, size) = finished.map_err(|e| anyhow!("upload task failed: {e}"))??;
-        bytes_up += size;
-        done.insert(index);
-        bar.advance();
-        queue_ready(shared, manifest, (&mut waiting, &mut queued), &done, bar).await?;
     }
+    cutting
+        .await
+        .map_err(|e| anyhow!("cutting task failed: {e}"))??;
     Ok(bytes_up)
 }
 
@@ -198,8 +216,14 @@ async fn pieces_in_storage(
         .collect())
 }
 
-/// Writes the manifest's pieces of the input into `dir` (`<piece:05>.mkv`).
-async fn cut_pieces(info: &VideoInfo, manifest: &RunManifest, dir: &std::path::Path) -> Result<()> {
+/// Writes the manifest's pieces of the input into `dir` (`<piece:05>.mkv`) on a blocking thread,
+/// sending each piece's index to `cut` once it is complete.
+fn cut_pieces(
+    info: &VideoInfo,
+    manifest: &RunManifest,
+    dir: &std::path::Path,
+    cut: mpsc::UnboundedSender<u32>,
+) -> tokio::task::JoinHandle<Result<()>> {
     let segments = manifest.segments.as_ref().expect("a segments run");
     let media_plan = SplitPlan {
         pieces: segments
@@ -215,12 +239,15 @@ async fn cut_pieces(info: &VideoInfo, manifest: &RunManifest, dir: &std::path::P
         shown_secs: 0.0,
     };
     let (info, dir) = (info.clone(), dir.to_path_buf());
-    blocking(move || {
+    tokio::task::spawn_blocking(move || {
         let path_of = |i: usize| dir.join(format!("{i:05}.mkv"));
-        Ok(write_pieces(&info, &media_plan, path_of)?)
+        // The receiver only goes away when the upload loop has failed, which reports that.
+        let tell = |i: usize, _size: u64| {
+            let _ = cut.send(i as u32);
+        };
+        write_pieces_telling(&info, &media_plan, path_of, tell)?;
+        Ok(())
     })
-    .await?;
-    Ok(())
 }
 
 /// Uploads piece `index` from `path` once a transfer slot is free, riding out storage trouble;
@@ -251,46 +278,120 @@ fn upload_piece(
 async fn queue_ready(
     shared: &Arc<Shared>,
     manifest: &RunManifest,
-    (waiting, queued): (&mut Vec<(u32, u32)>, &mut u32),
+    (waiting, queued): (&mut Vec<(RangeInclusive<u32>, u32)>, &mut u32),
     up: &BTreeSet<u32>,
     bar: &dyn InputProgress,
 ) -> Result<()> {
-    let up_to = (0..).take_while(|i| up.contains(i)).count() as u32;
-    let ready = waiting.partition_point(|(last_piece, _)| *last_piece < up_to);
+    // A job goes as soon as its own pieces are up, whichever uploads finish first: on a busy
+    // storage account the uploads end out of order, and waiting for all pieces before a job's
+    // kept most of the first round's workers idle.
+    let (ready, still): (Vec<_>, Vec<_>) = std::mem::take(waiting)
+        .into_iter()
+        .partition(|(pieces, _)| pieces.clone().all(|p| up.contains(&p)));
+    *waiting = still;
     // Side by side: jobs that become ready together reach the workers together (one after the
     // other, eight first jobs started over 0.3 s on a loaded machine).
-    let sends = waiting
-        .drain(..ready)
-        .map(|(_, job)| enqueue(shared, manifest, job));
+    let sends = ready.iter().map(|(_, job)| enqueue(shared, manifest, *job));
     *queued += futures::future::try_join_all(sends).await?.len() as u32;
     bar.message(&format!("pieces uploaded · {queued} jobs queued"));
     Ok(())
 }
 
-/// Segments downloaded side by side at most, before they are joined.
+/// Segments downloading at once, at most, ahead of the join (within `--transfers`).
 const JOIN_BATCH: usize = 32;
 
-/// Downloads job `job`'s segment into `dir`, riding out storage trouble: its spec, path and size.
-async fn fetch_segment(
-    shared: &Arc<Shared>,
-    outputs: &Arc<dyn BlobStore>,
+/// A segment downloaded into the spool, waiting for its turn to be joined.
+struct Fetched {
+    spec: stylize_cloud::JobSpec,
+    path: std::path::PathBuf,
+    size: u64,
+}
+
+/// Starts downloading job `job`'s segment into `dir`, riding out storage trouble.
+fn spawn_fetch(
+    fetches: &mut JoinSet<Result<(u32, Fetched)>>,
+    (shared, outputs): (&Arc<Shared>, &Arc<dyn BlobStore>),
     manifest: &RunManifest,
     job: u32,
     dir: &std::path::Path,
-) -> Result<(stylize_cloud::JobSpec, std::path::PathBuf, u64)> {
+) {
     let spec = manifest.job_spec(job).expect("jobs are in range");
     let key = manifest.run_id.segment_key(job);
     let path = dir.join(format!("{job:05}.mkv"));
-    let what = format!("downloading the segment of job {job}");
-    let size = get_patiently_to_file(
-        &shared.patience,
-        &shared.transfers,
-        outputs.as_ref(),
-        (&key, &path),
-        what,
-    )
-    .await?;
-    Ok((spec, path, size))
+    let (shared, outputs) = (shared.clone(), outputs.clone());
+    fetches.spawn(async move {
+        let what = format!("downloading the segment of job {job}");
+        let store = outputs.as_ref();
+        let size = get_patiently_to_file(
+            &shared.patience,
+            &shared.transfers,
+            store,
+            (&key, &path),
+            what,
+        )
+        .await?;
+        Ok((job, Fetched { spec, path, size }))
+    });
+}
+
+/// The segments downloading and downloaded, not yet joined.
+struct Segments {
+    fetching: JoinSet<Result<(u32, Fetched)>>,
+    started: BTreeSet<u32>,
+    fetched: BTreeMap<u32, Fetched>,
+    bytes_down: u64,
+}
+
+impl Segments {
+    /// Starts downloading done jobs' segments from `next_job` on, lowest first, up to
+    /// `JOIN_BATCH` at once: a round's segments arrive while the workers style the next, whatever
+    /// order the jobs finish in, and the join waits only for the last.
+    fn fetch_done(
+        &mut self,
+        (shared, outputs): (&Arc<Shared>, &Arc<dyn BlobStore>),
+        (manifest, done): (&RunManifest, &BTreeSet<u32>),
+        next_job: u32,
+        dir: &std::path::Path,
+    ) {
+        let room = JOIN_BATCH.saturating_sub(self.fetching.len());
+        let wanted: Vec<u32> = done
+            .range(next_job..)
+            .filter(|job| !self.started.contains(job))
+            .take(room)
+            .copied()
+            .collect();
+        for job in wanted {
+            self.started.insert(job);
+            spawn_fetch(&mut self.fetching, (shared, outputs), manifest, job, dir);
+        }
+    }
+
+    /// Collects the finished downloads, waiting for `next_job`'s when it is on its way.
+    async fn collect(&mut self, next_job: u32) -> Result<()> {
+        loop {
+            let waiting = self.started.contains(&next_job) && !self.fetched.contains_key(&next_job);
+            let finished = match waiting {
+                true => self.fetching.join_next().await,
+                false => self.fetching.try_join_next(),
+            };
+            let Some(finished) = finished else {
+                return Ok(());
+            };
+            let (job, fetched) = finished.map_err(|e| anyhow!("download task failed: {e}"))??;
+            self.bytes_down += fetched.size;
+            self.fetched.insert(job, fetched);
+        }
+    }
+
+    /// The downloaded segments from `next_job` on, in order without a gap.
+    fn take_in_order(&mut self, mut next_job: u32) -> Vec<Fetched> {
+        let mut ready = Vec::new();
+        while let Some(fetched) = self.fetched.remove(&next_job) {
+            ready.push(fetched);
+            next_job += 1;
+        }
+        ready
+    }
 }
 
 /// Follows the run and joins each job's segment in order as it is done, into the output with
@@ -307,55 +408,52 @@ pub(super) async fn follow_and_join(
     let mut follow = Follow::new(shared, info, manifest, bar)?;
     let temp = TempGuard::new(plan.temp_path());
     let mut joiner: Option<SegmentJoiner> = None;
-    let (mut next_job, mut bytes_down, mut joined) = (0u32, 0u64, 0u64);
+    let mut segments = Segments {
+        fetching: JoinSet::new(),
+        started: BTreeSet::new(),
+        fetched: BTreeMap::new(),
+        bytes_down: 0,
+    };
+    let (mut next_job, mut joined) = (0u32, 0u64);
     while next_job < manifest.job_count {
         if cancelled() {
             bail!("interrupted; run {} goes on in storage, and re-running the same command picks it up", manifest.run_id);
         }
         follow.poll(joined).await?;
-        // The done jobs next in order download side by side (jobs of one round finish together),
-        // then join in order.
-        let ready: Vec<u32> = (next_job..manifest.job_count)
-            .take_while(|job| follow.progress.done.contains(job))
-            .take(JOIN_BATCH)
-            .collect();
-        if let Some(&last) = ready.last() {
-            let fetches = ready
-                .iter()
-                .map(|&job| fetch_segment(shared, &follow.outputs, manifest, job, &spool.0));
-            let fetched = futures::future::try_join_all(fetches).await?;
-            bytes_down += fetched.iter().map(|(_, _, size)| size).sum::<u64>();
-            let (info, temp_path, final_path) = (
-                info.clone(),
-                temp.path().to_path_buf(),
-                plan.final_path.clone(),
-            );
-            let current = joiner.take();
-            joiner = Some(
-                blocking(move || {
-                    let mut joiner = current;
-                    for (spec, path, _) in fetched {
-                        let mut joining = match joiner.take() {
-                            Some(joiner) => joiner,
-                            None => SegmentJoiner::create(&temp_path, &final_path, &info, &path)?,
-                        };
-                        joining.append(&path, spec.frames.start, spec.frames.len())?;
-                        let _ = std::fs::remove_file(&path);
-                        joiner = Some(joining);
-                    }
-                    joiner.ok_or_else(|| anyhow!("no segment to join"))
-                })
-                .await?,
-            );
-            let spec = manifest.job_spec(last).expect("jobs are in range");
-            joined = u64::from(spec.frames.end);
-            bar.set(joined);
-            next_job = last + 1;
-            continue;
-        }
-        if next_job < manifest.job_count {
+        let done = (manifest, &follow.progress.done);
+        segments.fetch_done((shared, &follow.outputs), done, next_job, &spool.0);
+        segments.collect(next_job).await?;
+        let ready = segments.take_in_order(next_job);
+        let Some(last) = ready.last().map(|f| f.spec.job) else {
             tokio::time::sleep(follow.next_wait()).await;
-        }
+            continue;
+        };
+        let (info, temp_path, final_path) = (
+            info.clone(),
+            temp.path().to_path_buf(),
+            plan.final_path.clone(),
+        );
+        let current = joiner.take();
+        joiner = Some(
+            blocking(move || {
+                let mut joiner = current;
+                for Fetched { spec, path, .. } in ready {
+                    let mut joining = match joiner.take() {
+                        Some(joiner) => joiner,
+                        None => SegmentJoiner::create(&temp_path, &final_path, &info, &path)?,
+                    };
+                    joining.append(&path, spec.frames.start, spec.frames.len())?;
+                    let _ = std::fs::remove_file(&path);
+                    joiner = Some(joining);
+                }
+                joiner.ok_or_else(|| anyhow!("no segment to join"))
+            })
+            .await?,
+        );
+        let spec = manifest.job_spec(last).expect("jobs are in range");
+        joined = u64::from(spec.frames.end);
+        bar.set(joined);
+        next_job = last + 1;
     }
     let joiner = joiner.ok_or_else(|| anyhow!("the run has no jobs"))?;
     // Who took part is read while the output is finished, not after.
@@ -366,5 +464,5 @@ pub(super) async fn follow_and_join(
     let summary = summary?;
     plan.commit_with_side(temp, None)?;
     drop(spool);
-    Ok((summary.frames, bytes_down, workers))
+    Ok((summary.frames, segments.bytes_down, workers))
 }

@@ -140,7 +140,7 @@ impl Jobs {
 
     /// Styles the decoded frames in batches and hands each, with its original when steadying, to
     /// the encoder; leaves a progress mark now and then. Stops early if the encoder has stopped.
-    /// Returns the time spent in the network.
+    /// Returns the compute thread's time on the job.
     async fn style_into(
         &self,
         job: &ReadyJob,
@@ -149,44 +149,27 @@ impl Jobs {
         near_end: &NearEnd,
         (frames_rx, to_encoder): (&mut Decoded, &std::sync::mpsc::SyncSender<Styled>),
     ) -> Result<Duration, JobError> {
-        let style = Arc::new(job.spec.style.clone());
         let total = (job.spec.frames.end - segment.decode_from) as usize;
-        let (mut received, mut last_mark) = (0, None::<Instant>);
-        let mut network = Duration::ZERO;
-        while received < total {
-            let batch = self.next_batch(frames_rx, total - received).await?;
-            received += batch.len();
-            if received + self.compute.batch >= total {
-                near_end.raise();
-            }
-            let (numbers, images): (Vec<u32>, Vec<RgbImage>) = batch.into_iter().unzip();
-            let originals: Vec<Option<RgbImage>> = match segment.steady > 0.0 {
-                true => images.iter().cloned().map(Some).collect(),
-                false => vec![None; images.len()],
-            };
-            let styling = Instant::now();
-            // Frames before the job's range only warm the steadier up: the network's picture will do.
-            let warm_up = numbers
-                .iter()
-                .filter(|&&n| n < job.spec.frames.start)
-                .count();
-            let styled = self
-                .style_batch(job, &style, lease, (images, warm_up))
-                .await?;
-            network += styling.elapsed();
-            let last = *numbers.last().expect("a batch holds a frame");
-            for ((n, original), image) in numbers.into_iter().zip(originals).zip(styled) {
+        let mut batches = Batches::new(
+            (self, job, lease, near_end),
+            frames_rx,
+            total,
+            segment.steady > 0.0,
+        );
+        let mut marks = ProgressMarks::default();
+        while let Some(batch) = batches.next().await? {
+            let last = *batch.numbers.last().expect("a batch holds a frame");
+            let frames = batch.numbers.into_iter().zip(batch.originals);
+            for ((n, original), image) in frames.zip(batch.styled) {
                 // A closed channel means the encoder stopped on an error, told by the caller.
                 if to_encoder.send((n, original, image)).is_err() {
-                    return Ok(network);
+                    return Ok(batches.network_time());
                 }
             }
-            if last_mark.is_none_or(|at| at.elapsed() >= MARK_EVERY) {
-                self.mark_progress(job, last).await;
-                last_mark = Some(Instant::now());
-            }
+            marks.leave(job, last);
         }
-        Ok(network)
+        marks.finish().await;
+        Ok(batches.network_time())
     }
 
     /// Uploads the encoded segment (published whole or not at all); returns the upload's time.
@@ -233,11 +216,37 @@ impl Jobs {
         });
         futures::future::try_join_all(fetches).await
     }
+}
 
-    /// Leaves a progress mark (styled up to frame `n`); a failure only costs the sign of life.
-    async fn mark_progress(&self, job: &ReadyJob, n: u32) {
-        let key = job.spec.run_id.progress_mark_key(n);
-        let _ = job.outputs.put(&key, Bytes::from_static(b"1")).await;
+/// Signs of life for a job: a progress mark (named by the last frame styled) after the first batch
+/// and then at most every `MARK_EVERY`, written beside the styling so a slow write never keeps
+/// the network waiting; one at a time.
+#[derive(Default)]
+struct ProgressMarks {
+    last: Option<Instant>,
+    writing: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl ProgressMarks {
+    /// Leaves a mark for frame `n` unless one was left less than `MARK_EVERY` ago or is still
+    /// being written; a failed write only costs the sign of life.
+    fn leave(&mut self, job: &ReadyJob, n: u32) {
+        let due = self.last.is_none_or(|at| at.elapsed() >= MARK_EVERY);
+        if !due || self.writing.as_ref().is_some_and(|w| !w.is_finished()) {
+            return;
+        }
+        let (outputs, key) = (job.outputs.clone(), job.spec.run_id.progress_mark_key(n));
+        self.writing = Some(tokio::spawn(async move {
+            let _ = outputs.put(&key, Bytes::from_static(b"1")).await;
+        }));
+        self.last = Some(Instant::now());
+    }
+
+    /// Waits for the mark being written, so none lands after the job's segment.
+    async fn finish(self) {
+        if let Some(writing) = self.writing {
+            let _ = writing.await;
+        }
     }
 }
 
