@@ -1107,30 +1107,6 @@ impl Jobs {
             }
         }
     }
-
-    /// The next batch from the downloads: at least one frame, at most a batch or `left`.
-    async fn next_batch(
-        &self,
-        frames: &mut mpsc::Receiver<Result<(u32, RgbImage)>>,
-        left: usize,
-    ) -> Result<Vec<(u32, RgbImage)>, JobError> {
-        let mut batch = Vec::with_capacity(self.compute.batch);
-        match frames.recv().await {
-            Some(frame) => batch.push(frame?),
-            None => {
-                return Err(JobError::Failed(anyhow!(
-                    "the frame downloads stopped early"
-                )))
-            }
-        }
-        while batch.len() < self.compute.batch.min(left) {
-            match frames.recv().await {
-                Some(frame) => batch.push(frame?),
-                None => break,
-            }
-        }
-        Ok(batch)
-    }
 }
 
 /// Whether the job's message belongs to the run in storage now; else what the worker found
@@ -1215,6 +1191,9 @@ struct Request {
     optimize: Option<Optimize>,
     reply: oneshot::Sender<Answer>,
 }
+
+/// A job's frames as they are decoded or downloaded, with their numbers; an error as the last item.
+type Decoded = mpsc::Receiver<Result<(u32, RgbImage)>>;
 
 /// A batch's styled frames and the compute thread's time on it.
 type Answer = (Result<Vec<RgbImage>>, Duration);

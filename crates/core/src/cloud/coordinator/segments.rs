@@ -160,12 +160,12 @@ pub(super) async fn upload_and_enqueue(
     let (cut_tx, mut cut_rx) = mpsc::unbounded_channel::<u32>();
     let cutting = cut_pieces(info, manifest, &spool.0, cut_tx);
     let mut uploads: JoinSet<Result<(u32, u64)>> = JoinSet::new();
-    let (mut done, mut bytes_up, mut cut_open) = (present.clone(), 0, true);
+    let (mut done, mut bytes_up, mut cut_open) = (present, 0, true);
     while cut_open || !uploads.is_empty() {
         tokio::select! {
             cut = cut_rx.recv(), if cut_open => match cut {
-                Some(index) if !present.contains(&index) => {
-                    let path = spool.0.join(format!("{index:05}.mkv"));
+                Some(index) if !done.contains(&index) => {
+                    let path = piece_path(&spool.0, index);
                     uploads.spawn(upload_piece(shared, &manifest.run_id, index, path));
                 }
                 Some(_) => {}
@@ -216,7 +216,7 @@ async fn pieces_in_storage(
         .collect())
 }
 
-/// Writes the manifest's pieces of the input into `dir` (`<piece:05>.mkv`) on a blocking thread,
+/// Writes the manifest's pieces of the input into `dir` ([`piece_path`]) on a blocking thread,
 /// sending each piece's index to `cut` once it is complete.
 fn cut_pieces(
     info: &VideoInfo,
@@ -240,7 +240,7 @@ fn cut_pieces(
     };
     let (info, dir) = (info.clone(), dir.to_path_buf());
     tokio::task::spawn_blocking(move || {
-        let path_of = |i: usize| dir.join(format!("{i:05}.mkv"));
+        let path_of = |i: usize| piece_path(&dir, i as u32);
         // The receiver only goes away when the upload loop has failed, which reports that.
         let tell = |i: usize, _size: u64| {
             let _ = cut.send(i as u32);
@@ -248,6 +248,11 @@ fn cut_pieces(
         write_pieces_telling(&info, &media_plan, path_of, tell)?;
         Ok(())
     })
+}
+
+/// Where piece `index` is cut to in the spool `dir`.
+fn piece_path(dir: &std::path::Path, index: u32) -> std::path::PathBuf {
+    dir.join(format!("{index:05}.mkv"))
 }
 
 /// Uploads piece `index` from `path` once a transfer slot is free, riding out storage trouble;

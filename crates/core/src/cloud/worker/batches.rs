@@ -33,7 +33,7 @@ pub(super) struct Batches<'a> {
     job: &'a ReadyJob,
     lease: &'a MessageLease,
     near_end: &'a NearEnd,
-    frames: &'a mut mpsc::Receiver<Result<(u32, RgbImage)>>,
+    frames: &'a mut Decoded,
     style: Arc<StyleSpec>,
     /// Frames not yet taken from `frames`.
     left: usize,
@@ -49,7 +49,7 @@ impl<'a> Batches<'a> {
     /// batch comes back with its frames as decoded.
     pub(super) fn new(
         (jobs, job, lease, near_end): (&'a Jobs, &'a ReadyJob, &'a MessageLease, &'a NearEnd),
-        frames: &'a mut mpsc::Receiver<Result<(u32, RgbImage)>>,
+        frames: &'a mut Decoded,
         total: usize,
         keep_originals: bool,
     ) -> Self {
@@ -107,7 +107,7 @@ impl<'a> Batches<'a> {
     /// Takes the next batch of frames and hands it to the compute thread, unless the worker is
     /// shutting down or has lost the job.
     async fn hand_over_next(&mut self) -> Result<(), JobError> {
-        let batch = self.jobs.next_batch(self.frames, self.left).await?;
+        let batch = self.next_frames().await?;
         self.left -= batch.len();
         if self.left <= self.jobs.compute.batch {
             // At most one batch after this one: time to fetch the next job.
@@ -147,5 +147,26 @@ impl<'a> Batches<'a> {
             reply,
         });
         Ok(())
+    }
+
+    /// The next batch of frames: at least one, at most a batch or what is left.
+    async fn next_frames(&mut self) -> Result<Vec<(u32, RgbImage)>, JobError> {
+        let size = self.jobs.compute.batch.min(self.left);
+        let mut batch = Vec::with_capacity(size);
+        match self.frames.recv().await {
+            Some(frame) => batch.push(frame?),
+            None => {
+                return Err(JobError::Failed(anyhow!(
+                    "the frame downloads stopped early"
+                )))
+            }
+        }
+        while batch.len() < size {
+            match self.frames.recv().await {
+                Some(frame) => batch.push(frame?),
+                None => break,
+            }
+        }
+        Ok(batch)
     }
 }

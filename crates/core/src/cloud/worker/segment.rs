@@ -24,9 +24,6 @@ const MARK_EVERY: Duration = Duration::from_secs(1);
 /// A frame on its way to the encoder: its number, the original (when steadying), the styled one.
 type Styled = (u32, Option<RgbImage>, RgbImage);
 
-/// The decoded frames with their numbers, an error as the last item.
-type Decoded = mpsc::Receiver<Result<(u32, RgbImage)>>;
-
 /// Where a segments job's time went: each stage's own busy time (decoding, the network and
 /// encoding overlap, so these add up to more than the job's wall time when the pipeline flows).
 #[derive(Debug, Default, Clone, Copy)]
