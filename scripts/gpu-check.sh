@@ -51,15 +51,17 @@ prepare_models() {
   carry_size_ok "$CARRY/model"
 }
 
-# The stylize binary, the shared libraries it needs beyond LibTorch and a base image, and a clip.
+# The two binaries (`stylize` coordinates the presets run itself and starts `stylize-torch` for the
+# worker and local mode), the shared libraries they need beyond LibTorch and a base image, and clips.
 prepare_worker() {
-  cargo build --release -q --bin stylize
+  cargo build --release -q --bins
   cargo build --release -q -p stylize-motion --example steady_cost
   local stage=target/gpu-check-worker
   rm -rf "$stage" && mkdir -p "$stage/lib"
   strip -o "$stage/stylize" target/release/stylize
+  strip -o "$stage/stylize-torch" target/release/stylize-torch
   strip -o "$stage/steady_cost" target/release/examples/steady_cost
-  ldd target/release/stylize | awk '$2 == "=>" && $3 ~ /^\// {print $1, $3}' |
+  ldd target/release/stylize-torch | awk '$2 == "=>" && $3 ~ /^\// {print $1, $3}' |
     grep -v -E "$BASE_LIBS" | grep -v -E '/libtorch[^/]*/lib/' |
     while read -r name path; do cp -L "$path" "$stage/lib/$name"; done
   stub_icu_data "$stage/lib"
@@ -131,7 +133,7 @@ run_worker() {
   rm -rf "$dir" && mkdir -p "$dir"
   xz -dc "$CARRY/worker/bundle.tar.xz" | tar -C "$dir" -xf -
   export LD_LIBRARY_PATH=$dir/lib:${LD_LIBRARY_PATH:-}
-  local missing; missing=$(ldd "$dir/stylize" | grep "not found" || true)
+  local missing; missing=$(ldd "$dir/stylize" "$dir/stylize-torch" | grep "not found" || true)
   [ -z "$missing" ] || { echo "gpu-check: libraries this machine lacks:"; echo "$missing"; exit 1; }
   nvidia-smi -L || true
   echo "== the steadier alone (CPU): in order, then streamed on 1, 2, 4... threads"

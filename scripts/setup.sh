@@ -48,7 +48,7 @@ if ! pkg-config --atleast-version=59.37 libavcodec; then
   exit 1
 fi
 
-# --- Rust (>= 1.89) ------------------------------------------------------------
+# --- Rust (>= 1.90: its default linker, rust-lld, leaves LibTorch out of `stylize`) ---
 if ! command -v cargo >/dev/null; then
   # rustup's installer puts cargo in ~/.cargo/bin and leaves ~/.cargo/env to add it to PATH.
   if [ -f "$HOME/.cargo/env" ]; then source "$HOME/.cargo/env"
@@ -57,7 +57,7 @@ fi
 if ! command -v cargo >/dev/null || ! command -v rustc >/dev/null; then
   cat >&2 <<'EOF'
 setup: no Rust toolchain found (cargo and rustc are not on PATH, nor in ~/.cargo/bin).
-  stylize needs Rust >= 1.89. Install it with rustup, then run this script again:
+  stylize needs Rust >= 1.90. Install it with rustup, then run this script again:
     curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y
     source ~/.cargo/env
 EOF
@@ -65,8 +65,8 @@ EOF
 fi
 rust_version=$(rustc --version | awk '{print $2}')
 IFS=. read -r rust_major rust_minor _ <<<"$rust_version"
-if [ "${rust_major:-0}" -lt 1 ] || { [ "$rust_major" -eq 1 ] && [ "${rust_minor:-0}" -lt 89 ]; }; then
-  echo "setup: Rust $rust_version is too old; stylize needs Rust >= 1.89 (with rustup: rustup update stable)" >&2
+if [ "${rust_major:-0}" -lt 1 ] || { [ "$rust_major" -eq 1 ] && [ "${rust_minor:-0}" -lt 90 ]; }; then
+  echo "setup: Rust $rust_version is too old; stylize needs Rust >= 1.90 (with rustup: rustup update stable)" >&2
   exit 1
 fi
 
@@ -158,4 +158,4 @@ cargo build --release --quiet --bins || { echo "setup: cargo build failed" >&2; 
 
 # --- samples (generated, never downloaded) -------------------------------------
 "$ROOT/scripts/make-samples.sh"
-say "ready: $ROOT/target/release/stylize"
+say "ready: $ROOT/target/release/stylize (and stylize-torch, which it starts for whatever runs a network)"

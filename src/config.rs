@@ -1,10 +1,12 @@
 //! Turns parsed arguments into the core's validated options: the look, the encoder, the run's outputs, cloud and worker settings.
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
 use stylize_cloud::FrameFormat;
 use stylize_core::cloud::coordinator::{CoordinatorOptions, Transport};
+use stylize_core::cloud::look::StyleNetwork;
 use stylize_core::cloud::worker::{StylizerChoice, WorkerOptions};
 use stylize_core::cloud::StorageOptions;
 use stylize_core::inputs::{plan_run, OutputRequest, RunConfig};
@@ -200,8 +202,13 @@ pub fn storage(spec: &str, container: &Option<String>, queue: &Option<String>) -
     }
 }
 
-/// The coordinator's options for `--cloud` runs (and `stylize demo --cloud`).
-pub fn coordinator_options(args: &CloudArgs, compare: bool) -> Result<CoordinatorOptions> {
+/// The coordinator's options for `--cloud` runs (and `stylize demo --cloud`); `style_network`
+/// computes a picture's style.
+pub fn coordinator_options(
+    args: &CloudArgs,
+    compare: bool,
+    style_network: Arc<dyn StyleNetwork>,
+) -> Result<CoordinatorOptions> {
     let Some(spec) = args.cloud.as_deref() else {
         bail!("--cloud is required");
     };
@@ -223,6 +230,7 @@ pub fn coordinator_options(args: &CloudArgs, compare: bool) -> Result<Coordinato
             TransportArg::Segments => Transport::Segments,
             TransportArg::Frames => Transport::Frames,
         },
+        style_network,
     })
 }
 

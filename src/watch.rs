@@ -51,7 +51,7 @@ fn watch_options(args: &WatchArgs) -> Result<WatchOptions> {
         None => POLL_SECS,
     });
     Ok(WatchOptions {
-        coordinator: config::coordinator_options(&cloud, false)?,
+        coordinator: config::coordinator_options(&cloud, false, crate::torch::network())?,
         inbox: Place::parse("--inbox", &args.inbox)?,
         outbox: Place::parse("--outbox", &args.outbox)?,
         events: args.events.clone(),

@@ -164,7 +164,7 @@ fn style_in_the_cloud(
         }],
         encode: encode.clone(),
     };
-    let options = crate::config::coordinator_options(cloud, true)?;
+    let options = crate::config::coordinator_options(cloud, true, crate::torch::network())?;
     let frames = crate::cloud::coordinate_one(config, &options, args.quiet)?;
     Ok(("cloud workers".to_string(), frames))
 }

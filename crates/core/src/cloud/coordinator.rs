@@ -13,7 +13,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -23,7 +23,6 @@ use stylize_cloud::{
     RunManifest, RunProgress,
 };
 use stylize_media::{EncodeOptions, FrameReader, RgbImage, VideoInfo, VideoWriter};
-use stylize_model::Engine;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 
@@ -79,6 +78,8 @@ pub struct CoordinatorOptions {
     pub storage_patience: Duration,
     /// How the video travels through storage.
     pub transport: Transport,
+    /// What computes a picture's style (a presets style needs nothing).
+    pub style_network: Arc<dyn look::StyleNetwork>,
 }
 
 /// How a cloud run's video travels through storage.
@@ -141,8 +142,6 @@ struct Shared {
     encode: EncodeOptions,
     options: CoordinatorOptions,
     transfers: Arc<Semaphore>,
-    /// The network that turns the style into values, loaded on first need.
-    preparer: Mutex<Option<Engine>>,
     /// Inputs upload one at a time: the coordinator's CPU and uplink are shared.
     upload_slot: Semaphore,
     reporter: Arc<dyn Reporter>,
@@ -187,7 +186,6 @@ pub fn run(
         encode: config.encode.clone(),
         options: options.clone(),
         transfers: Arc::new(Semaphore::new(options.transfers as usize)),
-        preparer: Mutex::new(None),
         upload_slot: Semaphore::new(1),
         patience: Arc::new(Patience::new(options.storage_patience, {
             let reporter = reporter.clone();
@@ -470,21 +468,14 @@ async fn new_manifest(
     Ok(publish_manifest(shared.cloud.blobs.as_ref(), &manifest).await?)
 }
 
-/// The run's style computed by the network, loaded once per coordinator (a picture's style).
+/// The run's style computed by the network (a picture's style).
 async fn compute_style(
     shared: Arc<Shared>,
     first: Option<RgbImage>,
 ) -> Result<stylize_cloud::StyleSpec> {
     blocking(move || {
-        let mut engine = shared.preparer.lock().unwrap_or_else(|p| p.into_inner());
-        if engine.is_none() {
-            *engine = Some(look::coordinator_engine(&shared.look)?);
-        }
-        look::compute(
-            engine.as_ref().expect("loaded above"),
-            &shared.look,
-            first.as_ref(),
-        )
+        let network = &shared.options.style_network;
+        network.compute(&shared.look, first.as_ref())
     })
     .await
 }

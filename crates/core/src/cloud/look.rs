@@ -5,6 +5,8 @@
 //! numbers, so a worker rebuilds exactly the style local mode would use from
 //! them alone. Only `--method optimize` needs the picture itself: it is stored
 //! beside the run ([`stylize_cloud::RunId::style_picture_key`]).
+use std::sync::Mutex;
+
 use anyhow::{anyhow, Context, Result};
 use stylize_cloud::{sha256_hex, OptimizeSpec, StyleKind, StyleParamsSpec, StyleSpec};
 use stylize_model::optimize::OptimizeParams;
@@ -90,18 +92,6 @@ pub fn style_ref(look: &LookConfig) -> String {
     }
 }
 
-/// The coordinator's engine: CPU and f32, whatever the workers use, so the
-/// stored values are exact and each worker rounds them to its own precision
-/// just as local mode rounds its own.
-pub fn coordinator_engine(look: &LookConfig) -> Result<Engine> {
-    let options = EngineOptions {
-        device: DeviceChoice::Cpu,
-        precision: Precision::F32,
-        threads: look.engine.threads,
-    };
-    Engine::new(&options).context("cannot start the style network to prepare the style")
-}
-
 /// The run's style when it is made of presets: their weights need no network, so the coordinator
 /// need not load one (`None` for a picture's style).
 pub fn without_network(look: &LookConfig) -> Option<Result<StyleSpec>> {
@@ -120,22 +110,59 @@ pub fn without_network(look: &LookConfig) -> Option<Result<StyleSpec>> {
     }))
 }
 
-/// Computes the run's style once.
-pub fn compute(
-    engine: &Engine,
-    look: &LookConfig,
-    first_frame: Option<&RgbImage>,
-) -> Result<StyleSpec> {
-    let prepared = look.prepare(engine, first_frame)?;
-    Ok(StyleSpec {
-        kind: if prepared.is_image_style() {
-            StyleKind::Image
-        } else {
-            StyleKind::Presets
-        },
-        label: look.label(),
-        values: prepared.values(),
-    })
+/// What turns a picture into a run's style values on the coordinator. A presets style needs no
+/// network ([`without_network`]), so a coordinator that only ever runs presets can be built
+/// without LibTorch (the `stylize` binary) and given [`NoNetwork`].
+pub trait StyleNetwork: Send + Sync + std::fmt::Debug {
+    /// The run's style, computed once per run.
+    fn compute(&self, look: &LookConfig, first_frame: Option<&RgbImage>) -> Result<StyleSpec>;
+}
+
+/// The coordinator's network, loaded on first need and kept for the next input: CPU and f32,
+/// whatever the workers use, so the stored values are exact and each worker rounds them to its
+/// own precision just as local mode rounds its own.
+#[derive(Debug, Default)]
+pub struct CoordinatorNetwork {
+    engine: Mutex<Option<Engine>>,
+}
+
+impl StyleNetwork for CoordinatorNetwork {
+    fn compute(&self, look: &LookConfig, first_frame: Option<&RgbImage>) -> Result<StyleSpec> {
+        let mut engine = self.engine.lock().unwrap_or_else(|p| p.into_inner());
+        if engine.is_none() {
+            let options = EngineOptions {
+                device: DeviceChoice::Cpu,
+                precision: Precision::F32,
+                threads: look.engine.threads,
+            };
+            let loaded = Engine::new(&options)
+                .context("cannot start the style network to prepare the style")?;
+            *engine = Some(loaded);
+        }
+        let prepared = look.prepare(engine.as_ref().expect("loaded above"), first_frame)?;
+        Ok(StyleSpec {
+            kind: if prepared.is_image_style() {
+                StyleKind::Image
+            } else {
+                StyleKind::Presets
+            },
+            label: look.label(),
+            values: prepared.values(),
+        })
+    }
+}
+
+/// For a coordinator built without LibTorch: any style that needs the network is refused.
+#[derive(Debug, Default)]
+pub struct NoNetwork;
+
+impl StyleNetwork for NoNetwork {
+    fn compute(&self, look: &LookConfig, _first_frame: Option<&RgbImage>) -> Result<StyleSpec> {
+        Err(anyhow!(
+            "style {}: needs the style network, which this build of the coordinator lacks",
+            look.style_spec
+        ))
+    }
 }
 
 #[cfg(test)]
