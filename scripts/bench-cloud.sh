@@ -58,7 +58,7 @@ AZURITE_ARGS=${AZURITE_ARGS---inMemoryPersistence}
 # Workers leave once the queue has been empty this long after the run.
 IDLE_EXIT=3
 
-cargo build --release --quiet --bin stylize
+cargo build --release --quiet --bins
 BIN=$PWD/target/release/stylize
 ENTRY=$(scripts/azurite.sh path)
 WORK=$(mktemp -d /tmp/stylize-bench-cloud.XXXXXX)

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 source scripts/env.sh
 export SVT_LOG=1 # SVT-AV1 prints its configuration otherwise
 WORK=${BENCH_DIR:-/tmp/stylize-bench}; mkdir -p "$WORK"
-cargo build --release -q --bin stylize
+cargo build --release -q --bins
 S=target/release/stylize
 CLIP=$WORK/bench90.mp4
 [ -s "$CLIP" ] || ffmpeg -loglevel error -y -f lavfi -i "mandelbrot=size=720x720:rate=30:start_scale=2:end_scale=0.5,hue=H=t" \

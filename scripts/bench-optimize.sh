@@ -14,7 +14,7 @@ source scripts/env.sh
 SIDE=${SIDE:-256}; ITERATIONS=${ITERATIONS:-60}; FRAMES=${FRAMES:-6}
 WORK=${BENCH_DIR:-/tmp/stylize-bench}; mkdir -p "$WORK"
 if [ ! -x target/release/stylize ]; then ./scripts/setup.sh; fi
-cargo build --release -q --bin stylize && cargo build --release -q -p stylize-core --example optimize_curve
+cargo build --release -q --bins && cargo build --release -q -p stylize-core --example optimize_curve
 export LD_LIBRARY_PATH=$LIBTORCH/lib:${LD_LIBRARY_PATH:-}
 STYLIZE=target/release/stylize
 CURVE=target/release/examples/optimize_curve

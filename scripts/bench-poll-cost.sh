@@ -44,7 +44,7 @@ STYLED=${STYLED:-}
 [[ -z "$OLD_BIN" && -z "$STYLED" ]] || TRANSPORT_ARGS=(--transport frames)
 [[ -z "$STYLED" || "$BACKEND" == dir ]] || { echo "bench-poll-cost: STYLED needs BACKEND=dir" >&2; exit 2; }
 
-cargo build --release --quiet --bin stylize
+cargo build --release --quiet --bins
 BIN=$PWD/target/release/stylize
 ENTRY=$(scripts/azurite.sh path)
 WORK=$(mktemp -d /tmp/stylize-bench-poll.XXXXXX)

@@ -14,7 +14,7 @@ WORK=${BENCH_DIR:-/tmp/stylize-bench}; mkdir -p "$WORK"
 JOB=${JOB:-30}
 STYLE=${STYLE:-preset:19}
 [ -s "$WORK/bench90.mp4" ] && [ -s "$WORK/bikes.mp4" ] || { echo "bench-seams: clips missing: run scripts/bench-steady.sh first" >&2; exit 1; }
-cargo build --release -q --bin stylize
+cargo build --release -q --bins
 STYLIZE=$PWD/target/release/stylize
 
 printf '%-10s %6s %14s %14s %14s %14s %12s\n' clip jobs local-seams local-rest cloud-seams cloud-rest vs-local

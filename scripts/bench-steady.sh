@@ -16,7 +16,7 @@ source scripts/env.sh
 PICTURE=""; [ "${1:-}" = "--picture" ] && PICTURE=$2
 WORK=${BENCH_DIR:-/tmp/stylize-bench}; mkdir -p "$WORK"
 if [ ! -x target/release/stylize ] || [ ! -x /usr/bin/time ]; then ./scripts/setup.sh; fi
-cargo build --release -q --bin stylize
+cargo build --release -q --bins
 STYLIZE=target/release/stylize
 
 # --- clips --------------------------------------------------------------------

@@ -287,6 +287,8 @@ pub struct PieceFrames {
     current: Option<OpenPiece>,
     done: bool,
     keep_depth: bool,
+    /// A piece probed already by the caller (see [`Self::probed`]).
+    probed: Option<VideoInfo>,
 }
 
 struct OpenPiece {
@@ -305,7 +307,15 @@ impl PieceFrames {
             current: None,
             done: false,
             keep_depth: false,
+            probed: None,
         }
+    }
+
+    /// The probe of one of the pieces (by its path), which the caller needed as well: that piece
+    /// is not probed a second time.
+    pub fn probed(mut self, info: VideoInfo) -> Self {
+        self.probed = Some(info);
+        self
     }
 
     /// Frames come with their full depth where the pieces have more than 8 bits a sample (see
@@ -322,8 +332,12 @@ impl PieceFrames {
             if end <= self.wanted.start || piece.first_frame >= self.wanted.end {
                 continue;
             }
-            let reader = crate::probe(&path)
-                .and_then(|info| FrameReader::open(&info))
+            let info = match self.probed.take_if(|info| info.path == path) {
+                Some(info) => Ok(info),
+                None => crate::probe(&path),
+            };
+            let reader = info
+                .and_then(|info| FrameReader::open_piece(&info))
                 .map(|reader| reader.keep_depth(self.keep_depth));
             return Some(reader.map(|reader| {
                 self.current = Some(OpenPiece {

@@ -85,7 +85,8 @@ impl Jobs {
         let fetching = Instant::now();
         let pieces = self.fetch_pieces(job, segment, scratch.path()).await?;
         times.fetch = fetching.elapsed();
-        // The first piece lends the encoder its colour tags and size.
+        // The first piece lends the encoder its colour tags and size; probed once, for the
+        // decoder too (each probe decodes frames).
         let first_piece = pieces
             .first()
             .map(|(path, _)| path.clone())
@@ -101,17 +102,32 @@ impl Jobs {
             true => format!("decoding piece {first} of the input"),
             false => format!("decoding pieces {first}..={last} of the input"),
         };
+        let first_info = tokio::task::spawn_blocking(move || stylize_media::probe(&first_piece))
+            .await
+            .map_err(|e| anyhow!("probe task failed: {e}"))?
+            .with_context(|| what.clone())?;
         let options = encode_options(segment)?;
         let deep = options.deep_output();
-        let decoder =
-            tokio::task::spawn_blocking(move || decode(pieces, wanted, deep, &what, frames_tx));
+        let piece_frames = PieceFrames::new(pieces, wanted)
+            .keep_depth(deep)
+            .probed(first_info.clone());
+        let decoder = tokio::task::spawn_blocking(move || decode(piece_frames, &what, frames_tx));
         let _abort = AbortOnDrop(decoder.abort_handle());
         let out = scratch.path().join("segment.mkv");
         let (to_encoder, from_network) = std::sync::mpsc::sync_channel::<Styled>(self.prefetch);
         let encoder = tokio::task::spawn_blocking({
-            let (piece, out, segment) = (first_piece, out.clone(), segment.clone());
+            let (out, segment) = (out.clone(), segment.clone());
             let job_frames = spec.frames.start..spec.frames.end;
-            move || encode(&piece, &out, &segment, &options, job_frames, from_network)
+            move || {
+                encode(
+                    first_info,
+                    &out,
+                    &segment,
+                    &options,
+                    job_frames,
+                    from_network,
+                )
+            }
         });
 
         times.network = self
@@ -262,17 +278,14 @@ fn encode_options(segment: &JobSegment) -> Result<EncodeOptions> {
     })
 }
 
-/// Decodes frames `wanted` from the pieces into `out` (an error as the last item), with their full
-/// depth when `deep`; returns the time spent decoding (not waiting for the network to take frames).
+/// Decodes the job's frames into `out` (an error as the last item); returns the time spent
+/// decoding (not waiting for the network to take frames).
 fn decode(
-    pieces: Vec<(PathBuf, stylize_media::Piece)>,
-    wanted: std::ops::Range<u32>,
-    deep: bool,
+    mut frames: PieceFrames,
     what: &str,
     out: mpsc::Sender<Result<(u32, RgbImage)>>,
 ) -> Duration {
     let mut busy = Duration::ZERO;
-    let mut frames = PieceFrames::new(pieces, wanted).keep_depth(deep);
     loop {
         let decoding = Instant::now();
         let Some(frame) = frames.next() else {
@@ -290,17 +303,16 @@ fn decode(
 }
 
 /// Steadies the styled frames in order and encodes those of `job_frames` into `out`, with the
-/// run's encoder settings; the first piece (`piece`) lends its colour tags and size. Returns the
-/// time spent steadying and encoding.
+/// run's encoder settings; the first piece (`info`, its probe) lends its colour tags and size.
+/// Returns the time spent steadying and encoding.
 fn encode(
-    piece: &Path,
+    mut info: stylize_media::VideoInfo,
     out: &Path,
     segment: &JobSegment,
     options: &EncodeOptions,
     job_frames: std::ops::Range<u32>,
     frames: std::sync::mpsc::Receiver<Styled>,
 ) -> Result<(Duration, Duration)> {
-    let mut info = stylize_media::probe(piece)?;
     let rate = Rational::new(segment.frame_rate.num as i32, segment.frame_rate.den as i32);
     if rate.is_positive() {
         info.frame_rate = rate;
