@@ -156,17 +156,27 @@ pub(super) async fn upload_and_enqueue(
     let spool = Spool::create(plan)?;
     bar.restart(u64::from(piece_count));
     // Each piece goes up as soon as it is cut: a long input's first jobs need not wait for its
-    // whole cut.
+    // whole cut. Uploads start in the order of the pieces, `--transfers` at a time: started all
+    // at once, they took their transfer slots in whatever order the runtime ran them, and the
+    // first round's jobs waited behind later pieces (0.3 s and more, traced).
     let (cut_tx, mut cut_rx) = mpsc::unbounded_channel::<u32>();
     let cutting = cut_pieces(info, manifest, &spool.0, cut_tx);
     let mut uploads: JoinSet<Result<(u32, u64)>> = JoinSet::new();
+    let mut cut_waiting = BTreeSet::new();
+    let slots = shared.options.transfers.max(1) as usize;
     let (mut done, mut bytes_up, mut cut_open) = (present, 0, true);
-    while cut_open || !uploads.is_empty() {
+    while cut_open || !uploads.is_empty() || !cut_waiting.is_empty() {
+        while uploads.len() < slots {
+            let Some(index) = cut_waiting.pop_first() else {
+                break;
+            };
+            let path = piece_path(&spool.0, index);
+            uploads.spawn(upload_piece(shared, &manifest.run_id, index, path));
+        }
         tokio::select! {
             cut = cut_rx.recv(), if cut_open => match cut {
                 Some(index) if !done.contains(&index) => {
-                    let path = piece_path(&spool.0, index);
-                    uploads.spawn(upload_piece(shared, &manifest.run_id, index, path));
+                    cut_waiting.insert(index);
                 }
                 Some(_) => {}
                 None => cut_open = false,
