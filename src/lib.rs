@@ -31,7 +31,7 @@ pub fn runs_without_torch(cli: &Cli) -> bool {
         Some(Command::Runs(_)) | Some(Command::Codecs) => true,
         Some(Command::Styles(args)) => args.sheet.is_none(),
         Some(_) => false,
-        // A style that does not parse goes on too: `stylize-torch` says what is wrong with it.
+        // A look that does not parse is left to `stylize-torch` too, which says what is wrong.
         None => {
             cli.style.cloud.cloud.is_some()
                 && config::look_config(&cli.style.look)

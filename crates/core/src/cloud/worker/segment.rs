@@ -85,32 +85,10 @@ impl Jobs {
         let fetching = Instant::now();
         let pieces = self.fetch_pieces(job, segment, scratch.path()).await?;
         times.fetch = fetching.elapsed();
-        // The first piece lends the encoder its colour tags and size; probed once, for the
-        // decoder too (each probe decodes frames).
-        let first_piece = pieces
-            .first()
-            .map(|(path, _)| path.clone())
-            .unwrap_or_default();
-
-        let (frames_tx, mut frames_rx) = mpsc::channel::<Result<(u32, RgbImage)>>(self.prefetch);
-        let wanted = segment.decode_from..spec.frames.end;
-        let (first, last) = (
-            segment.first_piece,
-            segment.first_piece + segment.pieces.len() as u32 - 1,
-        );
-        let what = match first == last {
-            true => format!("decoding piece {first} of the input"),
-            false => format!("decoding pieces {first}..={last} of the input"),
-        };
-        let first_info = tokio::task::spawn_blocking(move || stylize_media::probe(&first_piece))
-            .await
-            .map_err(|e| anyhow!("probe task failed: {e}"))?
-            .with_context(|| what.clone())?;
         let options = encode_options(segment)?;
-        let deep = options.deep_output();
-        let piece_frames = PieceFrames::new(pieces, wanted)
-            .keep_depth(deep)
-            .probed(first_info.clone());
+        let (piece_frames, first_info, what) =
+            open_pieces(segment, spec.frames.end, pieces, options.deep_output()).await?;
+        let (frames_tx, mut frames_rx) = mpsc::channel::<Result<(u32, RgbImage)>>(self.prefetch);
         let decoder = tokio::task::spawn_blocking(move || decode(piece_frames, &what, frames_tx));
         let _abort = AbortOnDrop(decoder.abort_handle());
         let out = scratch.path().join("segment.mkv");
@@ -276,6 +254,37 @@ fn encode_options(segment: &JobSegment) -> Result<EncodeOptions> {
         })?,
         follow_source_depth: false,
     })
+}
+
+/// The job's pieces ready to decode from `segment.decode_from` to `job_end`, the first piece's
+/// probe, and what decoding them is called in errors. The first piece lends the encoder its colour
+/// tags and size: it is probed once, for decoder and encoder, as each probe decodes frames.
+async fn open_pieces(
+    segment: &JobSegment,
+    job_end: u32,
+    pieces: Vec<(PathBuf, stylize_media::Piece)>,
+    deep: bool,
+) -> Result<(PieceFrames, stylize_media::VideoInfo, String)> {
+    let (first, last) = (
+        segment.first_piece,
+        segment.first_piece + segment.pieces.len() as u32 - 1,
+    );
+    let what = match first == last {
+        true => format!("decoding piece {first} of the input"),
+        false => format!("decoding pieces {first}..={last} of the input"),
+    };
+    let first_piece = pieces
+        .first()
+        .map(|(path, _)| path.clone())
+        .unwrap_or_default();
+    let info = tokio::task::spawn_blocking(move || stylize_media::probe(&first_piece))
+        .await
+        .map_err(|e| anyhow!("probe task failed: {e}"))?
+        .with_context(|| what.clone())?;
+    let frames = PieceFrames::new(pieces, segment.decode_from..job_end)
+        .keep_depth(deep)
+        .probed(info.clone());
+    Ok((frames, info, what))
 }
 
 /// Decodes the job's frames into `out` (an error as the last item); returns the time spent
