@@ -10,5 +10,13 @@ fn main() {
     println!("cargo:rustc-link-arg-bin=stylize=-Wl,--exclude-libs,ALL");
     if let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") {
         println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
+        // A CUDA LibTorch: nothing calls libtorch_cuda directly, so `--as-needed` drops it and
+        // LibTorch quietly runs on the CPU only. `stylize-torch` names it again, unconditionally:
+        // a link argument lands after the libraries, so a bare `--no-as-needed` would come too late.
+        if std::path::Path::new(&lib).join("libtorch_cuda.so").exists() {
+            println!(
+                "cargo:rustc-link-arg-bin=stylize-torch=-Wl,--push-state,--no-as-needed,-ltorch_cuda,--pop-state"
+            );
+        }
     }
 }
