@@ -119,6 +119,23 @@ pub fn styles_frames_here(cli: &Cli) -> bool {
     }
 }
 
+/// Replaces this process with `exe` and this process's arguments (`argv[0]` kept, so messages
+/// still say `stylize`), with OpenMP's passive wait unless a wait policy is set: LibTorch's OpenMP
+/// workers spin while they wait, taking the cores the decoder and x264 need (measured: 3× slower
+/// per frame under load), and libgomp reads its policy only as it loads. Returns only when the
+/// exec failed, with why.
+pub fn exec_with_passive_openmp(exe: &std::path::Path) -> std::io::Error {
+    use std::os::unix::process::CommandExt;
+    let mut args = std::env::args_os();
+    let argv0 = args.next().unwrap_or_else(|| "stylize".into());
+    let mut command = std::process::Command::new(exe);
+    command.arg0(argv0).args(args);
+    if std::env::var_os("OMP_WAIT_POLICY").is_none() {
+        command.env("OMP_WAIT_POLICY", "PASSIVE");
+    }
+    command.exec()
+}
+
 /// First Ctrl-C: stop after the current frame and clean up. Second: leave at once.
 fn install_ctrl_c() {
     let _ = ctrlc::set_handler(|| {

@@ -1,6 +1,4 @@
 //! The `stylize` binary: runs the commands that need no LibTorch itself, and starts `stylize-torch` (beside it) for every command that runs a network.
-use std::os::unix::process::CommandExt;
-
 use clap::Parser;
 use stylize_cli::Cli;
 
@@ -15,10 +13,8 @@ fn main() {
 /// The binary that runs networks, beside this one.
 const TORCH_BINARY: &str = "stylize-torch";
 
-/// Replaces this process with `stylize-torch` and the same arguments; returns only to leave with
-/// an error. OpenMP's passive wait is set for it here, where it costs nothing: libgomp reads it
-/// only as it loads, and LibTorch's spinning workers would take the cores the decoder and x264
-/// need (measured: 3× slower per frame under load). A user's own setting is kept.
+/// Replaces this process with `stylize-torch` and the same arguments (with OpenMP's passive wait,
+/// set here where it costs no second start); returns only to leave with an error.
 fn hand_over_to_torch() -> ! {
     let torch = match std::env::current_exe() {
         Ok(exe) => exe.with_file_name(TORCH_BINARY),
@@ -29,15 +25,7 @@ fn hand_over_to_torch() -> ! {
             stylize_cli::leave(1)
         }
     };
-    let mut args = std::env::args_os();
-    let argv0 = args.next().unwrap_or_else(|| "stylize".into());
-    let mut command = std::process::Command::new(&torch);
-    command.arg0(argv0).args(args);
-    if std::env::var_os("OMP_WAIT_POLICY").is_none() {
-        command.env("OMP_WAIT_POLICY", "PASSIVE");
-    }
-    // exec returns only when it failed.
-    let e = command.exec();
+    let e = stylize_cli::exec_with_passive_openmp(&torch);
     eprintln!(
         "error: {}: {e}: this command runs the style network, which stylize leaves to \
          {TORCH_BINARY}; install the two binaries side by side",
