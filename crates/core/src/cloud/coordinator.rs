@@ -831,7 +831,7 @@ async fn follow_and_restitch(
         .map_err(|e| anyhow!("restitch thread failed: {e}"))?;
     followed?;
     let frames = restitched?;
-    let workers = count_workers(&follow.outputs, manifest).await;
+    let workers = count_workers(&follow).await;
     drop(spool);
     Ok((frames, downloads.bytes, workers))
 }
@@ -915,17 +915,19 @@ impl<'a> Follow<'a> {
             }
             Err(e) => return Err(e.into()),
         }
+        let patience = &self.shared.patience;
         for (frames, prefix) in styled_prefixes {
-            if let Ok(found) = existing_frames(outputs, &prefix).await {
+            let found = existing_frames(outputs, &prefix).await;
+            if let Some(found) = patience.best_effort("following the run", found) {
                 self.styled.retain(|n| !frames.contains(n));
                 self.styled.extend(found);
             }
         }
-        let inputs = &self.shared.cloud.blobs;
-        if self.polls.is_multiple_of(10)
-            && !inputs.exists(&run.manifest_key()).await.unwrap_or(true)
-        {
-            bail!("run {run} was cleaned while waiting for it");
+        if self.polls.is_multiple_of(10) {
+            let exists = self.shared.cloud.blobs.exists(&run.manifest_key()).await;
+            if patience.best_effort("following the run", exists) == Some(false) {
+                bail!("run {run} was cleaned while waiting for it");
+            }
         }
         let standing = bookkeeping::standing(
             &self.progress,
@@ -1047,7 +1049,8 @@ impl<'a> Follow<'a> {
                 self.shared.storage
             )),
             StandstillAction::CheckQueue => {
-                let length = self.shared.cloud.jobs.approximate_len().await.ok();
+                let length = self.shared.cloud.jobs.approximate_len().await;
+                let length = (self.shared.patience).best_effort("reading the queue's length", length);
                 if self.standstill.queue_length(length) {
                     let pending = self.progress.pending();
                     self.shared.say(&format!(
@@ -1107,28 +1110,30 @@ impl Downloads {
 }
 
 /// Which worker did each job, from the done markers (one read per job; skipped for huge runs).
-async fn count_workers(outputs: &Arc<dyn BlobStore>, manifest: &RunManifest) -> usize {
+/// A read that fails leaves its worker out of the count (storage trouble is told).
+async fn count_workers(follow: &Follow<'_>) -> usize {
+    let manifest = follow.manifest;
     if manifest.job_count > 2000 {
         return 0;
     }
     let mut reads = JoinSet::new();
     for job in 0..manifest.job_count {
         let (blobs, key) = (
-            outputs.clone(),
+            follow.outputs.clone(),
             manifest.run_id.done_key(job, &manifest.incarnation),
         );
-        reads.spawn(async move {
-            blobs
-                .get(&key)
-                .await
-                .ok()
-                .and_then(|b| DoneMarker::from_json(&b).ok())
-                .map(|m| m.worker)
-        });
+        reads.spawn(async move { blobs.get(&key).await });
     }
     let mut names = BTreeSet::new();
-    while let Some(Ok(Some(name))) = reads.join_next().await {
-        names.insert(name);
+    while let Some(read) = reads.join_next().await {
+        let Ok(read) = read else { continue };
+        let marker = follow
+            .shared
+            .patience
+            .best_effort("counting the run's workers", read);
+        if let Some(marker) = marker.and_then(|b| DoneMarker::from_json(&b).ok()) {
+            names.insert(marker.worker);
+        }
     }
     names.len()
 }

@@ -68,6 +68,24 @@ impl Patience {
         }
     }
 
+    /// The value of a call whose failure costs nothing but what it would have told (a check, a
+    /// count): not retried, but storage trouble is told as for any other call, so a stall spent
+    /// in such calls is never silent.
+    pub fn best_effort<T>(&self, what: &str, result: Result<T, CloudError>) -> Option<T> {
+        match result {
+            Ok(value) => {
+                self.recovered();
+                Some(value)
+            }
+            Err(e) => {
+                if e.is_retryable() {
+                    self.troubled(what, &e);
+                }
+                None
+            }
+        }
+    }
+
     /// Tells (once per spell of trouble) that storage is failing `what`.
     pub fn troubled(&self, what: &str, e: &CloudError) {
         let mut since = self.trouble_since.lock().unwrap_or_else(|p| p.into_inner());
@@ -177,5 +195,28 @@ mod tests {
             waited <= Duration::from_secs(60) && waited >= Duration::from_secs(20),
             "{waited:?}"
         );
+    }
+
+    /// A stall spent in checks and counts is told like any other (a frozen storage whose first
+    /// failures all fell on such calls once went unsaid for its whole 30 s).
+    #[test]
+    fn best_effort_calls_tell_trouble_and_recovery_without_retrying() {
+        let said = Arc::new(Mutex::new(Vec::<String>::new()));
+        let log = said.clone();
+        let patience = Patience::new(
+            Duration::from_secs(60),
+            Arc::new(move |line: &str| log.lock().unwrap().push(line.to_owned())),
+        );
+        let missing =
+            patience.best_effort("reading the queue's length", Err::<u64, _>(unavailable()));
+        assert_eq!(missing, None);
+        let absent =
+            patience.best_effort("counting", Err::<u64, _>(CloudError::NotFound("x".into())));
+        assert_eq!(absent, None);
+        assert_eq!(patience.best_effort("counting", Ok(3u64)), Some(3));
+        let said = said.lock().unwrap().clone();
+        assert_eq!(said.len(), 2, "{said:?}");
+        assert!(said[0].starts_with("storage trouble while reading the queue's length"));
+        assert!(said[1].starts_with("storage answers again after"));
     }
 }

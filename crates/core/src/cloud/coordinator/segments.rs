@@ -474,7 +474,7 @@ pub(super) async fn follow_and_join(
     // Who took part is read while the output is finished, not after.
     let (summary, workers) = tokio::join!(
         blocking(move || Ok(joiner.finish()?)),
-        count_workers(&follow.outputs, manifest)
+        count_workers(&follow)
     );
     let summary = summary?;
     plan.commit_with_side(temp, None)?;
