@@ -186,6 +186,8 @@ pub(super) async fn upload_and_enqueue(
                 bytes_up += size;
                 done.insert(index);
                 bar.advance();
+                // Awaited here, pausing the next uploads: sent beside them (measured), the first
+                // jobs' messages waited behind those uploads, and whole runs took as long.
                 queue_ready(shared, manifest, (&mut waiting, &mut queued), &done, bar).await?;
             }
         }
