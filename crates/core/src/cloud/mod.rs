@@ -88,6 +88,19 @@ pub async fn enqueue(
     job: u32,
     patience: &Patience,
 ) -> Result<()> {
+    send_job(cloud, manifest, job, patience).await?;
+    // After the send: a crash in between costs at worst a duplicate message,
+    // which workers drop once the job is done; never a job that is not queued.
+    note_queued(cloud, manifest, job, patience).await
+}
+
+/// Sends job `job` of a run to the queue (what the workers wait on); [`note_queued`] must follow.
+pub async fn send_job(
+    cloud: &Cloud,
+    manifest: &RunManifest,
+    job: u32,
+    patience: &Patience,
+) -> Result<()> {
     let mut spec = manifest
         .job_spec(job)
         .ok_or_else(|| anyhow!("job {job} is past the run's end"))?;
@@ -97,9 +110,16 @@ pub async fn enqueue(
     patience
         .retry(&what, || cloud.jobs.send(&message))
         .await
-        .context(what)?;
-    // After the send: a crash in between costs at worst a duplicate message,
-    // which workers drop once the job is done; never a job that is not queued.
+        .context(what)
+}
+
+/// Notes job `job` as queued, once its message is sent (a resumed coordinator reads the notes).
+pub async fn note_queued(
+    cloud: &Cloud,
+    manifest: &RunManifest,
+    job: u32,
+    patience: &Patience,
+) -> Result<()> {
     let marker = Bytes::from(QueuedMarker::new(job, cloud.jobs.name()).to_json());
     let outputs = cloud.outputs_of(manifest.output_container.as_deref())?;
     let (key, what) = (

@@ -7,6 +7,8 @@
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
 
+use futures::future::BoxFuture;
+use futures::stream::{FuturesUnordered, StreamExt as _};
 use stylize_cloud::{EncodeSpec, PieceSpec, SegmentsSpec};
 use stylize_media::{plan_pieces, write_pieces_telling, MediaError, SegmentJoiner, SplitPlan};
 use tokio::sync::mpsc;
@@ -147,9 +149,20 @@ pub(super) async fn upload_and_enqueue(
             Some((pieces, spec.job))
         })
         .collect();
-    let mut queued = 0;
-    queue_ready(shared, manifest, (&mut waiting, &mut queued), &present, bar).await?;
+    let (mut queued, mut noting) = (0, Noting::new());
+    queue_ready(
+        shared,
+        manifest,
+        (&mut waiting, &mut queued),
+        &present,
+        &mut noting,
+        bar,
+    )
+    .await?;
     if present.len() as u32 == piece_count {
+        while let Some(noted) = noting.next().await {
+            noted?;
+        }
         return Ok(0);
     }
     bar.message("cutting the input into pieces");
@@ -165,7 +178,7 @@ pub(super) async fn upload_and_enqueue(
     let mut cut_waiting = BTreeSet::new();
     let slots = shared.options.transfers.max(1) as usize;
     let (mut done, mut bytes_up, mut cut_open) = (present, 0, true);
-    while cut_open || !uploads.is_empty() || !cut_waiting.is_empty() {
+    while cut_open || !uploads.is_empty() || !cut_waiting.is_empty() || !noting.is_empty() {
         while uploads.len() < slots {
             let Some(index) = cut_waiting.pop_first() else {
                 break;
@@ -186,10 +199,13 @@ pub(super) async fn upload_and_enqueue(
                 bytes_up += size;
                 done.insert(index);
                 bar.advance();
-                // Awaited here, pausing the next uploads: sent beside them (measured), the first
-                // jobs' messages waited behind those uploads, and whole runs took as long.
-                queue_ready(shared, manifest, (&mut waiting, &mut queued), &done, bar).await?;
+                // The messages are awaited here, pausing the next uploads: sent beside them
+                // (measured), the first jobs' messages waited behind those uploads, and whole
+                // runs took as long. Their notes go beside.
+                let queuing = (&mut waiting, &mut queued);
+                queue_ready(shared, manifest, queuing, &done, &mut noting, bar).await?;
             }
+            Some(noted) = noting.next() => noted?,
         }
         if cancelled() {
             bail!("interrupted");
@@ -290,13 +306,18 @@ fn upload_piece(
     }
 }
 
+/// Queued notes being written (see [`note_queued`]).
+type Noting<'a> = FuturesUnordered<BoxFuture<'a, Result<()>>>;
+
 /// Queues the waiting jobs (by their last piece, in order) whose pieces are all up: every piece
-/// before the first one missing from `up`. Counts them in `queued`.
-async fn queue_ready(
-    shared: &Arc<Shared>,
-    manifest: &RunManifest,
+/// before the first one missing from `up`. Counts them in `queued`; their notes that they are
+/// queued go into `noting`, for the caller to see through.
+async fn queue_ready<'a>(
+    shared: &'a Arc<Shared>,
+    manifest: &'a RunManifest,
     (waiting, queued): (&mut Vec<(RangeInclusive<u32>, u32)>, &mut u32),
     up: &BTreeSet<u32>,
+    noting: &mut Noting<'a>,
     bar: &dyn InputProgress,
 ) -> Result<()> {
     // A job goes as soon as its own pieces are up, whichever uploads finish first: on a busy
@@ -307,9 +328,19 @@ async fn queue_ready(
         .partition(|(pieces, _)| pieces.clone().all(|p| up.contains(&p)));
     *waiting = still;
     // Side by side: jobs that become ready together reach the workers together (one after the
-    // other, eight first jobs started over 0.3 s on a loaded machine).
-    let sends = ready.iter().map(|(_, job)| enqueue(shared, manifest, *job));
-    *queued += futures::future::try_join_all(sends).await?.len() as u32;
+    // other, eight first jobs started over 0.3 s on a loaded machine). Only the messages are
+    // waited for: the workers wait on them, not on the notes.
+    let (cloud, patience) = (&shared.cloud, &shared.patience);
+    let sends = ready
+        .iter()
+        .map(|&(_, job)| super::super::send_job(cloud, manifest, job, patience));
+    futures::future::try_join_all(sends).await?;
+    for (_, job) in ready {
+        *queued += 1;
+        noting.push(Box::pin(super::super::note_queued(
+            cloud, manifest, job, patience,
+        )));
+    }
     bar.message(&format!("pieces uploaded · {queued} jobs queued"));
     Ok(())
 }
