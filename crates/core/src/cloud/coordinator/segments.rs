@@ -306,7 +306,7 @@ fn upload_piece(
     }
 }
 
-/// Queued notes being written (see [`note_queued`]).
+/// Queued notes being written (see [`crate::cloud::note_queued`]).
 type Noting<'a> = FuturesUnordered<BoxFuture<'a, Result<()>>>;
 
 /// Queues the waiting jobs (by their last piece, in order) whose pieces are all up: every piece
@@ -333,11 +333,11 @@ async fn queue_ready<'a>(
     let (cloud, patience) = (&shared.cloud, &shared.patience);
     let sends = ready
         .iter()
-        .map(|&(_, job)| super::super::send_job(cloud, manifest, job, patience));
+        .map(|&(_, job)| crate::cloud::send_job(cloud, manifest, job, patience));
     futures::future::try_join_all(sends).await?;
     for (_, job) in ready {
         *queued += 1;
-        noting.push(Box::pin(super::super::note_queued(
+        noting.push(Box::pin(crate::cloud::note_queued(
             cloud, manifest, job, patience,
         )));
     }
