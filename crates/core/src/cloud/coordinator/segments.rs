@@ -139,30 +139,10 @@ pub(super) async fn upload_and_enqueue(
     let segments = manifest.segments.as_ref().expect("a segments run");
     let present = pieces_in_storage(shared, manifest, reupload).await?;
     let piece_count = segments.pieces.len() as u32;
-    // The pieces each job needs, to queue it once they are up.
-    let mut waiting: Vec<(RangeInclusive<u32>, u32)> = to_queue
-        .iter()
-        .filter_map(|&job| manifest.job_spec(job))
-        .filter_map(|spec| {
-            let seg = spec.segment?;
-            let pieces = seg.first_piece..=seg.first_piece + seg.pieces.len() as u32 - 1;
-            Some((pieces, spec.job))
-        })
-        .collect();
-    let (mut queued, mut noting) = (0, Noting::new());
-    queue_ready(
-        shared,
-        manifest,
-        (&mut waiting, &mut queued),
-        &present,
-        &mut noting,
-        bar,
-    )
-    .await?;
+    let mut queuing = Queuing::new(shared, manifest, to_queue);
+    queuing.queue_ready(&present, bar).await?;
     if present.len() as u32 == piece_count {
-        while let Some(noted) = noting.next().await {
-            noted?;
-        }
+        queuing.finish().await?;
         return Ok(0);
     }
     bar.message("cutting the input into pieces");
@@ -178,7 +158,7 @@ pub(super) async fn upload_and_enqueue(
     let mut cut_waiting = BTreeSet::new();
     let slots = shared.options.transfers.max(1) as usize;
     let (mut done, mut bytes_up, mut cut_open) = (present, 0, true);
-    while cut_open || !uploads.is_empty() || !cut_waiting.is_empty() || !noting.is_empty() {
+    while cut_open || !uploads.is_empty() || !cut_waiting.is_empty() || !queuing.noting.is_empty() {
         while uploads.len() < slots {
             let Some(index) = cut_waiting.pop_first() else {
                 break;
@@ -202,10 +182,9 @@ pub(super) async fn upload_and_enqueue(
                 // The messages are awaited here, pausing the next uploads: sent beside them
                 // (measured), the first jobs' messages waited behind those uploads, and whole
                 // runs took as long. Their notes go beside.
-                let queuing = (&mut waiting, &mut queued);
-                queue_ready(shared, manifest, queuing, &done, &mut noting, bar).await?;
+                queuing.queue_ready(&done, bar).await?;
             }
-            Some(noted) = noting.next() => noted?,
+            Some(noted) = queuing.noting.next() => noted?,
         }
         if cancelled() {
             bail!("interrupted");
@@ -306,43 +285,71 @@ fn upload_piece(
     }
 }
 
-/// Queued notes being written (see [`crate::cloud::note_queued`]).
-type Noting<'a> = FuturesUnordered<BoxFuture<'a, Result<()>>>;
-
-/// Queues the waiting jobs (by their last piece, in order) whose pieces are all up: every piece
-/// before the first one missing from `up`. Counts them in `queued`; their notes that they are
-/// queued go into `noting`, for the caller to see through.
-async fn queue_ready<'a>(
+/// The jobs of a segments run still to queue, each with the pieces it needs; how many were
+/// queued; and the notes that they are queued (see [`crate::cloud::note_queued`]) being written.
+struct Queuing<'a> {
     shared: &'a Arc<Shared>,
     manifest: &'a RunManifest,
-    (waiting, queued): (&mut Vec<(RangeInclusive<u32>, u32)>, &mut u32),
-    up: &BTreeSet<u32>,
-    noting: &mut Noting<'a>,
-    bar: &dyn InputProgress,
-) -> Result<()> {
-    // A job goes as soon as its own pieces are up, whichever uploads finish first: on a busy
-    // storage account the uploads end out of order, and waiting for all pieces before a job's
-    // kept most of the first round's workers idle.
-    let (ready, still): (Vec<_>, Vec<_>) = std::mem::take(waiting)
-        .into_iter()
-        .partition(|(pieces, _)| pieces.clone().all(|p| up.contains(&p)));
-    *waiting = still;
-    // Side by side: jobs that become ready together reach the workers together (one after the
-    // other, eight first jobs started over 0.3 s on a loaded machine). Only the messages are
-    // waited for: the workers wait on them, not on the notes.
-    let (cloud, patience) = (&shared.cloud, &shared.patience);
-    let sends = ready
-        .iter()
-        .map(|&(_, job)| crate::cloud::send_job(cloud, manifest, job, patience));
-    futures::future::try_join_all(sends).await?;
-    for (_, job) in ready {
-        *queued += 1;
-        noting.push(Box::pin(crate::cloud::note_queued(
-            cloud, manifest, job, patience,
-        )));
+    waiting: Vec<(RangeInclusive<u32>, u32)>,
+    queued: u32,
+    noting: FuturesUnordered<BoxFuture<'a, Result<()>>>,
+}
+
+impl<'a> Queuing<'a> {
+    fn new(shared: &'a Arc<Shared>, manifest: &'a RunManifest, to_queue: &BTreeSet<u32>) -> Self {
+        let waiting = to_queue
+            .iter()
+            .filter_map(|&job| manifest.job_spec(job))
+            .filter_map(|spec| {
+                let seg = spec.segment?;
+                let pieces = seg.first_piece..=seg.first_piece + seg.pieces.len() as u32 - 1;
+                Some((pieces, spec.job))
+            })
+            .collect();
+        Queuing {
+            shared,
+            manifest,
+            waiting,
+            queued: 0,
+            noting: FuturesUnordered::new(),
+        }
     }
-    bar.message(&format!("pieces uploaded · {queued} jobs queued"));
-    Ok(())
+
+    /// Queues the waiting jobs (by their last piece, in order) whose pieces are all in `up`;
+    /// their notes are left in `noting`, for the caller to see through.
+    async fn queue_ready(&mut self, up: &BTreeSet<u32>, bar: &dyn InputProgress) -> Result<()> {
+        // A job goes as soon as its own pieces are up, whichever uploads finish first: on a busy
+        // storage account the uploads end out of order, and waiting for all pieces before a
+        // job's kept most of the first round's workers idle.
+        let (ready, still): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiting)
+            .into_iter()
+            .partition(|(pieces, _)| pieces.clone().all(|p| up.contains(&p)));
+        self.waiting = still;
+        // Side by side: jobs that become ready together reach the workers together (one after
+        // the other, eight first jobs started over 0.3 s on a loaded machine). Only the messages
+        // are waited for: the workers wait on them, not on the notes.
+        let (cloud, patience, manifest) =
+            (&self.shared.cloud, &self.shared.patience, self.manifest);
+        let sends = ready
+            .iter()
+            .map(|&(_, job)| crate::cloud::send_job(cloud, manifest, job, patience));
+        futures::future::try_join_all(sends).await?;
+        for (_, job) in ready {
+            self.queued += 1;
+            let note = crate::cloud::note_queued(cloud, manifest, job, patience);
+            self.noting.push(Box::pin(note));
+        }
+        bar.message(&format!("pieces uploaded · {} jobs queued", self.queued));
+        Ok(())
+    }
+
+    /// Waits for the notes still being written.
+    async fn finish(&mut self) -> Result<()> {
+        while let Some(noted) = self.noting.next().await {
+            noted?;
+        }
+        Ok(())
+    }
 }
 
 /// Segments downloading at once, at most, ahead of the join (within `--transfers`).
