@@ -1050,7 +1050,8 @@ impl<'a> Follow<'a> {
             )),
             StandstillAction::CheckQueue => {
                 let length = self.shared.cloud.jobs.approximate_len().await;
-                let length = (self.shared.patience).best_effort("reading the queue's length", length);
+                let patience = &self.shared.patience;
+                let length = patience.best_effort("reading the queue's length", length);
                 if self.standstill.queue_length(length) {
                     let pending = self.progress.pending();
                     self.shared.say(&format!(
